@@ -1,0 +1,239 @@
+//! The admin API under `/_mock/`: health, reset, configuration, journal, store dumps and the
+//! clock. JSON in and out; never confused with Tecton's own paths, and never journaled.
+
+use std::sync::Arc;
+
+use axum::extract::{Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::{json, Value as Json_};
+
+use crate::duration;
+use crate::repo::ViewKind;
+use crate::schema::{format_rfc3339, parse_timestamp};
+use crate::state::MockState;
+use crate::store::OnlineEntry;
+
+type AppState = State<Arc<MockState>>;
+
+/// The admin routes, to be nested under `/_mock`.
+pub fn routes() -> Router<Arc<MockState>> {
+    Router::new()
+        .route("/health", get(health))
+        .route("/reset", post(reset))
+        .route("/config", get(config))
+        .route("/journal", get(journal))
+        .route("/online", get(online))
+        .route("/offline", get(offline))
+        .route("/clock", get(clock).post(set_clock))
+}
+
+fn bad_request(message: impl Into<String>) -> Response {
+    (
+        StatusCode::BAD_REQUEST,
+        Json(json!({"error": message.into()})),
+    )
+        .into_response()
+}
+
+fn not_found(message: impl Into<String>) -> Response {
+    (
+        StatusCode::NOT_FOUND,
+        Json(json!({"error": message.into()})),
+    )
+        .into_response()
+}
+
+async fn health(State(s): AppState) -> Json<Json_> {
+    Json(json!({
+        "status": "ok",
+        "version": env!("CARGO_PKG_VERSION"),
+        "journal": s.journal.counters(),
+    }))
+}
+
+async fn reset(State(s): AppState) -> Json<Json_> {
+    s.reset();
+    Json(json!({"reset": true}))
+}
+
+async fn config(State(s): AppState) -> Json<Json_> {
+    let repo = &s.repo;
+    Json(json!({
+        "records_per_source": s.records_per_source,
+        "max_body_bytes": s.max_body_bytes,
+        "journal_body_bytes": s.journal.body_limit(),
+        "workspaces": repo.workspaces.iter().map(|w| json!({"name": w.name, "live": w.live})).collect::<Vec<_>>(),
+        "service_accounts": repo.service_accounts.iter().map(|a| json!({"name": a.name, "roles": a.roles})).collect::<Vec<_>>(),
+        "push_sources": repo.push_sources.iter().map(|p| json!({
+            "name": p.name,
+            "timestamp_field": p.timestamp_field,
+            "log_offline": p.log_offline,
+            "schema": p.schema.fields.iter().map(|f| json!({"name": f.name, "type": f.data_type.to_string()})).collect::<Vec<_>>(),
+            "feature_views": repo.views_of_source(&p.name).into_iter().map(|i| &repo.feature_views[i].name).collect::<Vec<_>>(),
+        })).collect::<Vec<_>>(),
+        "feature_views": repo.feature_views.iter().map(|v| json!({
+            "name": v.name,
+            "id": v.id,
+            "sources": v.sources,
+            "join_keys": v.join_keys.iter().map(|(k, _)| k).collect::<Vec<_>>(),
+            "online": v.online,
+            "offline": v.offline,
+            "ttl": v.ttl().map(|t| duration::Human(t).to_string()),
+            "feature_start_time": v.feature_start_time.map(format_rfc3339),
+            "features": v.features().into_iter().map(|(n, t)| json!({"name": n, "type": t.to_string()})).collect::<Vec<_>>(),
+        })).collect::<Vec<_>>(),
+        "feature_services": repo.feature_services.iter().map(|fs| json!({
+            "name": fs.name,
+            "features": fs.views.iter().flat_map(|v| v.features.iter().map(move |f| format!("{}.{f}", v.view))).collect::<Vec<_>>(),
+        })).collect::<Vec<_>>(),
+    }))
+}
+
+#[derive(Deserialize)]
+struct JournalQuery {
+    #[serde(default)]
+    since: u64,
+    limit: Option<usize>,
+}
+
+async fn journal(State(s): AppState, Query(q): Query<JournalQuery>) -> Json<Json_> {
+    let entries = s.journal.entries(q.since, q.limit.unwrap_or(10_000));
+    let next = entries.last().map_or(q.since, |e| e.seq + 1);
+    Json(json!({"counters": s.journal.counters(), "next": next, "entries": entries}))
+}
+
+#[derive(Deserialize)]
+struct ViewQuery {
+    view: Option<String>,
+}
+
+async fn online(State(s): AppState, Query(q): Query<ViewQuery>) -> Response {
+    let repo = &s.repo;
+    let views: Vec<usize> = match &q.view {
+        Some(name) => match repo.feature_views.iter().position(|v| &v.name == name) {
+            Some(i) => vec![i],
+            None => return not_found(format!("no feature view named `{name}`")),
+        },
+        None => (0..repo.feature_views.len()).collect(),
+    };
+    let mut out = Vec::new();
+    for i in views {
+        let view = &repo.feature_views[i];
+        let keys: Vec<String> = view.join_keys.iter().map(|(k, _)| k.clone()).collect();
+        let columns: Vec<&str> = match &view.kind {
+            ViewKind::Attributes { attributes, .. } => {
+                attributes.iter().map(|a| a.column.as_str()).collect()
+            }
+            ViewKind::Aggregates { features, .. } => {
+                features.iter().map(|f| f.column.as_str()).collect()
+            }
+        };
+        let entities: Vec<Json_> = s
+            .online
+            .dump(i)
+            .into_iter()
+            .map(|(key, entry)| match entry {
+                OnlineEntry::Attributes(row) => json!({
+                    "join_keys": key.to_json(&keys),
+                    "timestamp": format_rfc3339(row.ts),
+                    "seq": row.seq,
+                    "values": columns.iter().zip(&row.values).map(|(c, v)| (c.to_string(), v.to_plain_json())).collect::<serde_json::Map<_, _>>(),
+                }),
+                OnlineEntry::Events(events) => json!({
+                    "join_keys": key.to_json(&keys),
+                    "events": events.iter().map(|e| json!({
+                        "timestamp": format_rfc3339(e.ts),
+                        "seq": e.seq,
+                        "values": e.values.iter().map(|v| v.to_plain_json()).collect::<Vec<_>>(),
+                    })).collect::<Vec<_>>(),
+                }),
+            })
+            .collect();
+        out.push(json!({"feature_view": view.name, "entities": entities}));
+    }
+    Json(json!({"online": out})).into_response()
+}
+
+#[derive(Deserialize)]
+struct SourceQuery {
+    source: Option<String>,
+}
+
+async fn offline(State(s): AppState, Query(q): Query<SourceQuery>) -> Response {
+    let repo = &s.repo;
+    let sources: Vec<usize> = match &q.source {
+        Some(name) => match repo.push_sources.iter().position(|p| &p.name == name) {
+            Some(i) => vec![i],
+            None => return not_found(format!("no push source named `{name}`")),
+        },
+        None => (0..repo.push_sources.len()).collect(),
+    };
+    let mut out = Vec::new();
+    for i in sources {
+        let source = &repo.push_sources[i];
+        let rows: Vec<Json_> = s
+            .offline
+            .rows(i)
+            .into_iter()
+            .map(|r| {
+                let record: serde_json::Map<_, _> = source
+                    .schema
+                    .fields
+                    .iter()
+                    .zip(&r.values)
+                    .map(|(f, v)| (f.name.clone(), v.to_plain_json()))
+                    .collect();
+                json!({"seq": r.seq, "request": r.request, "ingested_at": format_rfc3339(r.ingested_at), "record": record})
+            })
+            .collect();
+        out.push(json!({"push_source": source.name, "rows": rows}));
+    }
+    Json(json!({"offline": out})).into_response()
+}
+
+fn clock_json(s: &MockState) -> Json_ {
+    let now = s.clock.now();
+    json!({"now": format_rfc3339(now), "now_ns": now, "virtual": s.clock.is_virtual()})
+}
+
+async fn clock(State(s): AppState) -> Json<Json_> {
+    Json(clock_json(&s))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ClockChange {
+    set: Option<String>,
+    advance: Option<String>,
+    #[serde(default)]
+    wall: bool,
+}
+
+async fn set_clock(State(s): AppState, body: axum::body::Bytes) -> Response {
+    let change: ClockChange = match serde_json::from_slice(&body) {
+        Ok(c) => c,
+        Err(e) => return bad_request(format!("expected {{\"set\": \"<timestamp>\"}}, {{\"advance\": \"10m\"}} or {{\"wall\": true}}: {e}")),
+    };
+    if change.wall {
+        s.clock.use_wall();
+    }
+    if let Some(at) = &change.set {
+        match parse_timestamp(at) {
+            Ok(ns) => s.clock.set(ns),
+            Err(e) => return bad_request(e.to_string()),
+        }
+    }
+    if let Some(by) = &change.advance {
+        match duration::parse(by) {
+            Ok(d) => {
+                s.clock.advance(d);
+            }
+            Err(e) => return bad_request(e.to_string()),
+        }
+    }
+    Json(clock_json(&s)).into_response()
+}

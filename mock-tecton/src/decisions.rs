@@ -1,0 +1,62 @@
+//! Every choice the mock makes where Tecton's behaviour is not documented, in one place.
+//!
+//! Each item names the gap (see `spec/tecton-api.md` §8 and `DESIGN.md`, "Decisions where
+//! Tecton's behaviour is unknown") and what the mock does about it. When Tecton's behaviour
+//! becomes known, this is the file to change.
+
+use serde_json::Value as Json;
+
+/// Records per push source in one ingest request. Tecton documents no hard limit; its Kafka
+/// Connect sink recommends 10 and Snowflake's successor API enforces 10, so the mock does too
+/// (configurable). Over the limit is a 400 `RequestValidationError`.
+pub const DEFAULT_RECORDS_PER_SOURCE: usize = 10;
+
+/// Largest request body accepted before answering 413. Tecton documents none for ingest; the
+/// feature server caps request data at 4 MB, which the mock uses for both.
+pub const DEFAULT_MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
+
+/// Journal entries kept before the oldest are let go (counters keep counting).
+pub const DEFAULT_JOURNAL_CAPACITY: usize = 100_000;
+
+/// Request and response bodies longer than this are cut in the journal (the size is still kept).
+pub const JOURNAL_BODY_BYTES: usize = 64 * 1024;
+
+/// JSON nesting deeper than this is refused with a 400 before any validation.
+pub const MAX_JSON_DEPTH: usize = 64;
+
+/// Int64/Int32 fields accept JSON integers only: `"1"` and `1.0` are schema mismatches. Tecton's
+/// examples send numbers; coercion is unconfirmed, and a strict mock catches sinks that
+/// stringify numbers.
+pub fn ingest_int(json: &Json) -> Option<i64> {
+    json.as_i64()
+}
+
+/// Float64/Float32 fields accept any JSON number. The strings `"NaN"`, `"Infinity"` and
+/// `"-Infinity"` (the feature server's output encoding) are refused on ingest: acceptance is
+/// unconfirmed and a sink that emits them is likely sending garbage.
+pub fn ingest_float(json: &Json) -> Option<f64> {
+    json.as_f64()
+}
+
+/// `errorType` values for ingest failures that Tecton does not document. Only
+/// `RequestValidationError` and `TectonObjectValidationError` are documented.
+pub mod error_type {
+    /// Documented: a malformed request.
+    pub const REQUEST_VALIDATION: &str = "RequestValidationError";
+    /// Documented: a record that fails validation against a feature view.
+    pub const TECTON_OBJECT_VALIDATION: &str = "TectonObjectValidationError";
+    /// 401: the `Authorization` header is missing or the key is unknown.
+    pub const UNAUTHENTICATED: &str = "UnauthenticatedError";
+    /// 403: the key's role may not write to the workspace.
+    pub const PERMISSION_DENIED: &str = "PermissionDeniedError";
+    /// 404: no such workspace, push source, or no online feature view subscribed to it.
+    pub const NOT_FOUND: &str = "NotFoundError";
+    /// 405: the path exists but not for this method.
+    pub const METHOD_NOT_ALLOWED: &str = "MethodNotAllowedError";
+    /// 413: the body is larger than the configured limit.
+    pub const PAYLOAD_TOO_LARGE: &str = "PayloadTooLargeError";
+    /// 429: throttled (only ever produced by an injected fault).
+    pub const RESOURCE_EXHAUSTED: &str = "ResourceExhaustedError";
+    /// 5xx: internal error (only ever produced by an injected fault).
+    pub const INTERNAL: &str = "InternalError";
+}

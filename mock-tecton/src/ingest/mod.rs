@@ -1,0 +1,305 @@
+//! Tecton's Stream Ingest API: `POST /ingest` and `POST /v2/ingest`.
+//!
+//! A request is checked in this order, and the first failure answers: the key (401), the body
+//! size (413, in the server), the JSON (400), the envelope (400), the workspace (404), the key's
+//! role (403), the workspace being live (400), each push source (404), the per-source record
+//! limit (400), then every record against its schema and its feature views' TTLs (400 with
+//! `recordErrors`). Only a request with no error writes anything, and it writes the online and
+//! offline stores before the 200 is returned.
+
+mod error;
+mod plan;
+mod request;
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use serde::Serialize;
+
+pub use error::{request_error, IngestError, RecordError};
+pub use plan::{IngestPlan, Subscription};
+pub use request::{parse as parse_request, Dialect, IngestRequest};
+
+use crate::decisions::error_type;
+use crate::duration::Human;
+use crate::repo::{Repository, Role, ServiceAccount};
+use crate::schema::{format_rfc3339, validate_record, Value};
+use crate::store::{AttributeRow, EntityKey, OfflineLog, OfflineRow, OnlineStore, StoredEvent};
+
+/// What the ingest path needs from the mock.
+pub struct IngestContext<'a> {
+    /// The repository.
+    pub repo: &'a Repository,
+    /// Precomputed routing of sources to views.
+    pub plan: &'a IngestPlan,
+    /// The online store.
+    pub online: &'a OnlineStore,
+    /// The offline log.
+    pub offline: &'a OfflineLog,
+    /// Record sequence numbers.
+    pub record_seq: &'a AtomicU64,
+    /// Max records per push source per request.
+    pub records_per_source: usize,
+    /// Mock time now.
+    pub now: i64,
+    /// Journal sequence number of this request.
+    pub request_seq: u64,
+}
+
+/// The documented success body.
+#[derive(Debug, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct IngestResponse {
+    /// The workspace written.
+    pub workspace_name: String,
+    /// Counts per feature view.
+    pub ingest_metrics: IngestMetrics,
+}
+
+/// `ingestMetrics` of the success body.
+#[derive(Debug, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct IngestMetrics {
+    /// One entry per feature view subscribed to a source in the request.
+    pub feature_view_ingest_metrics: Vec<FeatureViewMetric>,
+}
+
+/// Counts for one feature view; int64 counts are strings, as in protobuf JSON.
+#[derive(Debug, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct FeatureViewMetric {
+    /// The feature view.
+    pub feature_view_name: String,
+    /// Records written to the online store.
+    pub online_record_ingest_count: String,
+    /// Records written to the offline store.
+    pub offline_record_ingest_count: String,
+    /// The view's id.
+    pub feature_view_id: String,
+}
+
+/// A record that passed validation, ready to write.
+struct Checked {
+    source: usize,
+    values: Vec<Value>,
+    ts: i64,
+}
+
+/// Handles a raw request body for an authenticated account: strict JSON, the envelope of
+/// `dialect`, then [`ingest`]. The server and the property tests both enter here.
+pub fn handle_body(
+    ctx: &IngestContext<'_>,
+    account: &ServiceAccount,
+    dialect: Dialect,
+    body: &[u8],
+) -> Result<IngestResponse, IngestError> {
+    let json = crate::json::parse_strict(body).map_err(IngestError::Invalid)?;
+    let request = parse_request(json, dialect)?;
+    ingest(ctx, account, request)
+}
+
+/// Handles one parsed ingest request for an authenticated account.
+pub fn ingest(
+    ctx: &IngestContext<'_>,
+    account: &ServiceAccount,
+    req: IngestRequest,
+) -> Result<IngestResponse, IngestError> {
+    let repo = ctx.repo;
+    let ws = repo
+        .workspace(&req.workspace)
+        .ok_or_else(|| IngestError::NotFound(format!("Workspace `{}` not found", req.workspace)))?;
+    let allowed = if req.dry_run {
+        Role::may_dry_run
+    } else {
+        Role::may_write
+    };
+    if !account.can(&ws.name, allowed) {
+        let what = if req.dry_run {
+            "validate records in"
+        } else {
+            "write to"
+        };
+        return Err(IngestError::PermissionDenied(format!(
+            "Service account `{}` is not authorized to {what} workspace `{}`",
+            account.name, ws.name
+        )));
+    }
+    if !ws.live && !req.dry_run {
+        return Err(IngestError::Invalid(format!(
+            "Workspace `{}` is not a live workspace; only dry_run requests are accepted",
+            ws.name
+        )));
+    }
+
+    let mut sources = Vec::with_capacity(req.records.len());
+    for (name, records) in &req.records {
+        let source = ctx.plan.source_index(name).ok_or_else(|| {
+            IngestError::NotFound(format!(
+                "Push source `{name}` not found in workspace `{}`",
+                ws.name
+            ))
+        })?;
+        let subs = ctx.plan.subscriptions(source);
+        if !subs.iter().any(|s| s.online) && !req.dry_run {
+            return Err(IngestError::NotFound(format!(
+                "No online Stream Feature View is subscribed to push source `{name}`"
+            )));
+        }
+        if records.len() > ctx.records_per_source {
+            return Err(IngestError::Invalid(format!(
+                "Too many records for push source `{name}`: {} (at most {} per request)",
+                records.len(),
+                ctx.records_per_source
+            )));
+        }
+        sources.push(source);
+    }
+
+    let mut checked = Vec::new();
+    let mut errors = Vec::new();
+    for ((name, records), &source) in req.records.iter().zip(&sources) {
+        let push = &repo.push_sources[source];
+        let subs = ctx.plan.subscriptions(source);
+        for (i, record) in records.iter().enumerate() {
+            match validate_record(&push.schema, record) {
+                Err(field_errors) => {
+                    let message = field_errors
+                        .iter()
+                        .map(ToString::to_string)
+                        .collect::<Vec<_>>()
+                        .join("; ");
+                    for sub in subs {
+                        errors.push(RecordError {
+                            feature_view_name: repo.feature_views[sub.view].name.clone(),
+                            push_source_name: name.clone(),
+                            error_type: error_type::TECTON_OBJECT_VALIDATION,
+                            error_message: format!("record {i}: {message}"),
+                        });
+                    }
+                }
+                Ok(values) => {
+                    let ts = match values[ctx.plan.timestamp_index(source)] {
+                        Value::Timestamp(ts) => ts,
+                        // The schema marks the event-time field non-null Timestamp.
+                        _ => continue,
+                    };
+                    for sub in subs {
+                        if let Some(ttl) = sub.ttl {
+                            // A value is servable while now < ts + ttl.
+                            if ctx.now >= ts.saturating_add(ttl) {
+                                let view = &repo.feature_views[sub.view].name;
+                                errors.push(RecordError {
+                                    feature_view_name: view.clone(),
+                                    push_source_name: name.clone(),
+                                    error_type: error_type::TECTON_OBJECT_VALIDATION,
+                                    error_message: format!(
+                                        "record {i}: timestamp value {} is outside of the serving TTL ({}) defined for Feature View {view}",
+                                        format_rfc3339(ts),
+                                        Human(ttl)
+                                    ),
+                                });
+                            }
+                        }
+                    }
+                    checked.push(Checked { source, values, ts });
+                }
+            }
+        }
+    }
+    if !errors.is_empty() {
+        return Err(IngestError::Records {
+            workspace: ws.name.clone(),
+            errors,
+        });
+    }
+
+    let mut metrics: Vec<(usize, u64, u64)> = Vec::new();
+    for &source in &sources {
+        for sub in ctx.plan.subscriptions(source) {
+            if !metrics.iter().any(|m| m.0 == sub.view) {
+                metrics.push((sub.view, 0, 0));
+            }
+        }
+    }
+    if !req.dry_run {
+        for rec in checked {
+            write(ctx, rec, &mut metrics);
+        }
+    }
+    Ok(IngestResponse {
+        workspace_name: ws.name.clone(),
+        ingest_metrics: IngestMetrics {
+            feature_view_ingest_metrics: metrics
+                .into_iter()
+                .map(|(view, online, offline)| FeatureViewMetric {
+                    feature_view_name: repo.feature_views[view].name.clone(),
+                    online_record_ingest_count: online.to_string(),
+                    offline_record_ingest_count: offline.to_string(),
+                    feature_view_id: repo.feature_views[view].id.clone(),
+                })
+                .collect(),
+        },
+    })
+}
+
+fn write(ctx: &IngestContext<'_>, rec: Checked, metrics: &mut [(usize, u64, u64)]) {
+    let seq = ctx.record_seq.fetch_add(1, Ordering::Relaxed);
+    let push = &ctx.repo.push_sources[rec.source];
+    for sub in ctx.plan.subscriptions(rec.source) {
+        // Events before feature_start_time are not materialized, online or offline.
+        if sub.feature_start_time.is_some_and(|fst| rec.ts < fst) {
+            continue;
+        }
+        let Some(m) = metrics.iter_mut().find(|m| m.0 == sub.view) else {
+            continue;
+        };
+        if sub.offline && push.log_offline {
+            m.2 += 1;
+        }
+        if !sub.online {
+            continue;
+        }
+        let Some(key) = EntityKey::from_values(sub.key_columns.iter().map(|&c| &rec.values[c]))
+        else {
+            continue;
+        };
+        let values: Vec<Value> = sub
+            .value_columns
+            .iter()
+            .map(|&c| rec.values[c].clone())
+            .collect();
+        if sub.attributes {
+            ctx.online.put_attributes(
+                sub.view,
+                key,
+                AttributeRow {
+                    ts: rec.ts,
+                    seq,
+                    values,
+                },
+            );
+        } else {
+            ctx.online.put_event(
+                sub.view,
+                key,
+                StoredEvent {
+                    ts: rec.ts,
+                    seq,
+                    values,
+                },
+            );
+        }
+        m.1 += 1;
+    }
+    if push.log_offline {
+        ctx.offline.append(
+            rec.source,
+            OfflineRow {
+                seq,
+                request: ctx.request_seq,
+                ingested_at: ctx.now,
+                ts: rec.ts,
+                values: rec.values,
+            },
+        );
+    }
+}

@@ -1,0 +1,90 @@
+//! Which feature views each push source feeds, with column positions resolved once at start-up
+//! so the request path does no name lookups.
+
+use crate::repo::{Repository, ViewKind};
+
+/// One feature view subscribed to one push source.
+#[derive(Debug, Clone)]
+pub struct Subscription {
+    /// Index of the feature view in the repository.
+    pub view: usize,
+    /// Source columns of the view's join keys, in order.
+    pub key_columns: Vec<usize>,
+    /// Source columns of the view's inputs: attributes, or each aggregate's column.
+    pub value_columns: Vec<usize>,
+    /// Whether the view is an attribute view.
+    pub attributes: bool,
+    /// The view's TTL (attribute views).
+    pub ttl: Option<i64>,
+    /// The view's feature_start_time.
+    pub feature_start_time: Option<i64>,
+    /// Written online.
+    pub online: bool,
+    /// Written offline.
+    pub offline: bool,
+}
+
+/// Routing for every push source.
+#[derive(Debug, Clone)]
+pub struct IngestPlan {
+    names: Vec<String>,
+    timestamp: Vec<usize>,
+    subscriptions: Vec<Vec<Subscription>>,
+}
+
+impl IngestPlan {
+    /// Resolves every push source's subscriptions. The repository is validated, so every
+    /// column exists; a column that does not is skipped rather than panicking.
+    pub fn new(repo: &Repository) -> Self {
+        let mut plan = IngestPlan {
+            names: Vec::new(),
+            timestamp: Vec::new(),
+            subscriptions: Vec::new(),
+        };
+        for source in &repo.push_sources {
+            let col = |name: &str| source.schema.index_of(name);
+            let mut subs = Vec::new();
+            for view_idx in repo.views_of_source(&source.name) {
+                let view = &repo.feature_views[view_idx];
+                let (columns, attributes): (Vec<&str>, bool) = match &view.kind {
+                    ViewKind::Attributes { attributes, .. } => {
+                        (attributes.iter().map(|a| a.column.as_str()).collect(), true)
+                    }
+                    ViewKind::Aggregates { features, .. } => {
+                        (features.iter().map(|f| f.column.as_str()).collect(), false)
+                    }
+                };
+                subs.push(Subscription {
+                    view: view_idx,
+                    key_columns: view.join_keys.iter().filter_map(|(k, _)| col(k)).collect(),
+                    value_columns: columns.into_iter().filter_map(col).collect(),
+                    attributes,
+                    ttl: view.ttl(),
+                    feature_start_time: view.feature_start_time,
+                    online: view.online,
+                    offline: view.offline,
+                });
+            }
+            plan.names.push(source.name.clone());
+            plan.timestamp
+                .push(col(&source.timestamp_field).unwrap_or(0));
+            plan.subscriptions.push(subs);
+        }
+        plan
+    }
+
+    /// A push source's index by name.
+    pub fn source_index(&self, name: &str) -> Option<usize> {
+        self.names.iter().position(|n| n == name)
+    }
+
+    /// The views fed by a source.
+    pub fn subscriptions(&self, source: usize) -> &[Subscription] {
+        &self.subscriptions[source]
+    }
+
+    /// The column of a source's event time.
+    pub fn timestamp_index(&self, source: usize) -> usize {
+        self.timestamp[source]
+    }
+}

@@ -1,0 +1,41 @@
+//! A local server that answers Tecton's Stream Ingest API the way Tecton does, for testing
+//! anything that writes to Tecton.
+//!
+//! Start it in-process on an ephemeral loopback port, point the code under test at
+//! [`MockTecton::url`], then read what happened from the journal and the stores:
+//!
+//! ```no_run
+//! # async fn demo() -> std::io::Result<()> {
+//! use mock_tecton::{Config, MockTecton};
+//!
+//! let mock = MockTecton::start(Config::default()).await?; // the embedded fraud demo
+//! // ... run the sink against format!("{}/ingest", mock.url()) ...
+//! for entry in mock.journal() {
+//!     println!("{} {} -> {}", entry.method, entry.path, entry.status);
+//! }
+//! # Ok(()) }
+//! ```
+//!
+//! Modules are named after Tecton's domain: [`repo`] (feature repository), [`schema`] (types,
+//! timestamps, record validation), [`ingest`] (Stream Ingest API), [`store`] (online and
+//! offline stores), [`engine`] (aggregations), [`clock`], [`journal`], [`admin`] (the
+//! `/_mock/` API). [`decisions`] holds every choice made where Tecton's behaviour is unknown.
+
+pub mod admin;
+pub mod clock;
+pub mod config;
+pub mod decisions;
+pub mod duration;
+pub mod engine;
+pub mod ingest;
+pub mod journal;
+pub mod json;
+pub mod repo;
+pub mod schema;
+mod server;
+pub mod state;
+pub mod store;
+
+pub use config::Config;
+pub use repo::Repository;
+pub use server::MockTecton;

@@ -1,0 +1,76 @@
+//! Everything one mock instance shares between requests. No field is behind a global lock.
+
+use std::sync::atomic::AtomicU64;
+
+use crate::clock::Clock;
+use crate::config::Config;
+use crate::ingest::{IngestContext, IngestPlan};
+use crate::journal::Journal;
+use crate::repo::Repository;
+use crate::store::{OfflineLog, OnlineStore};
+
+/// Shared state of a running mock.
+#[derive(Debug)]
+pub struct MockState {
+    /// The feature repository.
+    pub repo: Repository,
+    /// Source-to-view routing.
+    pub plan: IngestPlan,
+    /// Now.
+    pub clock: Clock,
+    /// Every exchange.
+    pub journal: Journal,
+    /// What the feature server reads.
+    pub online: OnlineStore,
+    /// Every logged record.
+    pub offline: OfflineLog,
+    /// Next record sequence number.
+    pub record_seq: AtomicU64,
+    /// Per-source record limit.
+    pub records_per_source: usize,
+    /// Body size limit.
+    pub max_body_bytes: usize,
+}
+
+impl MockState {
+    /// Builds the state for a configuration.
+    pub fn new(config: &Config) -> Self {
+        let repo = config.repository.clone();
+        MockState {
+            plan: IngestPlan::new(&repo),
+            clock: config
+                .virtual_start
+                .map_or_else(Clock::wall, Clock::virtual_at),
+            journal: Journal::new(config.journal_capacity, config.journal_body_bytes),
+            online: OnlineStore::new(repo.feature_views.len()),
+            offline: OfflineLog::new(repo.push_sources.len()),
+            record_seq: AtomicU64::new(0),
+            records_per_source: config.records_per_source,
+            max_body_bytes: config.max_body_bytes,
+            repo,
+        }
+    }
+
+    /// The ingest path's view of the state.
+    pub fn ingest_context(&self, request_seq: u64) -> IngestContext<'_> {
+        IngestContext {
+            repo: &self.repo,
+            plan: &self.plan,
+            online: &self.online,
+            offline: &self.offline,
+            record_seq: &self.record_seq,
+            records_per_source: self.records_per_source,
+            now: self.clock.now(),
+            request_seq,
+        }
+    }
+
+    /// Empties stores and journal; the repository and clock stay.
+    pub fn reset(&self) {
+        self.online.clear();
+        self.offline.clear();
+        self.journal.clear();
+        self.record_seq
+            .store(0, std::sync::atomic::Ordering::Relaxed);
+    }
+}
