@@ -143,12 +143,12 @@ async fn online(State(s): AppState, Query(q): Query<ViewQuery>) -> Response {
                     "seq": row.seq,
                     "values": columns.iter().zip(&row.values).map(|(c, v)| (c.to_string(), v.to_plain_json())).collect::<serde_json::Map<_, _>>(),
                 }),
-                OnlineEntry::Events(events) => json!({
+                OnlineEntry::Aggregates(series) => json!({
                     "join_keys": key.to_json(&keys),
-                    "events": events.iter().map(|e| json!({
-                        "timestamp": format_rfc3339(e.ts),
-                        "seq": e.seq,
-                        "values": e.values.iter().map(|v| v.to_plain_json()).collect::<Vec<_>>(),
+                    "events": series.events().map(|(ts, seq, values)| json!({
+                        "timestamp": format_rfc3339(ts),
+                        "seq": seq,
+                        "values": values.iter().map(|v| v.to_plain_json()).collect::<Vec<_>>(),
                     })).collect::<Vec<_>>(),
                 }),
             })

@@ -114,6 +114,15 @@ mod tests {
         assert!(parse_strict(br#"{"a":{"a":1}}"#).is_ok());
     }
 
+    /// serde_json's fast float parser can land one ULP off; a mock that alters pushed values
+    /// would report skew that the sink did not cause.
+    #[test]
+    fn regression_floats_parse_exactly_not_one_ulp_off() {
+        let x = -932_399.532_089_643_1_f64;
+        let text = serde_json::to_string(&x).unwrap();
+        assert_eq!(parse_strict(text.as_bytes()).unwrap().as_f64(), Some(x));
+    }
+
     #[test]
     fn hostile_bodies_get_errors_not_panics() {
         let deep = "[".repeat(100_000);

@@ -1,4 +1,5 @@
 //! The Stream Ingest API, row by row of the status table in Tecton's docs, driven over HTTP.
+#![allow(clippy::unwrap_used)]
 
 mod common;
 

@@ -23,7 +23,7 @@ use crate::decisions::error_type;
 use crate::duration::Human;
 use crate::repo::{Repository, Role, ServiceAccount};
 use crate::schema::{format_rfc3339, validate_record, Value};
-use crate::store::{AttributeRow, EntityKey, OfflineLog, OfflineRow, OnlineStore, StoredEvent};
+use crate::store::{AttributeRow, EntityKey, OfflineLog, OfflineRow, OnlineStore};
 
 /// What the ingest path needs from the mock.
 pub struct IngestContext<'a> {
@@ -278,15 +278,7 @@ fn write(ctx: &IngestContext<'_>, rec: Checked, metrics: &mut [(usize, u64, u64)
                 },
             );
         } else {
-            ctx.online.put_event(
-                sub.view,
-                key,
-                StoredEvent {
-                    ts: rec.ts,
-                    seq,
-                    values,
-                },
-            );
+            ctx.online.put_event(sub.view, key, rec.ts, seq, values);
         }
         m.1 += 1;
     }

@@ -212,6 +212,39 @@ impl FeatureView {
         out
     }
 
+    /// What the engine needs to aggregate this view, or `None` for an attribute view.
+    /// Aggregations are in declaration order, the order of their input columns in the store.
+    pub fn series_spec(&self) -> Option<crate::engine::SeriesSpec> {
+        use crate::engine::{Aggregation, Mode, SeriesSpec};
+        let ViewKind::Aggregates {
+            mode,
+            aggregation_interval,
+            features,
+        } = &self.kind
+        else {
+            return None;
+        };
+        Some(SeriesSpec {
+            mode: match mode {
+                StreamProcessingMode::Continuous => Mode::Continuous,
+                // Validation guarantees an interval for TIME_INTERVAL views.
+                StreamProcessingMode::TimeInterval => Mode::TimeInterval {
+                    interval: aggregation_interval.unwrap_or(crate::duration::MINUTE),
+                },
+            },
+            aggregations: features
+                .iter()
+                .map(|f| Aggregation {
+                    function: f.function,
+                    input_type: f.input_type.clone(),
+                    window: f.window,
+                    offset: f.offset,
+                })
+                .collect(),
+            feature_start_time: self.feature_start_time,
+        })
+    }
+
     /// The serving TTL of an attribute view, if any.
     pub fn ttl(&self) -> Option<i64> {
         match &self.kind {

@@ -9,7 +9,7 @@ mod offline;
 mod online;
 
 pub use offline::{OfflineLog, OfflineRow};
-pub use online::{AttributeRow, OnlineEntry, OnlineStore, StoredEvent};
+pub use online::{AttributeRow, OnlineEntry, OnlineStore};
 
 use crate::schema::Value;
 

@@ -3,6 +3,8 @@
 use dashmap::DashMap;
 
 use super::EntityKey;
+use crate::engine::{SameTimestamp, Series, SeriesSpec};
+use crate::repo::Repository;
 use crate::schema::Value;
 
 /// The latest row of an attribute view for one entity.
@@ -16,38 +18,34 @@ pub struct AttributeRow {
     pub values: Vec<Value>,
 }
 
-/// One projected event of an aggregate view.
-#[derive(Debug, Clone, PartialEq)]
-pub struct StoredEvent {
-    /// Event time.
-    pub ts: i64,
-    /// Ingestion sequence number (orders equal timestamps).
-    pub seq: u64,
-    /// Input value of each aggregate feature, in the view's aggregation order.
-    pub values: Vec<Value>,
-}
-
 /// What the online store holds for one entity of one view.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub enum OnlineEntry {
     /// An attribute view's latest pushed row.
     Attributes(AttributeRow),
-    /// An aggregate view's events, in (ts, seq) order.
-    Events(Vec<StoredEvent>),
+    /// An aggregate view's events, tiled.
+    Aggregates(Series),
 }
 
 /// The online store of one mock instance: one concurrent map per feature view.
 #[derive(Debug)]
 pub struct OnlineStore {
     views: Vec<DashMap<EntityKey, OnlineEntry>>,
+    specs: Vec<Option<SeriesSpec>>,
 }
 
 impl OnlineStore {
-    /// An empty store for `view_count` feature views.
-    pub fn new(view_count: usize) -> Self {
+    /// An empty store for the repository's feature views.
+    pub fn new(repo: &Repository) -> Self {
         OnlineStore {
-            views: (0..view_count).map(|_| DashMap::new()).collect(),
+            views: repo.feature_views.iter().map(|_| DashMap::new()).collect(),
+            specs: repo.feature_views.iter().map(|v| v.series_spec()).collect(),
         }
+    }
+
+    /// The aggregation spec of an aggregate view.
+    pub fn spec(&self, view: usize) -> Option<&SeriesSpec> {
+        self.specs.get(view)?.as_ref()
     }
 
     /// Writes an attribute row. The most recently *pushed* row wins even when its event time is
@@ -58,15 +56,23 @@ impl OnlineStore {
 
     /// Adds an event to an aggregate view. An event with the same entity and timestamp replaces
     /// the stored one (last write wins).
-    pub fn put_event(&self, view: usize, key: EntityKey, event: StoredEvent) {
+    pub fn put_event(&self, view: usize, key: EntityKey, ts: i64, seq: u64, values: Vec<Value>) {
+        let Some(spec) = self.spec(view) else { return };
         let mut entry = self.views[view]
             .entry(key)
-            .or_insert_with(|| OnlineEntry::Events(Vec::new()));
-        if let OnlineEntry::Events(events) = entry.value_mut() {
-            match events.binary_search_by(|e| e.ts.cmp(&event.ts)) {
-                Ok(i) => events[i] = event,
-                Err(i) => events.insert(i, event),
-            }
+            .or_insert_with(|| OnlineEntry::Aggregates(Series::new(spec)));
+        if let OnlineEntry::Aggregates(series) = entry.value_mut() {
+            series.insert(spec, ts, seq, values, SameTimestamp::Replace);
+        }
+    }
+
+    /// Evaluates one entity's aggregate features at `t` without copying its events: one value
+    /// per aggregation in declaration order, or `None` when the entity has no events.
+    pub fn evaluate(&self, view: usize, key: &EntityKey, t: i64) -> Option<Vec<Value>> {
+        let spec = self.spec(view)?;
+        match self.views.get(view)?.get(key)?.value() {
+            OnlineEntry::Aggregates(series) => Some(series.evaluate(spec, t)),
+            OnlineEntry::Attributes(_) => None,
         }
     }
 
