@@ -12,7 +12,6 @@ use serde::Deserialize;
 use serde_json::{json, Value as Json_};
 
 use crate::duration;
-use crate::repo::ViewKind;
 use crate::schema::{format_rfc3339, parse_timestamp};
 use crate::state::MockState;
 use crate::store::OnlineEntry;
@@ -124,14 +123,7 @@ async fn online(State(s): AppState, Query(q): Query<ViewQuery>) -> Response {
     for i in views {
         let view = &repo.feature_views[i];
         let keys: Vec<String> = view.join_keys.iter().map(|(k, _)| k.clone()).collect();
-        let columns: Vec<&str> = match &view.kind {
-            ViewKind::Attributes { attributes, .. } => {
-                attributes.iter().map(|a| a.column.as_str()).collect()
-            }
-            ViewKind::Aggregates { features, .. } => {
-                features.iter().map(|f| f.column.as_str()).collect()
-            }
-        };
+        let columns = view.input_columns();
         let entities: Vec<Json_> = s
             .online
             .dump(i)
@@ -148,7 +140,7 @@ async fn online(State(s): AppState, Query(q): Query<ViewQuery>) -> Response {
                     "events": series.events().map(|(ts, seq, values)| json!({
                         "timestamp": format_rfc3339(ts),
                         "seq": seq,
-                        "values": values.iter().map(|v| v.to_plain_json()).collect::<Vec<_>>(),
+                        "values": columns.iter().zip(values).map(|(c, v)| (c.to_string(), v.to_plain_json())).collect::<serde_json::Map<_, _>>(),
                     })).collect::<Vec<_>>(),
                 }),
             })

@@ -151,12 +151,10 @@ impl Journal {
     }
 }
 
+/// Keeps at most `limit` bytes in a buffer of their own: a request body is often a slice of the
+/// connection's much larger read buffer, and holding the slice would pin all of it.
 fn cut(b: Bytes, limit: usize) -> Bytes {
-    if b.len() > limit {
-        b.slice(..limit)
-    } else {
-        b
-    }
+    Bytes::copy_from_slice(&b[..b.len().min(limit)])
 }
 
 #[cfg(test)]

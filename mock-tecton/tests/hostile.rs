@@ -1,6 +1,6 @@
 //! Hostile and generated input: every body gets a Tecton-format answer and never a panic, and
-#![allow(clippy::unwrap_used)]
 //! every acknowledged record is kept.
+#![allow(clippy::unwrap_used)]
 
 mod common;
 

@@ -76,6 +76,10 @@ pub struct Aggregation {
     pub window: i64,
     /// Window offset in nanoseconds (≤ 0): the window ends at `t + offset`.
     pub offset: i64,
+    /// Index of this aggregation's input column in each event's values. Aggregations over the
+    /// same column share it, so an event stores each input once (nine `amt` features cost one
+    /// value, not nine).
+    pub input: usize,
 }
 
 /// What a [`Series`] computes: the mode, the aggregations and `feature_start_time`.
@@ -90,6 +94,15 @@ pub struct SeriesSpec {
 }
 
 impl SeriesSpec {
+    /// How many input values each event carries: one past the largest `input` index.
+    pub fn input_count(&self) -> usize {
+        self.aggregations
+            .iter()
+            .map(|a| a.input + 1)
+            .max()
+            .unwrap_or(0)
+    }
+
     /// The internal tile size in nanoseconds (see the module docs).
     pub fn tile_size(&self) -> i64 {
         match self.mode {
@@ -173,9 +186,16 @@ impl Event {
 struct Tile {
     /// Sorted by `(ts, seq)`.
     events: Vec<Event>,
-    /// One per aggregation: the fold of `events`.
+    /// One per aggregation, the fold of `events`; empty while the tile is sparse (fewer than
+    /// [`DENSE_TILE`] events), where folding the events at read time costs about as much as
+    /// merging partials and the partials would dominate memory.
     partials: Vec<Partial>,
 }
+
+/// Events a tile holds before it keeps precomputed partials. Most tiles of a sparse entity
+/// hold one event; without this, a dozen 80-byte partials per event would make the online store
+/// several times larger than the events themselves.
+const DENSE_TILE: usize = 8;
 
 impl Tile {
     fn empty_partials(spec: &SeriesSpec) -> Vec<Partial> {
@@ -185,16 +205,18 @@ impl Tile {
             .collect()
     }
 
-    fn fold(partials: &mut [Partial], e: &Event) {
-        for (p, v) in partials.iter_mut().zip(&e.values) {
-            p.update(v, e.ts, e.seq);
+    fn fold(spec: &SeriesSpec, partials: &mut [Partial], e: &Event) {
+        for (p, a) in partials.iter_mut().zip(&spec.aggregations) {
+            if let Some(v) = e.values.get(a.input) {
+                p.update(v, e.ts, e.seq);
+            }
         }
     }
 
     fn rebuild(&mut self, spec: &SeriesSpec) {
         let mut partials = Self::empty_partials(spec);
         for e in &self.events {
-            Self::fold(&mut partials, e);
+            Self::fold(spec, &mut partials, e);
         }
         self.partials = partials;
     }
@@ -223,8 +245,8 @@ impl Series {
         }
     }
 
-    /// Adds an event at `ts` with ingestion sequence `seq`; `values[i]` is the input value of
-    /// `spec.aggregations[i]` (missing values read as null, extra ones are dropped).
+    /// Adds an event at `ts` with ingestion sequence `seq`; `values[a.input]` is the input value
+    /// of aggregation `a` (missing values read as null).
     ///
     /// With [`SameTimestamp::Replace`], stored events with the same `ts` are removed first;
     /// with [`SameTimestamp::Keep`], they stay and `seq` orders the ties.
@@ -236,13 +258,14 @@ impl Series {
         mut values: Vec<Value>,
         same_ts: SameTimestamp,
     ) {
-        values.resize(spec.aggregations.len(), Value::Null);
+        values.resize(spec.input_count(), Value::Null);
+        values.shrink_to_fit();
         let tile = self
             .tiles
             .entry(ts.div_euclid(self.tile_size))
             .or_insert_with(|| Tile {
                 events: Vec::new(),
-                partials: Tile::empty_partials(spec),
+                partials: Vec::new(),
             });
         let mut rebuild = false;
         if same_ts == SameTimestamp::Replace {
@@ -257,12 +280,17 @@ impl Series {
         let event = Event { ts, seq, values };
         let at = tile.events.partition_point(|e| e.key() <= event.key());
         let newest = at == tile.events.len();
-        if newest && !rebuild {
-            Tile::fold(&mut tile.partials, &event);
+        let dense = !tile.partials.is_empty();
+        if dense && newest && !rebuild {
+            Tile::fold(spec, &mut tile.partials, &event);
             tile.events.push(event);
         } else {
             tile.events.insert(at, event);
-            tile.rebuild(spec);
+            if dense || tile.events.len() >= DENSE_TILE {
+                tile.rebuild(spec);
+            } else {
+                tile.partials.clear();
+            }
         }
         self.len += 1;
     }
@@ -288,7 +316,7 @@ impl Series {
                 .map(|&j| Partial::new(&aggs[j].function))
                 .collect();
             if let Some((lo, hi)) = bounds[i] {
-                self.accumulate(lo, hi, &group, &mut acc);
+                self.accumulate(spec, lo, hi, &group, &mut acc);
             }
             for (&j, p) in group.iter().zip(&acc) {
                 out[j] = Some(p.finalize(&aggs[j].function, &aggs[j].input_type));
@@ -298,13 +326,20 @@ impl Series {
     }
 
     /// Folds the events with `lo <= ts <= hi` into `acc` (one partial per index in `group`).
-    fn accumulate(&self, lo: i64, hi: i64, group: &[usize], acc: &mut [Partial]) {
+    fn accumulate(
+        &self,
+        spec: &SeriesSpec,
+        lo: i64,
+        hi: i64,
+        group: &[usize],
+        acc: &mut [Partial],
+    ) {
         let size = i128::from(self.tile_size);
         let range = lo.div_euclid(self.tile_size)..=hi.div_euclid(self.tile_size);
         for (&k, tile) in self.tiles.range(range) {
             let start = i128::from(k) * size;
             let end = start + size - 1;
-            if start >= i128::from(lo) && end <= i128::from(hi) {
+            if start >= i128::from(lo) && end <= i128::from(hi) && !tile.partials.is_empty() {
                 for (p, &j) in acc.iter_mut().zip(group) {
                     if let Some(tp) = tile.partials.get(j) {
                         p.merge(tp);
@@ -314,7 +349,8 @@ impl Series {
                 let from = tile.events.partition_point(|e| e.ts < lo);
                 for e in tile.events[from..].iter().take_while(|e| e.ts <= hi) {
                     for (p, &j) in acc.iter_mut().zip(group) {
-                        if let Some(v) = e.values.get(j) {
+                        let input = spec.aggregations.get(j).map_or(usize::MAX, |a| a.input);
+                        if let Some(v) = e.values.get(input) {
                             p.update(v, e.ts, e.seq);
                         }
                     }
@@ -367,13 +403,19 @@ mod tests {
             input_type: input,
             window,
             offset,
+            input: 0,
         }
     }
 
+    /// A spec whose event values are one per aggregation, in order.
     fn spec(mode: Mode, aggregations: Vec<Aggregation>) -> SeriesSpec {
         SeriesSpec {
             mode,
-            aggregations,
+            aggregations: aggregations
+                .into_iter()
+                .enumerate()
+                .map(|(i, a)| Aggregation { input: i, ..a })
+                .collect(),
             feature_start_time: None,
         }
     }
@@ -794,6 +836,48 @@ mod tests {
         );
     }
 
+    /// Dense tiles (with precomputed partials) and sparse tiles (folded at read time) must give
+    /// the same answers, including after late events and replacements switch a tile over.
+    #[test]
+    fn dense_and_sparse_tiles_agree() {
+        let sp = spec(
+            Mode::TimeInterval {
+                interval: 10 * MINUTE,
+            },
+            vec![
+                agg("sum", DataType::Int64, HOUR, 0),
+                agg("max", DataType::Int64, HOUR, 0),
+                agg("count", DataType::Int64, HOUR, 0),
+            ],
+        );
+        let mut s = Series::new(&sp);
+        // 20 events in one 10-minute tile, newest first (every insert is late), one replaced.
+        for k in (0..20i64).rev() {
+            s.insert(
+                &sp,
+                at(12, 0, 0) + k * SECOND,
+                k as u64,
+                vec![Value::Int(k); 3],
+                SameTimestamp::Replace,
+            );
+        }
+        s.insert(
+            &sp,
+            at(12, 0, 19),
+            99,
+            vec![Value::Int(-5); 3],
+            SameTimestamp::Replace,
+        );
+        let got = s.evaluate(&sp, at(12, 10, 0));
+        let sum: i64 = (0..19).sum::<i64>() - 5;
+        assert_eq!(got, vec![Value::Int(sum), Value::Int(18), Value::Int(20)]);
+        assert_eq!(
+            s.tiles.values().next().map(|t| t.partials.len()),
+            Some(3),
+            "the tile became dense"
+        );
+    }
+
     #[test]
     fn tile_sizes() {
         let c = spec(
@@ -845,17 +929,16 @@ mod tests {
         };
         spec.aggregations
             .iter()
-            .enumerate()
-            .map(|(i, a)| {
+            .map(|a| {
                 if before {
                     return Expect::Exact(Value::Null);
                 }
                 let mut rows: Vec<&Raw> = events
                     .iter()
-                    .filter(|e| included(spec.mode, a, t, e.ts) && !e.values[i].is_null())
+                    .filter(|e| included(spec.mode, a, t, e.ts) && !e.values[a.input].is_null())
                     .collect();
                 rows.sort_by_key(|e| (e.ts, e.seq));
-                let vals: Vec<Value> = rows.iter().map(|e| e.values[i].clone()).collect();
+                let vals: Vec<Value> = rows.iter().map(|e| e.values[a.input].clone()).collect();
                 brute_one(&a.function, &a.input_type, &vals)
             })
             .collect()
@@ -1065,7 +1148,7 @@ mod tests {
                 aggregations: FUNCTIONS
                     .iter()
                     .zip(&windows)
-                    .map(|((f, col), (w, o))| agg(f, inputs[*col].clone(), *w, *o))
+                    .map(|((f, col), (w, o))| Aggregation { input: *col, ..agg(f, inputs[*col].clone(), *w, *o) })
                     .collect(),
                 feature_start_time: fst.map(|f| base + f),
             };
@@ -1078,7 +1161,8 @@ mod tests {
                     i.map_or(Value::Null, Value::Int),
                     s.map_or(Value::Null, |s| Value::String(format!("s{s}"))),
                 ];
-                let values: Vec<Value> = FUNCTIONS.iter().map(|(_, c)| cols[*c].clone()).collect();
+                // One value per column: aggregations find theirs through `input`.
+                let values: Vec<Value> = cols.to_vec();
                 let same = if replace { SameTimestamp::Replace } else { SameTimestamp::Keep };
                 if replace {
                     raw.retain(|e| e.ts != ts);

@@ -10,7 +10,7 @@ pub struct Subscription {
     pub view: usize,
     /// Source columns of the view's join keys, in order.
     pub key_columns: Vec<usize>,
-    /// Source columns of the view's inputs: attributes, or each aggregate's column.
+    /// Source columns of the view's inputs ([`crate::repo::FeatureView::input_columns`]).
     pub value_columns: Vec<usize>,
     /// Whether the view is an attribute view.
     pub attributes: bool,
@@ -46,18 +46,11 @@ impl IngestPlan {
             let mut subs = Vec::new();
             for view_idx in repo.views_of_source(&source.name) {
                 let view = &repo.feature_views[view_idx];
-                let (columns, attributes): (Vec<&str>, bool) = match &view.kind {
-                    ViewKind::Attributes { attributes, .. } => {
-                        (attributes.iter().map(|a| a.column.as_str()).collect(), true)
-                    }
-                    ViewKind::Aggregates { features, .. } => {
-                        (features.iter().map(|f| f.column.as_str()).collect(), false)
-                    }
-                };
+                let attributes = matches!(view.kind, ViewKind::Attributes { .. });
                 subs.push(Subscription {
                     view: view_idx,
                     key_columns: view.join_keys.iter().filter_map(|(k, _)| col(k)).collect(),
-                    value_columns: columns.into_iter().filter_map(col).collect(),
+                    value_columns: view.input_columns().into_iter().filter_map(col).collect(),
                     attributes,
                     ttl: view.ttl(),
                     feature_start_time: view.feature_start_time,

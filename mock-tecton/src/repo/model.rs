@@ -212,8 +212,29 @@ impl FeatureView {
         out
     }
 
+    /// The source columns this view stores per event, each once, in first-use order: the
+    /// attribute columns, or the distinct columns its aggregations read.
+    pub fn input_columns(&self) -> Vec<&str> {
+        let mut out: Vec<&str> = Vec::new();
+        let columns: Vec<&str> = match &self.kind {
+            ViewKind::Attributes { attributes, .. } => {
+                attributes.iter().map(|a| a.column.as_str()).collect()
+            }
+            ViewKind::Aggregates { features, .. } => {
+                features.iter().map(|f| f.column.as_str()).collect()
+            }
+        };
+        for c in columns {
+            if !out.contains(&c) {
+                out.push(c);
+            }
+        }
+        out
+    }
+
     /// What the engine needs to aggregate this view, or `None` for an attribute view.
-    /// Aggregations are in declaration order, the order of their input columns in the store.
+    /// Aggregations are in declaration order; each reads its column from
+    /// [`FeatureView::input_columns`].
     pub fn series_spec(&self) -> Option<crate::engine::SeriesSpec> {
         use crate::engine::{Aggregation, Mode, SeriesSpec};
         let ViewKind::Aggregates {
@@ -224,6 +245,7 @@ impl FeatureView {
         else {
             return None;
         };
+        let inputs = self.input_columns();
         Some(SeriesSpec {
             mode: match mode {
                 StreamProcessingMode::Continuous => Mode::Continuous,
@@ -239,6 +261,10 @@ impl FeatureView {
                     input_type: f.input_type.clone(),
                     window: f.window,
                     offset: f.offset,
+                    input: inputs
+                        .iter()
+                        .position(|c| *c == f.column)
+                        .unwrap_or(usize::MAX),
                 })
                 .collect(),
             feature_start_time: self.feature_start_time,

@@ -7,6 +7,8 @@ use crate::engine::{SameTimestamp, Series, SeriesSpec};
 use crate::repo::Repository;
 use crate::schema::Value;
 
+const SHARDS: usize = 64;
+
 /// The latest row of an attribute view for one entity.
 #[derive(Debug, Clone, PartialEq)]
 pub struct AttributeRow {
@@ -38,7 +40,12 @@ impl OnlineStore {
     /// An empty store for the repository's feature views.
     pub fn new(repo: &Repository) -> Self {
         OnlineStore {
-            views: repo.feature_views.iter().map(|_| DashMap::new()).collect(),
+            // Many shards keep two writers of different entities off each other's spin locks.
+            views: repo
+                .feature_views
+                .iter()
+                .map(|_| DashMap::with_shard_amount(SHARDS))
+                .collect(),
             specs: repo.feature_views.iter().map(|v| v.series_spec()).collect(),
         }
     }
