@@ -27,6 +27,7 @@ pub mod config;
 pub mod decisions;
 pub mod duration;
 pub mod engine;
+pub mod faults;
 pub mod ingest;
 pub mod journal;
 pub mod json;

@@ -1,0 +1,39 @@
+//! One module per subcommand. Each exposes its clap arguments and a `run` that returns the
+//! process exit code; errors become `error: …` on stderr and exit code 2.
+
+pub mod repo;
+pub mod serve;
+
+use std::path::PathBuf;
+
+use clap::Args;
+use mock_tecton::Repository;
+
+/// `--config FILE`: the feature repository, or the embedded demo without it.
+#[derive(Args, Debug, Clone)]
+pub struct RepoSource {
+    /// Feature repository TOML file (default: the embedded fraud demo).
+    #[arg(long, short = 'c', value_name = "FILE")]
+    pub config: Option<PathBuf>,
+}
+
+impl RepoSource {
+    /// Loads and validates the repository.
+    pub fn load(&self) -> anyhow::Result<Repository> {
+        match &self.config {
+            // The error lists every mistake with file:line:column, so print it as is.
+            Some(path) => Repository::from_file(path).map_err(|e| anyhow::anyhow!("{e}")),
+            None => Ok(Repository::demo()),
+        }
+    }
+}
+
+/// Structured logs to stderr; `RUST_LOG` overrides the `info` default.
+pub fn init_tracing() {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}

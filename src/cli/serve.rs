@@ -1,0 +1,64 @@
+//! `tecton-sim serve`: the mock as a standalone server.
+
+use std::net::{IpAddr, SocketAddr};
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use clap::Args;
+use mock_tecton::{decisions, Config, MockTecton};
+
+use super::RepoSource;
+
+/// Arguments of `serve`.
+#[derive(Args)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    repo: RepoSource,
+    /// Port to listen on (0 picks a free one).
+    #[arg(long, short = 'p', default_value_t = 8080)]
+    port: u16,
+    /// Address to bind; keep the default unless other machines must reach the mock.
+    #[arg(long, default_value = "127.0.0.1")]
+    bind: IpAddr,
+    /// Records per push source per ingest request before a 400.
+    #[arg(long, default_value_t = decisions::DEFAULT_RECORDS_PER_SOURCE)]
+    records_per_source: usize,
+    /// Request bodies larger than this many bytes get a 413.
+    #[arg(long, default_value_t = decisions::DEFAULT_MAX_BODY_BYTES)]
+    max_body_bytes: usize,
+    /// Journal entries kept before the oldest are let go.
+    #[arg(long, default_value_t = decisions::DEFAULT_JOURNAL_CAPACITY)]
+    journal_capacity: usize,
+    /// Start on a virtual clock stopped at this ISO-8601 time (move it with POST /_mock/clock).
+    #[arg(long, value_name = "TIMESTAMP")]
+    virtual_clock: Option<String>,
+}
+
+/// Serves until Ctrl-C, then lets in-flight requests finish.
+pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
+    super::init_tracing();
+    let mut config = Config::new(args.repo.load()?)
+        .bind(SocketAddr::new(args.bind, args.port))
+        .records_per_source(args.records_per_source)
+        .max_body_bytes(args.max_body_bytes)
+        .journal_capacity(args.journal_capacity);
+    if let Some(at) = &args.virtual_clock {
+        let ns = mock_tecton::schema::parse_timestamp(at).context("--virtual-clock")?;
+        config = config.virtual_clock(ns);
+    }
+    let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+    runtime.block_on(async {
+        let mock = MockTecton::start(config)
+            .await
+            .with_context(|| format!("cannot listen on {}:{}", args.bind, args.port))?;
+        println!("mock Tecton serving at {}", mock.url());
+        println!("  ingest:  POST {}/ingest", mock.url());
+        println!("  admin:   GET  {}/_mock/health", mock.url());
+        tokio::signal::ctrl_c()
+            .await
+            .context("cannot wait for Ctrl-C")?;
+        tracing::info!("Ctrl-C received; finishing in-flight requests");
+        mock.shutdown().await;
+        Ok(ExitCode::SUCCESS)
+    })
+}
