@@ -12,6 +12,7 @@ use serde::Deserialize;
 use serde_json::{json, Value as Json_};
 
 use crate::duration;
+use crate::faults::FaultSet;
 use crate::schema::{format_rfc3339, parse_timestamp};
 use crate::state::MockState;
 use crate::store::OnlineEntry;
@@ -28,6 +29,7 @@ pub fn routes() -> Router<Arc<MockState>> {
         .route("/online", get(online))
         .route("/offline", get(offline))
         .route("/clock", get(clock).post(set_clock))
+        .route("/faults", get(faults).post(set_faults).delete(clear_faults))
 }
 
 fn bad_request(message: impl Into<String>) -> Response {
@@ -228,4 +230,26 @@ async fn set_clock(State(s): AppState, body: axum::body::Bytes) -> Response {
         }
     }
     Json(clock_json(&s)).into_response()
+}
+
+async fn faults(State(s): AppState) -> Json<Json_> {
+    Json(s.faults.status())
+}
+
+/// Installs fault rules (JSON of the fault file's shape: `{"seed": 1, "rules": [...]}`),
+/// replacing any installed ones.
+async fn set_faults(State(s): AppState, body: axum::body::Bytes) -> Response {
+    let set: FaultSet = match serde_json::from_slice(&body) {
+        Ok(set) => set,
+        Err(e) => return bad_request(format!("expected {{\"seed\": 1, \"rules\": [...]}}: {e}")),
+    };
+    match s.faults.install(set) {
+        Ok(()) => Json(s.faults.status()).into_response(),
+        Err(e) => bad_request(e),
+    }
+}
+
+async fn clear_faults(State(s): AppState) -> Json<Json_> {
+    s.faults.clear();
+    Json(s.faults.status())
 }

@@ -3,6 +3,7 @@
 use std::net::SocketAddr;
 
 use crate::decisions;
+use crate::faults::FaultSet;
 use crate::repo::Repository;
 
 /// Settings for one mock instance.
@@ -22,6 +23,8 @@ pub struct Config {
     pub journal_body_bytes: usize,
     /// Start on a virtual clock stopped at this time (ns since the epoch) instead of the wall clock.
     pub virtual_start: Option<i64>,
+    /// Fault rules installed at start.
+    pub faults: FaultSet,
 }
 
 impl Default for Config {
@@ -41,6 +44,7 @@ impl Config {
             journal_capacity: decisions::DEFAULT_JOURNAL_CAPACITY,
             journal_body_bytes: decisions::JOURNAL_BODY_BYTES,
             virtual_start: None,
+            faults: FaultSet::default(),
         }
     }
 
@@ -65,6 +69,12 @@ impl Config {
     /// Sets the journal capacity (entries).
     pub fn journal_capacity(mut self, n: usize) -> Self {
         self.journal_capacity = n;
+        self
+    }
+
+    /// Installs fault rules at start.
+    pub fn faults(mut self, faults: FaultSet) -> Self {
+        self.faults = faults;
         self
     }
 

@@ -38,6 +38,39 @@ pub fn ingest_float(json: &Json) -> Option<f64> {
     json.as_f64()
 }
 
+/// How long a `hang` fault holds a request when its rule gives no `max_ms`.
+pub const DEFAULT_HANG_MS: u64 = 60_000;
+
+/// The Stream Ingest API error body of an injected status: `errorType` and default message.
+/// Tecton documents the 429 and 5xx causes (throttling while scaling, internal errors,
+/// server-side timeouts) but not their bodies; the `requestError` shape is used for all.
+pub fn injected_error(status: u16) -> (&'static str, &'static str) {
+    use error_type::*;
+    match status {
+        400 => (REQUEST_VALIDATION, "The request is invalid"),
+        401 => (UNAUTHENTICATED, "invalid 'Tecton-key' authorization header"),
+        403 => (
+            PERMISSION_DENIED,
+            "Not authorized to write to this workspace",
+        ),
+        404 => (NOT_FOUND, "Not found"),
+        405 => (METHOD_NOT_ALLOWED, "Method not allowed"),
+        413 => (PAYLOAD_TOO_LARGE, "The request body is too large"),
+        429 => (
+            RESOURCE_EXHAUSTED,
+            "Too many requests: the service is scaling up, please retry later",
+        ),
+        502 => (INTERNAL, "Bad gateway"),
+        503 => (INTERNAL, "Service temporarily unavailable"),
+        504 => (INTERNAL, "Timed out"),
+        s if s >= 500 => (
+            INTERNAL,
+            "Internal Server Error. Please contact Tecton Support",
+        ),
+        _ => (REQUEST_VALIDATION, "The request failed"),
+    }
+}
+
 /// `errorType` values for ingest failures that Tecton does not document. Only
 /// `RequestValidationError` and `TectonObjectValidationError` are documented.
 pub mod error_type {

@@ -23,6 +23,12 @@ pub enum Outcome {
     /// The client went away before the response was ready (it timed out or reset).
     #[default]
     ClientGone,
+    /// A fault reset the connection (TCP RST) without a response.
+    Reset,
+    /// A fault cut the response body short and closed the connection.
+    Truncated,
+    /// A hang fault reached its limit and closed the connection without a response.
+    Abandoned,
 }
 
 /// One request and its response.

@@ -4,6 +4,7 @@ use std::sync::atomic::AtomicU64;
 
 use crate::clock::Clock;
 use crate::config::Config;
+use crate::faults::FaultEngine;
 use crate::ingest::{IngestContext, IngestPlan};
 use crate::journal::Journal;
 use crate::repo::Repository;
@@ -30,6 +31,8 @@ pub struct MockState {
     pub records_per_source: usize,
     /// Body size limit.
     pub max_body_bytes: usize,
+    /// Installed fault rules.
+    pub faults: FaultEngine,
 }
 
 impl MockState {
@@ -47,6 +50,7 @@ impl MockState {
             record_seq: AtomicU64::new(0),
             records_per_source: config.records_per_source,
             max_body_bytes: config.max_body_bytes,
+            faults: FaultEngine::new(config.faults.clone()),
             repo,
         }
     }
@@ -62,11 +66,13 @@ impl MockState {
             records_per_source: self.records_per_source,
             now: self.clock.now(),
             request_seq,
+            drift: None,
         }
     }
 
-    /// Empties stores and journal; the repository and clock stay.
+    /// Empties stores and journal and removes fault rules; the repository and clock stay.
     pub fn reset(&self) {
+        self.faults.clear();
         self.online.clear();
         self.offline.clear();
         self.journal.clear();

@@ -1,2 +1,7 @@
 //! Rendering of the harness's results. This crate knows nothing of the mock or the sinks: it
 //! renders the plain data types it defines, which the other crates fill in.
+//!
+//! - [`conformance`]: a conformance suite's results (suite → scenarios → checks) and their
+//!   renderers: Markdown for people, JSON for machines, JUnit XML for CI systems.
+
+pub mod conformance;

@@ -32,6 +32,9 @@ pub struct ServeArgs {
     /// Start on a virtual clock stopped at this ISO-8601 time (move it with POST /_mock/clock).
     #[arg(long, value_name = "TIMESTAMP")]
     virtual_clock: Option<String>,
+    /// Fault rules to install at start (TOML; change them live with POST /_mock/faults).
+    #[arg(long, value_name = "FILE")]
+    faults: Option<std::path::PathBuf>,
 }
 
 /// Serves until Ctrl-C, then lets in-flight requests finish.
@@ -45,6 +48,13 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     if let Some(at) = &args.virtual_clock {
         let ns = mock_tecton::schema::parse_timestamp(at).context("--virtual-clock")?;
         config = config.virtual_clock(ns);
+    }
+    if let Some(path) = &args.faults {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read {}", path.display()))?;
+        let set = mock_tecton::faults::FaultSet::from_toml(&text)
+            .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        config = config.faults(set);
     }
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     runtime.block_on(async {

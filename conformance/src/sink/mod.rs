@@ -3,6 +3,14 @@
 //! The harness gives a sink a [`SinkEnv`] (where Tecton is, which key, workspace and push
 //! source, and hints) and the input records; the sink delivers them and reports a
 //! [`SinkOutcome`]. A command sink gets the same as environment variables and stdin JSON Lines.
+//!
+//! The sinks the harness can run:
+//! * [`ReferenceSink`]: how a good production sink behaves (batching, retries with jittered
+//!   backoff, timeouts, order, honest exit), in-process.
+//! * [`MutantSink`]: the reference with exactly one [`Mutant`] defect, to prove the checks bite.
+//! * [`CommandSink`]: any program speaking protocol v1 ([`protocol`]), run as a shell command;
+//!   the `reference-sink` binary is the reference sink as such a program.
+//! * [`AttachedSink`]: a sink running elsewhere; the harness only waits for a [`Completion`].
 
 use std::future::Future;
 use std::path::PathBuf;
@@ -10,6 +18,18 @@ use std::pin::Pin;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
+
+pub mod attach;
+pub mod backoff;
+pub mod command;
+pub mod mutants;
+pub mod protocol;
+pub mod reference;
+
+pub use attach::{AttachedSink, Completion};
+pub use command::CommandSink;
+pub use mutants::{Mutant, MutantSink};
+pub use reference::ReferenceSink;
 
 /// One input record: the fields of a push-source record (not wrapped in `{"record": …}`).
 pub type Record = serde_json::Map<String, serde_json::Value>;

@@ -17,5 +17,6 @@
 mod engine;
 mod model;
 
+pub(crate) use engine::mix;
 pub use engine::{Decision, FaultEngine, RequestFacts};
 pub use model::*;

@@ -11,6 +11,7 @@ mod error;
 mod plan;
 mod request;
 
+use std::borrow::Cow;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use serde::Serialize;
@@ -21,8 +22,9 @@ pub use request::{parse as parse_request, Dialect, IngestRequest};
 
 use crate::decisions::error_type;
 use crate::duration::Human;
+use crate::faults::FaultAction;
 use crate::repo::{Repository, Role, ServiceAccount};
-use crate::schema::{format_rfc3339, validate_record, Value};
+use crate::schema::{format_rfc3339, validate_record, Field, Schema, Value};
 use crate::store::{AttributeRow, EntityKey, OfflineLog, OfflineRow, OnlineStore};
 
 /// What the ingest path needs from the mock.
@@ -43,6 +45,44 @@ pub struct IngestContext<'a> {
     pub now: i64,
     /// Journal sequence number of this request.
     pub request_seq: u64,
+    /// A schema drift fault in force for this request, if any.
+    pub drift: Option<&'a FaultAction>,
+}
+
+impl IngestContext<'_> {
+    /// The schema records of `source` are checked against: the source's own, or as changed by
+    /// a schema drift fault.
+    fn schema_for(&self, source: usize) -> Cow<'_, Schema> {
+        let schema = &self.repo.push_sources[source].schema;
+        let Some(FaultAction::SchemaDrift {
+            add,
+            remove,
+            retype,
+        }) = self.drift
+        else {
+            return Cow::Borrowed(schema);
+        };
+        let mut drifted = schema.clone();
+        drifted.fields.retain(|f| !remove.contains(&f.name));
+        for change in retype {
+            if let (Some(f), Ok(t)) = (
+                drifted.fields.iter_mut().find(|f| f.name == change.name),
+                change.data_type.parse(),
+            ) {
+                f.data_type = t;
+            }
+        }
+        for new in add {
+            if let Ok(t) = new.data_type.parse() {
+                drifted.fields.push(Field {
+                    name: new.name.clone(),
+                    data_type: t,
+                    nullable: false,
+                });
+            }
+        }
+        Cow::Owned(drifted)
+    }
 }
 
 /// The documented success body.
@@ -93,8 +133,34 @@ pub fn handle_body(
     body: &[u8],
 ) -> Result<IngestResponse, IngestError> {
     let json = crate::json::parse_strict(body).map_err(IngestError::Invalid)?;
+    handle_value(ctx, account, dialect, json)
+}
+
+/// Handles an already parsed body: the envelope of `dialect`, then [`ingest`].
+pub fn handle_value(
+    ctx: &IngestContext<'_>,
+    account: &ServiceAccount,
+    dialect: Dialect,
+    json: serde_json::Value,
+) -> Result<IngestResponse, IngestError> {
     let request = parse_request(json, dialect)?;
     ingest(ctx, account, request)
+}
+
+/// The workspace and push sources a body names, read leniently (for fault rules that filter on
+/// them); anything malformed is simply absent.
+pub fn target_of(json: &serde_json::Value, dialect: Dialect) -> (Option<&str>, Vec<&str>) {
+    let ws_key = match dialect {
+        Dialect::V1 => "workspace_name",
+        Dialect::V2 => "workspaceName",
+    };
+    let workspace = json.get(ws_key).and_then(serde_json::Value::as_str);
+    let sources = json
+        .get("records")
+        .and_then(serde_json::Value::as_object)
+        .map(|m| m.keys().map(String::as_str).collect())
+        .unwrap_or_default();
+    (workspace, sources)
 }
 
 /// Handles one parsed ingest request for an authenticated account.
@@ -157,10 +223,10 @@ pub fn ingest(
     let mut checked = Vec::new();
     let mut errors = Vec::new();
     for ((name, records), &source) in req.records.iter().zip(&sources) {
-        let push = &repo.push_sources[source];
+        let schema = ctx.schema_for(source);
         let subs = ctx.plan.subscriptions(source);
         for (i, record) in records.iter().enumerate() {
-            match validate_record(&push.schema, record) {
+            match validate_record(&schema, record) {
                 Err(field_errors) => {
                     let message = field_errors
                         .iter()

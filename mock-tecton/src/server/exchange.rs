@@ -1,0 +1,453 @@
+//! The one path every exchange with a Tecton API takes.
+//!
+//! It flows one way: the exchange takes a journal sequence number; faults that act before the
+//! body is read get their say; the method, key and body size are checked; the body is parsed
+//! strictly; faults that filter on workspace or source get their say; the API module handles
+//! the request (writing the stores); the response leaves, possibly misbehaving; and the
+//! exchange is journaled, including when the client goes away first or a fault cuts it.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
+use axum::response::Response;
+use bytes::Bytes;
+use http_body_util::{BodyExt, LengthLimitError, Limited};
+
+use super::body::ScriptedBody;
+use super::conn::ConnControl;
+use super::Api;
+use crate::clock::wall_now;
+use crate::decisions;
+use crate::faults::{Decision, FaultAction, RequestFacts};
+use crate::ingest::{self, Dialect, IngestError};
+use crate::journal::{Entry, Outcome};
+use crate::repo::ServiceAccount;
+use crate::state::MockState;
+
+pub(super) async fn ingest_v1(State(state): State<Arc<MockState>>, req: Request) -> Response {
+    exchange(state, Api::Ingest(Dialect::V1), req).await
+}
+
+pub(super) async fn ingest_v2(State(state): State<Arc<MockState>>, req: Request) -> Response {
+    exchange(state, Api::Ingest(Dialect::V2), req).await
+}
+
+pub(super) async fn unknown_path(State(state): State<Arc<MockState>>, req: Request) -> Response {
+    let record = ExchangeRecord::begin(state, req.method(), req.uri().path());
+    let body = ingest::request_error(
+        decisions::error_type::NOT_FOUND,
+        &format!("No such endpoint: {} {}", req.method(), req.uri().path()),
+    );
+    record.respond(
+        StatusCode::NOT_FOUND,
+        Bytes::from(body.to_string()),
+        HeaderMap::new(),
+    )
+}
+
+/// Records an exchange when dropped, so a client that hangs up, or a fault that cuts the
+/// connection, still leaves a journal entry with the right outcome.
+struct ExchangeRecord {
+    state: Arc<MockState>,
+    entry: Entry,
+    started: Instant,
+}
+
+impl ExchangeRecord {
+    fn begin(state: Arc<MockState>, method: &Method, path: &str) -> Self {
+        let entry = Entry {
+            seq: state.journal.next_seq(),
+            received_at: wall_now(),
+            mock_time: state.clock.now(),
+            method: method.to_string(),
+            path: path.to_owned(),
+            // Until a response leaves, the exchange counts as abandoned by the client.
+            outcome: Outcome::ClientGone,
+            ..Entry::default()
+        };
+        ExchangeRecord {
+            state,
+            entry,
+            started: Instant::now(),
+        }
+    }
+
+    /// Builds the response and marks the exchange answered (unless a fault already decided how
+    /// it ends, such as a truncated body).
+    fn respond(mut self, status: StatusCode, body: Bytes, headers: HeaderMap) -> Response {
+        self.entry.status = status.as_u16();
+        self.entry.response_body = body.clone();
+        if self.entry.outcome == Outcome::ClientGone {
+            self.entry.outcome = Outcome::Responded;
+        }
+        let mut resp = Response::new(Body::from(body));
+        *resp.status_mut() = status;
+        resp.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        resp.headers_mut().extend(headers);
+        resp
+    }
+}
+
+impl Drop for ExchangeRecord {
+    fn drop(&mut self) {
+        let mut entry = std::mem::take(&mut self.entry);
+        entry.duration_us = u64::try_from(self.started.elapsed().as_micros()).unwrap_or(u64::MAX);
+        self.state.journal.record(entry);
+    }
+}
+
+/// What the request path hands to the API module once the request is read.
+enum Handled {
+    /// Status, body and extra headers.
+    Answer(StatusCode, Bytes, HeaderMap),
+}
+
+async fn exchange(state: Arc<MockState>, api: Api, req: Request) -> Response {
+    let (parts, body) = req.into_parts();
+    let control = parts.extensions.get::<Arc<ConnControl>>().cloned();
+    let path = parts.uri.path().to_owned();
+    let mut record = ExchangeRecord::begin(state.clone(), &parts.method, &path);
+    let faults_on = !state.faults.is_empty();
+
+    let mut fault = if faults_on {
+        state.faults.decide(RequestFacts {
+            path: &path,
+            workspace: None,
+            sources: &[],
+            body_read: false,
+        })
+    } else {
+        None
+    };
+    if let Some(decision) = &fault {
+        record.entry.fault = Some(decision.label.clone());
+        if let Some(resp) =
+            act_before_handling(decision, &mut record, control.as_deref(), api).await
+        {
+            return resp.into_response(record);
+        }
+    }
+
+    let outcome = read_and_handle(
+        &state,
+        api,
+        &parts,
+        body,
+        &mut record,
+        &mut fault,
+        control.as_deref(),
+    )
+    .await;
+    let (status, bytes, headers) = match outcome {
+        Ok(Handled::Answer(s, b, h)) => (s, b, h),
+        Err(early) => return early.into_response(record),
+    };
+
+    match fault.map(|d| d.action) {
+        Some(FaultAction::ResetAfterBody { .. }) => {
+            record.entry.status = status.as_u16();
+            record.entry.response_body = bytes;
+            cut_connection(&mut record, control.as_deref(), Outcome::Reset).await
+        }
+        Some(FaultAction::Truncate) => {
+            record.entry.outcome = Outcome::Truncated;
+            let mut resp = record.respond(status, bytes.clone(), headers);
+            *resp.body_mut() = Body::new(ScriptedBody::truncated(bytes.clone()));
+            // The declared length is the full body's, so the client sees a short read.
+            resp.headers_mut()
+                .insert(header::CONTENT_LENGTH, HeaderValue::from(bytes.len()));
+            resp
+        }
+        Some(FaultAction::Dribble {
+            chunk_bytes,
+            interval_ms,
+        }) => {
+            let mut resp = record.respond(status, bytes.clone(), headers);
+            let interval = Duration::from_millis(interval_ms.unwrap_or(100));
+            *resp.body_mut() = Body::new(ScriptedBody::dribble(
+                bytes.clone(),
+                chunk_bytes.unwrap_or(8),
+                interval,
+            ));
+            resp.headers_mut()
+                .insert(header::CONTENT_LENGTH, HeaderValue::from(bytes.len()));
+            resp
+        }
+        _ => record.respond(status, bytes, headers),
+    }
+}
+
+/// An exchange that ends before (or instead of) normal handling.
+enum Early {
+    /// Answer with this.
+    Answer(StatusCode, Bytes, HeaderMap),
+    /// The connection was (or will be) cut; the journal entry is already complete.
+    Cut(Response),
+}
+
+impl Early {
+    fn into_response(self, record: ExchangeRecord) -> Response {
+        match self {
+            Early::Answer(s, b, h) => record.respond(s, b, h),
+            Early::Cut(resp) => {
+                drop(record);
+                resp
+            }
+        }
+    }
+}
+
+/// Applies the faults that act before the request is handled: error statuses, garbage,
+/// latency, hangs and resets before the body is read. `None` means "go on handling".
+async fn act_before_handling(
+    decision: &Decision,
+    record: &mut ExchangeRecord,
+    control: Option<&ConnControl>,
+    api: Api,
+) -> Option<Early> {
+    match &decision.action {
+        FaultAction::Status {
+            status,
+            retry_after_s,
+            message,
+        } => {
+            let status = StatusCode::from_u16(*status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            let (kind, default) = decisions::injected_error(status.as_u16());
+            let body = match api {
+                Api::Ingest(_) => {
+                    ingest::request_error(kind, message.as_deref().unwrap_or(default))
+                }
+            };
+            let mut headers = HeaderMap::new();
+            if let Some(s) = retry_after_s {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from(*s));
+            }
+            Some(Early::Answer(
+                status,
+                Bytes::from(body.to_string()),
+                headers,
+            ))
+        }
+        FaultAction::Garbage { status } => {
+            let status = StatusCode::from_u16(status.unwrap_or(200)).unwrap_or(StatusCode::OK);
+            Some(Early::Answer(
+                status,
+                garbage(decision.random),
+                HeaderMap::new(),
+            ))
+        }
+        FaultAction::Latency { ms, max_ms } => {
+            tokio::time::sleep(Duration::from_millis(latency_ms(
+                *ms,
+                *max_ms,
+                decision.random,
+            )))
+            .await;
+            None
+        }
+        FaultAction::Hang { max_ms } => {
+            let max = Duration::from_millis(max_ms.unwrap_or(decisions::DEFAULT_HANG_MS));
+            Some(hang(record, control, max).await)
+        }
+        FaultAction::ResetBeforeBody => Some(Early::Cut(
+            cut_connection(record, control, Outcome::Reset).await,
+        )),
+        FaultAction::Pass
+        | FaultAction::ResetAfterBody { .. }
+        | FaultAction::Truncate
+        | FaultAction::Dribble { .. }
+        | FaultAction::SchemaDrift { .. } => None,
+    }
+}
+
+/// Holds the request until the client hangs up, or until `max`, then closes without answering.
+async fn hang(record: &mut ExchangeRecord, control: Option<&ConnControl>, max: Duration) -> Early {
+    let deadline = Instant::now() + max;
+    while Instant::now() < deadline {
+        if control.is_some_and(ConnControl::client_closed) {
+            record.entry.outcome = Outcome::ClientGone;
+            return Early::Cut(Response::new(Body::empty()));
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    record.entry.outcome = Outcome::Abandoned;
+    match control {
+        Some(c) => {
+            c.close();
+            std::future::pending::<()>().await;
+            Early::Cut(Response::new(Body::empty()))
+        }
+        None => Early::Cut(Response::new(Body::empty())),
+    }
+}
+
+/// Resets the connection; the handler is dropped by the connection task, which journals it.
+async fn cut_connection(
+    record: &mut ExchangeRecord,
+    control: Option<&ConnControl>,
+    outcome: Outcome,
+) -> Response {
+    record.entry.outcome = outcome;
+    if let Some(c) = control {
+        c.reset();
+        std::future::pending::<()>().await;
+    }
+    Response::new(Body::empty())
+}
+
+fn latency_ms(ms: u64, max_ms: Option<u64>, random: u64) -> u64 {
+    match max_ms {
+        Some(max) if max > ms => ms + random % (max - ms + 1),
+        _ => ms,
+    }
+}
+
+/// Seeded bytes that are not JSON.
+fn garbage(random: u64) -> Bytes {
+    let mut x = random;
+    let mut out = b"\x00<garbage>".to_vec();
+    for _ in 0..48 {
+        x = crate::faults::mix(x, 1, 2);
+        out.push((x & 0xff) as u8);
+    }
+    Bytes::from(out)
+}
+
+async fn read_and_handle(
+    state: &MockState,
+    api: Api,
+    parts: &axum::http::request::Parts,
+    body: Body,
+    record: &mut ExchangeRecord,
+    fault: &mut Option<Decision>,
+    control: Option<&ConnControl>,
+) -> Result<Handled, Early> {
+    let Api::Ingest(dialect) = api;
+    let to_answer = |e: IngestError| {
+        let status = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::BAD_REQUEST);
+        Handled::Answer(status, Bytes::from(e.body().to_string()), HeaderMap::new())
+    };
+    if parts.method != Method::POST {
+        return Ok(to_answer(IngestError::MethodNotAllowed(format!(
+            "{} is not allowed on {}; use POST",
+            parts.method,
+            parts.uri.path()
+        ))));
+    }
+    let account = match authenticate(state, &parts.headers) {
+        Ok(a) => a,
+        Err(m) => return Ok(to_answer(IngestError::Unauthenticated(m))),
+    };
+    record.entry.key_id = Some(account.name.clone());
+    let bytes = match read_body(body, &parts.headers, state.max_body_bytes).await {
+        Ok(b) => b,
+        Err(BodyError::TooLarge(n)) => {
+            record.entry.request_bytes = n;
+            return Ok(to_answer(IngestError::PayloadTooLarge {
+                limit: state.max_body_bytes,
+            }));
+        }
+        Err(BodyError::Unreadable) => {
+            return Ok(to_answer(IngestError::Invalid(
+                "The request body could not be read".into(),
+            )))
+        }
+    };
+    record.entry.request_bytes = bytes.len();
+    record.entry.request_body = bytes.clone();
+    let json = match crate::json::parse_strict(&bytes) {
+        Ok(j) => j,
+        Err(m) => return Ok(to_answer(IngestError::Invalid(m))),
+    };
+    if fault.is_none() && !state.faults.is_empty() {
+        let (workspace, sources) = ingest::target_of(&json, dialect);
+        *fault = state.faults.decide(RequestFacts {
+            path: parts.uri.path(),
+            workspace,
+            sources: &sources,
+            body_read: true,
+        });
+        if let Some(decision) = fault.as_ref() {
+            record.entry.fault = Some(decision.label.clone());
+            if let Some(early) = act_before_handling(decision, record, control, api).await {
+                return Err(early);
+            }
+        }
+    }
+    let (drift, process) = match fault.as_ref().map(|d| &d.action) {
+        Some(a @ FaultAction::SchemaDrift { .. }) => (Some(a), true),
+        Some(FaultAction::ResetAfterBody { process }) => (None, *process),
+        _ => (None, true),
+    };
+    if !process {
+        return Ok(Handled::Answer(
+            StatusCode::OK,
+            Bytes::new(),
+            HeaderMap::new(),
+        ));
+    }
+    let mut ctx = state.ingest_context(record.entry.seq);
+    ctx.drift = drift;
+    Ok(match ingest::handle_value(&ctx, account, dialect, json) {
+        Ok(ok) => Handled::Answer(
+            StatusCode::OK,
+            Bytes::from(serde_json::to_vec(&ok).unwrap_or_default()),
+            HeaderMap::new(),
+        ),
+        Err(e) => to_answer(e),
+    })
+}
+
+/// Finds the service account of an `Authorization: Tecton-key <key>` header.
+fn authenticate<'s>(
+    state: &'s MockState,
+    headers: &HeaderMap,
+) -> Result<&'s ServiceAccount, String> {
+    let Some(value) = headers.get(header::AUTHORIZATION) else {
+        return Err("Missing `Authorization: Tecton-key <API key>` header".into());
+    };
+    let value = value.to_str().unwrap_or_default().trim();
+    let key = match value.split_once(' ') {
+        Some((scheme, key)) if scheme.eq_ignore_ascii_case("Tecton-key") => key.trim(),
+        _ => {
+            return Err(
+                "The Authorization header must be of the form `Tecton-key <API key>`".into(),
+            )
+        }
+    };
+    state
+        .repo
+        .account_for_key(key)
+        .ok_or_else(|| "invalid 'Tecton-key' authorization header. Note that newly created credentials may take up to 60 seconds to be usable.".into())
+}
+
+enum BodyError {
+    /// Larger than the limit; how many bytes were declared or seen.
+    TooLarge(usize),
+    /// The connection failed mid-body.
+    Unreadable,
+}
+
+/// Reads a body under `limit` without buffering more than `limit` bytes of it.
+async fn read_body(body: Body, headers: &HeaderMap, limit: usize) -> Result<Bytes, BodyError> {
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if let Some(n) = declared.filter(|n| *n > limit) {
+        return Err(BodyError::TooLarge(n));
+    }
+    match Limited::new(body, limit).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => {
+            Err(BodyError::TooLarge(declared.unwrap_or(limit + 1)))
+        }
+        Err(_) => Err(BodyError::Unreadable),
+    }
+}

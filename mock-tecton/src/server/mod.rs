@@ -1,0 +1,138 @@
+//! The HTTP server: routes, the accept loop, and the [`MockTecton`] handle.
+
+mod body;
+mod conn;
+mod exchange;
+
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::routing::any;
+use axum::Router;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+use crate::admin;
+use crate::config::Config;
+use crate::faults::FaultSet;
+use crate::ingest::Dialect;
+use crate::journal::Entry;
+use crate::state::MockState;
+use crate::store::OfflineRow;
+
+/// A running mock Tecton. Dropping the handle stops the server.
+///
+/// ```no_run
+/// # async fn demo() -> std::io::Result<()> {
+/// use mock_tecton::{Config, MockTecton};
+/// let mock = MockTecton::start(Config::default()).await?;
+/// let ingest_url = format!("{}/ingest", mock.url());
+/// # let _ = ingest_url;
+/// mock.shutdown().await;
+/// # Ok(()) }
+/// ```
+#[derive(Debug)]
+pub struct MockTecton {
+    addr: SocketAddr,
+    state: Arc<MockState>,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<()>>,
+}
+
+impl MockTecton {
+    /// Binds `config.bind` (default `127.0.0.1:0`) and serves in the background.
+    pub async fn start(config: Config) -> io::Result<MockTecton> {
+        config
+            .faults
+            .validate()
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+        let listener = tokio::net::TcpListener::bind(config.bind).await?;
+        let addr = listener.local_addr()?;
+        let state = Arc::new(MockState::new(&config));
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(conn::serve(listener, router(state.clone()), stopped));
+        tracing::info!(%addr, "mock Tecton listening");
+        Ok(MockTecton {
+            addr,
+            state,
+            stop: Some(stop),
+            task: Some(task),
+        })
+    }
+
+    /// The base URL, like `http://127.0.0.1:41234`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// The bound address.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The shared state: repository, clock, journal, stores and faults.
+    pub fn state(&self) -> &Arc<MockState> {
+        &self.state
+    }
+
+    /// Every journaled exchange still kept, in arrival order.
+    pub fn journal(&self) -> Vec<Entry> {
+        self.state.journal.entries(0, usize::MAX)
+    }
+
+    /// The offline log of a push source, in ingestion order (empty for an unknown source).
+    pub fn offline_rows(&self, push_source: &str) -> Vec<OfflineRow> {
+        self.state
+            .plan
+            .source_index(push_source)
+            .map(|i| self.state.offline.rows(i))
+            .unwrap_or_default()
+    }
+
+    /// Replaces the fault rules (counters and scripts start over).
+    pub fn set_faults(&self, faults: FaultSet) -> Result<(), String> {
+        self.state.faults.install(faults)
+    }
+
+    /// Removes every fault rule.
+    pub fn clear_faults(&self) {
+        self.state.faults.clear();
+    }
+
+    /// Stops accepting, lets in-flight requests finish, and waits for the server to end.
+    pub async fn shutdown(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            if let Err(e) = task.await {
+                tracing::warn!(error = %e, "mock server task failed");
+            }
+        }
+    }
+}
+
+impl Drop for MockTecton {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+fn router(state: Arc<MockState>) -> Router {
+    Router::new()
+        .route("/ingest", any(exchange::ingest_v1))
+        .route("/v2/ingest", any(exchange::ingest_v2))
+        .nest("/_mock", admin::routes())
+        .fallback(exchange::unknown_path)
+        .with_state(state)
+}
+
+/// Which Tecton API an exchange belongs to; decides the error body format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Api {
+    /// The Stream Ingest API.
+    Ingest(Dialect),
+}
