@@ -71,6 +71,18 @@ pub fn injected_error(status: u16) -> (&'static str, &'static str) {
     }
 }
 
+/// The feature server's message for an injected status; Tecton's client fixtures give the
+/// texts for 429, 503 and 504.
+pub fn injected_serving_message(status: u16) -> &'static str {
+    match status {
+        429 => "GetFeatures exceeded the concurrent request limit, please retry later",
+        503 => "503 Service Temporarily Unavailable",
+        504 => "Timed out",
+        s if s >= 500 => "Internal error",
+        _ => "The request failed",
+    }
+}
+
 /// `errorType` values for ingest failures that Tecton does not document. Only
 /// `RequestValidationError` and `TectonObjectValidationError` are documented.
 pub mod error_type {

@@ -34,6 +34,7 @@ pub mod json;
 pub mod repo;
 pub mod schema;
 mod server;
+pub mod serving;
 pub mod state;
 pub mod store;
 

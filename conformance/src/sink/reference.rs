@@ -80,7 +80,14 @@ impl ReferenceSink {
     /// Delivers `records` and reports how it went (the body of [`Sink::run`]).
     pub async fn deliver(&self, env: &SinkEnv, records: Vec<Record>) -> SinkOutcome {
         let started = Instant::now();
-        let mut outcome = match reqwest::Client::builder().build() {
+        let mut builder = reqwest::Client::builder()
+            // A redirected POST would silently turn into a GET.
+            .redirect(reqwest::redirect::Policy::none());
+        if is_loopback(&env.url) {
+            // An HTTP proxy from the environment cannot reach this host's loopback.
+            builder = builder.no_proxy();
+        }
+        let mut outcome = match builder.build() {
             Ok(client) => {
                 let mut run = Run {
                     env,
@@ -226,7 +233,8 @@ impl Run<'_> {
                 records: chunk,
             })
             .collect();
-        if self.has(Mutant::DropsLastBatch) && batches.last().is_some_and(|b| b.records.len() < size)
+        if self.has(Mutant::DropsLastBatch)
+            && batches.last().is_some_and(|b| b.records.len() < size)
         {
             batches.pop();
         }
@@ -413,6 +421,21 @@ impl Run<'_> {
     }
 }
 
+/// Whether `url`'s host is this machine's loopback.
+fn is_loopback(url: &str) -> bool {
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    let host = match host.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or(""),
+        None => host.split(':').next().unwrap_or(""),
+    };
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
 /// `Retry-After` as delta-seconds (fractions accepted). The HTTP-date form is not honoured: the
 /// mock never sends it and a clock-skewed date is worse than the sink's own backoff.
 fn parse_retry_after(value: &str) -> Option<Duration> {
@@ -525,7 +548,8 @@ mod tests {
 
     #[test]
     fn error_bodies_are_summarised() {
-        let request = br#"{"requestError":{"errorMessage":"bad key","errorType":"UnauthenticatedError"}}"#;
+        let request =
+            br#"{"requestError":{"errorMessage":"bad key","errorType":"UnauthenticatedError"}}"#;
         assert_eq!(error_message(request), "UnauthenticatedError: bad key");
         let records = br#"{"workspaceName":"prod","recordErrors":[{"featureViewName":"v","pushSourceName":"s","errorType":"TectonObjectValidationError","errorMessage":"record 0: ttl"}]}"#;
         assert_eq!(
@@ -543,6 +567,15 @@ mod tests {
         ));
         assert!(!is_success_body(br#"{"workspaceName":"prod"}"#));
         assert!(!is_success_body(b"\x00\xffgarbage"));
+    }
+
+    #[test]
+    fn loopback_urls_are_recognised() {
+        assert!(is_loopback("http://127.0.0.1:4000"));
+        assert!(is_loopback("http://localhost/x"));
+        assert!(is_loopback("http://[::1]:80/"));
+        assert!(!is_loopback("https://preview.acme.tecton.ai"));
+        assert!(!is_loopback("http://10.0.0.1:80"));
     }
 
     #[test]

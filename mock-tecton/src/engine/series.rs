@@ -118,7 +118,7 @@ impl SeriesSpec {
     }
 
     /// True when `t` is before `feature_start_time` under this mode's rule.
-    fn before_start(&self, t: i64) -> bool {
+    pub fn before_start(&self, t: i64) -> bool {
         let Some(fst) = self.feature_start_time else {
             return false;
         };

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::body::Body;
-use axum::extract::{Request, State};
+use axum::extract::{Path, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::Response;
 use bytes::Bytes;
@@ -25,6 +25,7 @@ use crate::faults::{Decision, FaultAction, RequestFacts};
 use crate::ingest::{self, Dialect, IngestError};
 use crate::journal::{Entry, Outcome};
 use crate::repo::ServiceAccount;
+use crate::serving::{self, Endpoint, PathTarget, ServingContext, ServingError};
 use crate::state::MockState;
 
 pub(super) async fn ingest_v1(State(state): State<Arc<MockState>>, req: Request) -> Response {
@@ -35,12 +36,59 @@ pub(super) async fn ingest_v2(State(state): State<Arc<MockState>>, req: Request)
     exchange(state, Api::Ingest(Dialect::V2), req).await
 }
 
+pub(super) async fn serving_v1(
+    State(state): State<Arc<MockState>>,
+    Path(endpoint): Path<String>,
+    req: Request,
+) -> Response {
+    match Endpoint::from_segment(&endpoint) {
+        Some(endpoint) => {
+            exchange(
+                state,
+                Api::Serving {
+                    endpoint,
+                    target: None,
+                },
+                req,
+            )
+            .await
+        }
+        None => unknown_path(State(state), req).await,
+    }
+}
+
+pub(super) async fn serving_v2(
+    State(state): State<Arc<MockState>>,
+    Path((workspace, service, endpoint)): Path<(String, String, String)>,
+    req: Request,
+) -> Response {
+    match Endpoint::from_segment(&endpoint) {
+        Some(
+            endpoint @ (Endpoint::GetFeatures | Endpoint::GetFeaturesBatch | Endpoint::Metadata),
+        ) => {
+            exchange(
+                state,
+                Api::Serving {
+                    endpoint,
+                    target: Some((workspace, service)),
+                },
+                req,
+            )
+            .await
+        }
+        _ => unknown_path(State(state), req).await,
+    }
+}
+
 pub(super) async fn unknown_path(State(state): State<Arc<MockState>>, req: Request) -> Response {
     let record = ExchangeRecord::begin(state, req.method(), req.uri().path());
-    let body = ingest::request_error(
-        decisions::error_type::NOT_FOUND,
-        &format!("No such endpoint: {} {}", req.method(), req.uri().path()),
-    );
+    let message = format!("No such endpoint: {} {}", req.method(), req.uri().path());
+    // Paths under /api/ are the feature server's, whose errors have their own shape.
+    let body = if req.uri().path().starts_with("/api/") {
+        ServingError::new(404, message).body()
+    } else {
+        ingest::request_error(decisions::error_type::NOT_FOUND, &message)
+    };
     record.respond(
         StatusCode::NOT_FOUND,
         Bytes::from(body.to_string()),
@@ -128,7 +176,7 @@ async fn exchange(state: Arc<MockState>, api: Api, req: Request) -> Response {
     if let Some(decision) = &fault {
         record.entry.fault = Some(decision.label.clone());
         if let Some(resp) =
-            act_before_handling(decision, &mut record, control.as_deref(), api).await
+            act_before_handling(decision, &mut record, control.as_deref(), &api).await
         {
             return resp.into_response(record);
         }
@@ -136,7 +184,7 @@ async fn exchange(state: Arc<MockState>, api: Api, req: Request) -> Response {
 
     let outcome = read_and_handle(
         &state,
-        api,
+        &api,
         &parts,
         body,
         &mut record,
@@ -209,7 +257,7 @@ async fn act_before_handling(
     decision: &Decision,
     record: &mut ExchangeRecord,
     control: Option<&ConnControl>,
-    api: Api,
+    api: &Api,
 ) -> Option<Early> {
     match &decision.action {
         FaultAction::Status {
@@ -218,10 +266,14 @@ async fn act_before_handling(
             message,
         } => {
             let status = StatusCode::from_u16(*status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-            let (kind, default) = decisions::injected_error(status.as_u16());
             let body = match api {
                 Api::Ingest(_) => {
+                    let (kind, default) = decisions::injected_error(status.as_u16());
                     ingest::request_error(kind, message.as_deref().unwrap_or(default))
+                }
+                Api::Serving { .. } => {
+                    let default = decisions::injected_serving_message(status.as_u16());
+                    ServingError::new(status.as_u16(), message.as_deref().unwrap_or(default)).body()
                 }
             };
             let mut headers = HeaderMap::new();
@@ -319,54 +371,107 @@ fn garbage(random: u64) -> Bytes {
     Bytes::from(out)
 }
 
+/// Why a request is refused before its API module sees it.
+enum Reject {
+    Method(String),
+    Unauthenticated(String),
+    TooLarge(usize),
+    Invalid(String),
+}
+
+/// The one place a pre-handling refusal becomes a response, in the API's own error format.
+fn reject(api: &Api, why: Reject) -> Handled {
+    let (status, body) = match api {
+        Api::Ingest(_) => {
+            let e = match why {
+                Reject::Method(m) => IngestError::MethodNotAllowed(m),
+                Reject::Unauthenticated(m) => IngestError::Unauthenticated(m),
+                Reject::TooLarge(limit) => IngestError::PayloadTooLarge { limit },
+                Reject::Invalid(m) => IngestError::Invalid(m),
+            };
+            (e.status(), e.body())
+        }
+        Api::Serving { .. } => {
+            let e = match why {
+                Reject::Method(m) => ServingError::new(405, m),
+                Reject::Unauthenticated(_) => ServingError::unauthenticated(),
+                Reject::TooLarge(limit) => ServingError::new(
+                    413,
+                    format!("The request body is larger than the limit of {limit} bytes"),
+                ),
+                Reject::Invalid(m) => ServingError::invalid(m),
+            };
+            (e.status, e.body())
+        }
+    };
+    Handled::Answer(
+        StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST),
+        Bytes::from(body.to_string()),
+        HeaderMap::new(),
+    )
+}
+
 async fn read_and_handle(
     state: &MockState,
-    api: Api,
+    api: &Api,
     parts: &axum::http::request::Parts,
     body: Body,
     record: &mut ExchangeRecord,
     fault: &mut Option<Decision>,
     control: Option<&ConnControl>,
 ) -> Result<Handled, Early> {
-    let Api::Ingest(dialect) = api;
-    let to_answer = |e: IngestError| {
-        let status = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::BAD_REQUEST);
-        Handled::Answer(status, Bytes::from(e.body().to_string()), HeaderMap::new())
-    };
-    if parts.method != Method::POST {
-        return Ok(to_answer(IngestError::MethodNotAllowed(format!(
-            "{} is not allowed on {}; use POST",
-            parts.method,
-            parts.uri.path()
-        ))));
+    // The v2 metadata endpoint is a GET; everything else is a POST.
+    let bodiless = matches!(
+        api,
+        Api::Serving {
+            endpoint: Endpoint::Metadata,
+            target: Some(_)
+        }
+    );
+    let method = if bodiless { Method::GET } else { Method::POST };
+    if parts.method != method {
+        return Ok(reject(
+            api,
+            Reject::Method(format!(
+                "{} is not allowed on {}; use {method}",
+                parts.method,
+                parts.uri.path()
+            )),
+        ));
     }
     let account = match authenticate(state, &parts.headers) {
         Ok(a) => a,
-        Err(m) => return Ok(to_answer(IngestError::Unauthenticated(m))),
+        Err(m) => return Ok(reject(api, Reject::Unauthenticated(m))),
     };
     record.entry.key_id = Some(account.name.clone());
     let bytes = match read_body(body, &parts.headers, state.max_body_bytes).await {
         Ok(b) => b,
         Err(BodyError::TooLarge(n)) => {
             record.entry.request_bytes = n;
-            return Ok(to_answer(IngestError::PayloadTooLarge {
-                limit: state.max_body_bytes,
-            }));
+            return Ok(reject(api, Reject::TooLarge(state.max_body_bytes)));
         }
         Err(BodyError::Unreadable) => {
-            return Ok(to_answer(IngestError::Invalid(
-                "The request body could not be read".into(),
-            )))
+            return Ok(reject(
+                api,
+                Reject::Invalid("The request body could not be read".into()),
+            ))
         }
     };
     record.entry.request_bytes = bytes.len();
     record.entry.request_body = bytes.clone();
-    let json = match crate::json::parse_strict(&bytes) {
-        Ok(j) => j,
-        Err(m) => return Ok(to_answer(IngestError::Invalid(m))),
+    let json = if bodiless && bytes.is_empty() {
+        serde_json::Value::Null
+    } else {
+        match crate::json::parse_strict(&bytes) {
+            Ok(j) => j,
+            Err(m) => return Ok(reject(api, Reject::Invalid(m))),
+        }
     };
     if fault.is_none() && !state.faults.is_empty() {
-        let (workspace, sources) = ingest::target_of(&json, dialect);
+        let (workspace, sources) = match api {
+            Api::Ingest(dialect) => ingest::target_of(&json, *dialect),
+            Api::Serving { .. } => (None, Vec::new()),
+        };
         *fault = state.faults.decide(RequestFacts {
             path: parts.uri.path(),
             workspace,
@@ -392,16 +497,35 @@ async fn read_and_handle(
             HeaderMap::new(),
         ));
     }
-    let mut ctx = state.ingest_context(record.entry.seq);
-    ctx.drift = drift;
-    Ok(match ingest::handle_value(&ctx, account, dialect, json) {
-        Ok(ok) => Handled::Answer(
-            StatusCode::OK,
-            Bytes::from(serde_json::to_vec(&ok).unwrap_or_default()),
-            HeaderMap::new(),
-        ),
-        Err(e) => to_answer(e),
-    })
+    let (status, body) = match api {
+        Api::Ingest(dialect) => {
+            let mut ctx = state.ingest_context(record.entry.seq);
+            ctx.drift = drift;
+            match ingest::handle_value(&ctx, account, *dialect, json) {
+                Ok(ok) => (200, serde_json::to_vec(&ok).unwrap_or_default()),
+                Err(e) => (e.status(), e.body().to_string().into_bytes()),
+            }
+        }
+        Api::Serving { endpoint, target } => {
+            let ctx = ServingContext {
+                repo: &state.repo,
+                online: &state.online,
+                now: state.clock.now(),
+            };
+            let target = target
+                .as_ref()
+                .map(|(workspace, service)| PathTarget { workspace, service });
+            match serving::handle(&ctx, account, *endpoint, &json, target) {
+                Ok(ok) => (200, ok.to_string().into_bytes()),
+                Err(e) => (e.status, e.body().to_string().into_bytes()),
+            }
+        }
+    };
+    Ok(Handled::Answer(
+        StatusCode::from_u16(status).unwrap_or(StatusCode::OK),
+        Bytes::from(body),
+        HeaderMap::new(),
+    ))
 }
 
 /// Finds the service account of an `Authorization: Tecton-key <key>` header.

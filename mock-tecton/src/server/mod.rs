@@ -18,6 +18,7 @@ use crate::config::Config;
 use crate::faults::FaultSet;
 use crate::ingest::Dialect;
 use crate::journal::Entry;
+use crate::serving::Endpoint;
 use crate::state::MockState;
 use crate::store::OfflineRow;
 
@@ -125,14 +126,29 @@ fn router(state: Arc<MockState>) -> Router {
     Router::new()
         .route("/ingest", any(exchange::ingest_v1))
         .route("/v2/ingest", any(exchange::ingest_v2))
+        .route(
+            "/api/v1/feature-service/{endpoint}",
+            any(exchange::serving_v1),
+        )
+        .route(
+            "/api/v2/workspaces/{workspace}/feature-services/{service}/{endpoint}",
+            any(exchange::serving_v2),
+        )
         .nest("/_mock", admin::routes())
         .fallback(exchange::unknown_path)
         .with_state(state)
 }
 
-/// Which Tecton API an exchange belongs to; decides the error body format.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Which Tecton API an exchange belongs to; decides the handler and the error body format.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Api {
     /// The Stream Ingest API.
     Ingest(Dialect),
+    /// The feature serving API; `target` is the workspace and service of a v2 path.
+    Serving {
+        /// The endpoint.
+        endpoint: Endpoint,
+        /// `(workspace, service)` from a v2 path.
+        target: Option<(String, String)>,
+    },
 }
