@@ -22,6 +22,10 @@ enum Command {
     /// Check or print a feature repository file.
     #[command(subcommand)]
     Repo(cli::repo::RepoCommand),
+    /// Point-in-time features for a spine, from the offline store.
+    Offline(cli::features::OfflineArgs),
+    /// Compare online and point-in-time offline features; exits 1 when they differ.
+    Consistency(cli::features::ConsistencyArgs),
 }
 
 fn main() -> ExitCode {
@@ -29,6 +33,8 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Serve(args) => cli::serve::run(args),
         Command::Repo(cmd) => cli::repo::run(cmd),
+        Command::Offline(args) => cli::features::run_offline(args),
+        Command::Consistency(args) => cli::features::run_consistency(args),
     };
     match result {
         Ok(code) => code,

@@ -198,10 +198,10 @@ async fn reference_waits_at_least_retry_after_before_retrying_a_429() {
     assert_eq!(outcome.metrics, metrics(5, 2, 1));
     let entries = ingest_entries(&mock, 2).await;
     assert_eq!(statuses(&entries), [429, 200]);
-    assert_eq!(
-        entries[0].fault.as_deref(),
-        Some("status 429 retry-after 1s")
-    );
+    assert!(entries[0]
+        .fault
+        .as_deref()
+        .is_some_and(|f| f.contains("status 429 retry-after 1s")));
     assert!(
         gaps(&entries)[0] >= Duration::from_secs(1),
         "{:?}",

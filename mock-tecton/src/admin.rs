@@ -30,6 +30,8 @@ pub fn routes() -> Router<Arc<MockState>> {
         .route("/offline", get(offline))
         .route("/clock", get(clock).post(set_clock))
         .route("/faults", get(faults).post(set_faults).delete(clear_faults))
+        .route("/offline/features", post(offline_features))
+        .route("/consistency", post(consistency))
 }
 
 fn bad_request(message: impl Into<String>) -> Response {
@@ -252,4 +254,85 @@ async fn set_faults(State(s): AppState, body: axum::body::Bytes) -> Response {
 async fn clear_faults(State(s): AppState) -> Json<Json_> {
     s.faults.clear();
     Json(s.faults.status())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SpineRequest {
+    /// The feature service (default: the repository's first).
+    service: Option<String>,
+    /// Spine rows: join keys plus `timestamp_field`.
+    #[serde(alias = "points")]
+    spine: Vec<Json_>,
+    #[serde(default = "default_timestamp_field")]
+    timestamp_field: String,
+    #[serde(default = "default_max_rows")]
+    max_rows: usize,
+}
+
+fn default_timestamp_field() -> String {
+    "timestamp".into()
+}
+
+fn default_max_rows() -> usize {
+    20
+}
+
+impl SpineRequest {
+    fn parse(body: &[u8]) -> Result<Self, Response> {
+        serde_json::from_slice(body).map_err(|e| bad_request(format!("expected {{\"service\": \"...\", \"spine\": [{{<join keys>, \"timestamp\": \"...\"}}]}}: {e}")))
+    }
+
+    fn service(&self, s: &MockState) -> Result<String, Response> {
+        self.service
+            .clone()
+            .or_else(|| s.repo.feature_services.first().map(|f| f.name.clone()))
+            .ok_or_else(|| bad_request("the repository has no feature service"))
+    }
+}
+
+/// Point-in-time features for a spine, from the offline store.
+async fn offline_features(State(s): AppState, body: axum::body::Bytes) -> Response {
+    let req = match SpineRequest::parse(&body) {
+        Ok(r) => r,
+        Err(resp) => return resp,
+    };
+    let service = match req.service(&s) {
+        Ok(n) => n,
+        Err(resp) => return resp,
+    };
+    let Some(fs) = s.repo.feature_service(&service) else {
+        return not_found(format!("no feature service named `{service}`"));
+    };
+    let spine = match crate::retrieval::spine_from_json(&req.spine, &req.timestamp_field) {
+        Ok(sp) => sp,
+        Err(e) => return bad_request(e),
+    };
+    let features = crate::serving::served_features(&s.repo, fs);
+    match crate::retrieval::offline_features(&s, &features, &spine) {
+        Ok(rows) => Json(json!({"rows": crate::retrieval::rows_to_json(&features, &spine, &rows)}))
+            .into_response(),
+        Err(e) => bad_request(e.message),
+    }
+}
+
+/// Online versus offline features at a set of points.
+async fn consistency(State(s): AppState, body: axum::body::Bytes) -> Response {
+    let req = match SpineRequest::parse(&body) {
+        Ok(r) => r,
+        Err(resp) => return resp,
+    };
+    let service = match req.service(&s) {
+        Ok(n) => n,
+        Err(resp) => return resp,
+    };
+    let points = match crate::retrieval::spine_from_json(&req.spine, &req.timestamp_field) {
+        Ok(sp) => sp,
+        Err(e) => return bad_request(e),
+    };
+    match crate::consistency::check(&s, &service, &points, req.max_rows) {
+        Ok(report) => Json(json!(report)).into_response(),
+        Err(e) if e.status == 404 => not_found(e.message),
+        Err(e) => bad_request(e.message),
+    }
 }

@@ -24,6 +24,7 @@
 pub mod admin;
 pub mod clock;
 pub mod config;
+pub mod consistency;
 pub mod decisions;
 pub mod duration;
 pub mod engine;
@@ -32,6 +33,7 @@ pub mod ingest;
 pub mod journal;
 pub mod json;
 pub mod repo;
+pub mod retrieval;
 pub mod schema;
 mod server;
 pub mod serving;

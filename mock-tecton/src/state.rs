@@ -67,7 +67,38 @@ impl MockState {
             now: self.clock.now(),
             request_seq,
             drift: None,
+            check_ttl: true,
         }
+    }
+
+    /// Loads history into a push source through the ingest path (same validation and writes,
+    /// but no TTL check, as for a batch-source backfill), in batches of the per-source limit,
+    /// as an internal Editor of `workspace`.
+    /// Stops at the first refused batch; returns how many records were written.
+    pub fn load_records(
+        &self,
+        workspace: &str,
+        source: &str,
+        records: Vec<serde_json::Map<String, serde_json::Value>>,
+    ) -> Result<usize, crate::ingest::IngestError> {
+        let loader = crate::repo::ServiceAccount {
+            name: "tecton-sim loader".into(),
+            api_key: String::new(),
+            roles: [(workspace.to_owned(), vec![crate::repo::Role::Editor])].into(),
+        };
+        let mut written = 0;
+        for chunk in records.chunks(self.records_per_source.max(1)) {
+            let request = crate::ingest::IngestRequest {
+                workspace: workspace.to_owned(),
+                dry_run: false,
+                records: vec![(source.to_owned(), chunk.to_vec())],
+            };
+            let mut ctx = self.ingest_context(u64::MAX);
+            ctx.check_ttl = false;
+            crate::ingest::ingest(&ctx, &loader, request)?;
+            written += chunk.len();
+        }
+        Ok(written)
     }
 
     /// Empties stores and journal and removes fault rules; the repository and clock stay.

@@ -47,6 +47,9 @@ pub struct IngestContext<'a> {
     pub request_seq: u64,
     /// A schema drift fault in force for this request, if any.
     pub drift: Option<&'a FaultAction>,
+    /// Refuse records outside a view's serving TTL (the Stream Ingest API does; a backfill of
+    /// history, like a batch source, does not).
+    pub check_ttl: bool,
 }
 
 impl IngestContext<'_> {
@@ -249,7 +252,7 @@ pub fn ingest(
                         _ => continue,
                     };
                     for sub in subs {
-                        if let Some(ttl) = sub.ttl {
+                        if let Some(ttl) = sub.ttl.filter(|_| ctx.check_ttl) {
                             // A value is servable while now < ts + ttl.
                             if ctx.now >= ts.saturating_add(ttl) {
                                 let view = &repo.feature_views[sub.view].name;
