@@ -26,6 +26,8 @@ enum Command {
     Offline(cli::features::OfflineArgs),
     /// Compare online and point-in-time offline features; exits 1 when they differ.
     Consistency(cli::features::ConsistencyArgs),
+    /// Run the conformance scenarios against a sink; exits 1 when a check fails.
+    Conformance(cli::conformance::ConformanceArgs),
 }
 
 fn main() -> ExitCode {
@@ -35,6 +37,7 @@ fn main() -> ExitCode {
         Command::Repo(cmd) => cli::repo::run(cmd),
         Command::Offline(args) => cli::features::run_offline(args),
         Command::Consistency(args) => cli::features::run_consistency(args),
+        Command::Conformance(args) => cli::conformance::run(args),
     };
     match result {
         Ok(code) => code,

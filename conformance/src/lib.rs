@@ -6,3 +6,8 @@
 //! sink's exit with checks that report pass, fail or warn with evidence.
 
 pub mod sink;
+
+pub mod checks;
+pub mod report;
+pub mod runner;
+pub mod scenario;

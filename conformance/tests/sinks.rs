@@ -499,6 +499,35 @@ async fn command_sleep_30_is_killed_at_one_second() {
 }
 
 #[tokio::test]
+async fn command_abandoned_mid_run_takes_its_process_group_with_it() {
+    let mock = mock().await;
+    let pid_file = std::env::temp_dir().join(format!("sinks-test-{}.pid", std::process::id()));
+    let sink = CommandSink::new(format!(
+        "sleep 30 & echo $! > '{}'; wait",
+        pid_file.display()
+    ));
+    let env = env(&mock);
+    let run = sink.run(&env, records(1));
+    assert!(tokio::time::timeout(Duration::from_millis(500), run)
+        .await
+        .is_err());
+    let pid = std::fs::read_to_string(&pid_file).unwrap();
+    let _ = std::fs::remove_file(&pid_file);
+    // Gone, or a zombie waiting for init: either way no longer running.
+    let stat = std::fs::read_to_string(format!("/proc/{}/stat", pid.trim())).unwrap_or_default();
+    let state = stat
+        .rsplit(')')
+        .next()
+        .unwrap_or("")
+        .split_whitespace()
+        .next();
+    assert!(
+        matches!(state, None | Some("Z" | "X")),
+        "background sleep still running: {stat}"
+    );
+}
+
+#[tokio::test]
 async fn command_exit_code_is_reported() {
     let mock = mock().await;
     let outcome = CommandSink::new("echo 'giving up: reasons' >&2; exit 3")

@@ -256,6 +256,21 @@ async fn clear_faults(State(s): AppState) -> Json<Json_> {
     Json(s.faults.status())
 }
 
+/// An admin request that cannot be served.
+enum AdminError {
+    BadRequest(String),
+    NotFound(String),
+}
+
+impl IntoResponse for AdminError {
+    fn into_response(self) -> Response {
+        match self {
+            AdminError::BadRequest(m) => bad_request(m),
+            AdminError::NotFound(m) => not_found(m),
+        }
+    }
+}
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct SpineRequest {
@@ -279,60 +294,57 @@ fn default_max_rows() -> usize {
 }
 
 impl SpineRequest {
-    fn parse(body: &[u8]) -> Result<Self, Response> {
-        serde_json::from_slice(body).map_err(|e| bad_request(format!("expected {{\"service\": \"...\", \"spine\": [{{<join keys>, \"timestamp\": \"...\"}}]}}: {e}")))
-    }
-
-    fn service(&self, s: &MockState) -> Result<String, Response> {
-        self.service
+    /// The request, its feature service's name and its spine.
+    fn parse(
+        s: &MockState,
+        body: &[u8],
+    ) -> Result<(Self, String, Vec<crate::retrieval::SpineRow>), AdminError> {
+        let req: SpineRequest = serde_json::from_slice(body).map_err(|e| {
+            AdminError::BadRequest(format!("expected {{\"service\": \"...\", \"spine\": [{{<join keys>, \"timestamp\": \"...\"}}]}}: {e}"))
+        })?;
+        let service = req
+            .service
             .clone()
             .or_else(|| s.repo.feature_services.first().map(|f| f.name.clone()))
-            .ok_or_else(|| bad_request("the repository has no feature service"))
+            .ok_or_else(|| {
+                AdminError::BadRequest("the repository has no feature service".into())
+            })?;
+        if s.repo.feature_service(&service).is_none() {
+            return Err(AdminError::NotFound(format!(
+                "no feature service named `{service}`"
+            )));
+        }
+        let spine = crate::retrieval::spine_from_json(&req.spine, &req.timestamp_field)
+            .map_err(AdminError::BadRequest)?;
+        Ok((req, service, spine))
     }
 }
 
 /// Point-in-time features for a spine, from the offline store.
-async fn offline_features(State(s): AppState, body: axum::body::Bytes) -> Response {
-    let req = match SpineRequest::parse(&body) {
-        Ok(r) => r,
-        Err(resp) => return resp,
-    };
-    let service = match req.service(&s) {
-        Ok(n) => n,
-        Err(resp) => return resp,
-    };
-    let Some(fs) = s.repo.feature_service(&service) else {
-        return not_found(format!("no feature service named `{service}`"));
-    };
-    let spine = match crate::retrieval::spine_from_json(&req.spine, &req.timestamp_field) {
-        Ok(sp) => sp,
-        Err(e) => return bad_request(e),
-    };
+async fn offline_features(
+    State(s): AppState,
+    body: axum::body::Bytes,
+) -> Result<Json<Json_>, AdminError> {
+    let (_, service, spine) = SpineRequest::parse(&s, &body)?;
+    let fs = s
+        .repo
+        .feature_service(&service)
+        .ok_or_else(|| AdminError::NotFound(service.clone()))?;
     let features = crate::serving::served_features(&s.repo, fs);
-    match crate::retrieval::offline_features(&s, &features, &spine) {
-        Ok(rows) => Json(json!({"rows": crate::retrieval::rows_to_json(&features, &spine, &rows)}))
-            .into_response(),
-        Err(e) => bad_request(e.message),
-    }
+    let rows = crate::retrieval::offline_features(&s, &features, &spine)
+        .map_err(|e| AdminError::BadRequest(e.message))?;
+    Ok(Json(
+        json!({"rows": crate::retrieval::rows_to_json(&features, &spine, &rows)}),
+    ))
 }
 
 /// Online versus offline features at a set of points.
-async fn consistency(State(s): AppState, body: axum::body::Bytes) -> Response {
-    let req = match SpineRequest::parse(&body) {
-        Ok(r) => r,
-        Err(resp) => return resp,
-    };
-    let service = match req.service(&s) {
-        Ok(n) => n,
-        Err(resp) => return resp,
-    };
-    let points = match crate::retrieval::spine_from_json(&req.spine, &req.timestamp_field) {
-        Ok(sp) => sp,
-        Err(e) => return bad_request(e),
-    };
-    match crate::consistency::check(&s, &service, &points, req.max_rows) {
-        Ok(report) => Json(json!(report)).into_response(),
-        Err(e) if e.status == 404 => not_found(e.message),
-        Err(e) => bad_request(e.message),
-    }
+async fn consistency(
+    State(s): AppState,
+    body: axum::body::Bytes,
+) -> Result<Json<Json_>, AdminError> {
+    let (req, service, points) = SpineRequest::parse(&s, &body)?;
+    let report = crate::consistency::check(&s, &service, &points, req.max_rows)
+        .map_err(|e| AdminError::BadRequest(e.message))?;
+    Ok(Json(json!(report)))
 }

@@ -1,9 +1,9 @@
 //! Online/offline consistency: are the features served online at time `t` the point-in-time
 //! features training data would get for `t`?
 //!
-//! For each (entity, time) point, the online value (the online store evaluated at `t`, counts
-//! coerced to 0 for unknown entities as offline retrieval reports them) is compared with the
-//! offline value. Per feature the report gives Chronon's rates — mismatch (the values differ),
+//! For each (entity, time) point, the online value (the online store evaluated at `t`; an entity
+//! it has never seen reads as empty windows, as offline retrieval reports it) is compared with
+//! the offline value. Per feature the report gives Chronon's rates — mismatch (the values differ),
 //! missing (online null, offline not), extra (online not null, offline null) — and for numbers
 //! the SMAPE `Σ|a−b| / Σ(|a|+|b|)`, plus the first differing rows, so a skew can be traced to
 //! its cause (a reordering sink, a duplicated event, a late event).
@@ -13,7 +13,7 @@ use serde_json::{Map, Value as Json};
 
 use crate::retrieval::{offline_features, SpineRow};
 use crate::schema::{format_rfc3339, Value};
-use crate::serving::{online_vector, served_features, ServingError};
+use crate::serving::{online_vector, served_features, ServingError, UnknownEntity};
 use crate::state::MockState;
 
 /// Relative tolerance for comparing floats: both sides run the same arithmetic, so only
@@ -91,7 +91,7 @@ pub fn check(
             &features,
             &point.join_keys,
             point.timestamp,
-            true,
+            UnknownEntity::EmptyWindow,
         )?;
         for (i, f) in features.iter().enumerate() {
             let (a, b) = (&on[i].value, &off[i].value);

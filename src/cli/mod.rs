@@ -1,6 +1,7 @@
 //! One module per subcommand. Each exposes its clap arguments and a `run` that returns the
 //! process exit code; errors become `error: …` on stderr and exit code 2.
 
+pub mod conformance;
 pub mod features;
 pub mod repo;
 pub mod serve;

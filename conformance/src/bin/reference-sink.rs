@@ -41,11 +41,11 @@ fn main() -> ExitCode {
     };
     let mut input = String::new();
     if let Err(e) = std::io::stdin().read_to_string(&mut input) {
-        return usage_error(&format!("cannot read stdin: {e}"));
+        return input_error(&format!("cannot read stdin: {e}"));
     }
     let records = match protocol::from_jsonl(&input) {
         Ok(r) => r,
-        Err(e) => return usage_error(&format!("stdin: {e}")),
+        Err(e) => return input_error(&format!("stdin: {e}")),
     };
     drop(input);
 
@@ -54,7 +54,7 @@ fn main() -> ExitCode {
         .build()
     {
         Ok(rt) => rt,
-        Err(e) => return usage_error(&format!("cannot start the async runtime: {e}")),
+        Err(e) => return input_error(&format!("cannot start the async runtime: {e}")),
     };
     let sink: Box<dyn Sink> = match mutant {
         Some(m) => Box::new(MutantSink::new(m)),
@@ -97,5 +97,10 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Option<Args>, St
 
 fn usage_error(message: &str) -> ExitCode {
     eprintln!("reference-sink: {message}\n\n{USAGE}");
+    ExitCode::from(2)
+}
+
+fn input_error(message: &str) -> ExitCode {
+    eprintln!("reference-sink: {message}");
     ExitCode::from(2)
 }

@@ -8,8 +8,8 @@ use super::{tail, CheckId, CheckResult};
 use crate::scenario::ExpectedOutcome;
 use crate::sink::SinkOutcome;
 
-/// How the sink ended, in words.
-pub(crate) fn describe_exit(o: &SinkOutcome) -> String {
+/// How the sink ended, in words (`exited 0`, `was killed at the wall-clock limit after 3.0 s`).
+pub fn describe_exit(o: &SinkOutcome) -> String {
     match (o.exit_code, o.timed_out) {
         (_, true) => format!(
             "was killed at the wall-clock limit after {:.1} s",
@@ -117,7 +117,9 @@ pub(super) fn completeness(obs: &Observation) -> CheckResult {
         if missing.is_empty() {
             return CheckResult::pass(
                 id,
-                format!("All {n} input records were acknowledged by a 200 before the sink exited 0."),
+                format!(
+                    "All {n} input records were acknowledged by a 200 before the sink exited 0."
+                ),
             );
         }
         return CheckResult::fail(
@@ -189,10 +191,7 @@ pub(super) fn no_lost_ack(obs: &Observation) -> CheckResult {
              stored records cannot be compared with acknowledgements.",
         );
     };
-    let stored: HashSet<(u64, &str)> = written
-        .iter()
-        .map(|r| (r.request, r.id.as_str()))
-        .collect();
+    let stored: HashSet<(u64, &str)> = written.iter().map(|r| (r.request, r.id.as_str())).collect();
     let mut lost = Vec::new();
     let mut acked = 0usize;
     for e in obs
@@ -200,11 +199,7 @@ pub(super) fn no_lost_ack(obs: &Observation) -> CheckResult {
         .iter()
         .filter(|e| e.class == Class::Acked && !e.dry_run())
     {
-        for r in e
-            .records
-            .iter()
-            .filter(|r| r.source == obs.env.push_source)
-        {
+        for r in e.records.iter().filter(|r| r.source == obs.env.push_source) {
             acked += 1;
             if !stored.contains(&(e.seq, r.id.as_str())) {
                 lost.push(format!(

@@ -18,6 +18,7 @@ mod wire;
 use std::fmt;
 use std::str::FromStr;
 
+pub use delivery::describe_exit;
 pub use observation::{Class, Exchange, FaultKind, Observation, ObservationParts, WrittenRow};
 pub use reports::conformance::Verdict;
 
@@ -216,8 +217,7 @@ impl CheckResult {
     pub fn with_evidence(mut self, lines: impl IntoIterator<Item = String>) -> Self {
         let lines: Vec<String> = lines.into_iter().collect();
         let n = lines.len();
-        self.evidence
-            .extend(lines.into_iter().take(MAX_EVIDENCE));
+        self.evidence.extend(lines.into_iter().take(MAX_EVIDENCE));
         if n > MAX_EVIDENCE {
             self.evidence
                 .push(format!("… and {} more", n - MAX_EVIDENCE));

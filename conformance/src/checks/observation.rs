@@ -571,8 +571,14 @@ mod tests {
     fn classes() {
         let ok = r#"{"workspaceName":"prod","ingestMetrics":{}}"#;
         assert_eq!(classify(Outcome::Responded, 200, ok), Class::Acked);
-        assert_eq!(classify(Outcome::Responded, 200, "\0junk"), Class::Unreadable);
-        assert_eq!(classify(Outcome::Responded, 503, "{}"), Class::RetryableStatus);
+        assert_eq!(
+            classify(Outcome::Responded, 200, "\0junk"),
+            Class::Unreadable
+        );
+        assert_eq!(
+            classify(Outcome::Responded, 503, "{}"),
+            Class::RetryableStatus
+        );
         assert_eq!(classify(Outcome::Responded, 404, "{}"), Class::Definite);
         assert_eq!(classify(Outcome::Reset, 200, ok), Class::Indefinite);
         assert_eq!(classify(Outcome::Responded, 0, ""), Class::Indefinite);

@@ -30,10 +30,12 @@ pub(super) fn key_order(obs: &Observation) -> CheckResult {
     let mut by_key: BTreeMap<&str, Vec<(usize, &str, u64, u64)>> = BTreeMap::new();
     for r in &obs.input {
         if let Some(&(order, request)) = first.get(r.id.as_str()) {
-            by_key
-                .entry(r.key.as_str())
-                .or_default()
-                .push((r.position, r.id.as_str(), order, request));
+            by_key.entry(r.key.as_str()).or_default().push((
+                r.position,
+                r.id.as_str(),
+                order,
+                request,
+            ));
         }
     }
     let mut problems = Vec::new();

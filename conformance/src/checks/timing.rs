@@ -126,8 +126,16 @@ pub(super) fn backoff(obs: &Observation, params: &CheckParams) -> CheckResult {
         .with_evidence(all.iter().map(|g| gap_line(obs, g)));
     }
     let min_growth = params.min_growth.unwrap_or(tol::GROWTH_MIN_RATIO);
-    let early: Vec<Duration> = all.iter().filter(|g| g.position == 0).map(|g| g.gap).collect();
-    let late: Vec<Duration> = all.iter().filter(|g| g.position >= 2).map(|g| g.gap).collect();
+    let early: Vec<Duration> = all
+        .iter()
+        .filter(|g| g.position == 0)
+        .map(|g| g.gap)
+        .collect();
+    let late: Vec<Duration> = all
+        .iter()
+        .filter(|g| g.position >= 2)
+        .map(|g| g.gap)
+        .collect();
     let mut long_chains: Vec<usize> = all
         .iter()
         .filter(|g| g.position >= 2)
@@ -257,7 +265,8 @@ pub(super) fn retry_after(obs: &Observation, params: &CheckParams) -> CheckResul
         let Some(next) = next else {
             continue;
         };
-        let waited = Duration::from_nanos(u64::try_from(next.arrived_ns - e.ended_ns()).unwrap_or(0));
+        let waited =
+            Duration::from_nanos(u64::try_from(next.arrived_ns - e.ended_ns()).unwrap_or(0));
         let line = format!(
             "seq {} answered {status} with Retry-After: {s}; its records came back in seq {} after {}",
             e.seq,
@@ -316,13 +325,14 @@ pub(super) fn timeout(obs: &Observation, params: &CheckParams) -> CheckResult {
                 // The mock may have missed the hang-up; a re-send of the same records while it
                 // still held this one proves the client had given up.
                 let ids: std::collections::HashSet<&str> = e.ids().collect();
-                let resent = obs.exchanges[i + 1..].iter().find(|n| {
-                    n.arrived_ns < e.ended_ns() && n.ids().any(|x| ids.contains(x))
-                });
+                let resent = obs.exchanges[i + 1..]
+                    .iter()
+                    .find(|n| n.arrived_ns < e.ended_ns() && n.ids().any(|x| ids.contains(x)));
                 match resent {
                     Some(n) => {
-                        let bound =
-                            Duration::from_nanos(u64::try_from(n.arrived_ns - e.arrived_ns).unwrap_or(0));
+                        let bound = Duration::from_nanos(
+                            u64::try_from(n.arrived_ns - e.arrived_ns).unwrap_or(0),
+                        );
                         let line = format!(
                             "seq {}: held until the hang's limit, but its records were re-sent in seq {} after {}",
                             e.seq,

@@ -202,7 +202,11 @@ fn show_id(id: &str) -> String {
     }
 }
 
-fn envelope_issues(obs: &Observation, top: &serde_json::Map<String, Json>, issues: &mut Vec<String>) {
+fn envelope_issues(
+    obs: &Observation,
+    top: &serde_json::Map<String, Json>,
+    issues: &mut Vec<String>,
+) {
     for camel in ["workspaceName", "dryRun"] {
         if top.contains_key(camel) {
             issues.push(format!(
@@ -211,8 +215,14 @@ fn envelope_issues(obs: &Observation, top: &serde_json::Map<String, Json>, issue
         }
     }
     for key in top.keys() {
-        if !["workspace_name", "dry_run", "records", "workspaceName", "dryRun"]
-            .contains(&key.as_str())
+        if ![
+            "workspace_name",
+            "dry_run",
+            "records",
+            "workspaceName",
+            "dryRun",
+        ]
+        .contains(&key.as_str())
         {
             issues.push(format!("has an unknown top-level key `{key}`"));
         }
@@ -334,12 +344,17 @@ mod tests {
             serde_json::from_str(r#"{"a":1.5,"b":"x","n":2}"#).unwrap_or_default();
         let same: Json = serde_json::from_str(r#"{"a":1.50,"b":"x","n":2}"#).unwrap_or_default();
         assert_eq!(record_diff(&input, &same), None);
-        let changed: Json = serde_json::from_str(r#"{"a":"1.5","b":"x","n":2}"#).unwrap_or_default();
+        let changed: Json =
+            serde_json::from_str(r#"{"a":"1.5","b":"x","n":2}"#).unwrap_or_default();
         assert_eq!(
             record_diff(&input, &changed).as_deref(),
             Some("field `a`: 1.5 became \"1.5\"")
         );
-        let added: Json = serde_json::from_str(r#"{"a":1.5,"b":"x","n":2,"z":0}"#).unwrap_or_default();
-        assert_eq!(record_diff(&input, &added).as_deref(), Some("field `z` was added"));
+        let added: Json =
+            serde_json::from_str(r#"{"a":1.5,"b":"x","n":2,"z":0}"#).unwrap_or_default();
+        assert_eq!(
+            record_diff(&input, &added).as_deref(),
+            Some("field `z` was added")
+        );
     }
 }

@@ -101,9 +101,10 @@ pub struct RunOptions {
 impl RunOptions {
     /// The replay command of a run.
     pub fn replay(&self, subject: &str, scenario: &str, seed: u64) -> String {
-        let prefix = self.replay_prefix.clone().unwrap_or_else(|| {
-            format!("tecton-sim conformance --sink {}", shell_quote(subject))
-        });
+        let prefix = self
+            .replay_prefix
+            .clone()
+            .unwrap_or_else(|| format!("tecton-sim conformance --sink {}", shell_quote(subject)));
         format!("{prefix} --scenario {scenario} --seed {seed}")
     }
 }
@@ -353,11 +354,9 @@ async fn drive(
     };
     let started = Instant::now();
     match subject {
-        Subject::Sink(sink) => {
-            Ok(tokio::time::timeout(limit, sink.run(env, records))
-                .await
-                .unwrap_or_else(|_| killed(started.elapsed())))
-        }
+        Subject::Sink(sink) => Ok(tokio::time::timeout(limit, sink.run(env, records))
+            .await
+            .unwrap_or_else(|_| killed(started.elapsed()))),
         Subject::Command(command) => {
             let command = command.clone().wall_limit(limit);
             match command.try_run(env, records).await {

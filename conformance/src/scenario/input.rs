@@ -189,19 +189,32 @@ mod tests {
     fn disorder_moves_some_event_times_within_the_window() {
         let ordered = gen(0.0).generate(1);
         let shuffled = gen(0.3).generate(1);
-        let ts = |r: &Record| mock_tecton::schema::parse_timestamp(r["timestamp"].as_str().unwrap_or_default()).unwrap_or(0);
+        let ts = |r: &Record| {
+            mock_tecton::schema::parse_timestamp(r["timestamp"].as_str().unwrap_or_default())
+                .unwrap_or(0)
+        };
         assert!(ordered.windows(2).all(|w| ts(&w[0]) < ts(&w[1])));
-        let moved = shuffled.iter().zip(&ordered).filter(|(a, b)| ts(a) != ts(b)).count();
+        let moved = shuffled
+            .iter()
+            .zip(&ordered)
+            .filter(|(a, b)| ts(a) != ts(b))
+            .count();
         assert!(moved > 20, "{moved} events moved");
         for (a, b) in shuffled.iter().zip(&ordered) {
             let d = (ts(a) - ts(b)).abs();
-            assert!(d <= 4 * DISORDER_WINDOW as i64 * 1_000_000_000, "moved {d} ns");
+            assert!(
+                d <= 4 * DISORDER_WINDOW as i64 * 1_000_000_000,
+                "moved {d} ns"
+            );
         }
     }
 
     #[test]
     fn jsonl_errors_name_the_line() {
-        assert_eq!(parse_jsonl("{\"a\":1}\n\n{\"b\":2}\n").map(|r| r.len()), Ok(2));
+        assert_eq!(
+            parse_jsonl("{\"a\":1}\n\n{\"b\":2}\n").map(|r| r.len()),
+            Ok(2)
+        );
         let e = parse_jsonl("{\"a\":1}\n[1]\n").err().unwrap_or_default();
         assert!(e.starts_with("line 2"), "{e}");
     }

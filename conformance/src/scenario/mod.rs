@@ -176,9 +176,10 @@ impl ScenarioError {
 
     /// The scenario's name as its file stem says, for reports.
     pub fn scenario_name(&self) -> String {
-        self.file
-            .file_stem()
-            .map_or_else(|| self.file.display().to_string(), |s| s.to_string_lossy().into_owned())
+        self.file.file_stem().map_or_else(
+            || self.file.display().to_string(),
+            |s| s.to_string_lossy().into_owned(),
+        )
     }
 }
 
@@ -236,7 +237,8 @@ impl Scenario {
     pub fn parse(text: &str, path: &Path) -> Result<Scenario, ScenarioError> {
         let raw: file::ScenarioFile = toml::from_str(text)
             .map_err(|e| ScenarioError::new(path, None, e.to_string().trim_end().to_owned()))?;
-        let err = |field: &str, message: String| ScenarioError::new(path, field.to_owned(), message);
+        let err =
+            |field: &str, message: String| ScenarioError::new(path, field.to_owned(), message);
         let base = path.parent().unwrap_or_else(|| Path::new("."));
         let stem = path
             .file_stem()
@@ -270,7 +272,10 @@ impl Scenario {
 
         let target = Target {
             api_key: raw.target.api_key.unwrap_or_else(|| DEMO_API_KEY.into()),
-            workspace: raw.target.workspace.unwrap_or_else(|| DEMO_WORKSPACE.into()),
+            workspace: raw
+                .target
+                .workspace
+                .unwrap_or_else(|| DEMO_WORKSPACE.into()),
             push_source: raw
                 .target
                 .push_source
@@ -290,8 +295,7 @@ impl Scenario {
         }
         let timeout = match raw.hints.timeout_s {
             None => DEFAULT_TIMEOUT,
-            Some(s) => seconds(s, 600.0)
-                .map_err(|m| err("hints.timeout_s", m))?,
+            Some(s) => seconds(s, 600.0).map_err(|m| err("hints.timeout_s", m))?,
         };
         let hints = Hints {
             batch_size,
@@ -311,9 +315,7 @@ impl Scenario {
             .unwrap_or_else(|| DEFAULT_KEY_FIELD.into());
         let input = input_of(raw.input, base, &id_field, path)?;
 
-        raw.faults
-            .validate()
-            .map_err(|m| err("faults.rules", m))?;
+        raw.faults.validate().map_err(|m| err("faults.rules", m))?;
 
         let wall_limit = match raw.expect.wall_limit_s {
             None => DEFAULT_WALL_LIMIT,
@@ -405,7 +407,9 @@ impl Scenario {
 
 fn seconds(s: f64, max: f64) -> Result<Duration, String> {
     if !s.is_finite() || s <= 0.0 || s > max {
-        return Err(format!("{s} must be a number of seconds above 0 and at most {max}"));
+        return Err(format!(
+            "{s} must be a number of seconds above 0 and at most {max}"
+        ));
     }
     Ok(Duration::from_secs_f64(s))
 }
@@ -444,7 +448,10 @@ fn input_of(
     }
     let records = if let Some(count) = raw.count {
         if count == 0 || count > 1_000_000 {
-            return Err(err("input.count", format!("{count} is not within 1..=1000000")));
+            return Err(err(
+                "input.count",
+                format!("{count} is not within 1..=1000000"),
+            ));
         }
         let keys = raw.keys.unwrap_or(5);
         if keys == 0 {
@@ -452,7 +459,10 @@ fn input_of(
         }
         let disorder = raw.disorder.unwrap_or(0.0);
         if !(0.0..=1.0).contains(&disorder) {
-            return Err(err("input.disorder", format!("{disorder} is not within 0..=1")));
+            return Err(err(
+                "input.disorder",
+                format!("{disorder} is not within 0..=1"),
+            ));
         }
         let start = match &raw.start {
             None => GENERATED_START_NS,
@@ -486,7 +496,8 @@ fn input_of(
         let full = base.join(&file);
         let text = std::fs::read_to_string(&full)
             .map_err(|e| err("input.file", format!("cannot read {}: {e}", full.display())))?;
-        input::parse_jsonl(&text).map_err(|m| err("input.file", format!("{}: {m}", full.display())))?
+        input::parse_jsonl(&text)
+            .map_err(|m| err("input.file", format!("{}: {m}", full.display())))?
     } else {
         Vec::new()
     };

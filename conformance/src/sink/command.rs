@@ -1,7 +1,7 @@
 //! The command driver: runs any program that speaks sink protocol v1.
 //!
 //! The command runs as `sh -c "<command>"` in a process group of its own, with protocol v1's
-//! environment (see [`protocol`](super::protocol)). Its records are written to a temporary
+//! environment (see [`protocol`]). Its records are written to a temporary
 //! JSONL file (`SINK_INPUT`, removed afterwards) and to its stdin, which is then closed: EOF
 //! means "flush and exit". Stdout and stderr are read concurrently with the run, so a chatty
 //! sink never blocks on a full pipe; the last [`OUTPUT_KEEP_BYTES`] of each are kept. The last
@@ -140,6 +140,8 @@ impl CommandSink {
             source,
         })?;
         let group = child.id();
+        // If this future is dropped mid-run, `kill_on_drop` only reaches the shell.
+        let mut guard = GroupGuard(group);
 
         let stdin = child.stdin.take().map(|mut stdin| {
             tokio::spawn(async move {
@@ -166,6 +168,7 @@ impl CommandSink {
             stdout.finished(DRAIN_GRACE).await;
             stderr.finished(DRAIN_GRACE).await;
         }
+        guard.disarm();
         if let Some(task) = stdin {
             task.abort();
         }
@@ -259,16 +262,37 @@ fn note(stderr: &mut String, text: &str) {
 /// the shell itself in case the group is already gone.
 async fn kill_group(group: Option<u32>, child: &mut Child) {
     if let Some(pid) = group {
-        // `kill` with a negative pid signals the whole group; there is no safe std API for it.
-        let _ = Command::new("kill")
-            .args(["-KILL", "--", &format!("-{pid}")])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .await;
+        let _ = Command::from(kill_group_command(pid)).status().await;
     }
     let _ = child.start_kill();
+}
+
+/// `kill -KILL -- -<pgid>`: a negative pid signals the whole group, and std has no safe API
+/// for it.
+fn kill_group_command(pgid: u32) -> std::process::Command {
+    let mut kill = std::process::Command::new("kill");
+    kill.args(["-KILL", "--", &format!("-{pgid}")])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    kill
+}
+
+/// Kills the process group when dropped while armed: the run was abandoned half-way.
+struct GroupGuard(Option<u32>);
+
+impl GroupGuard {
+    fn disarm(&mut self) {
+        self.0 = None;
+    }
+}
+
+impl Drop for GroupGuard {
+    fn drop(&mut self) {
+        if let Some(pid) = self.0 {
+            let _ = kill_group_command(pid).status();
+        }
+    }
 }
 
 /// The tail of one output stream, read in the background.

@@ -1,7 +1,7 @@
 //! Mutant sinks: the [reference sink](super::reference) with exactly one defect each.
 //!
-//! They exist to test the checks: every mutant must make at least one check fail (the one its
-//! doc comment names) while the reference passes them all. A mutant is the reference code with
+//! They exist to test the checks: every mutant must make the check its doc comment names
+//! (a [`crate::checks::CheckId`]) fail or warn, while the reference passes them all. A mutant is the reference code with
 //! one switch on, so any difference in the journal is that defect and nothing else.
 //!
 //! ```no_run
@@ -25,47 +25,48 @@ use super::{BoxFuture, Record, Sink, SinkEnv, SinkOutcome};
 /// One defect of a sink.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Mutant {
-    /// Sends one record per request. Trips the batching check (requests carry far fewer records
-    /// than the batch size allows).
+    /// Sends one record per request. Trips `batching_efficiency` (a warning: requests carry far
+    /// fewer records than the batch size allows).
     NoBatching,
     /// Ignores `SINK_BATCH_SIZE` and Tecton's 10-record limit, sending up to 25 records per
-    /// request. Trips the batch-size check (and the mock answers 400 `RequestValidationError`).
+    /// request. Trips `batch_limit` (and `outcome`: the mock answers 400
+    /// `RequestValidationError`).
     OversizeBatches,
-    /// Gives up on the first retryable failure (429, 5xx, timeout, connection error). Trips the
-    /// retries-transient-failures / nothing-lost checks.
+    /// Gives up on the first retryable failure (429, 5xx, timeout, connection error). Trips
+    /// `retry_retryable` (and `outcome`).
     NoRetry,
-    /// Retries 400, 401, 403 and 404 as if they were transient. Trips the
-    /// no-retry-of-definite-errors check.
+    /// Retries 400, 401, 403 and 404 as if they were transient. Trips `no_retry_definite`.
     RetriesDefinite4xx,
-    /// Ignores `SINK_MAX_RETRIES`: stops only after 50 attempts of one batch. Trips the
-    /// retry-budget check.
+    /// Ignores `SINK_MAX_RETRIES`: stops only after 50 attempts of one batch. Trips
+    /// `retry_bound`.
     UnboundedRetries,
-    /// Retries immediately, with no backoff (still honours `Retry-After`). Trips the backoff
-    /// check (retry gaps near zero).
+    /// Retries immediately, with no backoff (still honours `Retry-After`). Trips `backoff`
+    /// (retry gaps near zero).
     NoBackoff,
-    /// Waits exactly `base * 2^attempt` (capped), with no randomness. Trips the jitter check
-    /// (retry gaps equal the deterministic schedule).
+    /// Waits exactly `base * 2^attempt` (capped), with no randomness. Trips `jitter` (retry gaps
+    /// equal the deterministic schedule).
     NoJitter,
-    /// Does not wait for `Retry-After`. Trips the Retry-After check (retry sooner than asked).
+    /// Does not wait for `Retry-After`. Trips `retry_after` (retry sooner than asked).
     IgnoresRetryAfter,
     /// Sets no per-request timeout, so a hung request holds the sink until the server lets go.
-    /// Trips the timeout check (no retry about `SINK_TIMEOUT_S` after a hang).
+    /// Trips `timeout` (no retry about `SINK_TIMEOUT_S` after a hang).
     NoTimeout,
-    /// Sends its batches in reverse order. Trips the ordering check (per-key event order).
+    /// Sends its batches in reverse order. Trips `key_order` (per-key event order).
     Reorders,
-    /// Gives up like the reference but exits 0. Trips the honest-exit check (exit 0 although
-    /// records are missing from the stores).
+    /// Gives up like the reference but exits 0. Trips `completeness` and `outcome` (exit 0
+    /// although records are missing from the stores).
     LiesAboutSuccess,
-    /// Re-sends every third batch once after its 200. Trips the no-duplicates check (a duplicate
-    /// that no indefinite failure excuses).
+    /// Re-sends every third batch once after its 200. Trips `duplicates` (a duplicate that no
+    /// indefinite failure excuses).
     DuplicatesAfterSuccess,
-    /// Sends `Authorization: Bearer <key>` instead of `Tecton-key <key>`. Trips the
-    /// authentication / all-records-written checks (every request gets 401).
+    /// Sends `Authorization: Bearer <key>` instead of `Tecton-key <key>`. Trips `auth_header`
+    /// (and `outcome`: every request gets 401).
     WrongAuthScheme,
-    /// Sends `workspaceName`/`dryRun` (the `/v2/ingest` spelling) to `/ingest`. Trips the
-    /// request-format / all-records-written checks (every request gets 400).
+    /// Sends `workspaceName`/`dryRun` (the `/v2/ingest` spelling) to `/ingest`. Trips
+    /// `request_shape` (and `outcome`: every request gets 400).
     CamelCaseBody,
-    /// Never flushes the final partial batch, yet exits 0. Trips the nothing-lost check.
+    /// Never flushes the final partial batch, yet exits 0. Trips `completeness` (and
+    /// `outcome`).
     DropsLastBatch,
 }
 

@@ -125,14 +125,12 @@ pub fn from_jsonl(text: &str) -> Result<Vec<Record>, String> {
     Ok(records)
 }
 
-/// The metrics line a sink prints at exit.
+/// The metrics line a sink prints at exit, fields in protocol order.
 pub fn metrics_line(m: &SinkMetrics) -> String {
-    serde_json::json!({
-        "records_written": m.records_written,
-        "write_requests": m.write_requests,
-        "write_errors": m.write_errors,
-    })
-    .to_string()
+    format!(
+        r#"{{"records_written":{},"write_requests":{},"write_errors":{}}}"#,
+        m.records_written, m.write_requests, m.write_errors
+    )
 }
 
 /// The last line of `stdout` that is a JSON object with the three metrics fields (extra fields
@@ -196,6 +194,10 @@ mod tests {
         let out = format!(
             "starting\n{{\"records_written\":1,\"write_requests\":1,\"write_errors\":0}}\n{{\"other\":1}}\n{}\nbye\n",
             metrics_line(&m)
+        );
+        assert_eq!(
+            metrics_line(&m),
+            r#"{"records_written":5,"write_requests":2,"write_errors":1}"#
         );
         assert_eq!(parse_metrics(&out), Some(m));
         assert_eq!(parse_metrics("no metrics\n{broken"), None);

@@ -17,7 +17,7 @@
 //!   `errorMessage`.
 //!
 //! The [mutant sinks](super::mutants) are this same code with one [`Mutant`] switched on; each
-//! decision point below asks [`Run::has`] whether its defect is on.
+//! decision point below asks whether its defect is on.
 
 use std::fmt;
 use std::time::{Duration, Instant};

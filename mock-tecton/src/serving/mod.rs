@@ -19,7 +19,7 @@ pub use error::ServingError;
 pub use request::{parse as parse_params, MetadataOptions, Params};
 pub use vector::{
     entity_key, input_join_keys, online_vector, served_features, FeatureValue, ServedFeature,
-    Status,
+    Status, UnknownEntity,
 };
 
 use crate::repo::{FeatureService, Repository, Role, ServiceAccount};
@@ -109,7 +109,7 @@ pub fn handle(
                 &features,
                 &params.join_keys,
                 ctx.now,
-                params.coerce_null_counts,
+                unknown_policy(&params),
             )?;
             let mut out = json!({"result": {"features": vector.iter().map(|f| f.value.to_serving_json()).collect::<Vec<_>>()}});
             if let Some(meta) = metadata(&features, &[&vector], &params.metadata, started) {
@@ -133,7 +133,7 @@ pub fn handle(
                         &features,
                         keys,
                         ctx.now,
-                        params.coerce_null_counts,
+                        unknown_policy(&params),
                     )
                 })
                 .collect::<Result<Vec<_>, _>>()?;
@@ -158,7 +158,7 @@ pub fn handle(
                     &features,
                     keys,
                     ctx.now,
-                    params.coerce_null_counts,
+                    unknown_policy(&params),
                 )?);
             }
             let results: Vec<Json> = vectors
@@ -340,4 +340,13 @@ fn matching_entities(
     }
     found.sort_by(|a, b| a.0.cmp(&b.0));
     found.into_iter().map(|(_, m)| m).collect()
+}
+
+/// The request's choice for entities the online store has never seen.
+fn unknown_policy(params: &Params) -> UnknownEntity {
+    if params.coerce_null_counts {
+        UnknownEntity::CountsZero
+    } else {
+        UnknownEntity::Null
+    }
 }

@@ -139,6 +139,18 @@ fn bad_key(name: &str, ty: &DataType) -> ServingError {
     ServingError::invalid(format!("Join key `{name}` must be a {ty} value"))
 }
 
+/// What an aggregate feature of an entity the online store has never seen reads as.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UnknownEntity {
+    /// Null, as Tecton's feature server answers by default.
+    Null,
+    /// Null except counts, which are 0 (`requestOptions.coerceNullCountsToZero`).
+    CountsZero,
+    /// The empty-window values offline retrieval gives (count 0, lists `[]`), so that a
+    /// consistency check reports only skew that data caused.
+    EmptyWindow,
+}
+
 /// The values of `features` for one request's join keys at time `t`, from the online store.
 pub fn online_vector(
     repo: &Repository,
@@ -146,7 +158,7 @@ pub fn online_vector(
     features: &[ServedFeature],
     join_keys: &Map<String, Json>,
     t: i64,
-    coerce_null_counts: bool,
+    unknown: UnknownEntity,
 ) -> Result<Vec<FeatureValue>, ServingError> {
     let mut out = Vec::with_capacity(features.len());
     let mut cache: Vec<(usize, Vec<(String, FeatureValue)>)> = Vec::new();
@@ -154,7 +166,10 @@ pub fn online_vector(
         if !cache.iter().any(|(v, _)| *v == f.view) {
             let view = &repo.feature_views[f.view];
             let key = entity_key(view, join_keys)?;
-            cache.push((f.view, view_values(view, f.view, online, key.as_ref(), t)));
+            cache.push((
+                f.view,
+                view_values(view, f.view, online, key.as_ref(), t, unknown),
+            ));
         }
         let values = cache
             .iter()
@@ -169,7 +184,9 @@ pub fn online_vector(
                 status: Status::MissingData,
                 effective_time: None,
             });
-        if coerce_null_counts && f.count_like && fv.value.is_null() {
+        // Before feature_start_time every feature stays null, counts included.
+        let started = online.spec(f.view).is_none_or(|s| !s.before_start(t));
+        if unknown == UnknownEntity::CountsZero && f.count_like && fv.value.is_null() && started {
             fv.value = Value::Int(0);
         }
         out.push(fv);
@@ -184,6 +201,7 @@ fn view_values(
     online: &OnlineStore,
     key: Option<&EntityKey>,
     t: i64,
+    unknown: UnknownEntity,
 ) -> Vec<(String, FeatureValue)> {
     let missing = |name: &str| {
         (
@@ -236,6 +254,26 @@ fn view_values(
             let effective = match (mode, aggregation_interval) {
                 (StreamProcessingMode::TimeInterval, Some(i)) => t - t.rem_euclid(*i),
                 _ => t,
+            };
+            let values = match (values, spec) {
+                (None, Some(spec)) if !before && unknown == UnknownEntity::EmptyWindow => {
+                    let empty = crate::engine::Series::new(spec).evaluate(spec, t);
+                    return features
+                        .iter()
+                        .zip(empty)
+                        .map(|(f, v)| {
+                            (
+                                f.name.clone(),
+                                FeatureValue {
+                                    value: v,
+                                    status: Status::MissingData,
+                                    effective_time: None,
+                                },
+                            )
+                        })
+                        .collect();
+                }
+                (v, _) => v,
             };
             match values {
                 Some(vals) => features

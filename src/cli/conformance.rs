@@ -1,0 +1,245 @@
+//! `tecton-sim conformance`: runs the scenario suite against a sink and says whether it
+//! batches, retries, backs off, times out, keeps order and loses nothing.
+//!
+//! Exit status: 0 when no check failed (warnings allowed), 1 when a check failed, 2 when the
+//! harness could not decide (a scenario file is invalid, the mock or the sink could not start).
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use clap::Args;
+use conformance::checks::Verdict;
+use conformance::runner::{
+    run_suite, shell_quote, AttachOptions, Ready, RunOptions, ScenarioResult, Subject,
+};
+use conformance::scenario::{load_dir, Scenario, ScenarioError};
+use conformance::sink::CommandSink;
+
+/// The default scenarios directory.
+const DEFAULT_SCENARIOS: &str = "scenarios";
+
+/// Arguments of `conformance`.
+#[derive(Args, Debug)]
+pub struct ConformanceArgs {
+    /// The sink under test: a shell command speaking sink protocol v1 (run as `sh -c`).
+    #[arg(
+        long,
+        value_name = "COMMAND",
+        conflicts_with = "attach",
+        required_unless_present = "attach"
+    )]
+    sink: Option<String>,
+    /// Judge a sink that runs elsewhere: serve each scenario's mock, print its URL, and wait
+    /// until the sink is done (see --attach-records and --attach-quiet-ms).
+    #[arg(long)]
+    attach: bool,
+    /// Attach mode: done when this many records were acknowledged (default: the scenario's
+    /// input size).
+    #[arg(long, value_name = "N", requires = "attach")]
+    attach_records: Option<u64>,
+    /// Attach mode: done when no request arrived for this many milliseconds.
+    #[arg(long, value_name = "MS", requires = "attach")]
+    attach_quiet_ms: Option<u64>,
+    /// Port for the mock on 127.0.0.1 (attach mode: a fixed port the sink is configured with).
+    #[arg(long, short = 'p')]
+    port: Option<u16>,
+    /// Directory of scenario files (*.toml).
+    #[arg(long, value_name = "DIR", default_value = DEFAULT_SCENARIOS)]
+    scenarios: PathBuf,
+    /// Run only this scenario (repeat for several).
+    #[arg(long, value_name = "NAME")]
+    scenario: Vec<String>,
+    /// The seed of the first run: drives the generated input, the faults and SINK_SEED.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Runs per scenario, with seeds SEED, SEED+1, …
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..))]
+    runs: u64,
+    /// Write a JUnit XML report here.
+    #[arg(long, value_name = "FILE")]
+    junit: Option<PathBuf>,
+    /// Write a Markdown report here.
+    #[arg(long, value_name = "FILE")]
+    report: Option<PathBuf>,
+    /// Write a JSON report here.
+    #[arg(long, value_name = "FILE")]
+    json: Option<PathBuf>,
+}
+
+/// Runs the suite and writes the reports.
+pub fn run(args: ConformanceArgs) -> anyhow::Result<ExitCode> {
+    let mut scenarios = load_dir(&args.scenarios).map_err(|e| anyhow::anyhow!("{e}"))?;
+    if !args.scenario.is_empty() {
+        let name_of = |s: &Result<Scenario, ScenarioError>| match s {
+            Ok(s) => s.name.clone(),
+            Err(e) => e.scenario_name(),
+        };
+        let available: Vec<String> = scenarios.iter().map(name_of).collect();
+        for wanted in &args.scenario {
+            if !available.contains(wanted) {
+                anyhow::bail!(
+                    "no scenario `{wanted}` in {}; available: {}",
+                    args.scenarios.display(),
+                    available.join(", ")
+                );
+            }
+        }
+        scenarios.retain(|s| args.scenario.contains(&name_of(s)));
+    }
+
+    let subject = match &args.sink {
+        Some(command) => Subject::Command(CommandSink::new(command.clone())),
+        None => Subject::Attached(AttachOptions {
+            records: args.attach_records,
+            quiet: args.attach_quiet_ms.map(Duration::from_millis),
+        }),
+    };
+    let opts = RunOptions {
+        port: args.port,
+        replay_prefix: Some(replay_prefix(&args)),
+        on_ready: args.attach.then(|| Box::new(announce) as Box<dyn Fn(&Ready) + Send + Sync>),
+    };
+
+    let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+    let seeds = args.seed..args.seed.saturating_add(args.runs);
+    let suite = runtime.block_on(run_suite(&scenarios, seeds, &subject, &opts, print_line));
+
+    println!();
+    for (r, c) in suite.failures() {
+        println!(
+            "FAIL {} {} (seed {}): {}",
+            r.scenario, c.id, r.seed, c.explanation
+        );
+        for e in &c.evidence {
+            println!("    {e}");
+        }
+        println!("  replay: {}", r.replay);
+    }
+    for (r, e) in suite.harness_errors() {
+        println!("ERROR {} (seed {}): {e}", r.scenario, r.seed);
+        println!("  replay: {}", r.replay);
+    }
+    let report = conformance::report::suite_report(&suite);
+    let c = report.counts();
+    println!(
+        "{}: {} scenario run(s): {} pass, {} warn, {} fail, {} harness error(s)",
+        report.verdict().label(),
+        report.scenarios.len(),
+        c.pass,
+        c.warn,
+        c.fail,
+        c.error
+    );
+
+    let mut write_failed = false;
+    let mut write = |path: &Option<PathBuf>, text: Result<String, String>| {
+        let Some(path) = path else { return };
+        let result = text.and_then(|t| write_file(path, &t).map_err(|e| e.to_string()));
+        if let Err(e) = result {
+            eprintln!("error: cannot write {}: {e}", path.display());
+            write_failed = true;
+        }
+    };
+    write(
+        &args.junit,
+        reports::conformance::junit::render(&report).map_err(|e| e.to_string()),
+    );
+    write(&args.report, Ok(reports::conformance::markdown::render(&report)));
+    write(&args.json, Ok(reports::conformance::json::render(&report)));
+    if write_failed {
+        return Ok(ExitCode::from(2));
+    }
+    Ok(ExitCode::from(suite.exit_code()))
+}
+
+fn write_file(path: &Path, text: &str) -> std::io::Result<()> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)?;
+    }
+    std::fs::write(path, text)
+}
+
+/// The command line that replays a run, minus `--scenario` and `--seed`.
+fn replay_prefix(args: &ConformanceArgs) -> String {
+    let mut line = String::from("tecton-sim conformance");
+    match &args.sink {
+        Some(cmd) => {
+            line.push_str(" --sink ");
+            line.push_str(&shell_quote(cmd));
+        }
+        None => {
+            line.push_str(" --attach");
+            if let Some(n) = args.attach_records {
+                line.push_str(&format!(" --attach-records {n}"));
+            }
+            if let Some(ms) = args.attach_quiet_ms {
+                line.push_str(&format!(" --attach-quiet-ms {ms}"));
+            }
+            if let Some(p) = args.port {
+                line.push_str(&format!(" --port {p}"));
+            }
+        }
+    }
+    if args.scenarios != Path::new(DEFAULT_SCENARIOS) {
+        line.push_str(" --scenarios ");
+        line.push_str(&shell_quote(&args.scenarios.display().to_string()));
+    }
+    line
+}
+
+/// Attach mode: tells the operator where the sink must write.
+fn announce(r: &Ready) {
+    println!(
+        "scenario {} (seed {}): mock Tecton at {}  (TECTON_API_KEY={} TECTON_WORKSPACE={} TECTON_PUSH_SOURCE={} SINK_BATCH_SIZE={} SINK_MAX_RETRIES={} SINK_TIMEOUT_S={})",
+        r.scenario,
+        r.seed,
+        r.env.url,
+        r.env.api_key,
+        r.env.workspace,
+        r.env.push_source,
+        r.env.batch_size,
+        r.env.max_retries,
+        r.env.timeout.as_secs_f64()
+    );
+    if let Some(input) = &r.input {
+        println!("  input records: {}", input.display());
+    }
+}
+
+/// One line per scenario run, as it finishes.
+fn print_line(r: &ScenarioResult) {
+    match &r.run {
+        Err(e) => println!("ERROR {} (seed {}): {e}", r.scenario, r.seed),
+        Ok(run) => {
+            let flagged: Vec<String> = run
+                .results
+                .iter()
+                .filter(|c| c.verdict != Verdict::Pass)
+                .map(|c| format!("{} {}", c.verdict.label(), c.id))
+                .collect();
+            let label = if flagged.iter().any(|f| f.starts_with("FAIL")) {
+                "FAIL"
+            } else if flagged.is_empty() {
+                "PASS"
+            } else {
+                "WARN"
+            };
+            let passed = run.results.len() - flagged.len();
+            let detail = if flagged.is_empty() {
+                String::new()
+            } else {
+                format!(": {}", flagged.join(", "))
+            };
+            println!(
+                "{label:<5} {} (seed {}) {passed}/{} checks passed, sink {}, {:.2} s{detail}",
+                r.scenario,
+                r.seed,
+                run.results.len(),
+                conformance::checks::describe_exit(&run.observation.outcome),
+                run.elapsed.as_secs_f64()
+            );
+        }
+    }
+}
