@@ -64,3 +64,174 @@ fn serve_answers_and_stops_gracefully_on_sigint() {
     let status = child.wait().unwrap();
     assert!(status.success(), "graceful shutdown exits 0, got {status}");
 }
+
+fn temp_dir(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("tecton-sim-{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+const EVENTS: &str = r#"{"user_id":"u1","transaction_id":"a","merchant":"acme","amt":10.0,"is_fraud":0,"timestamp":"2024-05-31T22:00:00Z"}
+{"user_id":"u1","transaction_id":"b","merchant":"zeta, inc","amt":20.5,"is_fraud":0,"timestamp":"2024-05-31T23:00:00Z"}
+{"record":{"user_id":"u2","transaction_id":"c","merchant":"acme","amt":5.0,"is_fraud":1,"timestamp":"2024-05-31T23:10:00Z"}}
+"#;
+
+#[test]
+fn offline_writes_point_in_time_rows_as_jsonl_and_csv() {
+    let dir = temp_dir("offline");
+    std::fs::write(dir.join("events.jsonl"), EVENTS).unwrap();
+    std::fs::write(dir.join("spine.jsonl"), "{\"user_id\":\"u1\",\"timestamp\":\"2024-05-31T22:30:00Z\"}\n{\"user_id\":\"u1\",\"timestamp\":\"2024-06-01T00:00:00Z\"}\n").unwrap();
+    let out = bin()
+        .current_dir(&dir)
+        .args([
+            "offline",
+            "--events",
+            "events.jsonl",
+            "--spine",
+            "spine.jsonl",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let rows: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(rows.len(), 2);
+    // At 22:30 only the 22:00 event is known; at midnight both are, and the attribute is the newer.
+    assert_eq!(rows[0]["user_last_transaction__amt"], 10.0);
+    assert_eq!(
+        rows[0]["user_transaction_amount_totals__amt_count_1h_continuous"],
+        1
+    );
+    assert_eq!(rows[1]["user_last_transaction__amt"], 20.5);
+    assert_eq!(
+        rows[1]["user_transaction_amount_totals__amt_sum_3d_continuous"],
+        30.5
+    );
+
+    let out = bin()
+        .current_dir(&dir)
+        .args([
+            "offline",
+            "--events",
+            "events.jsonl",
+            "--spine",
+            "spine.jsonl",
+            "--format",
+            "csv",
+        ])
+        .output()
+        .unwrap();
+    let csv = String::from_utf8_lossy(&out.stdout);
+    let mut lines = csv.lines();
+    assert!(
+        lines.next().unwrap().starts_with(
+            "user_id,timestamp,user_last_transaction__amt,user_last_transaction__merchant,"
+        ),
+        "{csv}"
+    );
+    assert!(
+        lines
+            .nth(1)
+            .unwrap()
+            .starts_with("u1,2024-06-01T00:00:00Z,20.5,\"zeta, inc\","),
+        "{csv}"
+    );
+}
+
+#[test]
+fn consistency_exits_1_and_shows_rows_when_online_and_offline_differ() {
+    let dir = temp_dir("consistency");
+    std::fs::write(
+        dir.join("points.jsonl"),
+        "{\"user_id\":\"u1\",\"timestamp\":\"2024-06-01T00:00:00Z\"}\n",
+    )
+    .unwrap();
+    std::fs::write(dir.join("events.jsonl"), EVENTS).unwrap();
+    let out = bin()
+        .current_dir(&dir)
+        .args([
+            "consistency",
+            "--events",
+            "events.jsonl",
+            "--points",
+            "points.jsonl",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("online equals offline for every feature")
+    );
+
+    // The newest event pushed first: the online attribute keeps the older value.
+    let reordered: String = {
+        let lines: Vec<&str> = EVENTS.lines().collect();
+        format!("{}\n{}\n{}\n", lines[1], lines[0], lines[2])
+    };
+    std::fs::write(dir.join("reordered.jsonl"), reordered).unwrap();
+    let out = bin()
+        .current_dir(&dir)
+        .args([
+            "consistency",
+            "--events",
+            "reordered.jsonl",
+            "--points",
+            "points.jsonl",
+            "--format",
+            "json",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        report["differences"][0]["feature"],
+        "user_last_transaction.amt"
+    );
+    assert_eq!(
+        (
+            report["differences"][0]["online"].as_f64(),
+            report["differences"][0]["offline"].as_f64()
+        ),
+        (Some(10.0), Some(20.5))
+    );
+}
+
+#[test]
+fn offline_reports_bad_input_clearly() {
+    let dir = temp_dir("offline-bad");
+    std::fs::write(
+        dir.join("events.jsonl"),
+        "{\"user_id\":\"u1\",\"amt\":\"x\"}\n",
+    )
+    .unwrap();
+    std::fs::write(dir.join("spine.jsonl"), "{\"user_id\":\"u1\"}\n").unwrap();
+    let out = bin()
+        .current_dir(&dir)
+        .args([
+            "offline",
+            "--events",
+            "events.jsonl",
+            "--spine",
+            "spine.jsonl",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("events.jsonl: records refused") && err.contains("expected Float64"),
+        "{err}"
+    );
+}

@@ -513,18 +513,24 @@ async fn command_abandoned_mid_run_takes_its_process_group_with_it() {
         .is_err());
     let pid = std::fs::read_to_string(&pid_file).unwrap();
     let _ = std::fs::remove_file(&pid_file);
-    // Gone, or a zombie waiting for init: either way no longer running.
-    let stat = std::fs::read_to_string(format!("/proc/{}/stat", pid.trim())).unwrap_or_default();
-    let state = stat
-        .rsplit(')')
-        .next()
-        .unwrap_or("")
-        .split_whitespace()
-        .next();
-    assert!(
-        matches!(state, None | Some("Z" | "X")),
-        "background sleep still running: {stat}"
-    );
+    // Gone, or a zombie waiting for its reaper: either way no longer running. SIGKILL takes
+    // effect asynchronously, so look for a moment.
+    let stat_path = format!("/proc/{}/stat", pid.trim());
+    let mut stat = String::new();
+    for _ in 0..100 {
+        stat = std::fs::read_to_string(&stat_path).unwrap_or_default();
+        let state = stat
+            .rsplit(')')
+            .next()
+            .unwrap_or("")
+            .split_whitespace()
+            .next();
+        if matches!(state, None | Some("Z" | "X")) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("background sleep still running: {stat}");
 }
 
 #[tokio::test]

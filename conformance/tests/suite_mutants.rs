@@ -33,7 +33,7 @@ const EXPECTED: [(Mutant, &[CheckId], &[CheckId]); 15] = [
     (Mutant::DuplicatesAfterSuccess, &[Duplicates], &[]),
     (Mutant::WrongAuthScheme, &[AuthHeader], &[Outcome]),
     (Mutant::CamelCaseBody, &[RequestShape], &[Outcome]),
-    (Mutant::DropsLastBatch, &[Completeness], &[]),
+    (Mutant::DropsLastBatch, &[Completeness], &[Outcome]),
 ];
 
 /// Mutant suites run this many at a time (the suite is mostly waiting on backoff sleeps, but

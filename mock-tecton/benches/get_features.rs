@@ -313,9 +313,9 @@ async fn open_loop(
         }
         pacer.join().expect("pacer");
         Run {
-            latencies,
             // Errors plus any request never answered before the 30 s give-up.
             errors: n - latencies.len() as u64,
+            latencies,
             span: last.saturating_duration_since(start),
         }
     })

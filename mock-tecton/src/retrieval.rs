@@ -202,7 +202,7 @@ pub fn spine_from_json(rows: &[Json], timestamp_field: &str) -> Result<Vec<Spine
             let timestamp =
                 crate::schema::parse_timestamp(ts).map_err(|e| format!("spine row {i}: {e}"))?;
             let mut join_keys = obj.clone();
-            join_keys.remove(timestamp_field);
+            join_keys.shift_remove(timestamp_field);
             Ok(SpineRow {
                 join_keys,
                 timestamp,

@@ -99,7 +99,9 @@ pub fn run(args: ConformanceArgs) -> anyhow::Result<ExitCode> {
     let opts = RunOptions {
         port: args.port,
         replay_prefix: Some(replay_prefix(&args)),
-        on_ready: args.attach.then(|| Box::new(announce) as Box<dyn Fn(&Ready) + Send + Sync>),
+        on_ready: args
+            .attach
+            .then(|| Box::new(announce) as Box<dyn Fn(&Ready) + Send + Sync>),
     };
 
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
@@ -146,7 +148,10 @@ pub fn run(args: ConformanceArgs) -> anyhow::Result<ExitCode> {
         &args.junit,
         reports::conformance::junit::render(&report).map_err(|e| e.to_string()),
     );
-    write(&args.report, Ok(reports::conformance::markdown::render(&report)));
+    write(
+        &args.report,
+        Ok(reports::conformance::markdown::render(&report)),
+    );
     write(&args.json, Ok(reports::conformance::json::render(&report)));
     if write_failed {
         return Ok(ExitCode::from(2));
