@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use conformance::checks::{CheckId, Verdict};
-use conformance::runner::{run_suite, RunOptions, Subject, SuiteRun};
+use conformance::runner::{determinism_check, run_scenario, run_suite, RunOptions, Subject, SuiteRun};
 use conformance::scenario::{load_dir, Scenario, ScenarioError};
 use conformance::sink::{ReferenceSink, Sink};
 
@@ -60,5 +60,50 @@ async fn reference_sink_passes_every_scenario() {
     );
     assert!(run.harness_errors().next().is_none(), "{s}");
     assert!(run.failures().is_empty(), "{s}");
-    let _ = CheckId::Outcome;
+    // Every scenario judged something: the core checks at least.
+    for r in &run.results {
+        let checks = r.run.as_ref().map(|s| s.results.len()).unwrap_or(0);
+        assert!(checks >= conformance::checks::CORE.len(), "{}", r.scenario);
+    }
+}
+
+fn scenario(name: &str) -> Scenario {
+    scenarios()
+        .into_iter()
+        .filter_map(Result::ok)
+        .find(|s| s.name == name)
+        .unwrap_or_else(|| panic!("no scenario {name}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn same_seed_same_journal_and_verdicts() {
+    let sink = ReferenceSink::new();
+    for name in ["mixed-faults", "throttled-429", "reset-after-write"] {
+        let report = determinism_check(&scenario(name), 7, &sink).await.unwrap();
+        assert!(
+            report.identical(),
+            "{name} (seed 7) differs between two runs:\n{}",
+            report.differences.join("\n")
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn different_seeds_change_the_generated_input_and_faults() {
+    let sink = ReferenceSink::new();
+    let s = scenario("mixed-faults");
+    let opts = RunOptions::default();
+    let a = run_scenario(&s, 1, &Subject::Sink(&sink), &opts).await.unwrap();
+    let b = run_scenario(&s, 2, &Subject::Sink(&sink), &opts).await.unwrap();
+    let faults = |r: &conformance::runner::ScenarioRun| {
+        r.observation
+            .exchanges
+            .iter()
+            .map(|e| e.fault.clone())
+            .collect::<Vec<_>>()
+    };
+    assert_ne!(a.observation.input, b.observation.input);
+    assert_ne!(faults(&a), faults(&b));
+    assert!(a.failures().next().is_none() && b.failures().next().is_none());
+    assert_eq!(a.verdict(CheckId::Completeness), Some(Verdict::Pass));
 }
