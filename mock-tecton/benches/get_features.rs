@@ -90,6 +90,11 @@ async fn run_variant(label: &str, repo: Repository, secs: u64, rate: u64) {
     let bodies: Vec<String> = (0..USERS).map(request_body).collect();
     check_answer(&mock, &bodies[0]);
 
+    let per_request = service_time(&mock, &bodies);
+    println!(
+        "  [{label}] in-process service time: {per_request:.1?}/request back to back (capacity ~{:.0} req/s on one thread)",
+        1.0 / per_request.as_secs_f64()
+    );
     let run = in_process(&mock, &bodies, secs, rate);
     report(&format!("[{label}] in-process serving::handle"), &run);
     let run = over_http(&mock, &bodies, secs, rate).await;
@@ -192,6 +197,21 @@ fn serve_once(mock: &MockTecton, body: &str) -> Json {
     serving::handle(&ctx, account, Endpoint::GetFeatures, &parsed, None).expect("served")
 }
 
+/// Mean time of one request served back to back (closed loop, after a warm-up): what the
+/// serving path costs without any waiting, and so how much of the latency is queueing.
+fn service_time(mock: &MockTecton, bodies: &[String]) -> Duration {
+    const N: u32 = 2_000;
+    for body in bodies.iter().take(500) {
+        std::hint::black_box(serde_json::to_vec(&serve_once(mock, body)).expect("serializable"));
+    }
+    let started = Instant::now();
+    for i in 0..N {
+        let answer = serve_once(mock, &bodies[pick(u64::from(i))]);
+        std::hint::black_box(serde_json::to_vec(&answer).expect("serializable"));
+    }
+    started.elapsed() / N
+}
+
 /// Sleeps, then spins, until `t`: `thread::sleep` alone overshoots by tens of microseconds,
 /// which would be charged to the server since latencies start at the intended time.
 fn wait_until(t: Instant) {
@@ -220,10 +240,6 @@ struct Run {
 }
 
 fn in_process(mock: &MockTecton, bodies: &[String], secs: u64, rate: u64) -> Run {
-    // Warm caches and the allocator; not measured.
-    for body in bodies.iter().take(1_000) {
-        let _ = serde_json::to_vec(&serve_once(mock, body));
-    }
     let period = Duration::from_secs(1) / u32::try_from(rate).expect("rate fits u32");
     let n = secs * rate;
     let mut latencies = Vec::with_capacity(n as usize);
