@@ -4,8 +4,10 @@
 
 use std::time::Duration;
 
-use conformance::checks::{judge, CheckId, CheckParams, Observation, ObservationParts, Verdict, WrittenRow};
-use conformance::scenario::{CheckSpec, ExpectedOutcome, Scenario};
+use conformance::checks::{
+    judge, CheckId, CheckParams, Observation, ObservationParts, Verdict, WrittenRow,
+};
+use conformance::scenario::{CheckSpec, ExpectedOutcome};
 use conformance::sink::{Record, SinkEnv, SinkOutcome};
 use mock_tecton::journal::{Entry, Outcome};
 
@@ -23,7 +25,10 @@ fn record(i: usize, user: &str) -> Record {
 }
 
 fn body(records: &[Record]) -> String {
-    let wrapped: Vec<_> = records.iter().map(|r| serde_json::json!({ "record": r })).collect();
+    let wrapped: Vec<_> = records
+        .iter()
+        .map(|r| serde_json::json!({ "record": r }))
+        .collect();
     serde_json::json!({"workspace_name": "prod", "dry_run": false, "records": {"transactions": wrapped}})
         .to_string()
 }
@@ -45,7 +50,15 @@ impl Journal {
     }
 
     /// An exchange at `at_ms` carrying input records `ids`, answered `status` after `dur_ms`.
-    fn send(&mut self, at_ms: i64, ids: &[usize], status: u16, outcome: Outcome, fault: Option<&str>, dur_ms: u64) -> &mut Self {
+    fn send(
+        &mut self,
+        at_ms: i64,
+        ids: &[usize],
+        status: u16,
+        outcome: Outcome,
+        fault: Option<&str>,
+        dur_ms: u64,
+    ) -> &mut Self {
         let records: Vec<Record> = ids.iter().map(|&i| self.input[i].clone()).collect();
         let seq = self.entries.len() as u64;
         let response = match status {
@@ -101,7 +114,11 @@ impl Journal {
                 input_path: None,
                 seed: 1,
             },
-            expected: if exit == 0 { ExpectedOutcome::Success } else { ExpectedOutcome::GiveUp },
+            expected: if exit == 0 {
+                ExpectedOutcome::Success
+            } else {
+                ExpectedOutcome::GiveUp
+            },
             key_account: Some("demo-editor".into()),
             records_per_source: 10,
             id_field: "transaction_id".into(),
@@ -120,26 +137,50 @@ impl Journal {
 }
 
 fn check(id: CheckId, obs: &Observation) -> (Verdict, String) {
-    let r = judge(&CheckSpec { id, params: CheckParams::default() }, obs);
-    (r.verdict, format!("{}\n{}", r.explanation, r.evidence.join("\n")))
+    let r = judge(
+        &CheckSpec {
+            id,
+            params: CheckParams::default(),
+        },
+        obs,
+    );
+    (
+        r.verdict,
+        format!("{}\n{}", r.explanation, r.evidence.join("\n")),
+    )
 }
 
 fn input(n: usize) -> Vec<Record> {
-    (0..n).map(|i| record(i, if i % 2 == 0 { "a" } else { "b" })).collect()
+    (0..n)
+        .map(|i| record(i, if i % 2 == 0 { "a" } else { "b" }))
+        .collect()
 }
 
 #[test]
 fn a_duplicate_after_a_reset_is_allowed_but_not_after_a_200() {
     let mut j = Journal::new(input(2));
-    j.send(0, &[0, 1], 200, Outcome::Reset, Some("lost: reset_after_body (written)"), 1)
-        .ok(60, &[0, 1]);
-    assert_eq!(check(CheckId::Duplicates, &j.observe(0, "")).0, Verdict::Pass);
+    j.send(
+        0,
+        &[0, 1],
+        200,
+        Outcome::Reset,
+        Some("lost: reset_after_body (written)"),
+        1,
+    )
+    .ok(60, &[0, 1]);
+    assert_eq!(
+        check(CheckId::Duplicates, &j.observe(0, "")).0,
+        Verdict::Pass
+    );
 
     let mut j = Journal::new(input(2));
     j.ok(0, &[0, 1]).ok(60, &[0, 1]);
     let (v, text) = check(CheckId::Duplicates, &j.observe(0, ""));
     assert_eq!(v, Verdict::Fail);
-    assert!(text.contains("t0: written by seq 0, which was answered 200"), "{text}");
+    assert!(
+        text.contains("t0: written by seq 0, which was answered 200"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -159,16 +200,33 @@ fn success_claimed_with_records_missing_fails_completeness() {
 #[test]
 fn a_retry_before_retry_after_fails() {
     let mut j = Journal::new(input(1));
-    j.send(0, &[0], 429, Outcome::Responded, Some("t: status 429 retry-after 1s"), 1)
-        .ok(300, &[0]);
+    j.send(
+        0,
+        &[0],
+        429,
+        Outcome::Responded,
+        Some("t: status 429 retry-after 1s"),
+        1,
+    )
+    .ok(300, &[0]);
     let (v, text) = check(CheckId::RetryAfter, &j.observe(0, ""));
     assert_eq!(v, Verdict::Fail);
     assert!(text.contains("came back in seq 1 after 299.0 ms"), "{text}");
 
     let mut j = Journal::new(input(1));
-    j.send(0, &[0], 429, Outcome::Responded, Some("t: status 429 retry-after 1s"), 1)
-        .ok(1001, &[0]);
-    assert_eq!(check(CheckId::RetryAfter, &j.observe(0, "")).0, Verdict::Pass);
+    j.send(
+        0,
+        &[0],
+        429,
+        Outcome::Responded,
+        Some("t: status 429 retry-after 1s"),
+        1,
+    )
+    .ok(1001, &[0]);
+    assert_eq!(
+        check(CheckId::RetryAfter, &j.observe(0, "")).0,
+        Verdict::Pass
+    );
 }
 
 /// Twelve batches, each failing once with 503 and retried after `gap(i)` ms.
@@ -188,14 +246,24 @@ fn retried_once(gap: impl Fn(usize) -> i64) -> Observation {
 fn deterministic_delays_fail_jitter_and_immediate_ones_fail_backoff() {
     let (v, text) = check(CheckId::Jitter, &retried_once(|_| 50));
     assert_eq!(v, Verdict::Fail, "{text}");
-    assert!(text.contains("12 waits before retry 1: median 50.0 ms"), "{text}");
-    let (v, text) = check(CheckId::Jitter, &retried_once(|i| 10 + (i as i64 * 37) % 41));
+    assert!(
+        text.contains("12 waits before retry 1: median 50.0 ms"),
+        "{text}"
+    );
+    let (v, text) = check(
+        CheckId::Jitter,
+        &retried_once(|i| 10 + (i as i64 * 37) % 41),
+    );
     assert_eq!(v, Verdict::Pass, "{text}");
 
     let (v, text) = check(CheckId::Backoff, &retried_once(|_| 0));
     assert_eq!(v, Verdict::Fail, "{text}");
     assert!(text.contains("retries immediately"), "{text}");
-    assert_eq!(check(CheckId::Jitter, &retried_once(|_| 0)).0, Verdict::Pass, "see backoff");
+    assert_eq!(
+        check(CheckId::Jitter, &retried_once(|_| 0)).0,
+        Verdict::Pass,
+        "see backoff"
+    );
 }
 
 #[test]
@@ -224,13 +292,15 @@ fn a_fixed_delay_fails_growth() {
 #[test]
 fn a_hang_the_client_never_gives_up_on_fails_timeout() {
     let mut j = Journal::new(input(1));
-    j.send(0, &[0], 0, Outcome::Abandoned, Some("s: hang"), 2500).ok(2600, &[0]);
+    j.send(0, &[0], 0, Outcome::Abandoned, Some("s: hang"), 2500)
+        .ok(2600, &[0]);
     let (v, text) = check(CheckId::Timeout, &j.observe(0, ""));
     assert_eq!(v, Verdict::Fail);
     assert!(text.contains("the client never gave up"), "{text}");
 
     let mut j = Journal::new(input(1));
-    j.send(0, &[0], 0, Outcome::ClientGone, Some("s: hang"), 310).ok(400, &[0]);
+    j.send(0, &[0], 0, Outcome::ClientGone, Some("s: hang"), 310)
+        .ok(400, &[0]);
     assert_eq!(check(CheckId::Timeout, &j.observe(0, "")).0, Verdict::Pass);
 }
 
@@ -240,35 +310,70 @@ fn later_records_of_a_key_overtaking_earlier_ones_fail_key_order() {
     j.ok(0, &[2, 3]).ok(5, &[0, 1]);
     let (v, text) = check(CheckId::KeyOrder, &j.observe(0, ""));
     assert_eq!(v, Verdict::Fail);
-    assert!(text.contains("key a: t0 (input #0) was first written by seq 1, after t2 (input #2)"), "{text}");
+    assert!(
+        text.contains("key a: t0 (input #0) was first written by seq 1, after t2 (input #2)"),
+        "{text}"
+    );
 }
 
 #[test]
 fn retried_definite_errors_and_unretried_transient_ones_fail() {
     let mut j = Journal::new(input(2));
-    j.send(0, &[0, 1], 404, Outcome::Responded, None, 1)
-        .send(50, &[0, 1], 404, Outcome::Responded, None, 1);
+    j.send(0, &[0, 1], 404, Outcome::Responded, None, 1).send(
+        50,
+        &[0, 1],
+        404,
+        Outcome::Responded,
+        None,
+        1,
+    );
     let (v, text) = check(CheckId::NoRetryDefinite, &j.observe(1, "gave up"));
     assert_eq!(v, Verdict::Fail);
     assert!(text.contains("seq 1 re-sent the same records"), "{text}");
 
     let mut j = Journal::new(input(2));
-    j.send(0, &[0, 1], 503, Outcome::Responded, Some("x: status 503"), 1);
+    j.send(
+        0,
+        &[0, 1],
+        503,
+        Outcome::Responded,
+        Some("x: status 503"),
+        1,
+    );
     let (v, text) = check(CheckId::RetryRetryable, &j.observe(1, "gave up"));
     assert_eq!(v, Verdict::Fail);
-    assert!(text.contains("never sent again after 1 of 4 allowed attempt(s)"), "{text}");
+    assert!(
+        text.contains("never sent again after 1 of 4 allowed attempt(s)"),
+        "{text}"
+    );
 
     // Four attempts spend the budget of 1 + 3 retries: giving up then is right.
     let mut j = Journal::new(input(1));
     for k in 0..4 {
-        j.send(k * 100, &[0], 503, Outcome::Responded, Some("x: status 503"), 1);
+        j.send(
+            k * 100,
+            &[0],
+            503,
+            Outcome::Responded,
+            Some("x: status 503"),
+            1,
+        );
     }
-    assert_eq!(check(CheckId::RetryRetryable, &j.observe(1, "gave up")).0, Verdict::Pass);
-    assert_eq!(check(CheckId::RetryBound, &j.observe(1, "gave up")).0, Verdict::Pass);
+    assert_eq!(
+        check(CheckId::RetryRetryable, &j.observe(1, "gave up")).0,
+        Verdict::Pass
+    );
+    assert_eq!(
+        check(CheckId::RetryBound, &j.observe(1, "gave up")).0,
+        Verdict::Pass
+    );
     j.send(500, &[0], 503, Outcome::Responded, Some("x: status 503"), 1);
     let (v, text) = check(CheckId::RetryBound, &j.observe(1, "gave up"));
     assert_eq!(v, Verdict::Fail);
-    assert!(text.contains("t0: 5 attempts (seq 0, 1, 2, 3, 4)"), "{text}");
+    assert!(
+        text.contains("t0: 5 attempts (seq 0, 1, 2, 3, 4)"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -277,10 +382,15 @@ fn changed_or_unwrapped_records_fail_request_shape() {
     j.ok(0, &[0]);
     let mut obs = j.observe(0, "");
     assert_eq!(check(CheckId::RequestShape, &obs).0, Verdict::Pass);
-    obs.input[0].record.insert("amt".into(), serde_json::json!(2.5));
+    obs.input[0]
+        .record
+        .insert("amt".into(), serde_json::json!(2.5));
     let (v, text) = check(CheckId::RequestShape, &obs);
     assert_eq!(v, Verdict::Fail);
-    assert!(text.contains("record t0 was changed: field `amt`: 2.5 became 1.5"), "{text}");
+    assert!(
+        text.contains("record t0 was changed: field `amt`: 2.5 became 1.5"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -289,5 +399,4 @@ fn check_ids_round_trip_and_are_unique() {
         assert_eq!(id.as_str().parse::<CheckId>(), Ok(id));
         assert!(!id.title().is_empty());
     }
-    let _ = Scenario::load_file;
 }

@@ -46,7 +46,10 @@ fn every_shipped_scenario_loads() {
         "schema-drift",
         "large-input",
     ] {
-        assert!(names.iter().any(|n| n == wanted), "missing scenario {wanted}");
+        assert!(
+            names.iter().any(|n| n == wanted),
+            "missing scenario {wanted}"
+        );
     }
 }
 
@@ -59,7 +62,9 @@ fn shipped_scenarios_cover_both_outcomes_and_large_input() {
         .collect();
     assert!(loaded.iter().any(|s| s.outcome == ExpectedOutcome::GiveUp));
     assert!(loaded.iter().any(|s| s.outcome == ExpectedOutcome::Success));
-    assert!(loaded.iter().any(|s| matches!(&s.input, Input::Generated(g) if g.count >= 2000)));
+    assert!(loaded
+        .iter()
+        .any(|s| matches!(&s.input, Input::Generated(g) if g.count >= 2000)));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -87,25 +92,39 @@ async fn a_malformed_scenario_is_a_clear_harness_error_and_the_others_still_run(
         .collect();
     assert_eq!(errors.len(), 2, "{errors:?}");
     assert!(
-        errors[0].contains("broken.toml: `hints.timeout_s`: -1 must be a number of seconds above 0"),
+        errors[0]
+            .contains("broken.toml: `hints.timeout_s`: -1 must be a number of seconds above 0"),
         "{}",
         errors[0]
     );
     assert!(
-        errors[1].contains("typo.toml: `expect.checks[0]`: unknown check `retry_budget`; known checks:"),
+        errors[1]
+            .contains("typo.toml: `expect.checks[0]`: unknown check `retry_budget`; known checks:"),
         "{}",
         errors[1]
     );
 
     let sink = ReferenceSink::new();
-    let run = run_suite(&loaded, 3..4, &Subject::Sink(&sink), &RunOptions::default(), |_| {}).await;
+    let run = run_suite(
+        &loaded,
+        3..4,
+        &Subject::Sink(&sink),
+        &RunOptions::default(),
+        |_| {},
+    )
+    .await;
     assert_eq!(run.results.len(), 3);
-    let harness: Vec<&str> = run.harness_errors().map(|(r, _)| r.scenario.as_str()).collect();
+    let harness: Vec<&str> = run
+        .harness_errors()
+        .map(|(r, _)| r.scenario.as_str())
+        .collect();
     assert_eq!(harness, ["broken", "typo"]);
     assert!(matches!(run.results[0].run, Err(HarnessError::Scenario(_))));
     assert!(run.results[1].run.is_ok(), "good.toml runs");
     assert_eq!(run.exit_code(), 2, "harness errors and no failure: exit 2");
-    assert!(run.results[0].replay.ends_with("--scenario broken --seed 3"));
+    assert!(run.results[0]
+        .replay
+        .ends_with("--scenario broken --seed 3"));
 }
 
 #[test]

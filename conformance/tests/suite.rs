@@ -4,7 +4,9 @@
 use std::path::PathBuf;
 
 use conformance::checks::{CheckId, Verdict};
-use conformance::runner::{determinism_check, run_scenario, run_suite, RunOptions, Subject, SuiteRun};
+use conformance::runner::{
+    determinism_check, run_scenario, run_suite, RunOptions, Subject, SuiteRun,
+};
 use conformance::scenario::{load_dir, Scenario, ScenarioError};
 use conformance::sink::{ReferenceSink, Sink};
 
@@ -93,8 +95,12 @@ async fn different_seeds_change_the_generated_input_and_faults() {
     let sink = ReferenceSink::new();
     let s = scenario("mixed-faults");
     let opts = RunOptions::default();
-    let a = run_scenario(&s, 1, &Subject::Sink(&sink), &opts).await.unwrap();
-    let b = run_scenario(&s, 2, &Subject::Sink(&sink), &opts).await.unwrap();
+    let a = run_scenario(&s, 1, &Subject::Sink(&sink), &opts)
+        .await
+        .unwrap();
+    let b = run_scenario(&s, 2, &Subject::Sink(&sink), &opts)
+        .await
+        .unwrap();
     let faults = |r: &conformance::runner::ScenarioRun| {
         r.observation
             .exchanges

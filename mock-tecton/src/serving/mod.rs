@@ -101,17 +101,20 @@ pub fn handle(
     let service = resolve(ctx.repo, account, &workspace, &service_name)?;
     let started = Instant::now();
     let features = served_features(ctx.repo, service);
+    let vector_for = |keys: &Map<String, Json>| {
+        online_vector(
+            ctx.repo,
+            ctx.online,
+            &features,
+            keys,
+            ctx.now,
+            unknown_policy(&params),
+        )
+    };
     match endpoint {
         Endpoint::GetFeatures => {
-            let vector = online_vector(
-                ctx.repo,
-                ctx.online,
-                &features,
-                &params.join_keys,
-                ctx.now,
-                unknown_policy(&params),
-            )?;
-            let mut out = json!({"result": {"features": vector.iter().map(|f| f.value.to_serving_json()).collect::<Vec<_>>()}});
+            let vector = vector_for(&params.join_keys)?;
+            let mut out = json!({"result": result_json(&vector)});
             if let Some(meta) = metadata(&features, &[&vector], &params.metadata, started) {
                 out["metadata"] = meta;
             }
@@ -126,21 +129,9 @@ pub fn handle(
             let vectors = params
                 .rows
                 .iter()
-                .map(|keys| {
-                    online_vector(
-                        ctx.repo,
-                        ctx.online,
-                        &features,
-                        keys,
-                        ctx.now,
-                        unknown_policy(&params),
-                    )
-                })
+                .map(vector_for)
                 .collect::<Result<Vec<_>, _>>()?;
-            let result: Vec<Json> = vectors
-                .iter()
-                .map(|v| json!({"features": v.iter().map(|f| f.value.to_serving_json()).collect::<Vec<_>>()}))
-                .collect();
+            let result: Vec<Json> = vectors.iter().map(|v| result_json(v)).collect();
             let mut out = json!({"result": result});
             let refs: Vec<&Vec<FeatureValue>> = vectors.iter().collect();
             if let Some(meta) = metadata(&features, &refs, &params.metadata, started) {
@@ -152,19 +143,9 @@ pub fn handle(
             let entities = matching_entities(ctx, service, &params.join_keys);
             let mut vectors = Vec::with_capacity(entities.len());
             for keys in &entities {
-                vectors.push(online_vector(
-                    ctx.repo,
-                    ctx.online,
-                    &features,
-                    keys,
-                    ctx.now,
-                    unknown_policy(&params),
-                )?);
+                vectors.push(vector_for(keys)?);
             }
-            let results: Vec<Json> = vectors
-                .iter()
-                .map(|v| json!({"features": v.iter().map(|f| f.value.to_serving_json()).collect::<Vec<_>>()}))
-                .collect();
+            let results: Vec<Json> = vectors.iter().map(|v| result_json(v)).collect();
             let mut out = json!({"results": results});
             let options = MetadataOptions {
                 serving_status: false,
@@ -179,6 +160,11 @@ pub fn handle(
         Endpoint::Metadata => Ok(service_metadata(ctx.repo, service, &features)),
         Endpoint::ServiceState => Err(ServingError::invalid("unreachable")),
     }
+}
+
+/// One `result`: `{"features": [...]}` and nothing else (the Python client rejects extra keys).
+fn result_json(vector: &[FeatureValue]) -> Json {
+    json!({"features": vector.iter().map(|f| f.value.to_serving_json()).collect::<Vec<_>>()})
 }
 
 /// Finds a live workspace's feature service the account may read.
