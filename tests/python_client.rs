@@ -20,7 +20,7 @@
 //! on a machine without Python or PyPI access.
 #![allow(clippy::unwrap_used)]
 
-use std::io::Read;
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -73,12 +73,16 @@ fn python(root: &Path) -> Option<PathBuf> {
             python.display()
         );
     }
-    eprintln!();
-    eprintln!("==================================================================");
-    eprintln!("SKIPPED: python_client: {} is missing.", python.display());
-    eprintln!("         Run scripts/setup-python.sh to test the official client.");
-    eprintln!("==================================================================");
-    eprintln!();
+    // Written to the stderr handle, not with eprintln!, which libtest captures and hides
+    // for a passing test.
+    let notice = format!(
+        "\n==================================================================\n\
+         SKIPPED: python_client: {} is missing.\n\
+         \x20        Run scripts/setup-python.sh to test the official client.\n\
+         ==================================================================\n\n",
+        python.display()
+    );
+    let _ = std::io::stderr().write_all(notice.as_bytes());
     None
 }
 

@@ -113,3 +113,34 @@ async fn different_seeds_change_the_generated_input_and_faults() {
     assert!(a.failures().next().is_none() && b.failures().next().is_none());
     assert_eq!(a.verdict(CheckId::Completeness), Some(Verdict::Pass));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn python_example_sink_passes_every_scenario_through_the_command_driver() {
+    let found = std::process::Command::new("python3")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !found {
+        eprintln!("python3 not found: skipping the Python example sink suite");
+        return;
+    }
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../examples/python-sink/sink.py"
+    );
+    let sink = conformance::sink::CommandSink::new(format!("python3 '{script}'"));
+    let run = run_suite(
+        &scenarios(),
+        1..2,
+        &Subject::Command(sink),
+        &RunOptions::default(),
+        |_| {},
+    )
+    .await;
+    let s = summary(&run);
+    assert!(run.harness_errors().next().is_none(), "{s}");
+    assert!(run.failures().is_empty(), "{s}");
+    assert!(run.results[0]
+        .replay
+        .starts_with("tecton-sim conformance --sink 'python3 '\\''"));
+}

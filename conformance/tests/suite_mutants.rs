@@ -38,7 +38,7 @@ const EXPECTED: [(Mutant, &[CheckId], &[CheckId]); 15] = [
 
 /// Mutant suites run this many at a time (the suite is mostly waiting on backoff sleeps, but
 /// the timing checks want a quiet machine).
-const PARALLEL: usize = 2;
+const PARALLEL: usize = 3;
 
 fn flagged(run: &SuiteRun, verdict: Verdict) -> BTreeSet<CheckId> {
     run.results

@@ -12,7 +12,7 @@ use anyhow::Context as _;
 use clap::Args;
 use conformance::checks::Verdict;
 use conformance::runner::{
-    run_suite, shell_quote, AttachOptions, Ready, RunOptions, ScenarioResult, Subject,
+    run_suite, shell_quote, AttachOptions, OnReady, Ready, RunOptions, ScenarioResult, Subject,
 };
 use conformance::scenario::{load_dir, Scenario, ScenarioError};
 use conformance::sink::CommandSink;
@@ -99,9 +99,7 @@ pub fn run(args: ConformanceArgs) -> anyhow::Result<ExitCode> {
     let opts = RunOptions {
         port: args.port,
         replay_prefix: Some(replay_prefix(&args)),
-        on_ready: args
-            .attach
-            .then(|| Box::new(announce) as Box<dyn Fn(&Ready) + Send + Sync>),
+        on_ready: args.attach.then(|| Box::new(announce) as OnReady),
     };
 
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;

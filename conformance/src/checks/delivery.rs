@@ -47,8 +47,8 @@ pub(super) fn outcome(obs: &Observation) -> CheckResult {
             format!(
                 "Expected the sink to deliver every record and exit 0 (this scenario's failures \
                  are transient and fit within SINK_MAX_RETRIES = {} with SINK_TIMEOUT_S = {} s), \
-                 but it {exit}. Look at the failed exchanges below and at the checks that failed \
-                 alongside this one: they usually say why the sink stopped.",
+                 but it {exit}. Its stderr and the exchanges that failed are below; the checks \
+                 that failed alongside this one usually say why the sink stopped.",
                 obs.env.max_retries,
                 obs.env.timeout.as_secs_f64()
             ),

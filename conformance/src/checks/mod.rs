@@ -259,8 +259,8 @@ pub(crate) fn ms(d: std::time::Duration) -> String {
     format!("{:.1} ms", d.as_secs_f64() * 1e3)
 }
 
-/// The last `n` non-empty lines of a text, joined by ` / `.
-pub(crate) fn tail(text: &str, n: usize) -> String {
+/// The last `n` non-empty lines of a text, joined by ` / ` (for quoting a sink's stderr).
+pub fn tail(text: &str, n: usize) -> String {
     let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
     let start = lines.len().saturating_sub(n);
     lines[start..].join(" / ")

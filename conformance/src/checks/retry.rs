@@ -116,7 +116,7 @@ pub(super) fn retry_retryable(obs: &Observation) -> CheckResult {
 
 /// Ids a `recordErrors` response names as invalid (`"record 3: ..."` messages index the
 /// request's records).
-fn rejected_ids<'a>(e: &'a super::Exchange) -> HashSet<&'a str> {
+fn rejected_ids(e: &super::Exchange) -> HashSet<&str> {
     let mut out = HashSet::new();
     let Ok(Json::Object(top)) = serde_json::from_str::<Json>(&e.response) else {
         return out;
@@ -268,7 +268,7 @@ pub(super) fn retry_bound(obs: &Observation) -> CheckResult {
             ),
         );
     }
-    over.sort_by(|a, b| b.0.cmp(&a.0));
+    over.sort_by_key(|o| std::cmp::Reverse(o.0));
     CheckResult::fail(
         id,
         format!(

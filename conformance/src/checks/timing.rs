@@ -296,7 +296,7 @@ pub(super) fn retry_after(obs: &Observation, params: &CheckParams) -> CheckResul
     }
     CheckResult::pass(
         id,
-        format!("Every retry after a Retry-After answer waited at least as long as asked."),
+        "Every retry after a Retry-After answer waited at least as long as asked.",
     )
     .with_evidence(honoured)
 }

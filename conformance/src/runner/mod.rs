@@ -86,6 +86,9 @@ pub struct Ready {
     pub input: Option<PathBuf>,
 }
 
+/// A callback told when a scenario's mock is ready.
+pub type OnReady = Box<dyn Fn(&Ready) + Send + Sync>;
+
 /// How runs are set up and reported.
 #[derive(Default)]
 pub struct RunOptions {
@@ -95,7 +98,7 @@ pub struct RunOptions {
     /// `tecton-sim conformance --sink '<name>'` line).
     pub replay_prefix: Option<String>,
     /// Called when a scenario's mock is up, before the sink starts (attach mode prints it).
-    pub on_ready: Option<Box<dyn Fn(&Ready) + Send + Sync>>,
+    pub on_ready: Option<OnReady>,
 }
 
 impl RunOptions {
@@ -288,6 +291,18 @@ pub async fn run_scenario(
         }
     };
     settle(&mock).await;
+    if matches!(subject, Subject::Command(_))
+        && matches!(outcome.exit_code, Some(126 | 127))
+        && mock.journal().is_empty()
+    {
+        // `sh` could not find or execute the command, and nothing reached the mock.
+        shutdown(mock).await;
+        return Err(HarnessError::Sink(format!(
+            "the shell could not run the command (exit {}): {}",
+            outcome.exit_code.unwrap_or_default(),
+            checks::tail(&outcome.stderr, 2)
+        )));
+    }
 
     let state = mock.state();
     let key_account = state
