@@ -87,6 +87,7 @@ async fn run_variant(label: &str, repo: Repository, secs: u64, rate: u64) {
         "get_features [{label}]: {USERS} users x {DAYS} days, {events} events ingested in {:.1}s",
         filled.elapsed().as_secs_f64()
     );
+    println!("  [{label}] after filling the store: {}", vm_rss());
     let bodies: Vec<String> = (0..USERS).map(request_body).collect();
     check_answer(&mock, &bodies[0]);
 
@@ -151,6 +152,22 @@ fn populate(mock: &MockTecton) -> usize {
     }
     flush(&mut records);
     total
+}
+
+/// The process's resident set size, from `/proc/self/status` (Linux only). After the first
+/// variant it includes whatever the allocator kept from the previous, shut-down instance.
+fn vm_rss() -> String {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .map(str::to_owned)
+        })
+        .map_or_else(
+            || "VmRSS: unavailable".to_owned(),
+            |l| l.split_whitespace().collect::<Vec<_>>().join(" "),
+        )
 }
 
 /// The body tecton-client 0.4.0 sends with `MetadataOptions.all()`.

@@ -103,7 +103,24 @@ async fn run(secs: u64, connections: usize) {
         "  journal: {} recorded, {} let go (bounded)",
         journal.total, journal.dropped
     );
+    // Read while the store is still alive: the memory the online store and journal hold.
+    println!("  {}", vm_rss());
     mock.shutdown().await;
+}
+
+/// The process's resident set size, from `/proc/self/status` (Linux only).
+fn vm_rss() -> String {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .map(str::to_owned)
+        })
+        .map_or_else(
+            || "VmRSS: unavailable".to_owned(),
+            |l| l.split_whitespace().collect::<Vec<_>>().join(" "),
+        )
 }
 
 fn body(i: usize, now: i64) -> String {

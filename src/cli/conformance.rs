@@ -37,10 +37,10 @@ pub struct ConformanceArgs {
     attach: bool,
     /// Attach mode: done when this many records were acknowledged (default: the scenario's
     /// input size).
-    #[arg(long, value_name = "N", requires = "attach")]
+    #[arg(long, value_name = "N", conflicts_with = "sink")]
     attach_records: Option<u64>,
     /// Attach mode: done when no request arrived for this many milliseconds.
-    #[arg(long, value_name = "MS", requires = "attach")]
+    #[arg(long, value_name = "MS", conflicts_with = "sink")]
     attach_quiet_ms: Option<u64>,
     /// Port for the mock on 127.0.0.1 (attach mode: a fixed port the sink is configured with).
     #[arg(long, short = 'p')]
@@ -244,5 +244,54 @@ fn print_line(r: &ScenarioResult) {
                 run.elapsed.as_secs_f64()
             );
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        args: ConformanceArgs,
+    }
+
+    fn parse(args: &[&str]) -> Result<ConformanceArgs, clap::Error> {
+        Cli::try_parse_from(std::iter::once("conformance").chain(args.iter().copied()))
+            .map(|c| c.args)
+    }
+
+    #[test]
+    fn replay_lines_quote_the_command_and_keep_what_changes_the_run() {
+        let a = parse(&["--sink", "python3 'my sink.py'"]).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            replay_prefix(&a),
+            r"tecton-sim conformance --sink 'python3 '\''my sink.py'\'''"
+        );
+        let a = parse(&[
+            "--attach",
+            "--attach-records",
+            "5",
+            "--port",
+            "9000",
+            "--scenarios",
+            "x",
+        ])
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            replay_prefix(&a),
+            "tecton-sim conformance --attach --attach-records 5 --port 9000 --scenarios 'x'"
+        );
+    }
+
+    #[test]
+    fn a_sink_or_attach_is_required_and_not_both() {
+        assert!(parse(&[]).is_err());
+        assert!(parse(&["--sink", "x", "--attach"]).is_err());
+        assert!(parse(&["--attach-records", "3", "--sink", "x"]).is_err());
+        assert!(parse(&["--sink", "x", "--runs", "0"]).is_err());
     }
 }

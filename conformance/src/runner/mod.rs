@@ -122,7 +122,7 @@ pub fn shell_quote(s: &str) -> String {
 pub enum HarnessError {
     /// The scenario file is invalid.
     Scenario(ScenarioError),
-    /// The mock could not start (port taken, faults refused).
+    /// The mock could not start (port taken, faults refused) or could not record the whole run.
     Mock(String),
     /// The sink could not be started.
     Sink(String),
@@ -132,7 +132,7 @@ impl fmt::Display for HarnessError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             HarnessError::Scenario(e) => write!(f, "invalid scenario: {e}"),
-            HarnessError::Mock(e) => write!(f, "the mock could not start: {e}"),
+            HarnessError::Mock(e) => write!(f, "mock: {e}"),
             HarnessError::Sink(e) => write!(f, "the sink could not be started: {e}"),
         }
     }
@@ -270,7 +270,7 @@ pub async fn run_scenario(
     let records_per_source = config.records_per_source;
     let mock = MockTecton::start(config)
         .await
-        .map_err(|e| HarnessError::Mock(e.to_string()))?;
+        .map_err(|e| HarnessError::Mock(format!("cannot start: {e}")))?;
     let env = scenario.env(&mock.url(), seed);
     let records = scenario.records(seed);
 
@@ -340,6 +340,13 @@ pub async fn run_scenario(
         journal_dropped: state.journal.counters().dropped,
     });
     shutdown(mock).await;
+    if observation.journal_dropped > 0 {
+        return Err(HarnessError::Mock(format!(
+            "the journal let go of {} exchange(s), so the checks would judge an incomplete \
+             record; make the scenario smaller",
+            observation.journal_dropped
+        )));
+    }
     let results = checks::judge_all(&scenario.checks(), &observation);
     Ok(ScenarioRun {
         observation,
