@@ -60,8 +60,11 @@ pub struct Entry {
     pub duration_us: u64,
     /// How the exchange ended.
     pub outcome: Outcome,
-    /// The fault applied to this exchange, if any.
+    /// The fault applied to this exchange, if any, as `rule name: action`.
     pub fault: Option<String>,
+    /// The same fault's action, structured (e.g. its `retry_after_s`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fault_action: Option<crate::faults::FaultAction>,
 }
 
 fn as_text<S: serde::Serializer>(b: &Bytes, s: S) -> Result<S::Ok, S::Error> {
@@ -182,6 +185,7 @@ mod tests {
             duration_us: 1,
             outcome: Outcome::Responded,
             fault: None,
+            fault_action: None,
         }
     }
 

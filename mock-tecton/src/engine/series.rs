@@ -14,31 +14,75 @@
 //! stored and counted like any other; dropping them at ingestion (DESIGN: "not materialized") is
 //! the caller's decision.
 //!
-//! # Tiles
-//! Events are grouped into epoch-aligned tiles of a fixed size, each holding its events sorted by
-//! `(ts, seq)` and one precomputed [`Partial`] per aggregation:
+//! # Fine tiles
+//! Events are grouped into epoch-aligned fine tiles of a fixed size, each holding its events
+//! sorted by `(ts, seq)`:
 //! - TIME_INTERVAL: the tile is the aggregation interval `I`, so a window of whole intervals is
-//!   answered from tile partials alone;
+//!   answered from whole tiles alone;
 //! - CONTINUOUS: the tile is the smallest window divided by 12 (1h → 5 min), the hop Chronon
-//!   uses for its sawtooth tails. Edges are exact regardless: tiles that the window only partly
-//!   covers are read event by event.
+//!   uses for its sawtooth tails.
 //!
-//! Window edges that are not tile-aligned (any CONTINUOUS request, or a TIME_INTERVAL window or
-//! offset that is not a multiple of `I`) are handled the same way, so results never depend on the
-//! tile size.
+//! A fine tile holding at least `DENSE_TILE` (8) events also keeps one precomputed [`Partial`] per
+//! aggregation, always the fold of its events in `(ts, seq)` order: an event that is the newest
+//! of its tile is folded in directly; a late (out-of-order) event or a replacement rebuilds the
+//! tile's partials from its events (min/max cannot be subtracted). A sparser tile keeps none:
+//! most tiles of a sparse entity hold one event, and a dozen 80-byte partials per event would
+//! make the online store several times larger than its events.
 //!
-//! A tile partial is always the fold of the tile's events in `(ts, seq)` order: an event that is
-//! the newest of its tile is folded in directly; a late (out-of-order) event or a replacement
-//! rebuilds the tile's partials from its events (min/max cannot be subtracted). So the state does
-//! not depend on arrival order, and the online and offline paths agree.
+//! # Coarse tiles
+//! With sparse fine tiles alone, a 3-day window over 5-minute tiles folds every one of its
+//! ~430 events (at one event per entity every 10 minutes) on every request. So fine tiles are
+//! grouped into up to two levels of epoch-aligned coarse tiles whose partials are always kept:
+//! a level-1 tile is `LEVEL1_FANOUT` (24) fine tiles, a level-2 tile `LEVEL2_FANOUT` (12)
+//! level-1 tiles; CONTINUOUS with a 1h smallest window: 5 min → 2 h → 1 day; TIME_INTERVAL with
+//! `I` = 10 min: 10 min → 4 h → 2 days. A level is kept only while its tile is at most half the
+//! longest window ([`SeriesSpec::coarse_levels`]): a larger tile is rarely wholly inside any
+//! window, and its partials would only cost memory. The sizes were chosen by measurement
+//! (`benches/get_features.rs`): 24 fine tiles per level-1 tile visit about as many children at
+//! the window's edges as whole tiles in its middle for windows of a day or more, and halve the
+//! level-1 memory of 12; the second level turns a 3-day window's ~36 level-1 tiles into a few
+//! level-2 ones.
+//!
+//! The *value* of a node is defined recursively, and is the same whenever it is computed:
+//! - a fine tile's value is its partials when it has them, else its events folded in order;
+//! - a coarse tile's value is its *head* merged with the value of its newest (last non-empty)
+//!   child, where the head (one partial per aggregation) is the merge, oldest first, of the
+//!   values of all its other children.
+//!
+//! The newest child is kept out of the head so that the common case costs nothing at the coarse
+//! levels: an event appended to the newest child changes only that child. An event that opens a
+//! new newest child merges the previous newest one into the head (one merge per aggregation,
+//! plus its events if sparse); a late event or a replacement in an older child rebuilds the head
+//! from the children's values (at most 24 children, each a merge or a few events). The head is
+//! thus a function of the tile's events alone: the whole state, like the fine partials, does not
+//! depend on arrival order, and the online and offline paths agree bit for bit.
+//!
+//! # Evaluation
+//! A node whose events all lie in the window contributes its value; one that the window only
+//! partly covers is opened and its children visited, down to fine tiles read event by event.
+//! Containment is decided on the node's first and last events, not its bounds, so the newest
+//! coarse tile counts whole whenever no event is newer than the window's end (the usual online
+//! case), and results never depend on the tile sizes' alignment.
+//!
+//! Merging partials gives the folding result exactly for every function except the float
+//! arithmetic of sum/mean (Neumaier-compensated) and the variance family (Chan's merge of
+//! Welford states), which agree up to rounding ([`Partial::merge`]); so a float feature can differ
+//! in its last bits with how the window cuts through tiles (relative error around 1e-15, far
+//! inside `consistency::FLOAT_TOLERANCE`), never with arrival order.
 //!
 //! # Cost
-//! `insert` is `O(log T + e)` for `T` tiles and `e` events in the tile (`O(e·A)` when the tile is
-//! rebuilt, `A` aggregations). `evaluate` visits, once per distinct `(window, offset)`, the
-//! non-empty tiles overlapping the window: `O(log T + k·a + r·a)` for `k` such tiles, `a`
-//! aggregations sharing that window and `r` raw events in the (at most two) edge tiles. Empty tiles
-//! are never stored or visited, so an entity with a few hundred events costs a few thousand
-//! partial merges for a dozen aggregations, whatever the window length.
+//! `insert` is `O(log T + e + c)` for `T` top-level tiles, `e` events in the fine tile and `c`
+//! children per coarse tile, plus `O(e·A)` when a fine tile is rebuilt and `O(c·A·DENSE_TILE)`
+//! per coarse head rebuilt, `A` aggregations. `evaluate` visits, once per distinct
+//! `(window, offset)`, the nodes overlapping the window: whole coarse tiles in the middle (two
+//! or three merges each) and, at each edge, the children of the partly covered nodes, down to
+//! the raw events of at most two fine tiles. A 3-day window is about 40 merges instead of 430
+//! event folds. Empty tiles are never stored or visited.
+//!
+//! # Memory
+//! A coarse tile with at least two non-empty children keeps `A` partials (about 80 bytes each);
+//! one with a single child keeps none, since its value is that child's. Children are kept in
+//! vectors sized exactly, so a sparse coarse tile costs its 8-byte key and 48-byte node.
 
 use std::collections::BTreeMap;
 
@@ -51,6 +95,20 @@ const DEFAULT_TILE: i64 = 3_600_000_000_000;
 
 /// CONTINUOUS tiles are the smallest window divided by this.
 const CONTINUOUS_TILES_PER_WINDOW: i64 = 12;
+
+/// Fine tiles per level-1 coarse tile (see the module docs for the choice).
+const LEVEL1_FANOUT: i64 = 24;
+
+/// Level-1 tiles per level-2 coarse tile.
+const LEVEL2_FANOUT: i64 = 12;
+
+/// Fine tiles per node of each level: fine, level 1, level 2.
+const SPANS: [i64; 3] = [1, LEVEL1_FANOUT, LEVEL1_FANOUT * LEVEL2_FANOUT];
+
+/// Fine tiles per node of `level` (a fine tile is level 0).
+fn span(level: usize) -> i64 {
+    SPANS.get(level).copied().unwrap_or(1)
+}
 
 /// Stream processing mode of a feature view.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -103,7 +161,7 @@ impl SeriesSpec {
             .unwrap_or(0)
     }
 
-    /// The internal tile size in nanoseconds (see the module docs).
+    /// The internal (fine) tile size in nanoseconds (see the module docs).
     pub fn tile_size(&self) -> i64 {
         match self.mode {
             Mode::TimeInterval { interval } => interval.max(1),
@@ -115,6 +173,17 @@ impl SeriesSpec {
                 .min()
                 .map_or(DEFAULT_TILE, |w| (w / CONTINUOUS_TILES_PER_WINDOW).max(1)),
         }
+    }
+
+    /// How many coarse levels (0 to 2) a series of this spec keeps: a level is kept while its
+    /// tile is at most half the longest window, so that the window can hold a whole one.
+    pub fn coarse_levels(&self) -> usize {
+        let longest = self.aggregations.iter().map(|a| a.window).max().unwrap_or(0);
+        let tile = i128::from(self.tile_size());
+        // In i128: the tile, a fan-out of 288 and the factor 2 cannot overflow it.
+        (1..SPANS.len())
+            .take_while(|&level| 2 * tile * i128::from(span(level)) <= i128::from(longest))
+            .count()
     }
 
     /// True when `t` is before `feature_start_time` under this mode's rule.
@@ -150,6 +219,19 @@ impl SeriesSpec {
         }
         Some((i64::try_from(lo).ok()?, i64::try_from(hi).ok()?))
     }
+
+    /// One empty partial per aggregation, in spec order.
+    fn empty_partials(&self) -> Vec<Partial> {
+        self.aggregations
+            .iter()
+            .map(|a| Partial::new(&a.function))
+            .collect()
+    }
+
+    /// The indices of all aggregations, for folding into a per-aggregation partial list.
+    fn all(&self) -> Vec<usize> {
+        (0..self.aggregations.len()).collect()
+    }
 }
 
 /// `fl(x) = x − x mod I` (epoch-aligned, also for negative times), in `i128` so it cannot
@@ -180,6 +262,90 @@ impl Event {
     fn key(&self) -> (i64, u64) {
         (self.ts, self.seq)
     }
+
+    /// Folds this event into one partial per aggregation, in spec order.
+    fn fold_all(&self, spec: &SeriesSpec, partials: &mut [Partial]) {
+        for (p, a) in partials.iter_mut().zip(&spec.aggregations) {
+            if let Some(v) = self.values.get(a.input) {
+                p.update(v, self.ts, self.seq);
+            }
+        }
+    }
+
+    /// Folds this event into `acc`, whose partial `i` is that of aggregation `group[i]`.
+    fn fold_into(&self, spec: &SeriesSpec, group: &[usize], acc: &mut [Partial]) {
+        for (p, &j) in acc.iter_mut().zip(group) {
+            let input = spec.aggregations.get(j).map_or(usize::MAX, |a| a.input);
+            if let Some(v) = self.values.get(input) {
+                p.update(v, self.ts, self.seq);
+            }
+        }
+    }
+}
+
+/// Merges `from[group[i]]` into `acc[i]` for every `i`.
+fn merge_into(from: &[Partial], group: &[usize], acc: &mut [Partial]) {
+    for (p, &j) in acc.iter_mut().zip(group) {
+        if let Some(q) = from.get(j) {
+            p.merge(q);
+        }
+    }
+}
+
+/// The time range a window covers, with the fine tiles it touches.
+#[derive(Debug, Clone, Copy)]
+struct Window {
+    /// Inclusive event-time bounds.
+    lo: i64,
+    hi: i64,
+    /// Fine tile numbers of `lo` and `hi`.
+    first_tile: i64,
+    last_tile: i64,
+}
+
+/// A level of the tile tree: a fine tile or a coarse tile of fine or coarse tiles.
+trait Node: Sized {
+    /// 0 for a fine tile, 1 and 2 for coarse tiles; a node of level `l` covers `span(l)` fine
+    /// tiles and is keyed by `fine tile number / span(l)` (rounded down).
+    const LEVEL: usize;
+
+    fn empty() -> Self;
+
+    /// Adds `event`, which lies in fine tile number `fine` inside this node. Returns how many
+    /// stored events it replaced.
+    fn insert(
+        &mut self,
+        spec: &SeriesSpec,
+        fine: i64,
+        event: Event,
+        same_ts: SameTimestamp,
+    ) -> usize;
+
+    /// Merges this node's value (module docs) into `acc`, partial `i` being that of aggregation
+    /// `group[i]`.
+    fn apply(&self, spec: &SeriesSpec, group: &[usize], acc: &mut [Partial]);
+
+    /// Folds the events inside `window` into `acc`.
+    fn accumulate(&self, spec: &SeriesSpec, window: &Window, group: &[usize], acc: &mut [Partial]);
+
+    /// Time of the oldest event.
+    fn first_ts(&self) -> Option<i64>;
+
+    /// Time of the newest event.
+    fn last_ts(&self) -> Option<i64>;
+
+    /// Appends the fine tiles, oldest first.
+    fn collect_tiles<'a>(&'a self, out: &mut Vec<&'a Tile>);
+
+    /// True when every event lies inside `window`.
+    fn within(&self, window: &Window) -> bool {
+        self.first_ts().is_some_and(|ts| ts >= window.lo)
+            && self.last_ts().is_some_and(|ts| ts <= window.hi)
+    }
+
+    /// Checks the structure: sorted, non-empty, partials equal to a rebuild.
+    #[cfg(test)]
+    fn check(&self, spec: &SeriesSpec, key: i64) -> Result<(), String>;
 }
 
 #[derive(Debug, Clone)]
@@ -192,33 +358,300 @@ struct Tile {
     partials: Vec<Partial>,
 }
 
-/// Events a tile holds before it keeps precomputed partials. Most tiles of a sparse entity
+/// Events a fine tile holds before it keeps precomputed partials. Most tiles of a sparse entity
 /// hold one event; without this, a dozen 80-byte partials per event would make the online store
 /// several times larger than the events themselves.
 const DENSE_TILE: usize = 8;
 
 impl Tile {
-    fn empty_partials(spec: &SeriesSpec) -> Vec<Partial> {
-        spec.aggregations
-            .iter()
-            .map(|a| Partial::new(&a.function))
-            .collect()
+    fn rebuild(&mut self, spec: &SeriesSpec) {
+        let mut partials = spec.empty_partials();
+        for e in &self.events {
+            e.fold_all(spec, &mut partials);
+        }
+        self.partials = partials;
+    }
+}
+
+impl Node for Tile {
+    const LEVEL: usize = 0;
+
+    fn empty() -> Self {
+        Tile {
+            events: Vec::new(),
+            partials: Vec::new(),
+        }
     }
 
-    fn fold(spec: &SeriesSpec, partials: &mut [Partial], e: &Event) {
-        for (p, a) in partials.iter_mut().zip(&spec.aggregations) {
-            if let Some(v) = e.values.get(a.input) {
-                p.update(v, e.ts, e.seq);
+    fn insert(
+        &mut self,
+        spec: &SeriesSpec,
+        _fine: i64,
+        event: Event,
+        same_ts: SameTimestamp,
+    ) -> usize {
+        let mut removed = 0;
+        if same_ts == SameTimestamp::Replace {
+            let start = self.events.partition_point(|e| e.ts < event.ts);
+            let end = self.events.partition_point(|e| e.ts <= event.ts);
+            if end > start {
+                self.events.drain(start..end);
+                removed = end - start;
+            }
+        }
+        let at = self.events.partition_point(|e| e.key() <= event.key());
+        let newest = at == self.events.len();
+        if !self.partials.is_empty() && newest && removed == 0 {
+            event.fold_all(spec, &mut self.partials);
+            self.events.push(event);
+        } else {
+            if self.events.len() < DENSE_TILE {
+                // Sparse tiles are the common case of a sparse entity: grow them one slot at a
+                // time (a 1-event tile would otherwise reserve 4).
+                self.events.reserve_exact(1);
+            }
+            self.events.insert(at, event);
+            // Dense exactly when it holds DENSE_TILE events, so the state depends on the events
+            // alone (a replacement can make a tile sparse again).
+            if self.events.len() >= DENSE_TILE {
+                self.rebuild(spec);
+            } else {
+                self.partials = Vec::new();
+            }
+        }
+        removed
+    }
+
+    fn apply(&self, spec: &SeriesSpec, group: &[usize], acc: &mut [Partial]) {
+        if self.partials.is_empty() {
+            for e in &self.events {
+                e.fold_into(spec, group, acc);
+            }
+        } else {
+            merge_into(&self.partials, group, acc);
+        }
+    }
+
+    fn accumulate(&self, spec: &SeriesSpec, window: &Window, group: &[usize], acc: &mut [Partial]) {
+        if self.within(window) {
+            self.apply(spec, group, acc);
+        } else {
+            let from = self.events.partition_point(|e| e.ts < window.lo);
+            for e in self.events[from..]
+                .iter()
+                .take_while(|e| e.ts <= window.hi)
+            {
+                e.fold_into(spec, group, acc);
             }
         }
     }
 
-    fn rebuild(&mut self, spec: &SeriesSpec) {
-        let mut partials = Self::empty_partials(spec);
-        for e in &self.events {
-            Self::fold(spec, &mut partials, e);
+    fn first_ts(&self) -> Option<i64> {
+        self.events.first().map(|e| e.ts)
+    }
+
+    fn last_ts(&self) -> Option<i64> {
+        self.events.last().map(|e| e.ts)
+    }
+
+    fn collect_tiles<'a>(&'a self, out: &mut Vec<&'a Tile>) {
+        out.push(self);
+    }
+
+    #[cfg(test)]
+    fn check(&self, spec: &SeriesSpec, key: i64) -> Result<(), String> {
+        if self.events.is_empty() {
+            return Err("empty fine tile".into());
         }
-        self.partials = partials;
+        if let Some(e) = self
+            .events
+            .iter()
+            .find(|e| e.ts.div_euclid(spec.tile_size()) != key)
+        {
+            return Err(format!("event at {} in fine tile {key}", e.ts));
+        }
+        if !self.events.windows(2).all(|w| w[0].key() <= w[1].key()) {
+            return Err("fine tile events out of order".into());
+        }
+        let mut rebuilt = Tile::empty();
+        rebuilt.events = self.events.clone();
+        if self.events.len() >= DENSE_TILE {
+            rebuilt.rebuild(spec);
+        }
+        if rebuilt.partials != self.partials {
+            return Err(format!(
+                "fine tile of {} events: partials differ from a rebuild",
+                self.events.len()
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// A coarse tile: its children (fine tiles or level-1 tiles) and the head of their values.
+#[derive(Debug, Clone)]
+struct Coarse<C> {
+    /// One partial per aggregation: the merge, oldest first, of the values of every child but
+    /// the newest. Empty while there is one child, whose value is then the tile's.
+    head: Vec<Partial>,
+    /// Keyed by `fine tile number / span(C::LEVEL)`, sorted, never empty once inserted into.
+    /// Sized exactly: there are at most [`LEVEL1_FANOUT`] of them.
+    children: Vec<(i64, C)>,
+}
+
+impl<C: Node> Coarse<C> {
+    /// The head as the module docs define it.
+    fn build_head(&self, spec: &SeriesSpec) -> Vec<Partial> {
+        let Some((_, older)) = self.children.split_last() else {
+            return Vec::new();
+        };
+        if older.is_empty() {
+            return Vec::new();
+        }
+        let mut head = spec.empty_partials();
+        let all = spec.all();
+        for (_, child) in older {
+            child.apply(spec, &all, &mut head);
+        }
+        head
+    }
+}
+
+impl<C: Node> Node for Coarse<C> {
+    const LEVEL: usize = C::LEVEL + 1;
+
+    fn empty() -> Self {
+        Coarse {
+            head: Vec::new(),
+            children: Vec::new(),
+        }
+    }
+
+    fn insert(
+        &mut self,
+        spec: &SeriesSpec,
+        fine: i64,
+        event: Event,
+        same_ts: SameTimestamp,
+    ) -> usize {
+        let key = fine.div_euclid(span(C::LEVEL));
+        let at = self.children.partition_point(|(k, _)| *k < key);
+        if self.children.get(at).is_none_or(|(k, _)| *k != key) {
+            if at == self.children.len() {
+                // A new newest child: the current newest one joins the head. Same merges, in the
+                // same order, as `build_head`, so the head stays canonical.
+                if let Some((_, newest)) = self.children.last() {
+                    if self.head.is_empty() {
+                        self.head = spec.empty_partials();
+                    }
+                    newest.apply(spec, &spec.all(), &mut self.head);
+                }
+            }
+            self.children.reserve_exact(1);
+            self.children.insert(at, (key, C::empty()));
+        }
+        let removed = self
+            .children
+            .get_mut(at)
+            .map_or(0, |(_, child)| child.insert(spec, fine, event, same_ts));
+        if at + 1 < self.children.len() {
+            // An older child changed (late event, replacement, or a new child before the newest).
+            self.head = self.build_head(spec);
+        }
+        removed
+    }
+
+    fn apply(&self, spec: &SeriesSpec, group: &[usize], acc: &mut [Partial]) {
+        merge_into(&self.head, group, acc);
+        if let Some((_, newest)) = self.children.last() {
+            newest.apply(spec, group, acc);
+        }
+    }
+
+    fn accumulate(&self, spec: &SeriesSpec, window: &Window, group: &[usize], acc: &mut [Partial]) {
+        if self.within(window) {
+            self.apply(spec, group, acc);
+        } else {
+            let s = span(C::LEVEL);
+            let (first, last) = (
+                window.first_tile.div_euclid(s),
+                window.last_tile.div_euclid(s),
+            );
+            let from = self.children.partition_point(|(k, _)| *k < first);
+            for (_, child) in self.children[from..].iter().take_while(|(k, _)| *k <= last) {
+                child.accumulate(spec, window, group, acc);
+            }
+        }
+    }
+
+    fn first_ts(&self) -> Option<i64> {
+        self.children.first()?.1.first_ts()
+    }
+
+    fn last_ts(&self) -> Option<i64> {
+        self.children.last()?.1.last_ts()
+    }
+
+    fn collect_tiles<'a>(&'a self, out: &mut Vec<&'a Tile>) {
+        for (_, child) in &self.children {
+            child.collect_tiles(out);
+        }
+    }
+
+    #[cfg(test)]
+    fn check(&self, spec: &SeriesSpec, key: i64) -> Result<(), String> {
+        if self.children.is_empty() {
+            return Err(format!("empty level-{} tile", Self::LEVEL));
+        }
+        if !self.children.windows(2).all(|w| w[0].0 < w[1].0) {
+            return Err(format!("level-{} children out of order", Self::LEVEL));
+        }
+        let ratio = span(Self::LEVEL) / span(C::LEVEL);
+        for (k, child) in &self.children {
+            if k.div_euclid(ratio) != key {
+                return Err(format!("child {k} in level-{} tile {key}", Self::LEVEL));
+            }
+            child.check(spec, *k)?;
+        }
+        if self.head != self.build_head(spec) {
+            return Err(format!("level-{} head differs from a rebuild", Self::LEVEL));
+        }
+        Ok(())
+    }
+}
+
+/// The top level of the tile tree, by the number of coarse levels the spec keeps.
+#[derive(Debug, Clone)]
+enum Levels {
+    Fine(BTreeMap<i64, Tile>),
+    One(BTreeMap<i64, Coarse<Tile>>),
+    Two(BTreeMap<i64, Coarse<Coarse<Tile>>>),
+}
+
+fn insert_top<N: Node>(
+    top: &mut BTreeMap<i64, N>,
+    spec: &SeriesSpec,
+    fine: i64,
+    event: Event,
+    same_ts: SameTimestamp,
+) -> usize {
+    top.entry(fine.div_euclid(span(N::LEVEL)))
+        .or_insert_with(N::empty)
+        .insert(spec, fine, event, same_ts)
+}
+
+fn accumulate_top<N: Node>(
+    top: &BTreeMap<i64, N>,
+    spec: &SeriesSpec,
+    window: &Window,
+    group: &[usize],
+    acc: &mut [Partial],
+) {
+    let s = span(N::LEVEL);
+    // lo <= hi, so first <= last and `range` cannot panic.
+    let range = window.first_tile.div_euclid(s)..=window.last_tile.div_euclid(s);
+    for node in top.range(range).map(|(_, n)| n) {
+        node.accumulate(spec, window, group, acc);
     }
 }
 
@@ -229,18 +662,23 @@ impl Tile {
 #[derive(Debug, Clone)]
 pub struct Series {
     tile_size: i64,
-    /// Keyed by tile number `ts.div_euclid(tile_size)` (an index, not a time, so it cannot
-    /// overflow near `i64::MIN`).
-    tiles: BTreeMap<i64, Tile>,
+    /// Top-level nodes keyed by `fine tile number / span(level)`, where the fine tile number is
+    /// `ts.div_euclid(tile_size)` (an index, not a time, so it cannot overflow near `i64::MIN`).
+    levels: Levels,
     len: usize,
 }
 
 impl Series {
     /// An empty series for `spec`.
     pub fn new(spec: &SeriesSpec) -> Self {
+        let levels = match spec.coarse_levels() {
+            0 => Levels::Fine(BTreeMap::new()),
+            1 => Levels::One(BTreeMap::new()),
+            _ => Levels::Two(BTreeMap::new()),
+        };
         Series {
             tile_size: spec.tile_size(),
-            tiles: BTreeMap::new(),
+            levels,
             len: 0,
         }
     }
@@ -260,39 +698,14 @@ impl Series {
     ) {
         values.resize(spec.input_count(), Value::Null);
         values.shrink_to_fit();
-        let tile = self
-            .tiles
-            .entry(ts.div_euclid(self.tile_size))
-            .or_insert_with(|| Tile {
-                events: Vec::new(),
-                partials: Vec::new(),
-            });
-        let mut rebuild = false;
-        if same_ts == SameTimestamp::Replace {
-            let start = tile.events.partition_point(|e| e.ts < ts);
-            let end = tile.events.partition_point(|e| e.ts <= ts);
-            if end > start {
-                tile.events.drain(start..end);
-                self.len -= end - start;
-                rebuild = true;
-            }
-        }
+        let fine = ts.div_euclid(self.tile_size);
         let event = Event { ts, seq, values };
-        let at = tile.events.partition_point(|e| e.key() <= event.key());
-        let newest = at == tile.events.len();
-        let dense = !tile.partials.is_empty();
-        if dense && newest && !rebuild {
-            Tile::fold(spec, &mut tile.partials, &event);
-            tile.events.push(event);
-        } else {
-            tile.events.insert(at, event);
-            if dense || tile.events.len() >= DENSE_TILE {
-                tile.rebuild(spec);
-            } else {
-                tile.partials.clear();
-            }
-        }
-        self.len += 1;
+        let removed = match &mut self.levels {
+            Levels::Fine(top) => insert_top(top, spec, fine, event, same_ts),
+            Levels::One(top) => insert_top(top, spec, fine, event, same_ts),
+            Levels::Two(top) => insert_top(top, spec, fine, event, same_ts),
+        };
+        self.len = self.len.saturating_sub(removed) + 1;
     }
 
     /// The feature values at request time `t`, one per aggregation, in spec order.
@@ -334,29 +747,28 @@ impl Series {
         group: &[usize],
         acc: &mut [Partial],
     ) {
-        let size = i128::from(self.tile_size);
-        let range = lo.div_euclid(self.tile_size)..=hi.div_euclid(self.tile_size);
-        for (&k, tile) in self.tiles.range(range) {
-            let start = i128::from(k) * size;
-            let end = start + size - 1;
-            if start >= i128::from(lo) && end <= i128::from(hi) && !tile.partials.is_empty() {
-                for (p, &j) in acc.iter_mut().zip(group) {
-                    if let Some(tp) = tile.partials.get(j) {
-                        p.merge(tp);
-                    }
-                }
-            } else {
-                let from = tile.events.partition_point(|e| e.ts < lo);
-                for e in tile.events[from..].iter().take_while(|e| e.ts <= hi) {
-                    for (p, &j) in acc.iter_mut().zip(group) {
-                        let input = spec.aggregations.get(j).map_or(usize::MAX, |a| a.input);
-                        if let Some(v) = e.values.get(input) {
-                            p.update(v, e.ts, e.seq);
-                        }
-                    }
-                }
-            }
+        let window = Window {
+            lo,
+            hi,
+            first_tile: lo.div_euclid(self.tile_size),
+            last_tile: hi.div_euclid(self.tile_size),
+        };
+        match &self.levels {
+            Levels::Fine(top) => accumulate_top(top, spec, &window, group, acc),
+            Levels::One(top) => accumulate_top(top, spec, &window, group, acc),
+            Levels::Two(top) => accumulate_top(top, spec, &window, group, acc),
         }
+    }
+
+    /// The fine tiles, oldest first.
+    fn tiles(&self) -> Vec<&Tile> {
+        let mut out = Vec::new();
+        match &self.levels {
+            Levels::Fine(top) => top.values().for_each(|n| n.collect_tiles(&mut out)),
+            Levels::One(top) => top.values().for_each(|n| n.collect_tiles(&mut out)),
+            Levels::Two(top) => top.values().for_each(|n| n.collect_tiles(&mut out)),
+        }
+        out
     }
 
     /// Number of stored events.
@@ -371,14 +783,31 @@ impl Series {
 
     /// The stored events as `(ts, seq, values)`, oldest first (by `(ts, seq)`).
     pub fn events(&self) -> impl Iterator<Item = (i64, u64, &[Value])> + '_ {
-        self.tiles
-            .values()
+        self.tiles()
+            .into_iter()
             .flat_map(|t| t.events.iter().map(|e| (e.ts, e.seq, e.values.as_slice())))
     }
 
-    /// The internal tile size in nanoseconds.
+    /// The internal (fine) tile size in nanoseconds.
     pub fn tile_size(&self) -> i64 {
         self.tile_size
+    }
+
+    /// Checks every invariant of the tile tree (tests only).
+    #[cfg(test)]
+    fn check(&self, spec: &SeriesSpec) -> Result<(), String> {
+        fn top<N: Node>(map: &BTreeMap<i64, N>, spec: &SeriesSpec) -> Result<(), String> {
+            map.iter().try_for_each(|(k, n)| n.check(spec, *k))
+        }
+        let count: usize = self.tiles().iter().map(|t| t.events.len()).sum();
+        if count != self.len {
+            return Err(format!("len {} but {count} events", self.len));
+        }
+        match &self.levels {
+            Levels::Fine(t) => top(t, spec),
+            Levels::One(t) => top(t, spec),
+            Levels::Two(t) => top(t, spec),
+        }
     }
 }
 
@@ -872,7 +1301,7 @@ mod tests {
         let sum: i64 = (0..19).sum::<i64>() - 5;
         assert_eq!(got, vec![Value::Int(sum), Value::Int(18), Value::Int(20)]);
         assert_eq!(
-            s.tiles.values().next().map(|t| t.partials.len()),
+            s.tiles().first().map(|t| t.partials.len()),
             Some(3),
             "the tile became dense"
         );

@@ -13,6 +13,8 @@ use tokio::time::Sleep;
 /// A body that yields `chunks` with a pause before each but the first, then either ends or
 /// fails (which makes the server drop the connection mid-body).
 pub struct ScriptedBody {
+    /// Told whether the body was sent to the end, once it ends or is dropped.
+    on_end: Option<Box<dyn FnOnce(bool) + Send>>,
     chunks: VecDeque<Bytes>,
     interval: Duration,
     sleep: Option<Pin<Box<Sleep>>>,
@@ -29,6 +31,7 @@ impl ScriptedBody {
             .map(|i| body.slice(i..(i + chunk).min(body.len())))
             .collect();
         ScriptedBody {
+            on_end: None,
             chunks,
             interval,
             sleep: None,
@@ -40,12 +43,34 @@ impl ScriptedBody {
     /// The first half of `body`, then a failure.
     pub fn truncated(body: Bytes) -> Self {
         ScriptedBody {
+            on_end: None,
             chunks: VecDeque::from([body.slice(..body.len() / 2)]),
             interval: Duration::ZERO,
             sleep: None,
             fail_at_end: true,
             started: false,
         }
+    }
+}
+
+impl ScriptedBody {
+    /// Calls `f(true)` when the whole body has been handed to the connection, `f(false)` when
+    /// the body is dropped before (the client went away).
+    pub fn on_end(mut self, f: impl FnOnce(bool) + Send + 'static) -> Self {
+        self.on_end = Some(Box::new(f));
+        self
+    }
+
+    fn end(&mut self, completed: bool) {
+        if let Some(f) = self.on_end.take() {
+            f(completed);
+        }
+    }
+}
+
+impl Drop for ScriptedBody {
+    fn drop(&mut self) {
+        self.end(false);
     }
 }
 
@@ -74,9 +99,22 @@ impl Body for ScriptedBody {
         }
         this.started = true;
         match this.chunks.pop_front() {
-            Some(chunk) => Poll::Ready(Some(Ok(Frame::data(chunk)))),
-            None if this.fail_at_end => Poll::Ready(Some(Err(Cut))),
-            None => Poll::Ready(None),
+            Some(chunk) => {
+                // With a Content-Length the server stops polling after the last byte, so the
+                // last chunk is the end.
+                if this.chunks.is_empty() && !this.fail_at_end {
+                    this.end(true);
+                }
+                Poll::Ready(Some(Ok(Frame::data(chunk))))
+            }
+            None if this.fail_at_end => {
+                this.end(true);
+                Poll::Ready(Some(Err(Cut)))
+            }
+            None => {
+                this.end(true);
+                Poll::Ready(None)
+            }
         }
     }
 }

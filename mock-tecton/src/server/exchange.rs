@@ -81,7 +81,7 @@ pub(super) async fn serving_v2(
 }
 
 pub(super) async fn unknown_path(State(state): State<Arc<MockState>>, req: Request) -> Response {
-    let record = ExchangeRecord::begin(state, req.method(), req.uri().path());
+    let record = ExchangeRecord::begin(state, req.method(), req.uri().path(), None);
     let message = format!("No such endpoint: {} {}", req.method(), req.uri().path());
     // Paths under /api/ are the feature server's, whose errors have their own shape.
     let body = if req.uri().path().starts_with("/api/") {
@@ -102,10 +102,16 @@ struct ExchangeRecord {
     state: Arc<MockState>,
     entry: Entry,
     started: Instant,
+    control: Option<Arc<ConnControl>>,
 }
 
 impl ExchangeRecord {
-    fn begin(state: Arc<MockState>, method: &Method, path: &str) -> Self {
+    fn begin(
+        state: Arc<MockState>,
+        method: &Method,
+        path: &str,
+        control: Option<Arc<ConnControl>>,
+    ) -> Self {
         let entry = Entry {
             seq: state.journal.next_seq(),
             received_at: wall_now(),
@@ -120,24 +126,72 @@ impl ExchangeRecord {
             state,
             entry,
             started: Instant::now(),
+            control,
         }
     }
 
-    /// Builds the response and marks the exchange answered (unless a fault already decided how
-    /// it ends, such as a truncated body).
-    fn respond(mut self, status: StatusCode, body: Bytes, headers: HeaderMap) -> Response {
+    fn note_fault(&mut self, decision: &Decision) {
+        self.entry.fault = Some(decision.label.clone());
+        self.entry.fault_action = Some(decision.action.clone());
+    }
+
+    /// Builds the response and marks the exchange answered.
+    fn respond(self, status: StatusCode, body: Bytes, headers: HeaderMap) -> Response {
+        self.respond_with(status, body, headers, None)
+    }
+
+    /// Builds a response whose body misbehaves; the exchange is journaled when that body ends,
+    /// so a client that leaves mid-body shows as gone.
+    fn respond_scripted(
+        self,
+        status: StatusCode,
+        body: Bytes,
+        headers: HeaderMap,
+        scripted: ScriptedBody,
+    ) -> Response {
+        self.respond_with(status, body, headers, Some(scripted))
+    }
+
+    fn respond_with(
+        mut self,
+        status: StatusCode,
+        body: Bytes,
+        headers: HeaderMap,
+        scripted: Option<ScriptedBody>,
+    ) -> Response {
         self.entry.status = status.as_u16();
         self.entry.response_body = body.clone();
-        if self.entry.outcome == Outcome::ClientGone {
+        // A fault may have held the request past the client's patience: then nobody reads this.
+        let held_and_gone = self.entry.fault.is_some()
+            && self
+                .control
+                .as_deref()
+                .is_some_and(ConnControl::client_closed);
+        if self.entry.outcome == Outcome::ClientGone && !held_and_gone {
             self.entry.outcome = Outcome::Responded;
         }
-        let mut resp = Response::new(Body::from(body));
+        let mut resp = Response::new(Body::empty());
         *resp.status_mut() = status;
         resp.headers_mut().insert(
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/json"),
         );
         resp.headers_mut().extend(headers);
+        match scripted {
+            None => *resp.body_mut() = Body::from(body),
+            Some(scripted) => {
+                // The declared length is the full body's, so a cut body is a short read.
+                resp.headers_mut()
+                    .insert(header::CONTENT_LENGTH, HeaderValue::from(body.len()));
+                let mut record = self;
+                *resp.body_mut() = Body::new(scripted.on_end(move |completed| {
+                    if !completed && record.entry.outcome == Outcome::Responded {
+                        record.entry.outcome = Outcome::ClientGone;
+                    }
+                    drop(record);
+                }));
+            }
+        }
         resp
     }
 }
@@ -160,21 +214,36 @@ async fn exchange(state: Arc<MockState>, api: Api, req: Request) -> Response {
     let (parts, body) = req.into_parts();
     let control = parts.extensions.get::<Arc<ConnControl>>().cloned();
     let path = parts.uri.path().to_owned();
-    let mut record = ExchangeRecord::begin(state.clone(), &parts.method, &path);
-    let faults_on = !state.faults.is_empty();
+    let mut record = ExchangeRecord::begin(state.clone(), &parts.method, &path, control.clone());
 
-    let mut fault = if faults_on {
+    let mut fault = if state.faults.is_empty() {
+        None
+    } else {
         state.faults.decide(RequestFacts {
             path: &path,
             workspace: None,
             sources: &[],
             body_read: false,
         })
-    } else {
-        None
     };
     if let Some(decision) = &fault {
-        record.entry.fault = Some(decision.label.clone());
+        record.note_fault(decision);
+        if decision.action == FaultAction::ResetBeforeBody {
+            return cut_connection(&mut record, control.as_deref(), Outcome::Reset).await;
+        }
+    }
+    // Every other fault acts after the body is read, so the journal shows what each exchange
+    // carried (checks identify retries by their records).
+    let body = read_body(body, &parts.headers, state.max_body_bytes).await;
+    match &body {
+        Ok(bytes) => {
+            record.entry.request_bytes = bytes.len();
+            record.entry.request_body = bytes.clone();
+        }
+        Err(BodyError::TooLarge(n)) => record.entry.request_bytes = *n,
+        Err(BodyError::Unreadable) => {}
+    }
+    if let Some(decision) = &fault {
         if let Some(resp) =
             act_before_handling(decision, &mut record, control.as_deref(), &api).await
         {
@@ -205,27 +274,20 @@ async fn exchange(state: Arc<MockState>, api: Api, req: Request) -> Response {
         }
         Some(FaultAction::Truncate) => {
             record.entry.outcome = Outcome::Truncated;
-            let mut resp = record.respond(status, bytes.clone(), headers);
-            *resp.body_mut() = Body::new(ScriptedBody::truncated(bytes.clone()));
-            // The declared length is the full body's, so the client sees a short read.
-            resp.headers_mut()
-                .insert(header::CONTENT_LENGTH, HeaderValue::from(bytes.len()));
-            resp
+            record.respond_scripted(
+                status,
+                bytes.clone(),
+                headers,
+                ScriptedBody::truncated(bytes),
+            )
         }
         Some(FaultAction::Dribble {
             chunk_bytes,
             interval_ms,
         }) => {
-            let mut resp = record.respond(status, bytes.clone(), headers);
             let interval = Duration::from_millis(interval_ms.unwrap_or(100));
-            *resp.body_mut() = Body::new(ScriptedBody::dribble(
-                bytes.clone(),
-                chunk_bytes.unwrap_or(8),
-                interval,
-            ));
-            resp.headers_mut()
-                .insert(header::CONTENT_LENGTH, HeaderValue::from(bytes.len()));
-            resp
+            let scripted = ScriptedBody::dribble(bytes.clone(), chunk_bytes.unwrap_or(8), interval);
+            record.respond_scripted(status, bytes, headers, scripted)
         }
         _ => record.respond(status, bytes, headers),
     }
@@ -415,7 +477,7 @@ async fn read_and_handle(
     state: &MockState,
     api: &Api,
     parts: &axum::http::request::Parts,
-    body: Body,
+    body: Result<Bytes, BodyError>,
     record: &mut ExchangeRecord,
     fault: &mut Option<Decision>,
     control: Option<&ConnControl>,
@@ -444,10 +506,9 @@ async fn read_and_handle(
         Err(m) => return Ok(reject(api, Reject::Unauthenticated(m))),
     };
     record.entry.key_id = Some(account.name.clone());
-    let bytes = match read_body(body, &parts.headers, state.max_body_bytes).await {
+    let bytes = match body {
         Ok(b) => b,
-        Err(BodyError::TooLarge(n)) => {
-            record.entry.request_bytes = n;
+        Err(BodyError::TooLarge(_)) => {
             return Ok(reject(api, Reject::TooLarge(state.max_body_bytes)));
         }
         Err(BodyError::Unreadable) => {
@@ -457,8 +518,6 @@ async fn read_and_handle(
             ))
         }
     };
-    record.entry.request_bytes = bytes.len();
-    record.entry.request_body = bytes.clone();
     let json = if bodiless && bytes.is_empty() {
         serde_json::Value::Null
     } else {
@@ -479,7 +538,7 @@ async fn read_and_handle(
             body_read: true,
         });
         if let Some(decision) = fault.as_ref() {
-            record.entry.fault = Some(decision.label.clone());
+            record.note_fault(decision);
             if let Some(early) = act_before_handling(decision, record, control, api).await {
                 return Err(early);
             }
