@@ -316,24 +316,53 @@ async fn same_seed_same_faults() {
 
 #[tokio::test]
 async fn faulted_exchanges_keep_their_records_and_structured_fault_in_the_journal() {
-    let rule = FaultRule::new(FaultAction::Status { status: 429, retry_after_s: Some(3), message: None }).times(1);
+    let rule = FaultRule::new(FaultAction::Status {
+        status: 429,
+        retry_after_s: Some(3),
+        message: None,
+    })
+    .times(1);
     let h = with_faults(vec![rule]).await;
     assert_eq!(send(&h, Duration::from_secs(5)).await.unwrap().0, 429);
     let j = settled_journal(&h, 1).await;
-    assert!(String::from_utf8_lossy(&j[0].request_body).contains("\"t1\""), "the throttled request's records are journaled");
-    assert_eq!(j[0].fault_action, Some(FaultAction::Status { status: 429, retry_after_s: Some(3), message: None }));
+    assert!(
+        String::from_utf8_lossy(&j[0].request_body).contains("\"t1\""),
+        "the throttled request's records are journaled"
+    );
+    assert_eq!(
+        j[0].fault_action,
+        Some(FaultAction::Status {
+            status: 429,
+            retry_after_s: Some(3),
+            message: None
+        })
+    );
 }
 
 #[tokio::test]
 async fn a_client_that_leaves_during_latency_or_a_dribble_is_journaled_as_gone() {
-    let h = with_faults(vec![FaultRule::new(FaultAction::Latency { ms: 400, max_ms: None })]).await;
-    assert!(send(&h, Duration::from_millis(100)).await.unwrap_err().is_timeout());
+    let h = with_faults(vec![FaultRule::new(FaultAction::Latency {
+        ms: 400,
+        max_ms: None,
+    })])
+    .await;
+    assert!(send(&h, Duration::from_millis(100))
+        .await
+        .unwrap_err()
+        .is_timeout());
     tokio::time::sleep(Duration::from_millis(500)).await;
     let j = settled_journal(&h, 1).await;
     assert_eq!(j[0].outcome, Outcome::ClientGone);
-    assert!(h.mock.offline_rows("transactions").is_empty(), "latency delays before handling: a client that leaves first wrote nothing");
+    assert!(
+        h.mock.offline_rows("transactions").is_empty(),
+        "latency delays before handling: a client that leaves first wrote nothing"
+    );
 
-    let h = with_faults(vec![FaultRule::new(FaultAction::Dribble { chunk_bytes: Some(16), interval_ms: Some(100) })]).await;
+    let h = with_faults(vec![FaultRule::new(FaultAction::Dribble {
+        chunk_bytes: Some(16),
+        interval_ms: Some(100),
+    })])
+    .await;
     assert!(send(&h, Duration::from_millis(250)).await.is_err());
     let j = settled_journal(&h, 1).await;
     for _ in 0..100 {

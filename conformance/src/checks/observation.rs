@@ -8,6 +8,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::Duration;
 
+use mock_tecton::faults::FaultAction;
 use mock_tecton::journal::{Entry, Outcome};
 use mock_tecton::schema::Value;
 use mock_tecton::store::OfflineRow;
@@ -76,40 +77,29 @@ pub enum FaultKind {
     Garbage,
     /// Records validated against a changed schema.
     SchemaDrift,
-    /// A label this harness does not know.
-    Other(String),
 }
 
 impl FaultKind {
-    /// Parses a journal fault label, `"<rule name>: <action label>"` (see
-    /// `mock_tecton::faults::FaultAction::label`).
-    pub fn from_label(label: Option<&str>) -> FaultKind {
-        let Some(label) = label else {
-            return FaultKind::None;
-        };
-        let action = label.rsplit_once(": ").map_or(label, |(_, a)| a);
-        let mut words = action.split_whitespace();
-        match words.next().unwrap_or_default() {
-            "status" => {
-                let status = words.next().and_then(|s| s.parse().ok()).unwrap_or(0);
-                let retry_after_s = match (words.next(), words.next()) {
-                    (Some("retry-after"), Some(s)) => s.trim_end_matches('s').parse().ok(),
-                    _ => None,
-                };
-                FaultKind::Status {
-                    status,
-                    retry_after_s,
-                }
-            }
-            "latency" => FaultKind::Latency,
-            "hang" => FaultKind::Hang,
-            "reset_before_body" => FaultKind::ResetBeforeBody,
-            "reset_after_body" => FaultKind::ResetAfterBody,
-            "truncate" => FaultKind::Truncate,
-            "dribble" => FaultKind::Dribble,
-            "garbage" => FaultKind::Garbage,
-            "schema_drift" => FaultKind::SchemaDrift,
-            _ => FaultKind::Other(action.to_owned()),
+    /// The kind of the fault applied to an exchange, from the journal's structured action.
+    pub fn from_action(action: Option<&FaultAction>) -> FaultKind {
+        match action {
+            None | Some(FaultAction::Pass) => FaultKind::None,
+            Some(FaultAction::Status {
+                status,
+                retry_after_s,
+                ..
+            }) => FaultKind::Status {
+                status: *status,
+                retry_after_s: *retry_after_s,
+            },
+            Some(FaultAction::Latency { .. }) => FaultKind::Latency,
+            Some(FaultAction::Hang { .. }) => FaultKind::Hang,
+            Some(FaultAction::ResetBeforeBody) => FaultKind::ResetBeforeBody,
+            Some(FaultAction::ResetAfterBody { .. }) => FaultKind::ResetAfterBody,
+            Some(FaultAction::Truncate) => FaultKind::Truncate,
+            Some(FaultAction::Dribble { .. }) => FaultKind::Dribble,
+            Some(FaultAction::Garbage { .. }) => FaultKind::Garbage,
+            Some(FaultAction::SchemaDrift { .. }) => FaultKind::SchemaDrift,
         }
     }
 }
@@ -175,7 +165,7 @@ pub struct Exchange {
 impl Exchange {
     /// Parses a journal entry; `id_field` identifies records.
     pub fn from_entry(e: &Entry, id_field: &str) -> Exchange {
-        let fault_kind = FaultKind::from_label(e.fault.as_deref());
+        let fault_kind = FaultKind::from_action(e.fault_action.as_ref());
         let body = if e.request_body.is_empty() {
             None
         } else {
@@ -544,27 +534,28 @@ mod tests {
     use super::*;
 
     #[test]
-    fn fault_labels_parse() {
+    fn fault_kinds_come_from_the_structured_action() {
+        let throttle = FaultAction::Status {
+            status: 429,
+            retry_after_s: Some(1),
+            message: None,
+        };
         assert_eq!(
-            FaultKind::from_label(Some("throttle: status 429 retry-after 1s")),
+            FaultKind::from_action(Some(&throttle)),
             FaultKind::Status {
                 status: 429,
                 retry_after_s: Some(1)
             }
         );
         assert_eq!(
-            FaultKind::from_label(Some("rule 0: status 503")),
-            FaultKind::Status {
-                status: 503,
-                retry_after_s: None
-            }
+            FaultKind::from_action(Some(&FaultAction::Hang { max_ms: None })),
+            FaultKind::Hang
         );
-        assert_eq!(FaultKind::from_label(Some("a: b: hang")), FaultKind::Hang);
         assert_eq!(
-            FaultKind::from_label(Some("x: reset_after_body (written)")),
+            FaultKind::from_action(Some(&FaultAction::ResetAfterBody { process: true })),
             FaultKind::ResetAfterBody
         );
-        assert_eq!(FaultKind::from_label(None), FaultKind::None);
+        assert_eq!(FaultKind::from_action(None), FaultKind::None);
     }
 
     #[test]

@@ -178,7 +178,12 @@ impl SeriesSpec {
     /// How many coarse levels (0 to 2) a series of this spec keeps: a level is kept while its
     /// tile is at most half the longest window, so that the window can hold a whole one.
     pub fn coarse_levels(&self) -> usize {
-        let longest = self.aggregations.iter().map(|a| a.window).max().unwrap_or(0);
+        let longest = self
+            .aggregations
+            .iter()
+            .map(|a| a.window)
+            .max()
+            .unwrap_or(0);
         let tile = i128::from(self.tile_size());
         // In i128: the tile, a fan-out of 288 and the factor 2 cannot overflow it.
         (1..SPANS.len())
@@ -437,10 +442,7 @@ impl Node for Tile {
             self.apply(spec, group, acc);
         } else {
             let from = self.events.partition_point(|e| e.ts < window.lo);
-            for e in self.events[from..]
-                .iter()
-                .take_while(|e| e.ts <= window.hi)
-            {
+            for e in self.events[from..].iter().take_while(|e| e.ts <= window.hi) {
                 e.fold_into(spec, group, acc);
             }
         }
