@@ -9,6 +9,7 @@ use conformance::checks::{
 };
 use conformance::scenario::{CheckSpec, ExpectedOutcome};
 use conformance::sink::{Record, SinkEnv, SinkOutcome};
+use mock_tecton::faults::FaultAction;
 use mock_tecton::journal::{Entry, Outcome};
 
 const OK: &str = r#"{"workspaceName":"prod","ingestMetrics":{"featureViewIngestMetrics":[]}}"#;
@@ -31,6 +32,25 @@ fn body(records: &[Record]) -> String {
         .collect();
     serde_json::json!({"workspace_name": "prod", "dry_run": false, "records": {"transactions": wrapped}})
         .to_string()
+}
+
+/// The structured action the mock journals beside each fault label used in these tests.
+fn action_of(label: &str) -> FaultAction {
+    match label.rsplit_once(": ").map_or(label, |(_, a)| a) {
+        "status 429 retry-after 1s" => FaultAction::Status {
+            status: 429,
+            retry_after_s: Some(1),
+            message: None,
+        },
+        "status 503" => FaultAction::Status {
+            status: 503,
+            retry_after_s: None,
+            message: None,
+        },
+        "hang" => FaultAction::Hang { max_ms: None },
+        "reset_after_body (written)" => FaultAction::ResetAfterBody { process: true },
+        other => panic!("no action for the test label `{other}`"),
+    }
 }
 
 /// A journal being written: exchanges at given times.
@@ -78,6 +98,7 @@ impl Journal {
             duration_us: dur_ms * 1000,
             outcome,
             fault: fault.map(str::to_owned),
+            fault_action: fault.map(action_of),
             ..Entry::default()
         });
         let writes = (status == 200 && outcome == Outcome::Responded)
