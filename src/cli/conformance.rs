@@ -122,16 +122,7 @@ pub fn run(args: ConformanceArgs) -> anyhow::Result<ExitCode> {
         println!("  replay: {}", r.replay);
     }
     let report = conformance::report::suite_report(&suite);
-    let c = report.counts();
-    println!(
-        "{}: {} scenario run(s): {} pass, {} warn, {} fail, {} harness error(s)",
-        report.verdict().label(),
-        report.scenarios.len(),
-        c.pass,
-        c.warn,
-        c.fail,
-        c.error
-    );
+    println!("{}: {}", report.verdict().label(), report.summary());
 
     let mut write_failed = false;
     let mut write = |path: &Option<PathBuf>, text: Result<String, String>| {

@@ -8,17 +8,12 @@ use super::{ScenarioReport, ScenarioVerdict, SuiteReport, Verdict};
 /// Renders the report as GitHub-flavoured Markdown.
 pub fn render(report: &SuiteReport) -> String {
     let mut out = String::new();
-    let c = report.counts();
     let _ = writeln!(out, "# Conformance report: `{}`\n", report.sink);
     let _ = writeln!(
         out,
-        "**Result: {}**: {} scenario run(s), {} pass, {} warn, {} fail, {} harness error(s).\n",
+        "**Result: {}**: {}.\n",
         report.verdict().label(),
-        report.scenarios.len(),
-        c.pass,
-        c.warn,
-        c.fail,
-        c.error
+        report.summary()
     );
     out.push_str("| Scenario | Seed | Result | Checks passed | Failed or warned | Sink | Time |\n");
     out.push_str("|---|---:|---|---:|---|---|---:|\n");

@@ -166,6 +166,19 @@ impl SuiteReport {
         }
     }
 
+    /// One sentence: how many scenario runs and how each ended.
+    pub fn summary(&self) -> String {
+        let c = self.counts();
+        format!(
+            "{} scenario run(s), {} pass, {} warn, {} fail, {} harness error(s)",
+            self.scenarios.len(),
+            c.pass,
+            c.warn,
+            c.fail,
+            c.error
+        )
+    }
+
     /// The process exit code of a conformance run: 0 when nothing failed (warnings allowed),
     /// 1 when a check failed, 2 when the harness could not decide (and nothing failed).
     pub fn exit_code(&self) -> u8 {
