@@ -359,3 +359,23 @@ async fn serving_faults_use_the_serving_error_shape() {
         json!({"error": "GetFeatures exceeded the concurrent request limit, please retry later", "message": "GetFeatures exceeded the concurrent request limit, please retry later", "code": 8})
     );
 }
+
+#[tokio::test]
+async fn unknown_endpoints_answer_in_their_api_error_shape() {
+    let h = seeded().await;
+    let (status, body) = post(
+        &h,
+        "/api/v1/feature-service/get-feature",
+        Some(CONSUMER),
+        json!({}),
+    )
+    .await;
+    assert_eq!(status, 404);
+    assert_eq!(
+        body["code"], 5,
+        "feature server paths use the serving error shape: {body}"
+    );
+    let (status, body) = post(&h, "/ingestion", Some("demo-editor-key"), json!({})).await;
+    assert_eq!(status, 404);
+    assert_eq!(body["requestError"]["errorType"], "NotFoundError", "{body}");
+}

@@ -83,17 +83,11 @@ pub(super) async fn serving_v2(
 pub(super) async fn unknown_path(State(state): State<Arc<MockState>>, req: Request) -> Response {
     let record = ExchangeRecord::begin(state, req.method(), req.uri().path(), None);
     let message = format!("No such endpoint: {} {}", req.method(), req.uri().path());
-    // Paths under /api/ are the feature server's, whose errors have their own shape.
-    let body = if req.uri().path().starts_with("/api/") {
-        ServingError::new(404, message).body()
-    } else {
-        ingest::request_error(decisions::error_type::NOT_FOUND, &message)
-    };
-    record.respond(
-        StatusCode::NOT_FOUND,
-        Bytes::from(body.to_string()),
-        HeaderMap::new(),
-    )
+    let Answer(status, body, headers) = reject(
+        ErrorFormat::for_path(req.uri().path()),
+        Reject::NotFound(message),
+    );
+    record.respond(status, body, headers)
 }
 
 /// Records an exchange when dropped, so a client that hangs up, or a fault that cuts the
@@ -204,11 +198,8 @@ impl Drop for ExchangeRecord {
     }
 }
 
-/// What the request path hands to the API module once the request is read.
-enum Handled {
-    /// Status, body and extra headers.
-    Answer(StatusCode, Bytes, HeaderMap),
-}
+/// What the API module answered: status, body and extra headers.
+struct Answer(StatusCode, Bytes, HeaderMap);
 
 async fn exchange(state: Arc<MockState>, api: Api, req: Request) -> Response {
     let (parts, body) = req.into_parts();
@@ -262,7 +253,7 @@ async fn exchange(state: Arc<MockState>, api: Api, req: Request) -> Response {
     )
     .await;
     let (status, bytes, headers) = match outcome {
-        Ok(Handled::Answer(s, b, h)) => (s, b, h),
+        Ok(Answer(s, b, h)) => (s, b, h),
         Err(early) => return early.into_response(record),
     };
 
@@ -369,6 +360,8 @@ async fn act_before_handling(
             let max = Duration::from_millis(max_ms.unwrap_or(decisions::DEFAULT_HANG_MS));
             Some(hang(record, control, max).await)
         }
+        // The exchange resets before reading for rules decided early; a rule decided after the
+        // body (validation forbids that combination) would still get the reset it asked for.
         FaultAction::ResetBeforeBody => Some(Early::Cut(
             cut_connection(record, control, Outcome::Reset).await,
         )),
@@ -433,8 +426,35 @@ fn garbage(random: u64) -> Bytes {
     Bytes::from(out)
 }
 
+/// The error body shape of an API: Stream Ingest's `requestError`, or the feature server's
+/// `{"error","message","code"}`.
+#[derive(Debug, Clone, Copy)]
+enum ErrorFormat {
+    Ingest,
+    Serving,
+}
+
+impl ErrorFormat {
+    fn of(api: &Api) -> Self {
+        match api {
+            Api::Ingest(_) => ErrorFormat::Ingest,
+            Api::Serving { .. } => ErrorFormat::Serving,
+        }
+    }
+
+    /// For a path no route matched: under `/api/` it is the feature server's.
+    fn for_path(path: &str) -> Self {
+        if path.starts_with("/api/") {
+            ErrorFormat::Serving
+        } else {
+            ErrorFormat::Ingest
+        }
+    }
+}
+
 /// Why a request is refused before its API module sees it.
 enum Reject {
+    NotFound(String),
     Method(String),
     Unauthenticated(String),
     TooLarge(usize),
@@ -442,10 +462,11 @@ enum Reject {
 }
 
 /// The one place a pre-handling refusal becomes a response, in the API's own error format.
-fn reject(api: &Api, why: Reject) -> Handled {
-    let (status, body) = match api {
-        Api::Ingest(_) => {
+fn reject(format: ErrorFormat, why: Reject) -> Answer {
+    let (status, body) = match format {
+        ErrorFormat::Ingest => {
             let e = match why {
+                Reject::NotFound(m) => IngestError::NotFound(m),
                 Reject::Method(m) => IngestError::MethodNotAllowed(m),
                 Reject::Unauthenticated(m) => IngestError::Unauthenticated(m),
                 Reject::TooLarge(limit) => IngestError::PayloadTooLarge { limit },
@@ -453,8 +474,9 @@ fn reject(api: &Api, why: Reject) -> Handled {
             };
             (e.status(), e.body())
         }
-        Api::Serving { .. } => {
+        ErrorFormat::Serving => {
             let e = match why {
+                Reject::NotFound(m) => ServingError::new(404, m),
                 Reject::Method(m) => ServingError::new(405, m),
                 Reject::Unauthenticated(_) => ServingError::unauthenticated(),
                 Reject::TooLarge(limit) => ServingError::new(
@@ -466,7 +488,7 @@ fn reject(api: &Api, why: Reject) -> Handled {
             (e.status, e.body())
         }
     };
-    Handled::Answer(
+    Answer(
         StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST),
         Bytes::from(body.to_string()),
         HeaderMap::new(),
@@ -481,7 +503,7 @@ async fn read_and_handle(
     record: &mut ExchangeRecord,
     fault: &mut Option<Decision>,
     control: Option<&ConnControl>,
-) -> Result<Handled, Early> {
+) -> Result<Answer, Early> {
     // The v2 metadata endpoint is a GET; everything else is a POST.
     let bodiless = matches!(
         api,
@@ -493,7 +515,7 @@ async fn read_and_handle(
     let method = if bodiless { Method::GET } else { Method::POST };
     if parts.method != method {
         return Ok(reject(
-            api,
+            ErrorFormat::of(api),
             Reject::Method(format!(
                 "{} is not allowed on {}; use {method}",
                 parts.method,
@@ -503,17 +525,20 @@ async fn read_and_handle(
     }
     let account = match authenticate(state, &parts.headers) {
         Ok(a) => a,
-        Err(m) => return Ok(reject(api, Reject::Unauthenticated(m))),
+        Err(m) => return Ok(reject(ErrorFormat::of(api), Reject::Unauthenticated(m))),
     };
     record.entry.key_id = Some(account.name.clone());
     let bytes = match body {
         Ok(b) => b,
         Err(BodyError::TooLarge(_)) => {
-            return Ok(reject(api, Reject::TooLarge(state.max_body_bytes)));
+            return Ok(reject(
+                ErrorFormat::of(api),
+                Reject::TooLarge(state.max_body_bytes),
+            ));
         }
         Err(BodyError::Unreadable) => {
             return Ok(reject(
-                api,
+                ErrorFormat::of(api),
                 Reject::Invalid("The request body could not be read".into()),
             ))
         }
@@ -523,7 +548,7 @@ async fn read_and_handle(
     } else {
         match crate::json::parse_strict(&bytes) {
             Ok(j) => j,
-            Err(m) => return Ok(reject(api, Reject::Invalid(m))),
+            Err(m) => return Ok(reject(ErrorFormat::of(api), Reject::Invalid(m))),
         }
     };
     if fault.is_none() && !state.faults.is_empty() {
@@ -550,11 +575,7 @@ async fn read_and_handle(
         _ => (None, true),
     };
     if !process {
-        return Ok(Handled::Answer(
-            StatusCode::OK,
-            Bytes::new(),
-            HeaderMap::new(),
-        ));
+        return Ok(Answer(StatusCode::OK, Bytes::new(), HeaderMap::new()));
     }
     let (status, body) = match api {
         Api::Ingest(dialect) => {
@@ -580,7 +601,7 @@ async fn read_and_handle(
             }
         }
     };
-    Ok(Handled::Answer(
+    Ok(Answer(
         StatusCode::from_u16(status).unwrap_or(StatusCode::OK),
         Bytes::from(body),
         HeaderMap::new(),
