@@ -421,3 +421,20 @@ fn check_ids_round_trip_and_are_unique() {
         assert!(!id.title().is_empty());
     }
 }
+
+/// No sink can make the mock lose an acknowledged record, so no mutant trips `no_lost_ack`;
+/// this journal, where a 200-answered record never reached the offline store, shows it fails.
+#[test]
+fn an_acknowledged_record_missing_from_the_store_fails_no_lost_ack() {
+    let mut j = Journal::new(input(3));
+    j.ok(0, &[0, 1, 2]);
+    let (v, _) = check(CheckId::NoLostAck, &j.observe(0, ""));
+    assert_eq!(v, Verdict::Pass);
+    j.written.retain(|w| w.id != "t1");
+    let (v, text) = check(CheckId::NoLostAck, &j.observe(0, ""));
+    assert_eq!(v, Verdict::Fail);
+    assert!(
+        text.contains("t1"),
+        "the evidence names the lost record: {text}"
+    );
+}
