@@ -3,5 +3,7 @@
 //!
 //! - [`conformance`]: a conformance suite's results (suite → scenarios → checks) and their
 //!   renderers: Markdown for people, JSON for machines, JUnit XML for CI systems.
+//! - [`load`]: load runs and sweeps (pattern, offered and achieved rate, latency, freshness).
 
 pub mod conformance;
+pub mod load;
