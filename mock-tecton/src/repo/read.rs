@@ -299,7 +299,8 @@ pub(super) fn read(text: &str, d: &mut Diag<'_>) -> Option<RawRepo> {
     let doc = match ImDocument::parse(text) {
         Ok(doc) => doc,
         Err(e) => {
-            d.at_opt(e.span(), String::new(), e.message().trim().to_owned());
+            let message = e.message().trim().replace('\n', "; ");
+            d.at_opt(e.span(), String::new(), format!("not valid TOML: {message}"));
             return None;
         }
     };
