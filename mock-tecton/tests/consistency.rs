@@ -398,3 +398,80 @@ proptest! {
         }
     }
 }
+
+/// The admin endpoint: the default rule, `"arrival": "ingestion"` (the mock's clock when each
+/// request was acknowledged) and bad arrival options.
+#[tokio::test]
+async fn admin_consistency_replays_by_event_time_or_by_ingestion_time() {
+    // The virtual clock starts at 23:00 and moves on as records are pushed.
+    let h = start(Config::default().virtual_clock(NOW - 3_600_000_000_000)).await;
+    let clock = format!("{}/_mock/clock", h.mock.url());
+    let u1 = |id: &str, amt: f64, ts: &str| txn("u1", id, amt, ts);
+    let (status, body) = h
+        .ingest(
+            "demo-editor-key",
+            &batch(false, vec![u1("a", 10.0, "2024-05-31T22:00:00Z")]),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    // Two hours pass before the next event is delivered: it arrives at 01:00.
+    h.http
+        .post(&clock)
+        .json(&json!({"advance": "2h"}))
+        .send()
+        .await
+        .unwrap();
+    let (status, body) = h
+        .ingest(
+            "demo-editor-key",
+            &batch(false, vec![u1("b", 20.0, "2024-05-31T23:30:00Z")]),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+
+    let url = format!("{}/_mock/consistency", h.mock.url());
+    let ask = |body: Value| {
+        let req = h.http.post(&url).json(&body);
+        async move {
+            let resp = req.send().await.unwrap();
+            (resp.status().as_u16(), resp.json::<Value>().await.unwrap())
+        }
+    };
+    let spine = json!([{"user_id": "u1", "timestamp": "2024-06-01T00:00:00Z"}]);
+    let (status, report) = ask(json!({"spine": spine})).await;
+    assert_eq!(status, 200, "{report}");
+    assert_eq!(report["consistent"], true, "{report}");
+
+    let (status, report) = ask(json!({"spine": spine, "arrival": "ingestion"})).await;
+    assert_eq!(status, 200, "{report}");
+    assert_eq!(report["consistent"], false, "{report}");
+    let rows = report["differences"].as_array().unwrap();
+    assert!(
+        rows.iter().all(|r| r["causes"] == json!(["late arrival"])),
+        "{report}"
+    );
+    assert!(rows
+        .iter()
+        .any(|r| r["feature"] == "user_last_transaction.amt"
+            && r["online"] == json!(10.0)
+            && r["offline"] == json!(20.0)));
+
+    let (status, body) = ask(json!({"spine": spine, "arrival": "whenever"})).await;
+    assert_eq!(status, 400);
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains("\"event_time\" or \"ingestion\""),
+        "{body}"
+    );
+    let (status, body) = ask(json!({"spine": spine, "arrival_field": "nope"})).await;
+    assert_eq!(status, 400);
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains("push source `transactions` has no such field"),
+        "{body}"
+    );
+}

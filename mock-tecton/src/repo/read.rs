@@ -300,7 +300,11 @@ pub(super) fn read(text: &str, d: &mut Diag<'_>) -> Option<RawRepo> {
         Ok(doc) => doc,
         Err(e) => {
             let message = e.message().trim().replace('\n', "; ");
-            d.at_opt(e.span(), String::new(), format!("not valid TOML: {message}"));
+            d.at_opt(
+                e.span(),
+                String::new(),
+                format!("not valid TOML: {message}"),
+            );
             return None;
         }
     };
