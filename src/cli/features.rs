@@ -342,7 +342,12 @@ pub fn run_consistency(args: ConsistencyArgs) -> anyhow::Result<ExitCode> {
             },
             max_rows: args.max_rows,
         };
-        check(&state, &service, &points, &options).map_err(|e| anyhow::anyhow!("{}", e.message))?
+        let mut report = check(&state, &service, &points, &options)
+            .map_err(|e| anyhow::anyhow!("{}", e.message))?;
+        if let Some(field) = &args.arrival_field {
+            report.arrival = format!("the `{field}` field of {}", display(&args.data.events));
+        }
+        report
     };
     let text = match args.format {
         ReportFormat::Json => format!("{}\n", serde_json::to_string_pretty(&report)?),
@@ -354,6 +359,11 @@ pub fn run_consistency(args: ConsistencyArgs) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::from(1)
     })
+}
+
+fn display(path: &Option<PathBuf>) -> String {
+    path.as_deref()
+        .map_or_else(String::new, |p| p.display().to_string())
 }
 
 /// RFC 4180 CSV: the union of keys in first-seen order; nested values as JSON text.
