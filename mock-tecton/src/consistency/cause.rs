@@ -52,15 +52,53 @@ impl Cause {
     }
 }
 
+/// What a differing feature reads at point `t`.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Reads {
+    /// An attribute: one row.
+    Attribute,
+    /// An aggregate: the events stamped in `[lo, hi]` (inclusive).
+    Window {
+        /// The earliest event time in the window.
+        lo: i64,
+        /// The latest event time in the window.
+        hi: i64,
+    },
+}
+
 /// The causes (most direct first) and a sentence naming the records involved, for one entity
-/// of an aggregate (`attributes == false`) or attribute view at point `t`. `records` are the
-/// entity's records the view keeps, in the order the online store applied them.
-pub(super) fn diagnose(records: &[&Logged], attributes: bool, t: i64) -> (Vec<Cause>, String) {
+/// and one feature at point `t`. `records` are the entity's records the view keeps, in the
+/// order the online store applied them.
+pub(super) fn diagnose(records: &[&Logged], reads: Reads, t: i64) -> (Vec<Cause>, String) {
     let mut causes = Vec::new();
     let mut details = Vec::new();
     let at = format_rfc3339;
     let arrived: Vec<&Logged> = records.iter().copied().filter(|r| r.arrival <= t).collect();
-    if attributes {
+    if let Reads::Window { lo, hi } = reads {
+        let inside = |r: &Logged| lo <= r.ts && r.ts <= hi;
+        let late: Vec<&&Logged> = records
+            .iter()
+            .filter(|r| inside(r) && r.arrival > t)
+            .collect();
+        if let Some(first) = late.first() {
+            causes.push(Cause::LateArrival);
+            details.push(format!(
+                "{} event(s) in the window arrived after the point (first: stamped {}, arrived {})",
+                late.len(),
+                at(first.ts),
+                at(first.arrival)
+            ));
+        }
+        let mut stamped: Vec<i64> = arrived.iter().filter(|r| inside(r)).map(|r| r.ts).collect();
+        stamped.sort_unstable();
+        if let Some(ts) = stamped.windows(2).find(|w| w[0] == w[1]).map(|w| w[0]) {
+            causes.push(Cause::SameKeyAndTimestamp);
+            details.push(format!(
+                "several events stamped {}: online keeps the last written, offline all",
+                at(ts)
+            ));
+        }
+    } else {
         // Online serves the last applied row; offline the newest row stamped at or before `t`.
         let online = arrived.last();
         let offline = records
@@ -98,28 +136,6 @@ pub(super) fn diagnose(records: &[&Logged], attributes: bool, t: i64) -> (Vec<Ca
                     at(row.ts)
                 ));
             }
-        }
-    } else {
-        if let Some(late) = records.iter().find(|r| r.ts <= t && r.arrival > t) {
-            let n = records
-                .iter()
-                .filter(|r| r.ts <= t && r.arrival > t)
-                .count();
-            causes.push(Cause::LateArrival);
-            details.push(format!(
-                "{n} event(s) stamped at or before the point arrived after it (first: stamped {}, arrived {})",
-                at(late.ts),
-                at(late.arrival)
-            ));
-        }
-        let mut stamped: Vec<i64> = arrived.iter().filter(|r| r.ts <= t).map(|r| r.ts).collect();
-        stamped.sort_unstable();
-        if let Some(ts) = stamped.windows(2).find(|w| w[0] == w[1]).map(|w| w[0]) {
-            causes.push(Cause::SameKeyAndTimestamp);
-            details.push(format!(
-                "several events stamped {}: online keeps the last written, offline all",
-                at(ts)
-            ));
         }
     }
     if causes.is_empty() {

@@ -21,6 +21,7 @@ use serde_json::{Map, Value as Json};
 pub use arrival::Arrival;
 pub use cause::Cause;
 
+use crate::repo::{FeatureView, StreamProcessingMode, ViewKind};
 use crate::retrieval::{offline_features, SpineRow};
 use crate::schema::{format_rfc3339, Value};
 use crate::serving::{
@@ -30,6 +31,7 @@ use crate::serving::{
 use crate::state::MockState;
 use crate::store::{EntityKey, OnlineStore};
 use arrival::Logged;
+use cause::Reads;
 
 /// Relative tolerance for comparing floats: both sides run the same arithmetic, so only
 /// summation order can differ.
@@ -327,8 +329,46 @@ impl Replay {
             .and_then(|key| index.get(&(feature.view, key)))
             .map(|ix| ix.iter().map(|&i| &self.records[i]).collect())
             .unwrap_or_default();
-        let attributes = state.online.spec(feature.view).is_none();
-        Ok(cause::diagnose(&records, attributes, point.timestamp))
+        Ok(cause::diagnose(
+            &records,
+            reads(view, feature, point.timestamp),
+            point.timestamp,
+        ))
+    }
+}
+
+/// What `feature` reads at `t`: its window's event times, as the engine bounds them.
+fn reads(view: &FeatureView, feature: &ServedFeature, t: i64) -> Reads {
+    let ViewKind::Aggregates {
+        features,
+        mode,
+        aggregation_interval,
+    } = &view.kind
+    else {
+        return Reads::Attribute;
+    };
+    let short = feature
+        .name
+        .split_once('.')
+        .map_or(feature.name.as_str(), |(_, n)| n);
+    let Some(agg) = features.iter().find(|f| f.name == short) else {
+        return Reads::Attribute;
+    };
+    let (w, off) = (i128::from(agg.window), i128::from(agg.offset));
+    let (lo, hi) = match (mode, aggregation_interval) {
+        (StreamProcessingMode::TimeInterval, Some(i)) => {
+            let fl = i128::from(t - t.rem_euclid((*i).max(1)));
+            (fl - w + off, fl + off - 1)
+        }
+        _ => (i128::from(t) - w + off + 1, i128::from(t) + off),
+    };
+    let clamp = |x: i128| i64::try_from(x.clamp(i128::from(i64::MIN), i128::from(i64::MAX)));
+    match (clamp(lo), clamp(hi)) {
+        (Ok(lo), Ok(hi)) => Reads::Window { lo, hi },
+        _ => Reads::Window {
+            lo: i64::MIN,
+            hi: t,
+        },
     }
 }
 
