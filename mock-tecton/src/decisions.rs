@@ -105,3 +105,11 @@ pub mod error_type {
     /// 5xx: internal error (only ever produced by an injected fault).
     pub const INTERNAL: &str = "InternalError";
 }
+
+/// The offline store writes a push source's waiting rows to a Parquet file once this many have
+/// arrived. Large enough that a file is worth opening, small enough to bound the memory tail.
+pub const DEFAULT_OFFLINE_FLUSH_ROWS: usize = 65_536;
+
+/// The offline store also writes waiting rows at least this often, so a quiet source reaches disk
+/// soon.
+pub const DEFAULT_OFFLINE_FLUSH_INTERVAL: std::time::Duration = std::time::Duration::from_secs(5);

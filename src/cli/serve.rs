@@ -35,16 +35,28 @@ pub struct ServeArgs {
     /// Fault rules to install at start (TOML; change them live with POST /_mock/faults).
     #[arg(long, value_name = "FILE")]
     faults: Option<std::path::PathBuf>,
+    /// Write the offline store's Parquet files under DIR/offline (default: a fresh temporary
+    /// directory).
+    #[arg(long, value_name = "DIR")]
+    data_dir: Option<std::path::PathBuf>,
+    /// Keep the offline store's files at exit (otherwise they are deleted).
+    #[arg(long)]
+    keep_data: bool,
 }
 
-/// Serves until Ctrl-C, then lets in-flight requests finish.
+/// Serves until Ctrl-C or SIGTERM, then lets in-flight requests finish and writes (with
+/// `--keep-data`) or deletes the offline store's files.
 pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     super::init_tracing();
     let mut config = Config::new(args.repo.load()?)
         .bind(SocketAddr::new(args.bind, args.port))
         .records_per_source(args.records_per_source)
         .max_body_bytes(args.max_body_bytes)
-        .journal_capacity(args.journal_capacity);
+        .journal_capacity(args.journal_capacity)
+        .keep_data(args.keep_data);
+    if let Some(dir) = &args.data_dir {
+        config = config.data_dir(dir);
+    }
     if let Some(at) = &args.virtual_clock {
         let ns = mock_tecton::schema::parse_timestamp(at).context("--virtual-clock")?;
         config = config.virtual_clock(ns);
@@ -60,15 +72,43 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     runtime.block_on(async {
         let mock = MockTecton::start(config)
             .await
-            .with_context(|| format!("cannot listen on {}:{}", args.bind, args.port))?;
+            .with_context(|| format!("cannot start the mock on {}:{}", args.bind, args.port))?;
+        let state = mock.state().clone();
         println!("mock Tecton serving at {}", mock.url());
         println!("  ingest:  POST {}/ingest", mock.url());
         println!("  admin:   GET  {}/_mock/health", mock.url());
+        println!(
+            "  offline: {}/offline ({})",
+            state.offline.data_dir().display(),
+            if args.keep_data { "kept at exit" } else { "deleted at exit; --keep-data keeps it" }
+        );
+        let signal = stop_signal().await?;
+        tracing::info!("{signal} received; finishing in-flight requests");
+        mock.shutdown().await;
+        // Flushes (kept) or deletes (not kept) now, whoever else still holds the state.
+        tokio::task::spawn_blocking(move || state.offline.close())
+            .await
+            .context("closing the offline store")?;
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+/// Waits for Ctrl-C or (on Unix) SIGTERM; returns which came.
+async fn stop_signal() -> anyhow::Result<&'static str> {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut term = signal(SignalKind::terminate()).context("cannot wait for SIGTERM")?;
+        tokio::select! {
+            r = tokio::signal::ctrl_c() => r.map(|()| "Ctrl-C").context("cannot wait for Ctrl-C"),
+            _ = term.recv() => Ok("SIGTERM"),
+        }
+    }
+    #[cfg(not(unix))]
+    {
         tokio::signal::ctrl_c()
             .await
             .context("cannot wait for Ctrl-C")?;
-        tracing::info!("Ctrl-C received; finishing in-flight requests");
-        mock.shutdown().await;
-        Ok(ExitCode::SUCCESS)
-    })
+        Ok("Ctrl-C")
+    }
 }
