@@ -514,3 +514,6 @@ impl Inner {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;
