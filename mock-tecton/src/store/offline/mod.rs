@@ -16,7 +16,7 @@ mod part;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, RwLock, Weak};
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -133,7 +133,6 @@ struct SourceLog {
     dir_name: String,
     layout: Result<PartLayout, String>,
     tail: Vec<Mutex<Vec<OfflineRow>>>,
-    tail_rows: AtomicUsize,
     /// Moves between tail, pending and files happen under the write lock; readers hold the read
     /// lock while they take their snapshot, so they see each row exactly once.
     stored: RwLock<Stored>,
@@ -157,8 +156,8 @@ struct Inner {
     dir: DataDir,
     settings: OfflineSettings,
     sources: Vec<SourceLog>,
-    /// One flush (or reset) at a time.
-    flushing: Mutex<()>,
+    /// One flush (or reset) at a time; holds whether the directory has been prepared.
+    flushing: Mutex<bool>,
     next_part: AtomicU64,
     health: Mutex<Health>,
     wake: Mutex<Wake>,
@@ -205,7 +204,6 @@ impl OfflineLog {
                     dir_name: dir_name(&p.name),
                     layout: PartLayout::new(&p.schema, ts).map_err(|e| e.to_string()),
                     tail: (0..SHARDS).map(|_| Mutex::new(Vec::new())).collect(),
-                    tail_rows: AtomicUsize::new(0),
                     stored: RwLock::new(Stored::default()),
                 }
             })
@@ -214,7 +212,7 @@ impl OfflineLog {
             dir: DataDir::new(settings.data_dir.as_deref(), settings.keep_data),
             settings: settings.clone(),
             sources,
-            flushing: Mutex::new(()),
+            flushing: Mutex::new(false),
             next_part: AtomicU64::new(0),
             health: Mutex::new(Health::default()),
             wake: Mutex::new(Wake::default()),
@@ -237,7 +235,7 @@ impl OfflineLog {
     /// Creates the data directory now, so that a bad `--data-dir` fails at start; refuses a
     /// directory that already holds an offline store.
     pub fn prepare(&self) -> std::io::Result<()> {
-        self.inner.dir.prepare()
+        self.inner.prepare(&mut lock(&self.inner.flushing))
     }
 
     /// The data directory.
@@ -254,10 +252,14 @@ impl OfflineLog {
     pub fn append(&self, source: usize, row: OfflineRow) {
         let s = &self.inner.sources[source];
         let shard = &s.tail[(row.seq % SHARDS as u64) as usize];
-        // Counted before it is pushed, so a flush that drains it never sees the count too low.
-        let before = s.tail_rows.fetch_add(1, Ordering::Relaxed);
-        lock(shard).push(row);
-        if before + 1 == self.inner.settings.flush_rows {
+        let len = {
+            let mut tail = lock(shard);
+            tail.push(row);
+            tail.len()
+        };
+        // Each shard's share of the size trigger (sequence numbers spread rows evenly), so
+        // appends share no counter; the first row past it wakes the flusher.
+        if len == self.inner.settings.flush_rows.div_ceil(SHARDS).max(1) {
             self.inner.wake_flusher();
         }
     }
@@ -306,17 +308,20 @@ impl OfflineLog {
     /// Empties every source and deletes its files (the data directory stays).
     pub fn clear(&self) -> Result<(), OfflineError> {
         let inner = &self.inner;
-        let _one = lock(&inner.flushing);
+        let prepared = lock(&inner.flushing);
         for s in &inner.sources {
             let mut stored = s.stored.write().unwrap_or_else(|p| p.into_inner());
             for shard in &s.tail {
-                let drained = std::mem::take(&mut *lock(shard)).len();
-                s.tail_rows.fetch_sub(drained, Ordering::Relaxed);
+                lock(shard).clear();
             }
             stored.files.clear();
             stored.pending.clear();
         }
         *lock(&inner.health) = Health::default();
+        if !*prepared {
+            // Nothing of ours on disk yet.
+            return Ok(());
+        }
         inner.dir.empty().map_err(|e| {
             OfflineError::new(format!(
                 "cannot empty {}: {e}",
@@ -335,7 +340,7 @@ impl OfflineLog {
             bytes += stored.files.iter().map(|f| f.bytes).sum::<u64>();
             files += stored.files.len() as u64;
             in_memory += stored.pending.iter().map(|b| b.len() as u64).sum::<u64>();
-            in_memory += s.tail_rows.load(Ordering::Relaxed) as u64;
+            in_memory += s.tail.iter().map(|t| lock(t).len() as u64).sum::<u64>();
         }
         let health = lock(&inner.health);
         OfflineStats {
@@ -374,6 +379,8 @@ impl OfflineLog {
                 Ok(()) => tracing::info!(dir = %dir.root().display(), "offline store kept"),
                 Err(e) => tracing::error!(error = %e, "rows still in memory at exit are lost"),
             }
+        } else if !*lock(&self.inner.flushing) {
+            // Never prepared: nothing of ours is on disk, and what is there is not ours.
         } else if let Err(e) = dir.remove() {
             tracing::warn!(error = %e, dir = %dir.root().display(), "cannot remove the data directory");
         }
@@ -413,12 +420,26 @@ impl Inner {
         self.wake_cv.notify_all();
     }
 
+    /// Creates the directories once, refusing a store left by an earlier run.
+    fn prepare(&self, prepared: &mut bool) -> std::io::Result<()> {
+        if !*prepared {
+            self.dir.prepare()?;
+            *prepared = true;
+        }
+        Ok(())
+    }
+
     fn flush_all(&self) -> Result<(), OfflineError> {
-        let _one = lock(&self.flushing);
-        let mut first_error = None;
-        for s in &self.sources {
-            if let Err(e) = self.flush_source(s) {
-                first_error.get_or_insert(e);
+        let mut prepared = lock(&self.flushing);
+        let mut first_error = self
+            .prepare(&mut prepared)
+            .err()
+            .map(|e| OfflineError::new(e.to_string()));
+        if first_error.is_none() {
+            for s in &self.sources {
+                if let Err(e) = self.flush_source(s) {
+                    first_error.get_or_insert(e);
+                }
             }
         }
         let mut health = lock(&self.health);
@@ -443,7 +464,6 @@ impl Inner {
             for shard in &s.tail {
                 batch.append(&mut lock(shard));
             }
-            s.tail_rows.fetch_sub(batch.len(), Ordering::Relaxed);
             if !batch.is_empty() {
                 batch.sort_unstable_by_key(|r| r.seq);
                 stored.pending.push(Arc::new(batch));

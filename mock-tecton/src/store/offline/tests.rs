@@ -247,3 +247,22 @@ fn a_temporary_directory_is_removed_at_close() {
     drop(log);
     assert!(!root.exists());
 }
+
+#[test]
+fn an_earlier_runs_store_is_never_written_into_nor_deleted() {
+    let dir = scratch("earlier");
+    let old = dir.join("offline/every_type/date=2024-06-01/part-00000.parquet");
+    std::fs::create_dir_all(old.parent().unwrap()).unwrap();
+    std::fs::write(&old, b"an earlier run's file").unwrap();
+    // Not prepared (as a library caller might): the first flush refuses, reset and close
+    // leave the old file alone, and the rows stay readable from memory.
+    let log = OfflineLog::new(&repo(), &settings(&dir, usize::MAX));
+    log.append(0, row(0, JUNE_1, true));
+    let err = log.flush().unwrap_err();
+    assert!(err.message.contains("earlier run"), "{err}");
+    assert_eq!(log.rows(0).unwrap().len(), 1);
+    log.clear().unwrap();
+    drop(log);
+    assert!(old.is_file());
+    std::fs::remove_dir_all(&dir).unwrap();
+}
