@@ -74,6 +74,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
             .await
             .with_context(|| format!("cannot start the mock on {}:{}", args.bind, args.port))?;
         let state = mock.state().clone();
+        let mut stop = StopSignal::install()?;
         println!("mock Tecton serving at {}", mock.url());
         println!("  ingest:  POST {}/ingest", mock.url());
         println!("  admin:   GET  {}/_mock/health", mock.url());
@@ -82,7 +83,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
             state.offline.data_dir().display(),
             if args.keep_data { "kept at exit" } else { "deleted at exit; --keep-data keeps it" }
         );
-        let signal = stop_signal().await?;
+        let signal = stop.recv().await?;
         tracing::info!("{signal} received; finishing in-flight requests");
         mock.shutdown().await;
         // Flushes (kept) or deletes (not kept) now, whoever else still holds the state.
@@ -93,22 +94,44 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     })
 }
 
-/// Waits for Ctrl-C or (on Unix) SIGTERM; returns which came.
-async fn stop_signal() -> anyhow::Result<&'static str> {
+/// Ctrl-C and (on Unix) SIGTERM, listened for from creation on, so that a signal sent as soon
+/// as the banner is printed is not missed.
+struct StopSignal {
     #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        let mut term = signal(SignalKind::terminate()).context("cannot wait for SIGTERM")?;
-        tokio::select! {
-            r = tokio::signal::ctrl_c() => r.map(|()| "Ctrl-C").context("cannot wait for Ctrl-C"),
-            _ = term.recv() => Ok("SIGTERM"),
+    interrupt: tokio::signal::unix::Signal,
+    #[cfg(unix)]
+    terminate: tokio::signal::unix::Signal,
+}
+
+impl StopSignal {
+    fn install() -> anyhow::Result<Self> {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{signal, SignalKind};
+            Ok(StopSignal {
+                interrupt: signal(SignalKind::interrupt()).context("cannot listen for Ctrl-C")?,
+                terminate: signal(SignalKind::terminate()).context("cannot listen for SIGTERM")?,
+            })
         }
+        #[cfg(not(unix))]
+        Ok(StopSignal {})
     }
-    #[cfg(not(unix))]
-    {
-        tokio::signal::ctrl_c()
-            .await
-            .context("cannot wait for Ctrl-C")?;
-        Ok("Ctrl-C")
+
+    /// Waits for the first signal; returns its name.
+    async fn recv(&mut self) -> anyhow::Result<&'static str> {
+        #[cfg(unix)]
+        {
+            tokio::select! {
+                _ = self.interrupt.recv() => Ok("Ctrl-C"),
+                _ = self.terminate.recv() => Ok("SIGTERM"),
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            tokio::signal::ctrl_c()
+                .await
+                .context("cannot wait for Ctrl-C")?;
+            Ok("Ctrl-C")
+        }
     }
 }
