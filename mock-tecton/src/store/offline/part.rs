@@ -78,6 +78,7 @@ impl PartLayout {
             .build()?;
         let props = WriterProperties::builder()
             .set_compression(Compression::SNAPPY)
+            .set_statistics_enabled(parquet::file::properties::EnabledStatistics::Chunk)
             .set_created_by(format!("tecton-sim {}", env!("CARGO_PKG_VERSION")))
             .build();
         Ok(PartLayout {
