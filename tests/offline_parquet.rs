@@ -144,7 +144,8 @@ async fn pyarrow_reads_the_same_rows_from_the_parquet_files() {
     let mock = MockTecton::start(config).await.unwrap();
     let http = reqwest::Client::builder().no_proxy().build().unwrap();
     for chunk in (0..40).map(record).collect::<Vec<_>>().chunks(10) {
-        let body = json!({"workspace_name": "prod", "dry_run": false, "records": {"readings": chunk}});
+        let body =
+            json!({"workspace_name": "prod", "dry_run": false, "records": {"readings": chunk}});
         let resp = http
             .post(format!("{}/ingest", mock.url()))
             .header("Authorization", "Tecton-key editor-key")
@@ -198,10 +199,17 @@ async fn pyarrow_reads_the_same_rows_from_the_parquet_files() {
     ] {
         assert_eq!(types[column], ty, "{column} in {types}");
     }
-    assert!(types.get("date").is_some(), "the hive partition column: {types}");
+    assert!(
+        types.get("date").is_some(),
+        "the hive partition column: {types}"
+    );
 
     let rows = read["rows"].as_array().unwrap();
-    assert_eq!(rows.len(), expected.len(), "pyarrow found another row count");
+    assert_eq!(
+        rows.len(),
+        expected.len(),
+        "pyarrow found another row count"
+    );
     for (got, want) in rows.iter().zip(&expected) {
         assert_eq!(got["_seq"], want.seq);
         assert_eq!(got["_request"], want.request);

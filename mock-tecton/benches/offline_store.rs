@@ -121,7 +121,10 @@ fn main() {
     let rows = env_or("BENCH_ROWS", 2_000_000);
     let threads = env_or("BENCH_THREADS", 2).max(1);
     let repo = Repository::demo();
-    println!("offline store: {rows} rows from {threads} threads; RSS at start {:.0} MiB", rss_mib());
+    println!(
+        "offline store: {rows} rows from {threads} threads; RSS at start {:.0} MiB",
+        rss_mib()
+    );
     println!("| store | append rows/s | rows/s until all in files | read rows/s | bytes on disk/row | RSS after append (MiB) |");
     println!("|---|---:|---:|---:|---:|---:|");
 

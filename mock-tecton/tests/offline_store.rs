@@ -52,7 +52,12 @@ const EDITOR: &str = "demo-editor-key";
 fn records(prefix: &str) -> Vec<Value> {
     vec![
         txn("u1", &format!("{prefix}1"), 10.0, "2024-05-30T12:00:00Z"),
-        txn("u1", &format!("{prefix}2"), 2.5, "2024-05-31T23:30:00.123456789Z"),
+        txn(
+            "u1",
+            &format!("{prefix}2"),
+            2.5,
+            "2024-05-31T23:30:00.123456789Z",
+        ),
         txn("u2", &format!("{prefix}3"), 7.0, "2024-05-31T23:45:00Z"),
         txn("u1", &format!("{prefix}4"), 1.0, "2024-05-29T01:00:00Z"),
     ]
@@ -186,7 +191,10 @@ async fn reset_empties_the_data_dir_too() {
     );
     assert_eq!(h.admin("/offline").await["offline"][0]["rows"], json!([]));
     let offline = &h.admin("/health").await["offline"];
-    assert_eq!((offline["rows"].as_u64(), offline["files"].as_u64()), (Some(0), Some(0)));
+    assert_eq!(
+        (offline["rows"].as_u64(), offline["files"].as_u64()),
+        (Some(0), Some(0))
+    );
 
     // The mock carries on without a restart: new rows land in the emptied directory.
     let (status, _) = h

@@ -81,7 +81,11 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         println!(
             "  offline: {}/offline ({})",
             state.offline.data_dir().display(),
-            if args.keep_data { "kept at exit" } else { "deleted at exit; --keep-data keeps it" }
+            if args.keep_data {
+                "kept at exit"
+            } else {
+                "deleted at exit; --keep-data keeps it"
+            }
         );
         let signal = stop.recv().await?;
         tracing::info!("{signal} received; finishing in-flight requests");

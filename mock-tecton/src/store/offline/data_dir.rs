@@ -77,7 +77,10 @@ impl DataDir {
         std::fs::create_dir_all(&offline).map_err(|e| {
             io::Error::new(
                 e.kind(),
-                format!("cannot create the data directory {}: {e}", offline.display()),
+                format!(
+                    "cannot create the data directory {}: {e}",
+                    offline.display()
+                ),
             )
         })
     }

@@ -274,7 +274,11 @@ impl OfflineLog {
 
     /// Visits every row of a source once, in no particular order, holding one file's rows in
     /// memory at a time.
-    pub fn scan(&self, source: usize, mut visit: impl FnMut(OfflineRow)) -> Result<(), OfflineError> {
+    pub fn scan(
+        &self,
+        source: usize,
+        mut visit: impl FnMut(OfflineRow),
+    ) -> Result<(), OfflineError> {
         let s = &self.inner.sources[source];
         let files = {
             let stored = s.stored.read().unwrap_or_else(|p| p.into_inner());
@@ -289,7 +293,10 @@ impl OfflineLog {
         if files.is_empty() {
             return Ok(());
         }
-        let layout = s.layout.as_ref().map_err(|e| OfflineError::new(e.clone()))?;
+        let layout = s
+            .layout
+            .as_ref()
+            .map_err(|e| OfflineError::new(e.clone()))?;
         for f in files {
             let rows = layout
                 .read(&f.path)
@@ -487,11 +494,21 @@ impl Inner {
 
     /// Writes a batch as one file per event date, all or nothing: files are written under
     /// hidden temporary names (which Parquet readers skip) and renamed once all are complete.
-    fn write_batch(&self, s: &SourceLog, batch: &[OfflineRow]) -> Result<Vec<PartFile>, OfflineError> {
-        let layout = s.layout.as_ref().map_err(|e| OfflineError::new(e.clone()))?;
+    fn write_batch(
+        &self,
+        s: &SourceLog,
+        batch: &[OfflineRow],
+    ) -> Result<Vec<PartFile>, OfflineError> {
+        let layout = s
+            .layout
+            .as_ref()
+            .map_err(|e| OfflineError::new(e.clone()))?;
         let mut by_day: BTreeMap<i64, Vec<&OfflineRow>> = BTreeMap::new();
         for r in batch {
-            by_day.entry(r.ts.div_euclid(NANOS_PER_DAY)).or_default().push(r);
+            by_day
+                .entry(r.ts.div_euclid(NANOS_PER_DAY))
+                .or_default()
+                .push(r);
         }
         let source_dir = self.dir.offline().join(&s.dir_name);
         let mut written: Vec<(PathBuf, PathBuf, u64, u64)> = Vec::new();

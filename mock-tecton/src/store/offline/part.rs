@@ -54,7 +54,11 @@ impl PartLayout {
     pub fn new(schema: &Schema, timestamp_field: usize) -> Result<Self, ParquetError> {
         let mut columns: Vec<TypePtr> = Vec::with_capacity(schema.fields.len() + 3);
         for f in &schema.fields {
-            columns.push(Arc::new(column(&f.name, &f.data_type, Repetition::OPTIONAL)?));
+            columns.push(Arc::new(column(
+                &f.name,
+                &f.data_type,
+                Repetition::OPTIONAL,
+            )?));
         }
         let unsigned = Some(LogicalType::Integer(IntType {
             bit_width: 64,
@@ -120,7 +124,11 @@ impl PartLayout {
     pub fn read(&self, path: &Path) -> Result<Vec<OfflineRow>, ParquetError> {
         let reader = SerializedFileReader::new(File::open(path)?)?;
         let width = self.fields.len() + 3;
-        let columns = reader.metadata().file_metadata().schema_descr().num_columns();
+        let columns = reader
+            .metadata()
+            .file_metadata()
+            .schema_descr()
+            .num_columns();
         if columns != width {
             return Err(ParquetError::General(format!(
                 "{} has {columns} columns; the source's layout has {width}",
@@ -214,7 +222,10 @@ fn write_field(
         .iter()
         .map(|r| i16::from(!r.values[index].is_null()))
         .collect();
-    let present = rows.iter().map(|r| &r.values[index]).filter(|v| !v.is_null());
+    let present = rows
+        .iter()
+        .map(|r| &r.values[index])
+        .filter(|v| !v.is_null());
     match ty {
         DataType::String => {
             let values = present
@@ -293,8 +304,11 @@ where
 
 /// `read_records` with the buffer types of the typed reader spelled out.
 trait ReadInto<T: ParquetType> {
-    fn read_into(&mut self, n: usize, optional: bool)
-        -> Result<(Vec<i16>, Vec<T::T>), ParquetError>;
+    fn read_into(
+        &mut self,
+        n: usize,
+        optional: bool,
+    ) -> Result<(Vec<i16>, Vec<T::T>), ParquetError>;
 }
 
 impl<T: ParquetType> ReadInto<T> for ColumnReaderImpl<T> {
@@ -413,9 +427,9 @@ pub fn decode_json(ty: &DataType, json: &Json) -> Result<Value, String> {
             Some("-Infinity") => f64::NEG_INFINITY,
             _ => json.as_f64().ok_or_else(bad)?,
         }),
-        DataType::Timestamp => {
-            Value::Timestamp(parse_timestamp(json.as_str().ok_or_else(bad)?).map_err(|e| e.to_string())?)
-        }
+        DataType::Timestamp => Value::Timestamp(
+            parse_timestamp(json.as_str().ok_or_else(bad)?).map_err(|e| e.to_string())?,
+        ),
         DataType::Array(elem) => Value::Array(
             json.as_array()
                 .ok_or_else(bad)?

@@ -65,7 +65,11 @@ fn row(seq: u64, ts: i64, with_values: bool) -> OfflineRow {
             Value::String(format!("s{seq} ✓")),
             Value::Int(-(seq as i64) * 1_000_000_000_007),
             Value::Int(i64::from(i32::MIN) + seq as i64),
-            Value::Float(if seq % 3 == 0 { f64::NAN } else { 0.1 * seq as f64 }),
+            Value::Float(if seq % 3 == 0 {
+                f64::NAN
+            } else {
+                0.1 * seq as f64
+            }),
             Value::Float(-0.0),
             Value::Bool(seq % 2 == 0),
             Value::Timestamp(ts + 123),
@@ -74,7 +78,11 @@ fn row(seq: u64, ts: i64, with_values: bool) -> OfflineRow {
                 ("z".into(), Value::Array(vec![Value::Float(f64::INFINITY)])),
                 ("a".into(), Value::Null),
             ]),
-            Value::Struct(vec![Value::Float(1.5), Value::Timestamp(ts + 1), Value::Null]),
+            Value::Struct(vec![
+                Value::Float(1.5),
+                Value::Timestamp(ts + 1),
+                Value::Null,
+            ]),
             Value::Timestamp(ts),
         ]
     } else {
@@ -154,7 +162,11 @@ fn a_row_is_seen_exactly_once_while_flushes_run() {
                 let mut seqs: Vec<u64> = rows.iter().map(|r| r.seq).collect();
                 seqs.dedup();
                 assert_eq!(seqs.len(), rows.len(), "a row was seen twice");
-                assert!(rows.len() >= last, "rows disappeared: {} after {last}", rows.len());
+                assert!(
+                    rows.len() >= last,
+                    "rows disappeared: {} after {last}",
+                    rows.len()
+                );
                 last = rows.len();
             }
         })
@@ -169,7 +181,10 @@ fn a_row_is_seen_exactly_once_while_flushes_run() {
     log.flush().unwrap();
     let stats = log.stats();
     assert_eq!((stats.rows, stats.rows_on_disk), (3_000, 3_000));
-    assert!(stats.flushes > 1, "the size and time triggers flushed: {stats:?}");
+    assert!(
+        stats.flushes > 1,
+        "the size and time triggers flushed: {stats:?}"
+    );
 }
 
 #[test]
@@ -189,10 +204,19 @@ fn a_failed_flush_keeps_the_rows_visible_and_says_so() {
     assert!(err.message.contains("cannot create"), "{err}");
     let stats = log.stats();
     assert_eq!(stats.failed_flushes, 1);
-    assert!(stats.error.as_deref().is_some_and(|e| e.contains("every_type")), "{stats:?}");
+    assert!(
+        stats
+            .error
+            .as_deref()
+            .is_some_and(|e| e.contains("every_type")),
+        "{stats:?}"
+    );
     assert_eq!(stats.rows_in_memory, 2, "acknowledged rows wait in memory");
     // Row 0's file is gone with the directory; rows 1 and 2 are still served from memory.
-    assert!(log.rows(0).is_err(), "a vanished file is an error, not silently fewer rows");
+    assert!(
+        log.rows(0).is_err(),
+        "a vanished file is an error, not silently fewer rows"
+    );
     std::fs::remove_file(&source_dir).unwrap();
     std::fs::rename(dir.join("moved"), &source_dir).unwrap();
     assert_eq!(log.rows(0).unwrap().len(), 3);
@@ -229,7 +253,11 @@ fn clear_deletes_the_files_and_close_removes_what_is_not_kept() {
     log.append(0, row(0, JUNE_1, true));
     drop(log);
     let part = dir.join("offline/every_type/date=2024-06-01");
-    assert_eq!(std::fs::read_dir(&part).unwrap().count(), 1, "kept: flushed at close");
+    assert_eq!(
+        std::fs::read_dir(&part).unwrap().count(),
+        1,
+        "kept: flushed at close"
+    );
     let again = OfflineLog::new(&repo(), &kept);
     let err = again.prepare().unwrap_err();
     assert!(err.to_string().contains("earlier run"), "{err}");
