@@ -18,12 +18,13 @@ pub struct DataDir {
 static NEXT_TEMP: AtomicU64 = AtomicU64::new(0);
 
 impl DataDir {
-    /// `named`, or a fresh directory under the system's temporary directory. Nothing is created
+    /// `named` (made absolute), or a fresh directory under the system's temporary directory. Nothing is created
     /// on disk yet ([`DataDir::prepare`] or the first flush does that).
     pub fn new(named: Option<&Path>, keep: bool) -> Self {
         match named {
             Some(p) => DataDir {
-                root: p.to_path_buf(),
+                // Absolute, so that health and logs name it unambiguously.
+                root: std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf()),
                 temporary: false,
                 keep,
             },
