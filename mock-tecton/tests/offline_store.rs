@@ -245,3 +245,51 @@ async fn the_default_temporary_directory_goes_with_the_mock() {
     h.mock.shutdown().await;
     assert!(!root.exists(), "{} outlived the mock", root.display());
 }
+
+#[tokio::test]
+async fn a_failing_disk_shows_in_health_and_loses_no_acknowledged_row() {
+    let dir = scratch("bad-disk");
+    let h = start(config(&dir, usize::MAX)).await;
+    // The disk "fails": where the source's partitions go is now a plain file.
+    let source_dir = dir.join("offline/transactions");
+    std::fs::write(&source_dir, b"in the way").unwrap();
+    let (status, _) = h.ingest(EDITOR, &batch(false, records("t"))).await;
+    assert_eq!(status, 200);
+    assert!(h.mock.state().offline.flush().is_err());
+
+    let health = h.admin("/health").await;
+    assert_eq!(health["status"], "degraded", "{health}");
+    let offline = &health["offline"];
+    assert_eq!(
+        (
+            offline["rows_in_memory"].as_u64(),
+            offline["failed_flushes"].as_u64()
+        ),
+        (Some(4), Some(1))
+    );
+    assert!(
+        offline["error"]
+            .as_str()
+            .unwrap()
+            .contains("offline/transactions"),
+        "{offline}"
+    );
+    // Every reader still has the rows.
+    assert_eq!(
+        h.admin("/offline").await["offline"][0]["rows"]
+            .as_array()
+            .map(Vec::len),
+        Some(4)
+    );
+
+    // The disk recovers; the next flush (here by hand, otherwise the timer) writes them once.
+    std::fs::remove_file(&source_dir).unwrap();
+    h.mock.state().offline.flush().unwrap();
+    let health = h.admin("/health").await;
+    assert_eq!(health["status"], "ok");
+    assert_eq!(health["offline"]["rows_on_disk"], 4);
+    assert_eq!(parquet_files(&dir).len(), 3);
+    assert_eq!(h.mock.offline_rows("transactions").unwrap().len(), 4);
+    h.mock.shutdown().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
