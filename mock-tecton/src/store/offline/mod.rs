@@ -280,16 +280,19 @@ impl OfflineLog {
         mut visit: impl FnMut(OfflineRow),
     ) -> Result<(), OfflineError> {
         let s = &self.inner.sources[source];
-        let files = {
+        // The snapshot is taken under the locks; `visit` runs without them, so it may append.
+        let (memory, files) = {
             let stored = s.stored.read().unwrap_or_else(|p| p.into_inner());
+            let mut memory = Vec::new();
             for batch in &stored.pending {
-                batch.iter().cloned().for_each(&mut visit);
+                memory.extend(batch.iter().cloned());
             }
             for shard in &s.tail {
-                lock(shard).iter().cloned().for_each(&mut visit);
+                memory.extend(lock(shard).iter().cloned());
             }
-            stored.files.clone()
+            (memory, stored.files.clone())
         };
+        memory.into_iter().for_each(&mut visit);
         if files.is_empty() {
             return Ok(());
         }
