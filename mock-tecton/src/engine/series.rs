@@ -213,6 +213,25 @@ impl SeriesSpec {
             .count()
     }
 
+    /// How far back from now events can still be served: the longest `window − offset`, plus
+    /// one fine tile (for TIME_INTERVAL the in-progress interval, for CONTINUOUS a margin).
+    /// An event with `ts < now − reach` is in no window at `now` or later.
+    pub fn reach(&self) -> i64 {
+        let longest = self
+            .aggregations
+            .iter()
+            .map(|a| i128::from(a.window) - i128::from(a.offset.min(0)))
+            .max()
+            .unwrap_or(0)
+            .max(0);
+        i64::try_from(longest + i128::from(self.tile_size())).unwrap_or(i64::MAX)
+    }
+
+    /// The oldest event time still servable at `now` ([`SeriesSpec::reach`] before it).
+    pub fn horizon(&self, now: i64) -> i64 {
+        now.saturating_sub(self.reach())
+    }
+
     /// True when `t` is before `feature_start_time` under this mode's rule.
     pub fn before_start(&self, t: i64) -> bool {
         let Some(fst) = self.feature_start_time else {
@@ -245,6 +264,25 @@ impl SeriesSpec {
             return None;
         }
         Some((i64::try_from(lo).ok()?, i64::try_from(hi).ok()?))
+    }
+}
+
+/// Heap bytes a value owns beyond its own size (string contents at their length).
+pub fn value_heap(v: &Value) -> usize {
+    match v {
+        Value::String(s) => s.capacity(),
+        Value::Array(items) | Value::Struct(items) => {
+            items.capacity() * std::mem::size_of::<Value>()
+                + items.iter().map(value_heap).sum::<usize>()
+        }
+        Value::Map(entries) => {
+            entries.capacity() * std::mem::size_of::<(String, Value)>()
+                + entries
+                    .iter()
+                    .map(|(k, v)| k.capacity() + value_heap(v))
+                    .sum::<usize>()
+        }
+        _ => 0,
     }
 }
 
@@ -461,6 +499,16 @@ trait Node: Sized {
     /// Appends the fine tiles, oldest first.
     fn collect_tiles<'a>(&'a self, out: &mut Vec<&'a Tile>);
 
+    /// Drops every event older than `horizon`; returns how many. Leaves the node empty when
+    /// all were, and its state exactly as if the remaining events had been inserted alone.
+    fn evict(&mut self, ctx: &Ctx<'_>, horizon: i64) -> usize;
+
+    /// True when the node holds no event.
+    fn is_empty(&self) -> bool;
+
+    /// How many events the node holds.
+    fn len_events(&self) -> usize;
+
     /// Drops the spare capacity of this node's vectors. Only the newest node of each level
     /// keeps any, so that appending grows vectors by doubling while every older node, which
     /// seldom changes again, is sized exactly: this is called when a node stops being the newest
@@ -576,6 +624,30 @@ impl Node for Tile {
 
     fn collect_tiles<'a>(&'a self, out: &mut Vec<&'a Tile>) {
         out.push(self);
+    }
+
+    fn evict(&mut self, ctx: &Ctx<'_>, horizon: i64) -> usize {
+        let n = self.events.partition_point(|e| e.ts < horizon);
+        if n == 0 {
+            return 0;
+        }
+        self.events.drain(..n);
+        // The same rule as `insert`: dense exactly when it holds DENSE_TILE events.
+        if self.events.len() >= DENSE_TILE {
+            self.rebuild(ctx);
+        } else {
+            self.partials = Vec::new();
+        }
+        self.events.shrink_to_fit();
+        n
+    }
+
+    fn is_empty(&self) -> bool {
+        self.events.is_empty()
+    }
+
+    fn len_events(&self) -> usize {
+        self.events.len()
     }
 
     fn shrink(&mut self) {
@@ -743,6 +815,36 @@ impl<C: Node> Node for Coarse<C> {
         }
     }
 
+    fn evict(&mut self, ctx: &Ctx<'_>, horizon: i64) -> usize {
+        // Children cover disjoint, increasing time ranges: the wholly old ones come first.
+        let old = self
+            .children
+            .partition_point(|(_, c)| c.last_ts().is_some_and(|ts| ts < horizon));
+        let mut removed: usize = self.children[..old]
+            .iter()
+            .map(|(_, c)| c.len_events())
+            .sum();
+        self.children.drain(..old);
+        if let Some((_, first)) = self.children.first_mut() {
+            if first.first_ts().is_some_and(|ts| ts < horizon) {
+                removed += first.evict(ctx, horizon);
+            }
+        }
+        if removed > 0 {
+            self.children.shrink_to_fit();
+            self.head = self.build_head(ctx);
+        }
+        removed
+    }
+
+    fn is_empty(&self) -> bool {
+        self.children.is_empty()
+    }
+
+    fn len_events(&self) -> usize {
+        self.children.iter().map(|(_, c)| c.len_events()).sum()
+    }
+
     fn shrink(&mut self) {
         self.children.shrink_to_fit();
         // Older children are sized exactly already.
@@ -808,6 +910,26 @@ fn insert_top<N: Node>(
     let removed = node.insert(ctx, fine, event, same_ts);
     if !newest {
         node.shrink();
+    }
+    removed
+}
+
+/// Drops the events older than `horizon` from a top level; returns how many.
+fn evict_top<N: Node>(top: &mut BTreeMap<i64, N>, ctx: &Ctx<'_>, horizon: i64) -> usize {
+    let mut removed = 0;
+    while let Some(mut first) = top.first_entry() {
+        if first.get().last_ts().is_some_and(|ts| ts < horizon) {
+            removed += first.remove().len_events();
+            continue;
+        }
+        if first.get().first_ts().is_some_and(|ts| ts < horizon) {
+            removed += first.get_mut().evict(ctx, horizon);
+        }
+        if first.get().is_empty() {
+            first.remove();
+            continue;
+        }
+        break;
     }
     removed
 }
@@ -882,6 +1004,52 @@ impl Series {
             Levels::Two(top) => insert_top(top, &ctx, fine, event, same_ts),
         };
         self.len = self.len.saturating_sub(removed) + 1;
+    }
+
+    /// Drops every event older than `horizon` (`ts < horizon`); returns how many were dropped.
+    ///
+    /// The state left is exactly the one the remaining events would build on their own (tiles,
+    /// partials and heads are rebuilt canonically), so evaluation over the remaining events is
+    /// unchanged bit for bit. Costs `O(1)` when nothing is that old.
+    pub fn evict_before(&mut self, spec: &SeriesSpec, horizon: i64) -> usize {
+        if self.first_ts().is_none_or(|ts| ts >= horizon) {
+            return 0;
+        }
+        let ctx = Ctx::new(spec, self.firsts);
+        let removed = match &mut self.levels {
+            Levels::Fine(top) => evict_top(top, &ctx, horizon),
+            Levels::One(top) => evict_top(top, &ctx, horizon),
+            Levels::Two(top) => evict_top(top, &ctx, horizon),
+        };
+        self.len = self.len.saturating_sub(removed);
+        removed
+    }
+
+    /// Time of the oldest stored event.
+    pub fn first_ts(&self) -> Option<i64> {
+        match &self.levels {
+            Levels::Fine(top) => top.first_key_value()?.1.first_ts(),
+            Levels::One(top) => top.first_key_value()?.1.first_ts(),
+            Levels::Two(top) => top.first_key_value()?.1.first_ts(),
+        }
+    }
+
+    /// Number of fine tiles, and an estimate of the heap bytes the series holds (events,
+    /// values, partials and tree nodes; string contents counted at their length).
+    pub fn footprint(&self) -> (usize, usize) {
+        let tiles = self.tiles();
+        let mut bytes = std::mem::size_of::<Series>();
+        for t in &tiles {
+            bytes += t.events.capacity() * std::mem::size_of::<Event>()
+                + t.partials.capacity() * std::mem::size_of::<Partial>()
+                // A fine tile's key and node in its parent (BTreeMap entry or child vector).
+                + std::mem::size_of::<(i64, Tile)>();
+            for e in &t.events {
+                bytes += e.values.capacity() * std::mem::size_of::<Value>();
+                bytes += e.values.iter().map(value_heap).sum::<usize>();
+            }
+        }
+        (tiles.len(), bytes)
     }
 
     /// The feature values at request time `t`, one per aggregation, in spec order.

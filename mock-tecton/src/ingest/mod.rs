@@ -7,6 +7,7 @@
 //! `recordErrors`). Only a request with no error writes anything, and it writes the online and
 //! offline stores before the 200 is returned.
 
+mod apply;
 mod error;
 mod plan;
 mod request;
@@ -16,6 +17,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use serde::Serialize;
 
+pub use apply::{Applied, Applier, Event, UnknownSource, NO_REQUEST};
 pub use error::{request_error, IngestError, RecordError};
 pub use plan::{IngestPlan, Subscription};
 pub use request::{parse as parse_request, Dialect, IngestRequest};
@@ -291,7 +293,7 @@ pub fn ingest(
     }
     if !req.dry_run {
         for rec in checked {
-            write(ctx, rec, &mut metrics);
+            write(ctx, rec.source, rec.ts, rec.values, Some(&mut metrics));
         }
     }
     Ok(IngestResponse {
@@ -310,56 +312,86 @@ pub fn ingest(
     })
 }
 
-fn write(ctx: &IngestContext<'_>, rec: Checked, metrics: &mut [(usize, u64, u64)]) {
+/// Writes one validated record to the stores: each subscribed view online (an event no window
+/// can reach any more is logged but not kept), then the offline log. `None` metrics: not counted.
+pub(crate) fn write(
+    ctx: &IngestContext<'_>,
+    source: usize,
+    ts: i64,
+    values: Vec<Value>,
+    mut metrics: Option<&mut [(usize, u64, u64)]>,
+) {
     let seq = ctx.record_seq.fetch_add(1, Ordering::Relaxed);
-    let push = &ctx.repo.push_sources[rec.source];
-    for sub in ctx.plan.subscriptions(rec.source) {
+    let push = &ctx.repo.push_sources[source];
+    // Views over the same join keys (the common case) share one key.
+    let mut key: Option<(&[usize], Option<EntityKey>)> = None;
+    for sub in ctx.plan.subscriptions(source) {
         // Events before feature_start_time are not materialized, online or offline.
-        if sub.feature_start_time.is_some_and(|fst| rec.ts < fst) {
+        if sub.feature_start_time.is_some_and(|fst| ts < fst) {
             continue;
         }
-        let Some(m) = metrics.iter_mut().find(|m| m.0 == sub.view) else {
-            continue;
+        let mut m = match metrics.as_deref_mut() {
+            Some(all) => match all.iter_mut().find(|m| m.0 == sub.view) {
+                Some(m) => Some(m),
+                None => continue,
+            },
+            None => None,
         };
         if sub.offline && push.log_offline {
-            m.2 += 1;
+            if let Some(m) = m.as_deref_mut() {
+                m.2 += 1;
+            }
         }
         if !sub.online {
             continue;
         }
-        let Some(key) = EntityKey::from_values(sub.key_columns.iter().map(|&c| &rec.values[c]))
-        else {
+        if key
+            .as_ref()
+            .is_none_or(|(cols, _)| *cols != sub.key_columns.as_slice())
+        {
+            let k = EntityKey::from_values(sub.key_columns.iter().filter_map(|&c| values.get(c)))
+                .filter(|k| k.0.len() == sub.key_columns.len());
+            key = Some((sub.key_columns.as_slice(), k));
+        }
+        let Some((_, Some(entity))) = &key else {
             continue;
         };
-        let values: Vec<Value> = sub
-            .value_columns
-            .iter()
-            .map(|&c| rec.values[c].clone())
-            .collect();
         if sub.attributes {
-            ctx.online.put_attributes(
-                sub.view,
-                key,
-                AttributeRow {
-                    ts: rec.ts,
-                    seq,
-                    values,
-                },
-            );
+            let row = AttributeRow {
+                ts,
+                seq,
+                values: sub
+                    .value_columns
+                    .iter()
+                    .map(|&c| values.get(c).cloned().unwrap_or(Value::Null))
+                    .collect(),
+            };
+            ctx.online
+                .put_attributes(sub.view, entity.clone(), row, ctx.now);
         } else {
-            ctx.online.put_event(sub.view, key, rec.ts, seq, values);
+            ctx.online.put_event(
+                sub.view,
+                entity,
+                ts,
+                seq,
+                &values,
+                &sub.value_columns,
+                ctx.now,
+            );
         }
-        m.1 += 1;
+        if let Some(m) = m {
+            m.1 += 1;
+        }
     }
     if push.log_offline {
         ctx.offline.append(
-            rec.source,
+            source,
             OfflineRow {
                 seq,
                 request: ctx.request_seq,
                 ingested_at: ctx.now,
-                ts: rec.ts,
-                values: rec.values,
+                ts,
+                values,
             },
         );
     }

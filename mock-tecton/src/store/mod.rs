@@ -9,7 +9,7 @@ mod offline;
 mod online;
 
 pub use offline::{OfflineLog, OfflineRow};
-pub use online::{AttributeRow, OnlineEntry, OnlineStore};
+pub use online::{AttributeRow, OnlineEntry, OnlineStats, OnlineStore};
 
 use crate::schema::Value;
 
