@@ -51,11 +51,26 @@ fn not_found(message: impl Into<String>) -> Response {
 }
 
 async fn health(State(s): AppState) -> Json<Json_> {
-    Json(json!({
+    Json(health_body(&s))
+}
+
+/// Status, version, and what each store holds: counts and estimated bytes, so a long run can
+/// watch memory level off. Each store reports its own section.
+pub fn health_body(s: &MockState) -> Json_ {
+    let counters = s.journal.counters();
+    let journal = s.journal.footprint();
+    json!({
         "status": "ok",
         "version": env!("CARGO_PKG_VERSION"),
-        "journal": s.journal.counters(),
-    }))
+        "journal": {
+            "total": counters.total,
+            "dropped": counters.dropped,
+            "entries": journal.entries,
+            "estimated_bytes": journal.estimated_bytes,
+        },
+        "online": s.online.stats(),
+        // The offline store's section (rows, bytes on disk) goes here.
+    })
 }
 
 async fn reset(State(s): AppState) -> Json<Json_> {

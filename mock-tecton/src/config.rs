@@ -25,6 +25,20 @@ pub struct Config {
     pub virtual_start: Option<i64>,
     /// Fault rules installed at start.
     pub faults: FaultSet,
+    /// What the online store keeps (default: what the clock can still serve).
+    pub retention: Retention,
+}
+
+/// What the online store keeps.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Retention {
+    /// Only what a request at the clock's time or later can read: memory stays bounded under
+    /// sustained load (see [`crate::store::OnlineStore`]).
+    #[default]
+    Servable,
+    /// Every event and row, whatever the clock: for replaying a history and evaluating it at
+    /// past points (the in-process `offline` and `consistency` commands). Grows without bound.
+    Everything,
 }
 
 impl Default for Config {
@@ -45,6 +59,7 @@ impl Config {
             journal_body_bytes: decisions::JOURNAL_BODY_BYTES,
             virtual_start: None,
             faults: FaultSet::default(),
+            retention: Retention::default(),
         }
     }
 
@@ -75,6 +90,12 @@ impl Config {
     /// Installs fault rules at start.
     pub fn faults(mut self, faults: FaultSet) -> Self {
         self.faults = faults;
+        self
+    }
+
+    /// Sets what the online store keeps.
+    pub fn retention(mut self, retention: Retention) -> Self {
+        self.retention = retention;
         self
     }
 

@@ -150,7 +150,8 @@ fn in_process(repo: Repository, data: &DataSource) -> anyhow::Result<MockState> 
             ),
         })
         .collect::<anyhow::Result<_>>()?;
-    let state = MockState::new(&Config::new(repo));
+    // A replayed history is evaluated at past points: the online store keeps all of it.
+    let state = MockState::new(&Config::new(repo).retention(mock_tecton::Retention::Everything));
     state
         .load_records(&workspace, &source, records)
         .map_err(|e| anyhow::anyhow!("{}: records refused: {}", path.display(), e.body()))?;

@@ -2203,6 +2203,56 @@ mod tests {
                 .collect();
             run_case(&spec, &cases, &times)?;
         }
+
+        /// Evicting the events before a horizon (in steps, as a moving clock does) leaves the
+        /// same tree as inserting only the remaining events: the same invariants and the same
+        /// answers bit for bit at every time.
+        #[test]
+        fn eviction_equals_inserting_the_rest(
+            mode in arb_day_mode(),
+            windows in arb_day_windows(),
+            events in prop::collection::vec(arb_day_event(), 0..160),
+            horizons in prop::collection::vec(arb_place(), 1..4),
+            times in prop::collection::vec(arb_place(), 1..12),
+        ) {
+            let spec = functions_spec(mode, &windows, None);
+            let (base, tile) = (DAY0, spec.tile_size());
+            let mut placed: Vec<i64> = Vec::new();
+            let mut evicted = Series::new(&spec);
+            let mut kept: Vec<(i64, u64, Vec<Value>)> = Vec::new();
+            for (seq, (p, x, i, s, replace)) in events.iter().enumerate() {
+                let ts = place(p, base, tile, &placed);
+                placed.push(ts);
+                let same = if *replace { SameTimestamp::Replace } else { SameTimestamp::Keep };
+                if *replace {
+                    kept.retain(|e| e.0 != ts);
+                }
+                let values = columns(*x, *i, *s).to_vec();
+                kept.push((ts, seq as u64, values.clone()));
+                evicted.insert(&spec, ts, seq as u64, values, same);
+            }
+            let mut horizons: Vec<i64> = horizons.iter().map(|p| place(p, base, tile, &placed)).collect();
+            horizons.sort_unstable();
+            for h in horizons {
+                let before = evicted.len();
+                let removed = evicted.evict_before(&spec, h);
+                kept.retain(|e| e.0 >= h);
+                prop_assert_eq!(before - removed, kept.len());
+                prop_assert_eq!(evicted.len(), kept.len());
+                prop_assert_eq!(evicted.first_ts(), kept.iter().map(|e| e.0).min());
+                if let Err(e) = evicted.check_tree(&spec) {
+                    prop_assert!(false, "tile tree after evicting before {}: {}", h, e);
+                }
+            }
+            kept.sort_by_key(|e| (e.0, e.1));
+            let mut rest = Series::new(&spec);
+            for (ts, seq, values) in kept {
+                rest.insert(&spec, ts, seq, values, SameTimestamp::Keep);
+            }
+            for t in times.iter().map(|p| place(p, base, tile, &placed)) {
+                prop_assert_eq!(evicted.evaluate(&spec, t), rest.evaluate(&spec, t), "at {}", t);
+            }
+        }
     }
 
     /// A late event, a replacement and an event on a boundary inside coarse tiles that are

@@ -22,6 +22,7 @@ use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 use serde::Serialize;
 
 use super::EntityKey;
+use crate::config::Retention;
 use crate::engine::{value_heap, SameTimestamp, Series, SeriesSpec};
 use crate::repo::Repository;
 use crate::schema::Value;
@@ -65,7 +66,8 @@ pub enum OnlineEntry {
 enum Keep {
     /// Aggregates: the spec, and per input whether only `count` reads it (then only whether
     /// the value is null matters, and a unique string need not be stored).
-    Window(SeriesSpec, Vec<bool>),
+    /// The last field: keep every event ([`Retention::Everything`]).
+    Window(SeriesSpec, Vec<bool>, bool),
     /// Attributes: the TTL, if any.
     Ttl(Option<i64>),
 }
@@ -89,7 +91,8 @@ impl Shard {
         self.swept_at = now;
         self.writes = 0;
         match keep {
-            Keep::Window(spec, _) => {
+            Keep::Window(_, _, true) => {}
+            Keep::Window(spec, ..) => {
                 let horizon = spec.horizon(now);
                 self.entities.retain(|_, e| match e {
                     OnlineEntry::Aggregates(s) => {
@@ -138,7 +141,8 @@ pub struct OnlineStore {
 
 impl OnlineStore {
     /// An empty store for the repository's feature views.
-    pub fn new(repo: &Repository) -> Self {
+    pub fn new(repo: &Repository, retention: Retention) -> Self {
+        let everything = retention == Retention::Everything;
         let hasher = KeyHasher::default();
         OnlineStore {
             views: repo
@@ -168,9 +172,9 @@ impl OnlineStore {
                                     .all(|a| a.function == crate::engine::AggregateFunction::Count)
                             })
                             .collect();
-                        Keep::Window(spec, count_only)
+                        Keep::Window(spec, count_only, everything)
                     }
-                    None => Keep::Ttl(v.ttl()),
+                    None => Keep::Ttl(v.ttl().filter(|_| !everything)),
                 })
                 .collect(),
             hasher,
@@ -195,7 +199,7 @@ impl OnlineStore {
     /// The aggregation spec of an aggregate view.
     pub fn spec(&self, view: usize) -> Option<&SeriesSpec> {
         match self.keep.get(view)? {
-            Keep::Window(spec, _) => Some(spec),
+            Keep::Window(spec, ..) => Some(spec),
             Keep::Ttl(_) => None,
         }
     }
@@ -237,13 +241,13 @@ impl OnlineStore {
         columns: &[usize],
         now: i64,
     ) -> bool {
-        let Some(keep @ Keep::Window(spec, count_only)) = self.keep.get(view) else {
+        let Some(keep @ Keep::Window(spec, count_only, everything)) = self.keep.get(view) else {
             return false;
         };
         let Some(mut shard) = self.write(view, key) else {
             return false;
         };
-        let kept = ts >= spec.horizon(now);
+        let kept = *everything || ts >= spec.horizon(now);
         if kept {
             let mut values = Vec::with_capacity(spec.input_count());
             values.extend(columns.iter().zip(count_only).map(|(&c, &only_counted)| {
