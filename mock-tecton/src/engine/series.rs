@@ -565,6 +565,21 @@ impl Node for Tile {
     }
 
     fn insert(&mut self, ctx: &Ctx<'_>, _fine: i64, event: Event, same_ts: SameTimestamp) -> usize {
+        // The common case, an event newer than every stored one, reads only the last event:
+        // the binary searches below would miss the cache once per probe.
+        if self.events.last().is_some_and(|last| last.ts < event.ts) {
+            if self.partials.is_empty() {
+                make_room(&mut self.events, usize::MAX);
+                self.events.push(event);
+                if self.events.len() >= DENSE_TILE {
+                    self.rebuild(ctx);
+                }
+            } else {
+                event.fold_into(ctx.cols(), &mut self.partials);
+                self.events.push(event);
+            }
+            return 0;
+        }
         let mut removed = 0;
         if same_ts == SameTimestamp::Replace {
             let start = self.events.partition_point(|e| e.ts < event.ts);

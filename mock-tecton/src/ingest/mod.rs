@@ -27,7 +27,7 @@ use crate::duration::Human;
 use crate::faults::FaultAction;
 use crate::repo::{Repository, Role, ServiceAccount};
 use crate::schema::{format_rfc3339, validate_record, Field, Schema, Value};
-use crate::store::{AttributeRow, EntityKey, OfflineLog, OfflineRow, OnlineStore};
+use crate::store::{EntityKey, OfflineLog, OfflineRow, OnlineStore};
 
 /// What the ingest path needs from the mock.
 pub struct IngestContext<'a> {
@@ -357,17 +357,15 @@ pub(crate) fn write(
             continue;
         };
         if sub.attributes {
-            let row = AttributeRow {
+            ctx.online.put_attributes(
+                sub.view,
+                entity,
                 ts,
                 seq,
-                values: sub
-                    .value_columns
-                    .iter()
-                    .map(|&c| values.get(c).cloned().unwrap_or(Value::Null))
-                    .collect(),
-            };
-            ctx.online
-                .put_attributes(sub.view, entity.clone(), row, ctx.now);
+                &values,
+                &sub.value_columns,
+                ctx.now,
+            );
         } else {
             ctx.online.put_event(
                 sub.view,

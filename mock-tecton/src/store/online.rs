@@ -9,9 +9,11 @@
 //! - an entity left with nothing is removed.
 //!
 //! Eviction is amortised and driven by the clock the writes carry: each shard (1/64 of a view's
-//! entities) is swept on a write that finds its sweep due, at most once per `SWEEP_EVERY` of
-//! clock time (or of writes to it), and a sweep of an entity with nothing to drop costs a
-//! comparison. No request ever walks the whole store.
+//! entities) is swept by the write that finds its sweep due, once the clock has moved by
+//! 1/64 of what the view keeps (its reach or TTL; at least a second) since the last sweep, so
+//! memory stays within about 1/64 of the bound and a sweep costs a comparison per entity with
+//! nothing to drop. No request ever walks the whole store; [`OnlineStore::evict`] does, for
+//! callers that want the store trimmed at once.
 //!
 //! Moving a virtual clock backwards does not bring evicted events back.
 
@@ -31,12 +33,11 @@ use crate::schema::Value;
 /// shard sweep touches few entities.
 const SHARDS: usize = 64;
 
-/// Clock time between two sweeps of one shard (1 second).
-const SWEEP_EVERY: i64 = 1_000_000_000;
+/// A shard is swept when the clock has moved by this fraction of what its view keeps.
+const SWEEPS_PER_REACH: i64 = 64;
 
-/// Writes to one shard between two sweeps, whatever the clock does (a virtual clock that stands
-/// still while a simulation writes millions of events still gets its shards swept).
-const SWEEP_WRITES: u32 = 4096;
+/// The shortest clock time between two sweeps of one shard (1 second).
+const MIN_SWEEP_EVERY: i64 = 1_000_000_000;
 
 /// The hasher of entity keys: fast, seeded per process.
 type KeyHasher = foldhash::fast::RandomState;
@@ -72,24 +73,35 @@ enum Keep {
     Ttl(Option<i64>),
 }
 
+impl Keep {
+    /// Clock time between two sweeps of a shard.
+    fn sweep_every(&self) -> i64 {
+        let kept = match self {
+            Keep::Window(spec, ..) => spec.reach(),
+            Keep::Ttl(ttl) => ttl.unwrap_or(i64::MAX),
+        };
+        (kept / SWEEPS_PER_REACH).max(MIN_SWEEP_EVERY)
+    }
+}
+
 #[derive(Debug, Default)]
 struct Shard {
     entities: HashMap<EntityKey, OnlineEntry, KeyHasher>,
     /// Clock time of the last sweep.
     swept_at: i64,
-    /// Writes since the last sweep.
-    writes: u32,
 }
 
 impl Shard {
     /// Sweeps the shard when due: every entity's unservable events or expired row go.
     fn maybe_sweep(&mut self, keep: &Keep, now: i64) {
-        self.writes = self.writes.saturating_add(1);
-        if now.saturating_sub(self.swept_at) < SWEEP_EVERY && self.writes < SWEEP_WRITES {
+        if now.saturating_sub(self.swept_at) < keep.sweep_every() {
             return;
         }
+        self.sweep(keep, now);
+    }
+
+    fn sweep(&mut self, keep: &Keep, now: i64) {
         self.swept_at = now;
-        self.writes = 0;
         match keep {
             Keep::Window(_, _, true) => {}
             Keep::Window(spec, ..) => {
@@ -204,24 +216,56 @@ impl OnlineStore {
         }
     }
 
-    /// Writes an attribute row at clock time `now`. The most recently *pushed* row wins even
-    /// when its event time is older: that is Tecton's documented overwrite rule, and how a
-    /// reordering sink creates skew. A row the TTL no longer serves at `now` is not kept (the
-    /// entity then serves nothing, as it would with the row stored).
-    pub fn put_attributes(&self, view: usize, key: EntityKey, row: AttributeRow, now: i64) {
+    /// Writes an attribute row at clock time `now`: attribute `i` is `record[columns[i]]` (a
+    /// missing one reads as null). The most recently *pushed* row wins even when its event time
+    /// is older: that is Tecton's documented overwrite rule, and how a reordering sink creates
+    /// skew. A row the TTL no longer serves at `now` is not kept (the entity then serves
+    /// nothing, as it would with the row stored).
+    #[allow(clippy::too_many_arguments)]
+    pub fn put_attributes(
+        &self,
+        view: usize,
+        key: &EntityKey,
+        ts: i64,
+        seq: u64,
+        record: &[Value],
+        columns: &[usize],
+        now: i64,
+    ) {
         let Some(keep) = self.keep.get(view) else {
             return;
         };
-        let Some(mut shard) = self.write(view, &key) else {
+        let Some(mut shard) = self.write(view, key) else {
             return;
         };
+        let value = |c: &usize| record.get(*c).cloned().unwrap_or(Value::Null);
         match keep {
-            Keep::Ttl(Some(ttl)) if !servable(row.ts, *ttl, now) => {
-                shard.entities.remove(&key);
+            Keep::Ttl(Some(ttl)) if !servable(ts, *ttl, now) => {
+                shard.entities.remove(key);
             }
-            _ => {
-                shard.entities.insert(key, OnlineEntry::Attributes(row));
-            }
+            _ => match shard.entities.get_mut(key) {
+                // Overwritten in place: the row's vector and strings are reused.
+                Some(OnlineEntry::Attributes(row)) if row.values.len() == columns.len() => {
+                    row.ts = ts;
+                    row.seq = seq;
+                    for (dst, c) in row.values.iter_mut().zip(columns) {
+                        match (dst, record.get(*c)) {
+                            (Value::String(d), Some(Value::String(s))) => d.clone_from(s),
+                            (dst, src) => *dst = src.cloned().unwrap_or(Value::Null),
+                        }
+                    }
+                }
+                _ => {
+                    let row = AttributeRow {
+                        ts,
+                        seq,
+                        values: columns.iter().map(value).collect(),
+                    };
+                    shard
+                        .entities
+                        .insert(key.clone(), OnlineEntry::Attributes(row));
+                }
+            },
         }
         shard.maybe_sweep(keep, now);
     }
@@ -317,9 +361,10 @@ impl OnlineStore {
     pub fn evict(&self, now: i64) {
         for (shards, keep) in self.views.iter().zip(&self.keep) {
             for shard in shards {
-                let mut shard = shard.write().unwrap_or_else(|p| p.into_inner());
-                shard.swept_at = i64::MIN;
-                shard.maybe_sweep(keep, now);
+                shard
+                    .write()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .sweep(keep, now);
             }
         }
     }
