@@ -401,6 +401,7 @@ impl<'a> Ctx<'a> {
     }
 }
 
+/// An event on its way into a tile.
 #[derive(Debug, Clone)]
 struct Event {
     ts: i64,
@@ -411,15 +412,6 @@ struct Event {
 impl Event {
     fn key(&self) -> (i64, u64) {
         (self.ts, self.seq)
-    }
-
-    /// Folds this event into `acc`, partial `i` reading column `cols[i].input`.
-    fn fold_into(&self, cols: &[Col], acc: &mut [Partial]) {
-        for (p, c) in acc.iter_mut().zip(cols) {
-            if let Some(v) = self.values.get(c.input) {
-                p.update(v, self.ts, self.seq);
-            }
-        }
     }
 }
 
@@ -529,11 +521,16 @@ trait Node: Sized {
     fn check_node(&self, spec: &SeriesSpec, key: i64, newest: bool) -> Result<(), String>;
 }
 
+/// A fine tile, stored by column: no heap object per event. `keys[i]` is event `i`'s
+/// `(ts, seq)` and `values[i * w .. (i + 1) * w]` its input values, where `w` (the spec's input
+/// count) is `values.len() / keys.len()`.
 #[derive(Debug, Clone)]
 struct Tile {
     /// Sorted by `(ts, seq)`.
-    events: Vec<Event>,
-    /// One per slot, the fold of `events`; empty while the tile is sparse (fewer than
+    keys: Vec<(i64, u64)>,
+    /// The events' input values, event after event.
+    values: Vec<Value>,
+    /// One per slot, the fold of the events; empty while the tile is sparse (fewer than
     /// [`DENSE_TILE`] events), where folding the events at read time costs about as much as
     /// merging partials and the partials would dominate memory.
     partials: Vec<Partial>,
@@ -545,12 +542,65 @@ struct Tile {
 const DENSE_TILE: usize = 8;
 
 impl Tile {
+    /// Values per event.
+    fn width(&self) -> usize {
+        self.values.len().checked_div(self.keys.len()).unwrap_or(0)
+    }
+
+    /// The input values of event `i`.
+    fn row(&self, i: usize) -> &[Value] {
+        let w = self.width();
+        self.values.get(i * w..(i + 1) * w).unwrap_or(&[])
+    }
+
+    /// Folds event `i` into `acc`, partial `k` reading column `cols[k].input`.
+    fn fold_event(&self, i: usize, cols: &[Col], acc: &mut [Partial]) {
+        let (ts, seq) = self.keys[i];
+        let row = self.row(i);
+        for (p, c) in acc.iter_mut().zip(cols) {
+            if let Some(v) = row.get(c.input) {
+                p.update(v, ts, seq);
+            }
+        }
+    }
+
     fn rebuild(&mut self, ctx: &Ctx<'_>) {
         let mut partials = ctx.empty();
-        for e in &self.events {
-            e.fold_into(ctx.cols(), &mut partials);
+        for i in 0..self.keys.len() {
+            self.fold_event(i, ctx.cols(), &mut partials);
         }
         self.partials = partials;
+    }
+
+    /// Dense exactly when it holds DENSE_TILE events, so that the state depends on the events
+    /// alone (a replacement or an eviction can make a tile sparse again).
+    fn settle(&mut self, ctx: &Ctx<'_>) {
+        if self.keys.len() >= DENSE_TILE {
+            self.rebuild(ctx);
+        } else {
+            self.partials = Vec::new();
+        }
+    }
+
+    /// Appends an event newer than every stored one.
+    fn push(&mut self, ctx: &Ctx<'_>, event: Event) {
+        let w = event.values.len();
+        if self.partials.is_empty() {
+            make_room(&mut self.keys, usize::MAX);
+            self.values.reserve_exact(w);
+            self.keys.push(event.key());
+            self.values.extend(event.values);
+            if self.keys.len() >= DENSE_TILE {
+                self.rebuild(ctx);
+            }
+        } else {
+            self.keys.push(event.key());
+            self.values.extend(event.values);
+            let i = self.keys.len() - 1;
+            let mut partials = std::mem::take(&mut self.partials);
+            self.fold_event(i, ctx.cols(), &mut partials);
+            self.partials = partials;
+        }
     }
 }
 
@@ -559,59 +609,43 @@ impl Node for Tile {
 
     fn empty() -> Self {
         Tile {
-            events: Vec::new(),
+            keys: Vec::new(),
+            values: Vec::new(),
             partials: Vec::new(),
         }
     }
 
     fn insert(&mut self, ctx: &Ctx<'_>, _fine: i64, event: Event, same_ts: SameTimestamp) -> usize {
-        // The common case, an event newer than every stored one, reads only the last event:
-        // the binary searches below would miss the cache once per probe.
-        if self.events.last().is_some_and(|last| last.ts < event.ts) {
-            if self.partials.is_empty() {
-                make_room(&mut self.events, usize::MAX);
-                self.events.push(event);
-                if self.events.len() >= DENSE_TILE {
-                    self.rebuild(ctx);
-                }
-            } else {
-                event.fold_into(ctx.cols(), &mut self.partials);
-                self.events.push(event);
-            }
+        // The common case, an event newer than every stored one, reads only the last key: the
+        // binary searches below would miss the cache once per probe.
+        if self.keys.last().is_none_or(|last| last.0 < event.ts) {
+            self.push(ctx, event);
             return 0;
         }
+        let w = event.values.len();
         let mut removed = 0;
         if same_ts == SameTimestamp::Replace {
-            let start = self.events.partition_point(|e| e.ts < event.ts);
-            let end = self.events.partition_point(|e| e.ts <= event.ts);
+            let start = self.keys.partition_point(|k| k.0 < event.ts);
+            let end = self.keys.partition_point(|k| k.0 <= event.ts);
             if end > start {
-                self.events.drain(start..end);
+                self.keys.drain(start..end);
+                self.values.drain(start * w..end * w);
                 removed = end - start;
             }
         }
-        let at = self.events.partition_point(|e| e.key() <= event.key());
-        let newest = at == self.events.len();
-        if !self.partials.is_empty() && newest && removed == 0 {
-            event.fold_into(ctx.cols(), &mut self.partials);
-            self.events.push(event);
-        } else {
-            make_room(&mut self.events, usize::MAX);
-            self.events.insert(at, event);
-            // Dense exactly when it holds DENSE_TILE events, so that the state depends on the
-            // events alone (a replacement can make a tile sparse again).
-            if self.events.len() >= DENSE_TILE {
-                self.rebuild(ctx);
-            } else {
-                self.partials = Vec::new();
-            }
-        }
+        let key = event.key();
+        let at = self.keys.partition_point(|k| *k <= key);
+        make_room(&mut self.keys, usize::MAX);
+        self.keys.insert(at, key);
+        self.values.splice(at * w..at * w, event.values);
+        self.settle(ctx);
         removed
     }
 
     fn apply(&self, cols: &[Col], acc: &mut [Partial]) {
         if self.partials.is_empty() {
-            for e in &self.events {
-                e.fold_into(cols, acc);
+            for i in 0..self.keys.len() {
+                self.fold_event(i, cols, acc);
             }
         } else {
             merge_into(&self.partials, cols, acc);
@@ -622,19 +656,22 @@ impl Node for Tile {
         if self.within(key, window) {
             self.apply(cols, acc);
         } else {
-            let from = self.events.partition_point(|e| e.ts < window.lo);
-            for e in self.events[from..].iter().take_while(|e| e.ts <= window.hi) {
-                e.fold_into(cols, acc);
+            let from = self.keys.partition_point(|k| k.0 < window.lo);
+            for i in from..self.keys.len() {
+                if self.keys[i].0 > window.hi {
+                    break;
+                }
+                self.fold_event(i, cols, acc);
             }
         }
     }
 
     fn first_ts(&self) -> Option<i64> {
-        self.events.first().map(|e| e.ts)
+        self.keys.first().map(|k| k.0)
     }
 
     fn last_ts(&self) -> Option<i64> {
-        self.events.last().map(|e| e.ts)
+        self.keys.last().map(|k| k.0)
     }
 
     fn collect_tiles<'a>(&'a self, out: &mut Vec<&'a Tile>) {
@@ -642,60 +679,64 @@ impl Node for Tile {
     }
 
     fn evict(&mut self, ctx: &Ctx<'_>, horizon: i64) -> usize {
-        let n = self.events.partition_point(|e| e.ts < horizon);
+        let n = self.keys.partition_point(|k| k.0 < horizon);
         if n == 0 {
             return 0;
         }
-        self.events.drain(..n);
-        // The same rule as `insert`: dense exactly when it holds DENSE_TILE events.
-        if self.events.len() >= DENSE_TILE {
-            self.rebuild(ctx);
-        } else {
-            self.partials = Vec::new();
-        }
-        self.events.shrink_to_fit();
+        let w = self.width();
+        self.keys.drain(..n);
+        self.values.drain(..n * w);
+        self.settle(ctx);
+        self.shrink();
         n
     }
 
     fn is_empty(&self) -> bool {
-        self.events.is_empty()
+        self.keys.is_empty()
     }
 
     fn len_events(&self) -> usize {
-        self.events.len()
+        self.keys.len()
     }
 
     fn shrink(&mut self) {
-        self.events.shrink_to_fit();
+        self.keys.shrink_to_fit();
+        self.values.shrink_to_fit();
     }
 
     #[cfg(test)]
     fn check_node(&self, spec: &SeriesSpec, key: i64, newest: bool) -> Result<(), String> {
-        if self.events.is_empty() {
+        if self.keys.is_empty() {
             return Err("empty fine tile".into());
         }
-        if !newest && self.events.capacity() != self.events.len() {
+        if !newest && self.keys.capacity() != self.keys.len() {
             return Err(format!("older fine tile {key} has spare capacity"));
         }
-        if !self.events.windows(2).all(|w| w[0].key() <= w[1].key()) {
+        if self.values.len() != self.keys.len() * spec.input_count() {
+            return Err(format!(
+                "{} values for {} events",
+                self.values.len(),
+                self.keys.len()
+            ));
+        }
+        if !self.keys.windows(2).all(|w| w[0] <= w[1]) {
             return Err("fine tile events out of order".into());
         }
-        if let Some(e) = self
-            .events
+        if let Some(k) = self
+            .keys
             .iter()
-            .find(|e| e.ts.div_euclid(spec.tile_size()) != key)
+            .find(|k| k.0.div_euclid(spec.tile_size()) != key)
         {
-            return Err(format!("event at {} in fine tile {key}", e.ts));
+            return Err(format!("event at {} in fine tile {key}", k.0));
         }
         let mut rebuilt = Tile::empty();
-        rebuilt.events = self.events.clone();
-        if self.events.len() >= DENSE_TILE {
-            rebuilt.rebuild(&Ctx::new(spec, slot_firsts(spec)));
-        }
+        rebuilt.keys = self.keys.clone();
+        rebuilt.values = self.values.clone();
+        rebuilt.settle(&Ctx::new(spec, slot_firsts(spec)));
         if rebuilt.partials != self.partials {
             return Err(format!(
                 "fine tile of {} events: partials differ from a rebuild",
-                self.events.len()
+                self.keys.len()
             ));
         }
         Ok(())
@@ -1055,14 +1096,12 @@ impl Series {
         let tiles = self.tiles();
         let mut bytes = std::mem::size_of::<Series>();
         for t in &tiles {
-            bytes += t.events.capacity() * std::mem::size_of::<Event>()
+            bytes += t.keys.capacity() * std::mem::size_of::<(i64, u64)>()
+                + t.values.capacity() * std::mem::size_of::<Value>()
+                + t.values.iter().map(value_heap).sum::<usize>()
                 + t.partials.capacity() * std::mem::size_of::<Partial>()
                 // A fine tile's key and node in its parent (BTreeMap entry or child vector).
                 + std::mem::size_of::<(i64, Tile)>();
-            for e in &t.events {
-                bytes += e.values.capacity() * std::mem::size_of::<Value>();
-                bytes += e.values.iter().map(value_heap).sum::<usize>();
-            }
         }
         (tiles.len(), bytes)
     }
@@ -1153,7 +1192,7 @@ impl Series {
     pub fn events(&self) -> impl Iterator<Item = (i64, u64, &[Value])> + '_ {
         self.tiles()
             .into_iter()
-            .flat_map(|t| t.events.iter().map(|e| (e.ts, e.seq, e.values.as_slice())))
+            .flat_map(|t| (0..t.keys.len()).map(move |i| (t.keys[i].0, t.keys[i].1, t.row(i))))
     }
 
     /// The internal (fine) tile size in nanoseconds.
@@ -1169,7 +1208,7 @@ impl Series {
             map.iter()
                 .try_for_each(|(k, n)| n.check_node(spec, *k, Some(*k) == last))
         }
-        let count: usize = self.tiles().iter().map(|t| t.events.len()).sum();
+        let count: usize = self.tiles().iter().map(|t| t.keys.len()).sum();
         if count != self.len {
             return Err(format!("len {} but {count} events", self.len));
         }
