@@ -11,7 +11,10 @@
 //!    `SOAK_PEER_SECS` seconds (default 15);
 //! 2. the mock, unique bodies, `SOAK_SECS` seconds (default 60): req/s and the server's RSS per
 //!    10-second interval, and the online store's counts from `/_mock/health`;
-//! 3. bare axum, then the mock, with one repeated body, `SOAK_PEER_SECS` each.
+//! 3. bare axum, then the mock, with one repeated body, `SOAK_PEER_SECS` each;
+//! 4. the mock with the offline log switched off (`log_offline = false`), unique bodies,
+//!    `SOAK_SECS`: the growth of what stays in memory by design (online store and journal)
+//!    apart from the offline rows.
 //!
 //! Printed at the end: unique-event throughput as a ratio to bare axum (target ≥ 0.3×),
 //! repeated-body ratio (≥ 0.5×), and RSS growth per ingested event between the 20th and the
@@ -56,7 +59,7 @@ fn main() {
     let bare_unique = run(&bare, Body::Unique, peer_secs, conns, "bare axum, unique").rate;
     drop(bare);
 
-    let mock = Server::mock();
+    let mock = Server::mock(None);
     let unique = run(&mock, Body::Unique, secs, conns, "mock, unique");
     drop(mock);
 
@@ -70,9 +73,27 @@ fn main() {
     )
     .rate;
     drop(bare);
-    let mock = Server::mock();
+    let mock = Server::mock(None);
     let repeated = run(&mock, Body::Repeated, peer_secs, conns, "mock, repeated").rate;
     drop(mock);
+
+    let no_offline =
+        std::env::temp_dir().join(format!("soak-no-offline-{}.toml", std::process::id()));
+    std::fs::write(
+        &no_offline,
+        mock_tecton::repo::DEMO_TOML.replace("log_offline = true", "log_offline = false"),
+    )
+    .expect("temp repository");
+    let mock = Server::mock(Some(&no_offline));
+    let online_only = run(
+        &mock,
+        Body::Unique,
+        secs,
+        conns,
+        "mock, unique, no offline log",
+    );
+    drop(mock);
+    let _ = std::fs::remove_file(&no_offline);
 
     println!();
     println!("| measure | value | target |");
@@ -89,12 +110,20 @@ fn main() {
         bare_repeated,
         repeated / bare_repeated
     );
-    match unique.growth {
-        Some((from, to, per_event)) => println!(
-            "| RSS growth per ingested event, {from} s to {to} s | {per_event:.1} bytes | <= 64 |"
-        ),
-        None => println!("| RSS growth per ingested event | (run at least 30 s) | <= 64 |"),
+    for (label, outcome) in [("", &unique), (", no offline log", &online_only)] {
+        match outcome.growth {
+            Some((from, to, per_event)) => println!(
+                "| RSS growth per ingested event{label}, {from} s to {to} s | {per_event:.1} bytes | <= 64 |"
+            ),
+            None => println!("| RSS growth per ingested event{label} | (run at least 30 s) | <= 64 |"),
+        }
     }
+    println!(
+        "| unique events, no offline log / bare axum | {:.0} / {:.0} req/s = {:.2}x | |",
+        online_only.rate,
+        bare_unique,
+        online_only.rate / bare_unique
+    );
 }
 
 /// A server under test, killed when dropped.
@@ -104,10 +133,14 @@ struct Server {
 }
 
 impl Server {
-    fn mock() -> Server {
+    fn mock(config: Option<&std::path::Path>) -> Server {
         let exe = env!("CARGO_BIN_EXE_tecton-sim");
-        let mut child = Command::new(exe)
-            .args(["serve", "--port", "0"])
+        let mut command = Command::new(exe);
+        command.args(["serve", "--port", "0"]);
+        if let Some(path) = config {
+            command.arg("--config").arg(path);
+        }
+        let mut child = command
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
@@ -126,6 +159,20 @@ impl Server {
             .expect("bare server starts");
         let addr = read_addr(&mut child, "serving at http://");
         Server { child, addr }
+    }
+
+    /// `/_mock/health` (`null` for the bare peer).
+    fn health(&self) -> serde_json::Value {
+        let Ok(mut stream) = TcpStream::connect(&self.addr) else {
+            return serde_json::Value::Null;
+        };
+        let _ = stream
+            .write_all(b"GET /_mock/health HTTP/1.1\r\nHost: soak\r\nConnection: close\r\n\r\n");
+        let mut text = String::new();
+        let _ = stream.read_to_string(&mut text);
+        text.split_once("\r\n\r\n")
+            .and_then(|(_, body)| serde_json::from_str(body).ok())
+            .unwrap_or(serde_json::Value::Null)
     }
 
     /// Resident set size of the server process, in bytes.
@@ -179,8 +226,8 @@ struct Outcome {
 
 fn run(server: &Server, body: Body, secs: u64, conns: usize, label: &str) -> Outcome {
     println!("\n{label}: {secs} s");
-    println!("| t (s) | req/s | events/s | RSS (MiB) |");
-    println!("|---:|---:|---:|---:|");
+    println!("| t (s) | req/s | events/s | RSS (MiB) | online events | online (MiB, est.) | journal (MiB, est.) |");
+    println!("|---:|---:|---:|---:|---:|---:|---:|");
     let done = Arc::new(AtomicU64::new(0));
     let failed = Arc::new(AtomicU64::new(0));
     let stop = Arc::new(AtomicBool::new(false));
@@ -205,10 +252,18 @@ fn run(server: &Server, body: Body, secs: u64, conns: usize, label: &str) -> Out
         let (now, rss) = (done.load(Ordering::Relaxed), server.rss());
         let prev_t = samples.last().map_or(0, |s| s.0);
         let rate = (now - last) as f64 / (t.saturating_sub(prev_t).max(1)) as f64;
+        let health = server.health();
+        let mib = |v: &serde_json::Value| {
+            v.as_f64()
+                .map_or("-".to_owned(), |b| format!("{:.0}", b / 1_048_576.0))
+        };
         println!(
-            "| {t} | {rate:.0} | {:.0} | {:.0} |",
+            "| {t} | {rate:.0} | {:.0} | {:.0} | {} | {} | {} |",
             rate * RECORDS as f64,
-            rss as f64 / 1_048_576.0
+            rss as f64 / 1_048_576.0,
+            health["online"]["events"],
+            mib(&health["online"]["estimated_bytes"]),
+            mib(&health["journal"]["estimated_bytes"]),
         );
         samples.push((t, now, rss));
         last = now;
