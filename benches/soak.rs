@@ -20,7 +20,8 @@
 //! repeated-body ratio (≥ 0.5×), and RSS growth per ingested event between the 20th and the
 //! 60th second (≤ 64 bytes; with a shorter `SOAK_SECS`, between 20 s and the end).
 //!
-//! `cargo bench --bench soak` (`SOAK_SECS=600` for a ten-minute soak). Loopback only.
+//! `cargo bench --bench soak` (`SOAK_SECS=600` for a ten-minute soak; `SOAK_MOCK_BIN=path` to
+//! run another build of `tecton-sim`). Loopback only.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
@@ -134,7 +135,9 @@ struct Server {
 
 impl Server {
     fn mock(config: Option<&std::path::Path>) -> Server {
-        let exe = env!("CARGO_BIN_EXE_tecton-sim");
+        // `SOAK_MOCK_BIN` runs another build of the binary (e.g. one without mimalloc).
+        let exe = std::env::var("SOAK_MOCK_BIN")
+            .unwrap_or_else(|_| env!("CARGO_BIN_EXE_tecton-sim").to_owned());
         let mut command = Command::new(exe);
         command.args(["serve", "--port", "0"]);
         if let Some(path) = config {

@@ -143,6 +143,9 @@ async fn online(State(s): AppState, Query(q): Query<ViewQuery>) -> Response {
         let view = &repo.feature_views[i];
         let keys: Vec<String> = view.join_keys.iter().map(|(k, _)| k.clone()).collect();
         let columns = view.input_columns();
+        // Inputs read only by `count` are stored as null-ness markers: not shown.
+        let counted_only = s.online.counted_only(i);
+        let shown = |k: usize| !counted_only.get(k).copied().unwrap_or(false);
         let entities: Vec<Json_> = s
             .online
             .dump(i)
@@ -159,7 +162,7 @@ async fn online(State(s): AppState, Query(q): Query<ViewQuery>) -> Response {
                     "events": series.events().map(|(ts, seq, values)| json!({
                         "timestamp": format_rfc3339(ts),
                         "seq": seq,
-                        "values": columns.iter().zip(values).map(|(c, v)| (c.to_string(), v.to_plain_json())).collect::<serde_json::Map<_, _>>(),
+                        "values": columns.iter().zip(values).enumerate().filter(|(k, _)| shown(*k)).map(|(_, (c, v))| (c.to_string(), v.to_plain_json())).collect::<serde_json::Map<_, _>>(),
                     })).collect::<Vec<_>>(),
                 }),
             })

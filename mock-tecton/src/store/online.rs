@@ -208,6 +208,15 @@ impl OnlineStore {
         Some(shard.write().unwrap_or_else(|p| p.into_inner()))
     }
 
+    /// Per input of an aggregate view, whether only `count` reads it: such an input is stored
+    /// as a marker of its null-ness, not its value (empty for an attribute view).
+    pub fn counted_only(&self, view: usize) -> &[bool] {
+        match self.keep.get(view) {
+            Some(Keep::Window(_, count_only, _)) => count_only,
+            _ => &[],
+        }
+    }
+
     /// The aggregation spec of an aggregate view.
     pub fn spec(&self, view: usize) -> Option<&SeriesSpec> {
         match self.keep.get(view)? {
