@@ -5,11 +5,13 @@
 mod common;
 
 use common::*;
-use mock_tecton::consistency::check;
+use mock_tecton::consistency::same;
 use mock_tecton::duration::{DAY, MINUTE};
 use mock_tecton::ingest::Event;
+use mock_tecton::retrieval::offline_features;
 use mock_tecton::retrieval::SpineRow;
 use mock_tecton::schema::Value;
+use mock_tecton::serving::{online_vector, served_features, UnknownEntity};
 use mock_tecton::state::MockState;
 use mock_tecton::store::{EntityKey, KeyPart, OnlineEntry};
 use mock_tecton::Config;
@@ -169,17 +171,38 @@ fn memory_levels_off_as_the_clock_moves_and_online_still_equals_offline() {
     assert!(stats.estimated_bytes > 0);
     assert_eq!(state.offline.rows(0).len(), steps * users.len());
 
+    // The live (bounded) store serves at now what point-in-time retrieval over the whole
+    // offline log gives.
     let now = state.clock.now();
     let points: Vec<SpineRow> = users
         .iter()
-        .flat_map(|u| {
-            // At now: before it, the attribute view serves its newest row by design.
-            [now].map(|t| SpineRow {
-                join_keys: [("user_id".to_owned(), json!(u))].into_iter().collect(),
-                timestamp: t,
-            })
+        .map(|u| SpineRow {
+            join_keys: [("user_id".to_owned(), json!(u))].into_iter().collect(),
+            timestamp: now,
         })
         .collect();
-    let report = check(&state, "fraud_detection", &points, 5).unwrap();
-    assert!(report.consistent, "{}", report.to_markdown());
+    let fs = state.repo.feature_service("fraud_detection").unwrap();
+    let features = served_features(&state.repo, fs);
+    let offline = offline_features(&state, &features, &points).unwrap();
+    for (point, off) in points.iter().zip(&offline) {
+        let on = online_vector(
+            &state.repo,
+            &state.online,
+            &features,
+            &point.join_keys,
+            point.timestamp,
+            UnknownEntity::EmptyWindow,
+        )
+        .unwrap();
+        for (i, f) in features.iter().enumerate() {
+            assert!(
+                same(&on[i].value, &off[i].value),
+                "{} for {:?}: online {:?} offline {:?}",
+                f.name,
+                point.join_keys,
+                on[i].value,
+                off[i].value
+            );
+        }
+    }
 }

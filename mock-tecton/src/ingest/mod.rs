@@ -400,8 +400,8 @@ pub(crate) fn write(
     // Views over the same join keys (the common case) share one key.
     let mut key: Option<(&[usize], Option<EntityKey>)> = None;
     for sub in ctx.plan.subscriptions(source) {
-        // Events before feature_start_time are not materialized, online or offline.
-        if sub.feature_start_time.is_some_and(|fst| ts < fst) {
+        // Attribute views ignore rows before feature_start_time; aggregations keep every event.
+        if !sub.keeps(ts) {
             continue;
         }
         let mut m = match metrics.as_deref_mut() {
@@ -423,34 +423,12 @@ pub(crate) fn write(
             .as_ref()
             .is_none_or(|(cols, _)| *cols != sub.key_columns.as_slice())
         {
-            let k = EntityKey::from_values(sub.key_columns.iter().filter_map(|&c| values.get(c)))
-                .filter(|k| k.0.len() == sub.key_columns.len());
-            key = Some((sub.key_columns.as_slice(), k));
+            key = Some((sub.key_columns.as_slice(), sub.entity_key(&values)));
         }
         let Some((_, Some(entity))) = &key else {
             continue;
         };
-        if sub.attributes {
-            ctx.online.put_attributes(
-                sub.view,
-                entity,
-                ts,
-                seq,
-                &values,
-                &sub.value_columns,
-                ctx.now,
-            );
-        } else {
-            ctx.online.put_event(
-                sub.view,
-                entity,
-                ts,
-                seq,
-                &values,
-                &sub.value_columns,
-                ctx.now,
-            );
-        }
+        sub.put_online(ctx.online, entity, ts, seq, &values, ctx.now);
         if let Some(m) = m {
             m.1 += 1;
         }

@@ -2,6 +2,8 @@
 //! so the request path does no name lookups.
 
 use crate::repo::{Repository, ViewKind};
+use crate::schema::Value;
+use crate::store::{EntityKey, OnlineStore};
 
 /// One feature view subscribed to one push source.
 #[derive(Debug, Clone)]
@@ -22,6 +24,61 @@ pub struct Subscription {
     pub online: bool,
     /// Written offline.
     pub offline: bool,
+}
+
+impl Subscription {
+    /// Whether this view keeps a record stamped `ts` at all: attribute views ignore rows before
+    /// `feature_start_time` ([`crate::decisions::attribute_row_kept`]); aggregations keep every
+    /// event.
+    pub fn keeps(&self, ts: i64) -> bool {
+        !self.attributes || crate::decisions::attribute_row_kept(self.feature_start_time, ts)
+    }
+
+    /// Applies one validated record (values in source-schema order) to the online store at
+    /// clock time `now` (which decides what the store still keeps): the ingest path and the
+    /// consistency replay both write through here. False when the view is not online, does not
+    /// keep the row, or the record has no usable entity key.
+    pub fn apply_online(
+        &self,
+        online: &OnlineStore,
+        ts: i64,
+        seq: u64,
+        record: &[Value],
+        now: i64,
+    ) -> bool {
+        if !self.online || !self.keeps(ts) {
+            return false;
+        }
+        let Some(key) = self.entity_key(record) else {
+            return false;
+        };
+        self.put_online(online, &key, ts, seq, record, now);
+        true
+    }
+
+    /// Writes a record to this view's online entry for `key` (already checked to be kept).
+    pub(crate) fn put_online(
+        &self,
+        online: &OnlineStore,
+        key: &EntityKey,
+        ts: i64,
+        seq: u64,
+        record: &[Value],
+        now: i64,
+    ) {
+        if self.attributes {
+            online.put_attributes(self.view, key, ts, seq, record, &self.value_columns, now);
+        } else {
+            online.put_event(self.view, key, ts, seq, record, &self.value_columns, now);
+        }
+    }
+
+    /// The entity key of a record (values in source-schema order) for this view; `None` when a
+    /// join key is missing or not a string or integer.
+    pub fn entity_key(&self, record: &[Value]) -> Option<EntityKey> {
+        EntityKey::from_values(self.key_columns.iter().filter_map(|&c| record.get(c)))
+            .filter(|k| k.0.len() == self.key_columns.len())
+    }
 }
 
 /// Routing for every push source.
