@@ -51,14 +51,28 @@ fn not_found(message: impl Into<String>) -> Response {
 }
 
 async fn health(State(s): AppState) -> Json<Json_> {
+    Json(health_body(&s))
+}
+
+/// Status, version, and what each store holds: counts and estimated bytes, so a long run can
+/// watch memory level off. Each store reports its own section.
+pub fn health_body(s: &MockState) -> Json_ {
+    let counters = s.journal.counters();
+    let journal = s.journal.footprint();
     let offline = s.offline.stats();
-    Json(json!({
+    json!({
         // A failing disk keeps acknowledged rows in memory: still serving, but not healthy.
         "status": if offline.error.is_some() { "degraded" } else { "ok" },
         "version": env!("CARGO_PKG_VERSION"),
-        "journal": s.journal.counters(),
+        "journal": {
+            "total": counters.total,
+            "dropped": counters.dropped,
+            "entries": journal.entries,
+            "estimated_bytes": journal.estimated_bytes,
+        },
+        "online": s.online.stats(),
         "offline": offline,
-    }))
+    })
 }
 
 async fn reset(State(s): AppState) -> Response {
@@ -141,6 +155,9 @@ async fn online(State(s): AppState, Query(q): Query<ViewQuery>) -> Response {
         let view = &repo.feature_views[i];
         let keys: Vec<String> = view.join_keys.iter().map(|(k, _)| k.clone()).collect();
         let columns = view.input_columns();
+        // Inputs read only by `count` are stored as null-ness markers: not shown.
+        let counted_only = s.online.counted_only(i);
+        let shown = |k: usize| !counted_only.get(k).copied().unwrap_or(false);
         let entities: Vec<Json_> = s
             .online
             .dump(i)
@@ -157,7 +174,7 @@ async fn online(State(s): AppState, Query(q): Query<ViewQuery>) -> Response {
                     "events": series.events().map(|(ts, seq, values)| json!({
                         "timestamp": format_rfc3339(ts),
                         "seq": seq,
-                        "values": columns.iter().zip(values).map(|(c, v)| (c.to_string(), v.to_plain_json())).collect::<serde_json::Map<_, _>>(),
+                        "values": columns.iter().zip(values).enumerate().filter(|(k, _)| shown(*k)).map(|(_, (c, v))| (c.to_string(), v.to_plain_json())).collect::<serde_json::Map<_, _>>(),
                     })).collect::<Vec<_>>(),
                 }),
             })

@@ -28,6 +28,20 @@ pub struct Config {
     pub faults: FaultSet,
     /// The offline store's data directory and flush policy.
     pub offline: OfflineSettings,
+    /// What the online store keeps (default: what the clock can still serve).
+    pub retention: Retention,
+}
+
+/// What the online store keeps.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Retention {
+    /// Only what a request at the clock's time or later can read: memory stays bounded under
+    /// sustained load (see [`crate::store::OnlineStore`]).
+    #[default]
+    Servable,
+    /// Every event and row, whatever the clock: for replaying a history and evaluating it at
+    /// past points (the in-process `offline` and `consistency` commands). Grows without bound.
+    Everything,
 }
 
 impl Default for Config {
@@ -49,6 +63,7 @@ impl Config {
             virtual_start: None,
             faults: FaultSet::default(),
             offline: OfflineSettings::default(),
+            retention: Retention::default(),
         }
     }
 
@@ -99,6 +114,12 @@ impl Config {
     pub fn offline_flush(mut self, rows: usize, interval: std::time::Duration) -> Self {
         self.offline.flush_rows = rows;
         self.offline.flush_interval = interval;
+        self
+    }
+
+    /// Sets what the online store keeps.
+    pub fn retention(mut self, retention: Retention) -> Self {
+        self.retention = retention;
         self
     }
 

@@ -80,6 +80,15 @@ pub struct Counters {
     pub dropped: u64,
 }
 
+/// What the journal holds now (see [`Journal::footprint`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct JournalSize {
+    /// Entries held (at most the capacity).
+    pub entries: usize,
+    /// Estimated heap bytes of those entries.
+    pub estimated_bytes: usize,
+}
+
 /// The journal of one mock instance.
 #[derive(Debug)]
 pub struct Journal {
@@ -147,6 +156,26 @@ impl Journal {
             total: self.recorded.load(Ordering::Relaxed),
             dropped: self.dropped.load(Ordering::Relaxed),
         }
+    }
+
+    /// Entries held now and an estimate of their heap bytes (entry, strings and kept bodies),
+    /// walked shard by shard.
+    pub fn footprint(&self) -> JournalSize {
+        let mut size = JournalSize::default();
+        for shard in &self.shards {
+            let ring = shard.lock().unwrap_or_else(|p| p.into_inner());
+            size.entries += ring.len();
+            size.estimated_bytes += ring.capacity() * std::mem::size_of::<Entry>();
+            for e in ring.iter() {
+                size.estimated_bytes += e.method.capacity()
+                    + e.path.capacity()
+                    + e.key_id.as_ref().map_or(0, String::capacity)
+                    + e.fault.as_ref().map_or(0, String::capacity)
+                    + e.request_body.len()
+                    + e.response_body.len();
+            }
+        }
+        size
     }
 
     /// Forgets everything; sequence numbers restart at 0.

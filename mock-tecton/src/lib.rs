@@ -40,6 +40,6 @@ pub mod serving;
 pub mod state;
 pub mod store;
 
-pub use config::Config;
+pub use config::{Config, Retention};
 pub use repo::Repository;
 pub use server::MockTecton;

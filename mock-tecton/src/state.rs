@@ -45,7 +45,7 @@ impl MockState {
                 .virtual_start
                 .map_or_else(Clock::wall, Clock::virtual_at),
             journal: Journal::new(config.journal_capacity, config.journal_body_bytes),
-            online: OnlineStore::new(&repo),
+            online: OnlineStore::new(&repo, config.retention),
             offline: OfflineLog::new(&repo, &config.offline),
             record_seq: AtomicU64::new(0),
             records_per_source: config.records_per_source,

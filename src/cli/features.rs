@@ -230,7 +230,8 @@ fn in_process(
             errors.join("\n  ")
         );
     }
-    let state = MockState::new(&Config::new(repo));
+    // A replayed history is evaluated at past points: the online store keeps all of it.
+    let state = MockState::new(&Config::new(repo).retention(mock_tecton::Retention::Everything));
     let first = state.record_seq.load(std::sync::atomic::Ordering::Relaxed);
     state
         .load_records(&workspace, &source, records)

@@ -242,7 +242,8 @@ impl Replay {
         features: &[ServedFeature],
         points: &[SpineRow],
     ) -> Result<Vec<Vec<FeatureValue>>, ServingError> {
-        let store = OnlineStore::new(&state.repo);
+        // Evaluated at past points: the replayed store keeps every event it is given.
+        let store = OnlineStore::new(&state.repo, crate::config::Retention::Everything);
         let mut order: Vec<usize> = (0..points.len()).collect();
         order.sort_by_key(|&i| (points[i].timestamp, i));
         let mut out = vec![Vec::new(); points.len()];
@@ -256,7 +257,7 @@ impl Replay {
             {
                 for sub in state.plan.subscriptions(rec.source) {
                     if self.views.contains(&sub.view) {
-                        sub.apply_online(&store, rec.ts, rec.seq, &rec.values);
+                        sub.apply_online(&store, rec.ts, rec.seq, &rec.values, rec.arrival);
                     }
                 }
                 next += 1;

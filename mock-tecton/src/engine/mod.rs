@@ -15,5 +15,5 @@ pub mod tdigest;
 pub use function::AggregateFunction;
 pub use hll::Hll;
 pub use partial::Partial;
-pub use series::{Aggregation, Mode, SameTimestamp, Series, SeriesSpec};
+pub use series::{value_heap, Aggregation, Mode, SameTimestamp, Series, SeriesSpec};
 pub use tdigest::TDigest;

@@ -212,6 +212,25 @@ impl SeriesSpec {
             .count()
     }
 
+    /// How far back from now events can still be served: the longest `window − offset`, plus
+    /// one fine tile (for TIME_INTERVAL the in-progress interval, for CONTINUOUS a margin).
+    /// An event with `ts < now − reach` is in no window at `now` or later.
+    pub fn reach(&self) -> i64 {
+        let longest = self
+            .aggregations
+            .iter()
+            .map(|a| i128::from(a.window) - i128::from(a.offset.min(0)))
+            .max()
+            .unwrap_or(0)
+            .max(0);
+        i64::try_from(longest + i128::from(self.tile_size())).unwrap_or(i64::MAX)
+    }
+
+    /// The oldest event time still servable at `now` ([`SeriesSpec::reach`] before it).
+    pub fn horizon(&self, now: i64) -> i64 {
+        now.saturating_sub(self.reach())
+    }
+
     /// True when `t` is before `feature_start_time` under this mode's rule.
     pub fn before_start(&self, t: i64) -> bool {
         let Some(fst) = self.feature_start_time else {
@@ -244,6 +263,25 @@ impl SeriesSpec {
             return None;
         }
         Some((i64::try_from(lo).ok()?, i64::try_from(hi).ok()?))
+    }
+}
+
+/// Heap bytes a value owns beyond its own size (string contents at their length).
+pub fn value_heap(v: &Value) -> usize {
+    match v {
+        Value::String(s) => s.capacity(),
+        Value::Array(items) | Value::Struct(items) => {
+            items.capacity() * std::mem::size_of::<Value>()
+                + items.iter().map(value_heap).sum::<usize>()
+        }
+        Value::Map(entries) => {
+            entries.capacity() * std::mem::size_of::<(String, Value)>()
+                + entries
+                    .iter()
+                    .map(|(k, v)| k.capacity() + value_heap(v))
+                    .sum::<usize>()
+        }
+        _ => 0,
     }
 }
 
@@ -362,6 +400,7 @@ impl<'a> Ctx<'a> {
     }
 }
 
+/// An event on its way into a tile.
 #[derive(Debug, Clone)]
 struct Event {
     ts: i64,
@@ -372,15 +411,6 @@ struct Event {
 impl Event {
     fn key(&self) -> (i64, u64) {
         (self.ts, self.seq)
-    }
-
-    /// Folds this event into `acc`, partial `i` reading column `cols[i].input`.
-    fn fold_into(&self, cols: &[Col], acc: &mut [Partial]) {
-        for (p, c) in acc.iter_mut().zip(cols) {
-            if let Some(v) = self.values.get(c.input) {
-                p.update(v, self.ts, self.seq);
-            }
-        }
     }
 }
 
@@ -460,6 +490,16 @@ trait Node: Sized {
     /// Appends the fine tiles, oldest first.
     fn collect_tiles<'a>(&'a self, out: &mut Vec<&'a Tile>);
 
+    /// Drops every event older than `horizon`; returns how many. Leaves the node empty when
+    /// all were, and its state exactly as if the remaining events had been inserted alone.
+    fn evict(&mut self, ctx: &Ctx<'_>, horizon: i64) -> usize;
+
+    /// True when the node holds no event.
+    fn is_empty(&self) -> bool;
+
+    /// How many events the node holds.
+    fn len_events(&self) -> usize;
+
     /// Drops the spare capacity of this node's vectors. Only the newest node of each level
     /// keeps any, so that appending grows vectors by doubling while every older node, which
     /// seldom changes again, is sized exactly: this is called when a node stops being the newest
@@ -480,11 +520,16 @@ trait Node: Sized {
     fn check_node(&self, spec: &SeriesSpec, key: i64, newest: bool) -> Result<(), String>;
 }
 
+/// A fine tile, stored by column: no heap object per event. `keys[i]` is event `i`'s
+/// `(ts, seq)` and `values[i * w .. (i + 1) * w]` its input values, where `w` (the spec's input
+/// count) is `values.len() / keys.len()`.
 #[derive(Debug, Clone)]
 struct Tile {
     /// Sorted by `(ts, seq)`.
-    events: Vec<Event>,
-    /// One per slot, the fold of `events`; empty while the tile is sparse (fewer than
+    keys: Vec<(i64, u64)>,
+    /// The events' input values, event after event.
+    values: Vec<Value>,
+    /// One per slot, the fold of the events; empty while the tile is sparse (fewer than
     /// [`DENSE_TILE`] events), where folding the events at read time costs about as much as
     /// merging partials and the partials would dominate memory.
     partials: Vec<Partial>,
@@ -496,12 +541,65 @@ struct Tile {
 const DENSE_TILE: usize = 8;
 
 impl Tile {
+    /// Values per event.
+    fn width(&self) -> usize {
+        self.values.len().checked_div(self.keys.len()).unwrap_or(0)
+    }
+
+    /// The input values of event `i`.
+    fn row(&self, i: usize) -> &[Value] {
+        let w = self.width();
+        self.values.get(i * w..(i + 1) * w).unwrap_or(&[])
+    }
+
+    /// Folds event `i` into `acc`, partial `k` reading column `cols[k].input`.
+    fn fold_event(&self, i: usize, cols: &[Col], acc: &mut [Partial]) {
+        let (ts, seq) = self.keys[i];
+        let row = self.row(i);
+        for (p, c) in acc.iter_mut().zip(cols) {
+            if let Some(v) = row.get(c.input) {
+                p.update(v, ts, seq);
+            }
+        }
+    }
+
     fn rebuild(&mut self, ctx: &Ctx<'_>) {
         let mut partials = ctx.empty();
-        for e in &self.events {
-            e.fold_into(ctx.cols(), &mut partials);
+        for i in 0..self.keys.len() {
+            self.fold_event(i, ctx.cols(), &mut partials);
         }
         self.partials = partials;
+    }
+
+    /// Dense exactly when it holds DENSE_TILE events, so that the state depends on the events
+    /// alone (a replacement or an eviction can make a tile sparse again).
+    fn settle(&mut self, ctx: &Ctx<'_>) {
+        if self.keys.len() >= DENSE_TILE {
+            self.rebuild(ctx);
+        } else {
+            self.partials = Vec::new();
+        }
+    }
+
+    /// Appends an event newer than every stored one.
+    fn push(&mut self, ctx: &Ctx<'_>, event: Event) {
+        let w = event.values.len();
+        if self.partials.is_empty() {
+            make_room(&mut self.keys, usize::MAX);
+            self.values.reserve_exact(w);
+            self.keys.push(event.key());
+            self.values.extend(event.values);
+            if self.keys.len() >= DENSE_TILE {
+                self.rebuild(ctx);
+            }
+        } else {
+            self.keys.push(event.key());
+            self.values.extend(event.values);
+            let i = self.keys.len() - 1;
+            let mut partials = std::mem::take(&mut self.partials);
+            self.fold_event(i, ctx.cols(), &mut partials);
+            self.partials = partials;
+        }
     }
 }
 
@@ -510,44 +608,43 @@ impl Node for Tile {
 
     fn empty() -> Self {
         Tile {
-            events: Vec::new(),
+            keys: Vec::new(),
+            values: Vec::new(),
             partials: Vec::new(),
         }
     }
 
     fn insert(&mut self, ctx: &Ctx<'_>, _fine: i64, event: Event, same_ts: SameTimestamp) -> usize {
+        // The common case, an event newer than every stored one, reads only the last key: the
+        // binary searches below would miss the cache once per probe.
+        if self.keys.last().is_none_or(|last| last.0 < event.ts) {
+            self.push(ctx, event);
+            return 0;
+        }
+        let w = event.values.len();
         let mut removed = 0;
         if same_ts == SameTimestamp::Replace {
-            let start = self.events.partition_point(|e| e.ts < event.ts);
-            let end = self.events.partition_point(|e| e.ts <= event.ts);
+            let start = self.keys.partition_point(|k| k.0 < event.ts);
+            let end = self.keys.partition_point(|k| k.0 <= event.ts);
             if end > start {
-                self.events.drain(start..end);
+                self.keys.drain(start..end);
+                self.values.drain(start * w..end * w);
                 removed = end - start;
             }
         }
-        let at = self.events.partition_point(|e| e.key() <= event.key());
-        let newest = at == self.events.len();
-        if !self.partials.is_empty() && newest && removed == 0 {
-            event.fold_into(ctx.cols(), &mut self.partials);
-            self.events.push(event);
-        } else {
-            make_room(&mut self.events, usize::MAX);
-            self.events.insert(at, event);
-            // Dense exactly when it holds DENSE_TILE events, so that the state depends on the
-            // events alone (a replacement can make a tile sparse again).
-            if self.events.len() >= DENSE_TILE {
-                self.rebuild(ctx);
-            } else {
-                self.partials = Vec::new();
-            }
-        }
+        let key = event.key();
+        let at = self.keys.partition_point(|k| *k <= key);
+        make_room(&mut self.keys, usize::MAX);
+        self.keys.insert(at, key);
+        self.values.splice(at * w..at * w, event.values);
+        self.settle(ctx);
         removed
     }
 
     fn apply(&self, cols: &[Col], acc: &mut [Partial]) {
         if self.partials.is_empty() {
-            for e in &self.events {
-                e.fold_into(cols, acc);
+            for i in 0..self.keys.len() {
+                self.fold_event(i, cols, acc);
             }
         } else {
             merge_into(&self.partials, cols, acc);
@@ -558,56 +655,87 @@ impl Node for Tile {
         if self.within(key, window) {
             self.apply(cols, acc);
         } else {
-            let from = self.events.partition_point(|e| e.ts < window.lo);
-            for e in self.events[from..].iter().take_while(|e| e.ts <= window.hi) {
-                e.fold_into(cols, acc);
+            let from = self.keys.partition_point(|k| k.0 < window.lo);
+            for i in from..self.keys.len() {
+                if self.keys[i].0 > window.hi {
+                    break;
+                }
+                self.fold_event(i, cols, acc);
             }
         }
     }
 
     fn first_ts(&self) -> Option<i64> {
-        self.events.first().map(|e| e.ts)
+        self.keys.first().map(|k| k.0)
     }
 
     fn last_ts(&self) -> Option<i64> {
-        self.events.last().map(|e| e.ts)
+        self.keys.last().map(|k| k.0)
     }
 
     fn collect_tiles<'a>(&'a self, out: &mut Vec<&'a Tile>) {
         out.push(self);
     }
 
+    fn evict(&mut self, ctx: &Ctx<'_>, horizon: i64) -> usize {
+        let n = self.keys.partition_point(|k| k.0 < horizon);
+        if n == 0 {
+            return 0;
+        }
+        let w = self.width();
+        self.keys.drain(..n);
+        self.values.drain(..n * w);
+        self.settle(ctx);
+        self.shrink();
+        n
+    }
+
+    fn is_empty(&self) -> bool {
+        self.keys.is_empty()
+    }
+
+    fn len_events(&self) -> usize {
+        self.keys.len()
+    }
+
     fn shrink(&mut self) {
-        self.events.shrink_to_fit();
+        self.keys.shrink_to_fit();
+        self.values.shrink_to_fit();
     }
 
     #[cfg(test)]
     fn check_node(&self, spec: &SeriesSpec, key: i64, newest: bool) -> Result<(), String> {
-        if self.events.is_empty() {
+        if self.keys.is_empty() {
             return Err("empty fine tile".into());
         }
-        if !newest && self.events.capacity() != self.events.len() {
+        if !newest && self.keys.capacity() != self.keys.len() {
             return Err(format!("older fine tile {key} has spare capacity"));
         }
-        if !self.events.windows(2).all(|w| w[0].key() <= w[1].key()) {
+        if self.values.len() != self.keys.len() * spec.input_count() {
+            return Err(format!(
+                "{} values for {} events",
+                self.values.len(),
+                self.keys.len()
+            ));
+        }
+        if !self.keys.windows(2).all(|w| w[0] <= w[1]) {
             return Err("fine tile events out of order".into());
         }
-        if let Some(e) = self
-            .events
+        if let Some(k) = self
+            .keys
             .iter()
-            .find(|e| e.ts.div_euclid(spec.tile_size()) != key)
+            .find(|k| k.0.div_euclid(spec.tile_size()) != key)
         {
-            return Err(format!("event at {} in fine tile {key}", e.ts));
+            return Err(format!("event at {} in fine tile {key}", k.0));
         }
         let mut rebuilt = Tile::empty();
-        rebuilt.events = self.events.clone();
-        if self.events.len() >= DENSE_TILE {
-            rebuilt.rebuild(&Ctx::new(spec, slot_firsts(spec)));
-        }
+        rebuilt.keys = self.keys.clone();
+        rebuilt.values = self.values.clone();
+        rebuilt.settle(&Ctx::new(spec, slot_firsts(spec)));
         if rebuilt.partials != self.partials {
             return Err(format!(
                 "fine tile of {} events: partials differ from a rebuild",
-                self.events.len()
+                self.keys.len()
             ));
         }
         Ok(())
@@ -742,6 +870,36 @@ impl<C: Node> Node for Coarse<C> {
         }
     }
 
+    fn evict(&mut self, ctx: &Ctx<'_>, horizon: i64) -> usize {
+        // Children cover disjoint, increasing time ranges: the wholly old ones come first.
+        let old = self
+            .children
+            .partition_point(|(_, c)| c.last_ts().is_some_and(|ts| ts < horizon));
+        let mut removed: usize = self.children[..old]
+            .iter()
+            .map(|(_, c)| c.len_events())
+            .sum();
+        self.children.drain(..old);
+        if let Some((_, first)) = self.children.first_mut() {
+            if first.first_ts().is_some_and(|ts| ts < horizon) {
+                removed += first.evict(ctx, horizon);
+            }
+        }
+        if removed > 0 {
+            self.children.shrink_to_fit();
+            self.head = self.build_head(ctx);
+        }
+        removed
+    }
+
+    fn is_empty(&self) -> bool {
+        self.children.is_empty()
+    }
+
+    fn len_events(&self) -> usize {
+        self.children.iter().map(|(_, c)| c.len_events()).sum()
+    }
+
     fn shrink(&mut self) {
         self.children.shrink_to_fit();
         // Older children are sized exactly already.
@@ -807,6 +965,26 @@ fn insert_top<N: Node>(
     let removed = node.insert(ctx, fine, event, same_ts);
     if !newest {
         node.shrink();
+    }
+    removed
+}
+
+/// Drops the events older than `horizon` from a top level; returns how many.
+fn evict_top<N: Node>(top: &mut BTreeMap<i64, N>, ctx: &Ctx<'_>, horizon: i64) -> usize {
+    let mut removed = 0;
+    while let Some(mut first) = top.first_entry() {
+        if first.get().last_ts().is_some_and(|ts| ts < horizon) {
+            removed += first.remove().len_events();
+            continue;
+        }
+        if first.get().first_ts().is_some_and(|ts| ts < horizon) {
+            removed += first.get_mut().evict(ctx, horizon);
+        }
+        if first.get().is_empty() {
+            first.remove();
+            continue;
+        }
+        break;
     }
     removed
 }
@@ -881,6 +1059,50 @@ impl Series {
             Levels::Two(top) => insert_top(top, &ctx, fine, event, same_ts),
         };
         self.len = self.len.saturating_sub(removed) + 1;
+    }
+
+    /// Drops every event older than `horizon` (`ts < horizon`); returns how many were dropped.
+    ///
+    /// The state left is exactly the one the remaining events would build on their own (tiles,
+    /// partials and heads are rebuilt canonically), so evaluation over the remaining events is
+    /// unchanged bit for bit. Costs `O(1)` when nothing is that old.
+    pub fn evict_before(&mut self, spec: &SeriesSpec, horizon: i64) -> usize {
+        if self.first_ts().is_none_or(|ts| ts >= horizon) {
+            return 0;
+        }
+        let ctx = Ctx::new(spec, self.firsts);
+        let removed = match &mut self.levels {
+            Levels::Fine(top) => evict_top(top, &ctx, horizon),
+            Levels::One(top) => evict_top(top, &ctx, horizon),
+            Levels::Two(top) => evict_top(top, &ctx, horizon),
+        };
+        self.len = self.len.saturating_sub(removed);
+        removed
+    }
+
+    /// Time of the oldest stored event.
+    pub fn first_ts(&self) -> Option<i64> {
+        match &self.levels {
+            Levels::Fine(top) => top.first_key_value()?.1.first_ts(),
+            Levels::One(top) => top.first_key_value()?.1.first_ts(),
+            Levels::Two(top) => top.first_key_value()?.1.first_ts(),
+        }
+    }
+
+    /// Number of fine tiles, and an estimate of the heap bytes the series holds (events,
+    /// values, partials and tree nodes; string contents counted at their length).
+    pub fn footprint(&self) -> (usize, usize) {
+        let tiles = self.tiles();
+        let mut bytes = std::mem::size_of::<Series>();
+        for t in &tiles {
+            bytes += t.keys.capacity() * std::mem::size_of::<(i64, u64)>()
+                + t.values.capacity() * std::mem::size_of::<Value>()
+                + t.values.iter().map(value_heap).sum::<usize>()
+                + t.partials.capacity() * std::mem::size_of::<Partial>()
+                // A fine tile's key and node in its parent (BTreeMap entry or child vector).
+                + std::mem::size_of::<(i64, Tile)>();
+        }
+        (tiles.len(), bytes)
     }
 
     /// The feature values at request time `t`, one per aggregation, in spec order.
@@ -969,7 +1191,7 @@ impl Series {
     pub fn events(&self) -> impl Iterator<Item = (i64, u64, &[Value])> + '_ {
         self.tiles()
             .into_iter()
-            .flat_map(|t| t.events.iter().map(|e| (e.ts, e.seq, e.values.as_slice())))
+            .flat_map(|t| (0..t.keys.len()).map(move |i| (t.keys[i].0, t.keys[i].1, t.row(i))))
     }
 
     /// The internal (fine) tile size in nanoseconds.
@@ -985,7 +1207,7 @@ impl Series {
             map.iter()
                 .try_for_each(|(k, n)| n.check_node(spec, *k, Some(*k) == last))
         }
-        let count: usize = self.tiles().iter().map(|t| t.events.len()).sum();
+        let count: usize = self.tiles().iter().map(|t| t.keys.len()).sum();
         if count != self.len {
             return Err(format!("len {} but {count} events", self.len));
         }
@@ -2033,6 +2255,56 @@ mod tests {
                 })
                 .collect();
             run_case(&spec, &cases, &times)?;
+        }
+
+        /// Evicting the events before a horizon (in steps, as a moving clock does) leaves the
+        /// same tree as inserting only the remaining events: the same invariants and the same
+        /// answers bit for bit at every time.
+        #[test]
+        fn eviction_equals_inserting_the_rest(
+            mode in arb_day_mode(),
+            windows in arb_day_windows(),
+            events in prop::collection::vec(arb_day_event(), 0..160),
+            horizons in prop::collection::vec(arb_place(), 1..4),
+            times in prop::collection::vec(arb_place(), 1..12),
+        ) {
+            let spec = functions_spec(mode, &windows, None);
+            let (base, tile) = (DAY0, spec.tile_size());
+            let mut placed: Vec<i64> = Vec::new();
+            let mut evicted = Series::new(&spec);
+            let mut kept: Vec<(i64, u64, Vec<Value>)> = Vec::new();
+            for (seq, (p, x, i, s, replace)) in events.iter().enumerate() {
+                let ts = place(p, base, tile, &placed);
+                placed.push(ts);
+                let same = if *replace { SameTimestamp::Replace } else { SameTimestamp::Keep };
+                if *replace {
+                    kept.retain(|e| e.0 != ts);
+                }
+                let values = columns(*x, *i, *s).to_vec();
+                kept.push((ts, seq as u64, values.clone()));
+                evicted.insert(&spec, ts, seq as u64, values, same);
+            }
+            let mut horizons: Vec<i64> = horizons.iter().map(|p| place(p, base, tile, &placed)).collect();
+            horizons.sort_unstable();
+            for h in horizons {
+                let before = evicted.len();
+                let removed = evicted.evict_before(&spec, h);
+                kept.retain(|e| e.0 >= h);
+                prop_assert_eq!(before - removed, kept.len());
+                prop_assert_eq!(evicted.len(), kept.len());
+                prop_assert_eq!(evicted.first_ts(), kept.iter().map(|e| e.0).min());
+                if let Err(e) = evicted.check_tree(&spec) {
+                    prop_assert!(false, "tile tree after evicting before {}: {}", h, e);
+                }
+            }
+            kept.sort_by_key(|e| (e.0, e.1));
+            let mut rest = Series::new(&spec);
+            for (ts, seq, values) in kept {
+                rest.insert(&spec, ts, seq, values, SameTimestamp::Keep);
+            }
+            for t in times.iter().map(|p| place(p, base, tile, &placed)) {
+                prop_assert_eq!(evicted.evaluate(&spec, t), rest.evaluate(&spec, t), "at {}", t);
+            }
         }
     }
 

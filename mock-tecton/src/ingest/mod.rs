@@ -7,7 +7,9 @@
 //! `recordErrors`). Only a request with no error writes anything, and it writes the online and
 //! offline stores before the 200 is returned.
 
+mod apply;
 mod error;
+mod fast;
 mod plan;
 mod request;
 
@@ -16,6 +18,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use serde::Serialize;
 
+pub use apply::{Applied, Applier, Event, UnknownSource, NO_REQUEST};
 pub use error::{request_error, IngestError, RecordError};
 pub use plan::{IngestPlan, Subscription};
 pub use request::{parse as parse_request, Dialect, IngestRequest};
@@ -25,7 +28,7 @@ use crate::duration::Human;
 use crate::faults::FaultAction;
 use crate::repo::{Repository, Role, ServiceAccount};
 use crate::schema::{format_rfc3339, validate_record, Field, Schema, Value};
-use crate::store::{OfflineLog, OfflineRow, OnlineStore};
+use crate::store::{EntityKey, OfflineLog, OfflineRow, OnlineStore};
 
 /// What the ingest path needs from the mock.
 pub struct IngestContext<'a> {
@@ -129,7 +132,35 @@ struct Checked {
 
 /// Handles a raw request body for an authenticated account: strict JSON, the envelope of
 /// `dialect`, then [`ingest`]. The server and the property tests both enter here.
+///
+/// A valid request is parsed straight into typed values (`fast`); any other body takes the
+/// full path, whose errors are the ones documented.
 pub fn handle_body(
+    ctx: &IngestContext<'_>,
+    account: &ServiceAccount,
+    dialect: Dialect,
+    body: &[u8],
+) -> Result<IngestResponse, IngestError> {
+    if let Some(ok) = fast::try_ingest(ctx, account, dialect, body) {
+        return Ok(ok);
+    }
+    handle_body_slowly(ctx, account, dialect, body)
+}
+
+/// The fast path alone: `Some` for a valid request it handled, `None` (nothing written) for
+/// any body the full path must answer.
+pub fn handle_fast(
+    ctx: &IngestContext<'_>,
+    account: &ServiceAccount,
+    dialect: Dialect,
+    body: &[u8],
+) -> Option<IngestResponse> {
+    fast::try_ingest(ctx, account, dialect, body)
+}
+
+/// [`handle_body`] without the fast path: strict JSON into a tree, the envelope, then
+/// [`ingest`] (tests compare the two).
+pub fn handle_body_slowly(
     ctx: &IngestContext<'_>,
     account: &ServiceAccount,
     dialect: Dialect,
@@ -173,55 +204,12 @@ pub fn ingest(
     req: IngestRequest,
 ) -> Result<IngestResponse, IngestError> {
     let repo = ctx.repo;
-    let ws = repo
-        .workspace(&req.workspace)
-        .ok_or_else(|| IngestError::NotFound(format!("Workspace `{}` not found", req.workspace)))?;
-    let allowed = if req.dry_run {
-        Role::may_dry_run
-    } else {
-        Role::may_write
-    };
-    if !account.can(&ws.name, allowed) {
-        let what = if req.dry_run {
-            "validate records in"
-        } else {
-            "write to"
-        };
-        return Err(IngestError::PermissionDenied(format!(
-            "Service account `{}` is not authorized to {what} workspace `{}`",
-            account.name, ws.name
-        )));
-    }
-    if !ws.live && !req.dry_run {
-        return Err(IngestError::Invalid(format!(
-            "Workspace `{}` is not a live workspace; only dry_run requests are accepted",
-            ws.name
-        )));
-    }
-
-    let mut sources = Vec::with_capacity(req.records.len());
-    for (name, records) in &req.records {
-        let source = ctx.plan.source_index(name).ok_or_else(|| {
-            IngestError::NotFound(format!(
-                "Push source `{name}` not found in workspace `{}`",
-                ws.name
-            ))
-        })?;
-        let subs = ctx.plan.subscriptions(source);
-        if !subs.iter().any(|s| s.online) && !req.dry_run {
-            return Err(IngestError::NotFound(format!(
-                "No online Stream Feature View is subscribed to push source `{name}`"
-            )));
-        }
-        if records.len() > ctx.records_per_source {
-            return Err(IngestError::Invalid(format!(
-                "Too many records for push source `{name}`: {} (at most {} per request)",
-                records.len(),
-                ctx.records_per_source
-            )));
-        }
-        sources.push(source);
-    }
+    let names: Vec<(&str, usize)> = req
+        .records
+        .iter()
+        .map(|(name, records)| (name.as_str(), records.len()))
+        .collect();
+    let (ws, sources) = admit(ctx, account, &req.workspace, req.dry_run, &names)?;
 
     let mut checked = Vec::new();
     let mut errors = Vec::new();
@@ -246,29 +234,12 @@ pub fn ingest(
                     }
                 }
                 Ok(values) => {
-                    let ts = match values[ctx.plan.timestamp_index(source)] {
-                        Value::Timestamp(ts) => ts,
+                    let ts = match values.get(ctx.plan.timestamp_index(source)) {
+                        Some(Value::Timestamp(ts)) => *ts,
                         // The schema marks the event-time field non-null Timestamp.
                         _ => continue,
                     };
-                    for sub in subs {
-                        if let Some(ttl) = sub.ttl.filter(|_| ctx.check_ttl) {
-                            // A value is servable while now < ts + ttl.
-                            if ctx.now >= ts.saturating_add(ttl) {
-                                let view = &repo.feature_views[sub.view].name;
-                                errors.push(RecordError {
-                                    feature_view_name: view.clone(),
-                                    push_source_name: name.clone(),
-                                    error_type: error_type::TECTON_OBJECT_VALIDATION,
-                                    error_message: format!(
-                                        "record {i}: timestamp value {} is outside of the serving TTL ({}) defined for Feature View {view}",
-                                        format_rfc3339(ts),
-                                        Human(ttl)
-                                    ),
-                                });
-                            }
-                        }
-                    }
+                    ttl_errors(ctx, name, source, i, ts, &mut errors);
                     checked.push(Checked { source, values, ts });
                 }
             }
@@ -280,21 +251,126 @@ pub fn ingest(
             errors,
         });
     }
+    Ok(commit(ctx, ws, &sources, req.dry_run, checked))
+}
 
+/// The checks before any record is looked at, in the documented order: the workspace, the
+/// key's role, the workspace being live, each push source, the per-source record limit.
+/// `names` are the request's push sources with their record counts; returns the workspace and
+/// the sources' indices.
+fn admit<'r>(
+    ctx: &IngestContext<'r>,
+    account: &ServiceAccount,
+    workspace: &str,
+    dry_run: bool,
+    names: &[(&str, usize)],
+) -> Result<(&'r crate::repo::Workspace, Vec<usize>), IngestError> {
+    let ws = ctx
+        .repo
+        .workspace(workspace)
+        .ok_or_else(|| IngestError::NotFound(format!("Workspace `{workspace}` not found")))?;
+    let allowed = if dry_run {
+        Role::may_dry_run
+    } else {
+        Role::may_write
+    };
+    if !account.can(&ws.name, allowed) {
+        let what = if dry_run {
+            "validate records in"
+        } else {
+            "write to"
+        };
+        return Err(IngestError::PermissionDenied(format!(
+            "Service account `{}` is not authorized to {what} workspace `{}`",
+            account.name, ws.name
+        )));
+    }
+    if !ws.live && !dry_run {
+        return Err(IngestError::Invalid(format!(
+            "Workspace `{}` is not a live workspace; only dry_run requests are accepted",
+            ws.name
+        )));
+    }
+    let mut sources = Vec::with_capacity(names.len());
+    for &(name, count) in names {
+        let source = ctx.plan.source_index(name).ok_or_else(|| {
+            IngestError::NotFound(format!(
+                "Push source `{name}` not found in workspace `{}`",
+                ws.name
+            ))
+        })?;
+        let subs = ctx.plan.subscriptions(source);
+        if !subs.iter().any(|s| s.online) && !dry_run {
+            return Err(IngestError::NotFound(format!(
+                "No online Stream Feature View is subscribed to push source `{name}`"
+            )));
+        }
+        if count > ctx.records_per_source {
+            return Err(IngestError::Invalid(format!(
+                "Too many records for push source `{name}`: {count} (at most {} per request)",
+                ctx.records_per_source
+            )));
+        }
+        sources.push(source);
+    }
+    Ok((ws, sources))
+}
+
+/// Adds an error per subscribed view whose TTL no longer serves a record at `ts` (when the
+/// context checks TTLs): a value is servable while `now < ts + ttl`.
+fn ttl_errors(
+    ctx: &IngestContext<'_>,
+    name: &str,
+    source: usize,
+    i: usize,
+    ts: i64,
+    errors: &mut Vec<RecordError>,
+) {
+    if !ctx.check_ttl {
+        return;
+    }
+    for sub in ctx.plan.subscriptions(source) {
+        if let Some(ttl) = sub.ttl {
+            if ctx.now >= ts.saturating_add(ttl) {
+                let view = &ctx.repo.feature_views[sub.view].name;
+                errors.push(RecordError {
+                    feature_view_name: view.clone(),
+                    push_source_name: name.to_owned(),
+                    error_type: error_type::TECTON_OBJECT_VALIDATION,
+                    error_message: format!(
+                        "record {i}: timestamp value {} is outside of the serving TTL ({}) defined for Feature View {view}",
+                        format_rfc3339(ts),
+                        Human(ttl)
+                    ),
+                });
+            }
+        }
+    }
+}
+
+/// Writes the checked records (unless a dry run) and builds the success body.
+fn commit(
+    ctx: &IngestContext<'_>,
+    ws: &crate::repo::Workspace,
+    sources: &[usize],
+    dry_run: bool,
+    checked: Vec<Checked>,
+) -> IngestResponse {
+    let repo = ctx.repo;
     let mut metrics: Vec<(usize, u64, u64)> = Vec::new();
-    for &source in &sources {
+    for &source in sources {
         for sub in ctx.plan.subscriptions(source) {
             if !metrics.iter().any(|m| m.0 == sub.view) {
                 metrics.push((sub.view, 0, 0));
             }
         }
     }
-    if !req.dry_run {
+    if !dry_run {
         for rec in checked {
-            write(ctx, rec, &mut metrics);
+            write(ctx, rec.source, rec.ts, rec.values, Some(&mut metrics));
         }
     }
-    Ok(IngestResponse {
+    IngestResponse {
         workspace_name: ws.name.clone(),
         ingest_metrics: IngestMetrics {
             feature_view_ingest_metrics: metrics
@@ -307,36 +383,65 @@ pub fn ingest(
                 })
                 .collect(),
         },
-    })
+    }
 }
 
-fn write(ctx: &IngestContext<'_>, rec: Checked, metrics: &mut [(usize, u64, u64)]) {
+/// Writes one validated record to the stores: each subscribed view online (an event no window
+/// can reach any more is logged but not kept), then the offline log. `None` metrics: not counted.
+pub(crate) fn write(
+    ctx: &IngestContext<'_>,
+    source: usize,
+    ts: i64,
+    values: Vec<Value>,
+    mut metrics: Option<&mut [(usize, u64, u64)]>,
+) {
     let seq = ctx.record_seq.fetch_add(1, Ordering::Relaxed);
-    let push = &ctx.repo.push_sources[rec.source];
-    for sub in ctx.plan.subscriptions(rec.source) {
+    let push = &ctx.repo.push_sources[source];
+    // Views over the same join keys (the common case) share one key.
+    let mut key: Option<(&[usize], Option<EntityKey>)> = None;
+    for sub in ctx.plan.subscriptions(source) {
         // Attribute views ignore rows before feature_start_time; aggregations keep every event.
-        if !sub.keeps(rec.ts) {
+        if !sub.keeps(ts) {
             continue;
         }
-        let Some(m) = metrics.iter_mut().find(|m| m.0 == sub.view) else {
-            continue;
+        let mut m = match metrics.as_deref_mut() {
+            Some(all) => match all.iter_mut().find(|m| m.0 == sub.view) {
+                Some(m) => Some(m),
+                None => continue,
+            },
+            None => None,
         };
         if sub.offline && push.log_offline {
-            m.2 += 1;
+            if let Some(m) = m.as_deref_mut() {
+                m.2 += 1;
+            }
         }
-        if sub.apply_online(ctx.online, rec.ts, seq, &rec.values) {
+        if !sub.online {
+            continue;
+        }
+        if key
+            .as_ref()
+            .is_none_or(|(cols, _)| *cols != sub.key_columns.as_slice())
+        {
+            key = Some((sub.key_columns.as_slice(), sub.entity_key(&values)));
+        }
+        let Some((_, Some(entity))) = &key else {
+            continue;
+        };
+        sub.put_online(ctx.online, entity, ts, seq, &values, ctx.now);
+        if let Some(m) = m {
             m.1 += 1;
         }
     }
     if push.log_offline {
         ctx.offline.append(
-            rec.source,
+            source,
             OfflineRow {
                 seq,
                 request: ctx.request_seq,
                 ingested_at: ctx.now,
-                ts: rec.ts,
-                values: rec.values,
+                ts,
+                values,
             },
         );
     }

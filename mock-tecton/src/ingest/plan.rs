@@ -3,7 +3,7 @@
 
 use crate::repo::{Repository, ViewKind};
 use crate::schema::Value;
-use crate::store::{AttributeRow, EntityKey, OnlineStore};
+use crate::store::{EntityKey, OnlineStore};
 
 /// One feature view subscribed to one push source.
 #[derive(Debug, Clone)]
@@ -34,32 +34,50 @@ impl Subscription {
         !self.attributes || crate::decisions::attribute_row_kept(self.feature_start_time, ts)
     }
 
-    /// Applies one validated record (values in source-schema order) to the online store: the
-    /// ingest path and the consistency replay both write through here. False when the view is
-    /// not online, does not keep the row, or the record has no usable entity key.
-    pub fn apply_online(&self, online: &OnlineStore, ts: i64, seq: u64, record: &[Value]) -> bool {
+    /// Applies one validated record (values in source-schema order) to the online store at
+    /// clock time `now` (which decides what the store still keeps): the ingest path and the
+    /// consistency replay both write through here. False when the view is not online, does not
+    /// keep the row, or the record has no usable entity key.
+    pub fn apply_online(
+        &self,
+        online: &OnlineStore,
+        ts: i64,
+        seq: u64,
+        record: &[Value],
+        now: i64,
+    ) -> bool {
         if !self.online || !self.keeps(ts) {
             return false;
         }
-        let Some(key) = EntityKey::from_values(self.key_columns.iter().map(|&c| &record[c])) else {
+        let Some(key) = self.entity_key(record) else {
             return false;
         };
-        let values: Vec<Value> = self
-            .value_columns
-            .iter()
-            .map(|&c| record[c].clone())
-            .collect();
-        if self.attributes {
-            online.put_attributes(self.view, key, AttributeRow { ts, seq, values });
-        } else {
-            online.put_event(self.view, key, ts, seq, values);
-        }
+        self.put_online(online, &key, ts, seq, record, now);
         true
     }
 
-    /// The entity key of a record (values in source-schema order) for this view.
+    /// Writes a record to this view's online entry for `key` (already checked to be kept).
+    pub(crate) fn put_online(
+        &self,
+        online: &OnlineStore,
+        key: &EntityKey,
+        ts: i64,
+        seq: u64,
+        record: &[Value],
+        now: i64,
+    ) {
+        if self.attributes {
+            online.put_attributes(self.view, key, ts, seq, record, &self.value_columns, now);
+        } else {
+            online.put_event(self.view, key, ts, seq, record, &self.value_columns, now);
+        }
+    }
+
+    /// The entity key of a record (values in source-schema order) for this view; `None` when a
+    /// join key is missing or not a string or integer.
     pub fn entity_key(&self, record: &[Value]) -> Option<EntityKey> {
-        EntityKey::from_values(self.key_columns.iter().map(|&c| &record[c]))
+        EntityKey::from_values(self.key_columns.iter().filter_map(|&c| record.get(c)))
+            .filter(|k| k.0.len() == self.key_columns.len())
     }
 }
 

@@ -15,7 +15,7 @@ pub enum Dialect {
 }
 
 impl Dialect {
-    fn names(self) -> [&'static str; 3] {
+    pub(super) fn names(self) -> [&'static str; 3] {
         match self {
             Dialect::V1 => ["workspace_name", "dry_run", "records"],
             Dialect::V2 => ["workspaceName", "dryRun", "records"],

@@ -543,6 +543,18 @@ async fn read_and_handle(
             ))
         }
     };
+    if let (Api::Ingest(dialect), None, true) = (api, fault.as_ref(), state.faults.is_empty()) {
+        // A valid request goes straight from bytes to typed values; anything else (including
+        // every error) takes the full path below.
+        let ctx = state.ingest_context(record.entry.seq);
+        if let Some(ok) = ingest::handle_fast(&ctx, account, *dialect, &bytes) {
+            return Ok(Answer(
+                StatusCode::OK,
+                Bytes::from(serde_json::to_vec(&ok).unwrap_or_default()),
+                HeaderMap::new(),
+            ));
+        }
+    }
     let json = if bodiless && bytes.is_empty() {
         serde_json::Value::Null
     } else {

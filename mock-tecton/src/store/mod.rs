@@ -13,7 +13,7 @@ pub use offline::{
     decode_json, encode_json, DataDir, OfflineError, OfflineLog, OfflineRow, OfflineSettings,
     OfflineStats, INGESTED_AT_COLUMN, REQUEST_COLUMN, SEQ_COLUMN,
 };
-pub use online::{AttributeRow, OnlineEntry, OnlineStore};
+pub use online::{AttributeRow, OnlineEntry, OnlineStats, OnlineStore};
 
 use crate::schema::Value;
 

@@ -1,13 +1,46 @@
-//! The online store: per feature view, per entity, what the feature server needs.
+//! The online store: per feature view, per entity, what the feature server needs, and no more.
+//!
+//! # Bounded by what can still be served
+//! The store holds only what a request at the mock's clock (or later) can read:
+//! - an aggregate view keeps the events with `ts ≥ now − reach`, where `reach` is the longest
+//!   `window − offset` plus one fine tile ([`SeriesSpec::reach`]); an older event is refused
+//!   on arrival (it still goes to the offline log) and stored events age out as the clock moves;
+//! - an attribute view keeps an entity's row while `now < ts + ttl`, the serving rule;
+//! - an entity left with nothing is removed.
+//!
+//! Eviction is amortised and driven by the clock the writes carry: each shard (1/64 of a view's
+//! entities) is swept by the write that finds its sweep due, once the clock has moved by
+//! 1/64 of what the view keeps (its reach or TTL; at least a second) since the last sweep, so
+//! memory stays within about 1/64 of the bound and a sweep costs a comparison per entity with
+//! nothing to drop. No request ever walks the whole store; [`OnlineStore::evict`] does, for
+//! callers that want the store trimmed at once.
+//!
+//! Moving a virtual clock backwards does not bring evicted events back.
 
-use dashmap::DashMap;
+use std::collections::HashMap;
+use std::hash::BuildHasher;
+use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+use serde::Serialize;
 
 use super::EntityKey;
-use crate::engine::{SameTimestamp, Series, SeriesSpec};
+use crate::config::Retention;
+use crate::engine::{value_heap, SameTimestamp, Series, SeriesSpec};
 use crate::repo::Repository;
 use crate::schema::Value;
 
+/// Shards per view: many, so two writers of different entities seldom meet on one lock, and a
+/// shard sweep touches few entities.
 const SHARDS: usize = 64;
+
+/// A shard is swept when the clock has moved by this fraction of what its view keeps.
+const SWEEPS_PER_REACH: i64 = 64;
+
+/// The shortest clock time between two sweeps of one shard (1 second).
+const MIN_SWEEP_EVERY: i64 = 1_000_000_000;
+
+/// The hasher of entity keys: fast, seeded per process.
+type KeyHasher = foldhash::fast::RandomState;
 
 /// The latest row of an attribute view for one entity.
 #[derive(Debug, Clone, PartialEq)]
@@ -29,55 +62,277 @@ pub enum OnlineEntry {
     Aggregates(Series),
 }
 
-/// The online store of one mock instance: one concurrent map per feature view.
+/// What each view keeps, resolved once.
+#[derive(Debug, Clone)]
+enum Keep {
+    /// Aggregates: the spec, and per input whether only `count` reads it (then only whether
+    /// the value is null matters, and a unique string need not be stored).
+    /// The last field: keep every event ([`Retention::Everything`]).
+    Window(SeriesSpec, Vec<bool>, bool),
+    /// Attributes: the TTL, if any.
+    Ttl(Option<i64>),
+}
+
+impl Keep {
+    /// Clock time between two sweeps of a shard.
+    fn sweep_every(&self) -> i64 {
+        let kept = match self {
+            Keep::Window(spec, ..) => spec.reach(),
+            Keep::Ttl(ttl) => ttl.unwrap_or(i64::MAX),
+        };
+        (kept / SWEEPS_PER_REACH).max(MIN_SWEEP_EVERY)
+    }
+}
+
+#[derive(Debug, Default)]
+struct Shard {
+    entities: HashMap<EntityKey, OnlineEntry, KeyHasher>,
+    /// Clock time of the last sweep.
+    swept_at: i64,
+}
+
+impl Shard {
+    /// Sweeps the shard when due: every entity's unservable events or expired row go.
+    fn maybe_sweep(&mut self, keep: &Keep, now: i64) {
+        if now.saturating_sub(self.swept_at) < keep.sweep_every() {
+            return;
+        }
+        self.sweep(keep, now);
+    }
+
+    fn sweep(&mut self, keep: &Keep, now: i64) {
+        self.swept_at = now;
+        match keep {
+            Keep::Window(_, _, true) => {}
+            Keep::Window(spec, ..) => {
+                let horizon = spec.horizon(now);
+                self.entities.retain(|_, e| match e {
+                    OnlineEntry::Aggregates(s) => {
+                        s.evict_before(spec, horizon);
+                        !s.is_empty()
+                    }
+                    OnlineEntry::Attributes(_) => true,
+                });
+            }
+            Keep::Ttl(Some(ttl)) => self.entities.retain(|_, e| match e {
+                OnlineEntry::Attributes(row) => servable(row.ts, *ttl, now),
+                OnlineEntry::Aggregates(_) => true,
+            }),
+            Keep::Ttl(None) => {}
+        }
+    }
+}
+
+/// The serving rule of an attribute row: visible while `now < ts + ttl`.
+fn servable(ts: i64, ttl: i64, now: i64) -> bool {
+    now < ts.saturating_add(ttl)
+}
+
+/// Sizes of the online store, for `/_mock/health`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct OnlineStats {
+    /// Entities stored, summed over views.
+    pub entities: usize,
+    /// Events stored in aggregate views.
+    pub events: usize,
+    /// Fine tiles stored in aggregate views.
+    pub tiles: usize,
+    /// Attribute rows stored.
+    pub rows: usize,
+    /// Estimated heap bytes of everything above (keys, events, values, partials, rows, maps).
+    pub estimated_bytes: usize,
+}
+
+/// The online store of one mock instance: per feature view, a sharded map of entities.
 #[derive(Debug)]
 pub struct OnlineStore {
-    views: Vec<DashMap<EntityKey, OnlineEntry>>,
-    specs: Vec<Option<SeriesSpec>>,
+    views: Vec<Vec<RwLock<Shard>>>,
+    keep: Vec<Keep>,
+    hasher: KeyHasher,
 }
 
 impl OnlineStore {
     /// An empty store for the repository's feature views.
-    pub fn new(repo: &Repository) -> Self {
+    pub fn new(repo: &Repository, retention: Retention) -> Self {
+        let everything = retention == Retention::Everything;
+        let hasher = KeyHasher::default();
         OnlineStore {
-            // Many shards keep two writers of different entities off each other's spin locks.
             views: repo
                 .feature_views
                 .iter()
-                .map(|_| DashMap::with_shard_amount(SHARDS))
+                .map(|_| {
+                    (0..SHARDS)
+                        .map(|_| {
+                            RwLock::new(Shard {
+                                entities: HashMap::with_hasher(hasher.clone()),
+                                ..Shard::default()
+                            })
+                        })
+                        .collect()
+                })
                 .collect(),
-            specs: repo.feature_views.iter().map(|v| v.series_spec()).collect(),
+            keep: repo
+                .feature_views
+                .iter()
+                .map(|v| match v.series_spec() {
+                    Some(spec) => {
+                        let count_only = (0..spec.input_count())
+                            .map(|i| {
+                                spec.aggregations
+                                    .iter()
+                                    .filter(|a| a.input == i)
+                                    .all(|a| a.function == crate::engine::AggregateFunction::Count)
+                            })
+                            .collect();
+                        Keep::Window(spec, count_only, everything)
+                    }
+                    None => Keep::Ttl(v.ttl().filter(|_| !everything)),
+                })
+                .collect(),
+            hasher,
+        }
+    }
+
+    fn shard_index(&self, key: &EntityKey) -> usize {
+        // The high bits: the map inside the shard uses the low ones.
+        (self.hasher.hash_one(key) >> 58) as usize % SHARDS
+    }
+
+    fn read(&self, view: usize, key: &EntityKey) -> Option<RwLockReadGuard<'_, Shard>> {
+        let shard = self.views.get(view)?.get(self.shard_index(key))?;
+        Some(shard.read().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    fn write(&self, view: usize, key: &EntityKey) -> Option<RwLockWriteGuard<'_, Shard>> {
+        let shard = self.views.get(view)?.get(self.shard_index(key))?;
+        Some(shard.write().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    /// Per input of an aggregate view, whether only `count` reads it: such an input is stored
+    /// as a marker of its null-ness, not its value (empty for an attribute view).
+    pub fn counted_only(&self, view: usize) -> &[bool] {
+        match self.keep.get(view) {
+            Some(Keep::Window(_, count_only, _)) => count_only,
+            _ => &[],
         }
     }
 
     /// The aggregation spec of an aggregate view.
     pub fn spec(&self, view: usize) -> Option<&SeriesSpec> {
-        self.specs.get(view)?.as_ref()
-    }
-
-    /// Writes an attribute row. The most recently *pushed* row wins even when its event time is
-    /// older: that is Tecton's documented overwrite rule, and how a reordering sink creates skew.
-    pub fn put_attributes(&self, view: usize, key: EntityKey, row: AttributeRow) {
-        self.views[view].insert(key, OnlineEntry::Attributes(row));
-    }
-
-    /// Adds an event to an aggregate view. An event with the same entity and timestamp replaces
-    /// the stored one (last write wins).
-    pub fn put_event(&self, view: usize, key: EntityKey, ts: i64, seq: u64, values: Vec<Value>) {
-        let Some(spec) = self.spec(view) else { return };
-        let mut entry = self.views[view]
-            .entry(key)
-            .or_insert_with(|| OnlineEntry::Aggregates(Series::new(spec)));
-        if let OnlineEntry::Aggregates(series) = entry.value_mut() {
-            series.insert(spec, ts, seq, values, SameTimestamp::Replace);
+        match self.keep.get(view)? {
+            Keep::Window(spec, ..) => Some(spec),
+            Keep::Ttl(_) => None,
         }
+    }
+
+    /// Writes an attribute row at clock time `now`: attribute `i` is `record[columns[i]]` (a
+    /// missing one reads as null). The most recently *pushed* row wins even when its event time
+    /// is older: that is Tecton's documented overwrite rule, and how a reordering sink creates
+    /// skew. A row the TTL no longer serves at `now` is not kept (the entity then serves
+    /// nothing, as it would with the row stored).
+    #[allow(clippy::too_many_arguments)]
+    pub fn put_attributes(
+        &self,
+        view: usize,
+        key: &EntityKey,
+        ts: i64,
+        seq: u64,
+        record: &[Value],
+        columns: &[usize],
+        now: i64,
+    ) {
+        let Some(keep) = self.keep.get(view) else {
+            return;
+        };
+        let Some(mut shard) = self.write(view, key) else {
+            return;
+        };
+        let value = |c: &usize| record.get(*c).cloned().unwrap_or(Value::Null);
+        match keep {
+            Keep::Ttl(Some(ttl)) if !servable(ts, *ttl, now) => {
+                shard.entities.remove(key);
+            }
+            _ => match shard.entities.get_mut(key) {
+                // Overwritten in place: the row's vector and strings are reused.
+                Some(OnlineEntry::Attributes(row)) if row.values.len() == columns.len() => {
+                    row.ts = ts;
+                    row.seq = seq;
+                    for (dst, c) in row.values.iter_mut().zip(columns) {
+                        match (dst, record.get(*c)) {
+                            (Value::String(d), Some(Value::String(s))) => d.clone_from(s),
+                            (dst, src) => *dst = src.cloned().unwrap_or(Value::Null),
+                        }
+                    }
+                }
+                _ => {
+                    let row = AttributeRow {
+                        ts,
+                        seq,
+                        values: columns.iter().map(value).collect(),
+                    };
+                    shard
+                        .entities
+                        .insert(key.clone(), OnlineEntry::Attributes(row));
+                }
+            },
+        }
+        shard.maybe_sweep(keep, now);
+    }
+
+    /// Adds an event to an aggregate view at clock time `now`: input `i` of the view is
+    /// `record[columns[i]]` (a missing one reads as null). An event with the same entity and
+    /// timestamp replaces the stored one (last write wins). An event no window can reach at
+    /// `now` any more is not kept; returns whether it was.
+    #[allow(clippy::too_many_arguments)]
+    pub fn put_event(
+        &self,
+        view: usize,
+        key: &EntityKey,
+        ts: i64,
+        seq: u64,
+        record: &[Value],
+        columns: &[usize],
+        now: i64,
+    ) -> bool {
+        let Some(keep @ Keep::Window(spec, count_only, everything)) = self.keep.get(view) else {
+            return false;
+        };
+        let Some(mut shard) = self.write(view, key) else {
+            return false;
+        };
+        let kept = *everything || ts >= spec.horizon(now);
+        if kept {
+            let mut values = Vec::with_capacity(spec.input_count());
+            values.extend(columns.iter().zip(count_only).map(|(&c, &only_counted)| {
+                match record.get(c) {
+                    None | Some(Value::Null) => Value::Null,
+                    Some(_) if only_counted => Value::Bool(true),
+                    Some(v) => v.clone(),
+                }
+            }));
+            match shard.entities.get_mut(key) {
+                Some(OnlineEntry::Aggregates(series)) => {
+                    series.insert(spec, ts, seq, values, SameTimestamp::Replace);
+                }
+                Some(OnlineEntry::Attributes(_)) => {}
+                None => {
+                    let mut series = Series::new(spec);
+                    series.insert(spec, ts, seq, values, SameTimestamp::Replace);
+                    shard
+                        .entities
+                        .insert(key.clone(), OnlineEntry::Aggregates(series));
+                }
+            }
+        }
+        shard.maybe_sweep(keep, now);
+        kept
     }
 
     /// Evaluates one entity's aggregate features at `t` without copying its events: one value
     /// per aggregation in declaration order, or `None` when the entity has no events.
     pub fn evaluate(&self, view: usize, key: &EntityKey, t: i64) -> Option<Vec<Value>> {
         let spec = self.spec(view)?;
-        match self.views.get(view)?.get(key)?.value() {
+        match self.read(view, key)?.entities.get(key)? {
             OnlineEntry::Aggregates(series) => Some(series.evaluate(spec, t)),
             OnlineEntry::Attributes(_) => None,
         }
@@ -85,26 +340,94 @@ impl OnlineStore {
 
     /// A copy of one entity's entry.
     pub fn get(&self, view: usize, key: &EntityKey) -> Option<OnlineEntry> {
-        self.views.get(view)?.get(key).map(|e| e.value().clone())
+        self.read(view, key)?.entities.get(key).cloned()
     }
 
     /// Every entity of a view, sorted by key (for dumps).
     pub fn dump(&self, view: usize) -> Vec<(EntityKey, OnlineEntry)> {
-        let mut out: Vec<_> = self.views[view]
-            .iter()
-            .map(|e| (e.key().clone(), e.value().clone()))
-            .collect();
+        let mut out = Vec::new();
+        for shard in self.views.get(view).into_iter().flatten() {
+            let shard = shard.read().unwrap_or_else(|p| p.into_inner());
+            out.extend(shard.entities.iter().map(|(k, e)| (k.clone(), e.clone())));
+        }
         out.sort_by(|a, b| a.0.cmp(&b.0));
         out
     }
 
     /// Number of entities stored for a view.
     pub fn len(&self, view: usize) -> usize {
-        self.views[view].len()
+        self.views.get(view).map_or(0, |shards| {
+            shards
+                .iter()
+                .map(|s| s.read().unwrap_or_else(|p| p.into_inner()).entities.len())
+                .sum()
+        })
+    }
+
+    /// Drops everything no request at `now` or later can read, in every shard of every view.
+    /// The write path does this incrementally; this is for callers that move the clock and
+    /// want the store trimmed at once (tests, the end of a simulated interval).
+    pub fn evict(&self, now: i64) {
+        for (shards, keep) in self.views.iter().zip(&self.keep) {
+            for shard in shards {
+                shard
+                    .write()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .sweep(keep, now);
+            }
+        }
+    }
+
+    /// Sizes of the store, walked shard by shard (each shard is locked for reading briefly).
+    pub fn stats(&self) -> OnlineStats {
+        let mut st = OnlineStats::default();
+        let key_bytes = |k: &EntityKey| {
+            k.0.capacity() * std::mem::size_of::<super::KeyPart>()
+                + k.0
+                    .iter()
+                    .map(|p| match p {
+                        super::KeyPart::Str(s) => s.capacity(),
+                        super::KeyPart::Int(_) => 0,
+                    })
+                    .sum::<usize>()
+        };
+        for shards in &self.views {
+            for shard in shards {
+                let shard = shard.read().unwrap_or_else(|p| p.into_inner());
+                st.entities += shard.entities.len();
+                // The map's slots (one control byte each) and their entries.
+                st.estimated_bytes += shard.entities.capacity()
+                    * (std::mem::size_of::<(EntityKey, OnlineEntry)>() + 1);
+                for (k, e) in &shard.entities {
+                    st.estimated_bytes += key_bytes(k);
+                    match e {
+                        OnlineEntry::Aggregates(s) => {
+                            let (tiles, bytes) = s.footprint();
+                            st.events += s.len();
+                            st.tiles += tiles;
+                            st.estimated_bytes += bytes;
+                        }
+                        OnlineEntry::Attributes(row) => {
+                            st.rows += 1;
+                            st.estimated_bytes += row.values.capacity()
+                                * std::mem::size_of::<Value>()
+                                + row.values.iter().map(value_heap).sum::<usize>();
+                        }
+                    }
+                }
+            }
+        }
+        st
     }
 
     /// Empties every view.
     pub fn clear(&self) {
-        self.views.iter().for_each(DashMap::clear);
+        for shard in self.views.iter().flatten() {
+            shard
+                .write()
+                .unwrap_or_else(|p| p.into_inner())
+                .entities
+                .clear();
+        }
     }
 }
