@@ -5,9 +5,10 @@
 //! a sink running elsewhere that is attached), then judges the journal, the stores and the
 //! sink's exit with checks that report pass, fail or warn with evidence.
 
+pub mod answer;
+pub mod checks;
 pub mod sink;
 
-pub mod checks;
 pub mod report;
 pub mod runner;
 pub mod scenario;

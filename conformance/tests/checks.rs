@@ -7,7 +7,7 @@ use std::time::Duration;
 use conformance::checks::{
     judge, CheckId, CheckParams, Observation, ObservationParts, Verdict, WrittenRow,
 };
-use conformance::scenario::{CheckSpec, ExpectedOutcome};
+use conformance::checks::{CheckSpec, ExpectedOutcome};
 use conformance::sink::{Record, SinkEnv, SinkOutcome};
 use mock_tecton::faults::FaultAction;
 use mock_tecton::journal::{Entry, Outcome};
@@ -167,7 +167,7 @@ fn check(id: CheckId, obs: &Observation) -> (Verdict, String) {
     );
     (
         r.verdict,
-        format!("{}\n{}", r.explanation, r.evidence.join("\n")),
+        format!("{}\n{}", r.explanation, r.evidence.iter().map(|e| e.text.as_str()).collect::<Vec<_>>().join("\n")),
     )
 }
 

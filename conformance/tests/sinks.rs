@@ -6,9 +6,10 @@
 use std::time::Duration;
 
 use conformance::sink::attach::{AttachedSink, Completion};
-use conformance::sink::backoff::{Backoff, SplitMix64};
+use conformance::sink::backoff::Backoff;
+use mock_tecton::rng::SplitMix64;
 use conformance::sink::command::{self, CommandSink};
-use conformance::sink::mutants::{Mutant, MutantSink};
+use conformance::sink::{Mutant, MutantSink};
 use conformance::sink::reference::ReferenceSink;
 use conformance::sink::{Record, Sink, SinkEnv, SinkMetrics, SinkOutcome};
 use mock_tecton::faults::{FaultAction, FaultRule, FaultSet};

@@ -4,6 +4,7 @@
 pub mod conformance;
 pub mod features;
 pub mod repo;
+pub mod scenarios;
 pub mod serve;
 
 use std::path::PathBuf;

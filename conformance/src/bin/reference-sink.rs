@@ -10,7 +10,7 @@
 use std::io::Read as _;
 use std::process::ExitCode;
 
-use conformance::sink::mutants::{Mutant, MutantSink};
+use conformance::sink::{Mutant, MutantSink};
 use conformance::sink::reference::ReferenceSink;
 use conformance::sink::{protocol, Sink};
 
@@ -84,10 +84,12 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Option<Args>, St
             "-h" | "--help" => return Ok(Some(Args::Help)),
             "--mutant" => {
                 let name = args.next().ok_or("--mutant needs a name")?;
-                parsed = Some(Args::Mutant(name.parse()?));
+                parsed = Some(Args::Mutant(name.parse().map_err(|e: conformance::sink::defect::UnknownMutant| e.to_string())?));
             }
             other => match other.strip_prefix("--mutant=") {
-                Some(name) => parsed = Some(Args::Mutant(name.parse()?)),
+                Some(name) => {
+                    parsed = Some(Args::Mutant(name.parse().map_err(|e: conformance::sink::defect::UnknownMutant| e.to_string())?))
+                }
                 None => return Err(format!("unexpected argument `{other}`")),
             },
         }

@@ -147,6 +147,8 @@ pub struct ScenarioRun {
     pub observation: Observation,
     /// The checks' verdicts, in order.
     pub results: Vec<CheckResult>,
+    /// The mock's journal of the run, as recorded (for `--journal`).
+    pub journal: Vec<mock_tecton::journal::Entry>,
     /// Wall time of the run (mock start to judgement).
     pub elapsed: Duration,
 }
@@ -183,6 +185,8 @@ pub struct ScenarioResult {
 pub struct SuiteRun {
     /// The sink's name.
     pub sink: String,
+    /// The seed of the first run.
+    pub base_seed: u64,
     /// One result per scenario and seed, in run order.
     pub results: Vec<ScenarioResult>,
 }
@@ -227,6 +231,7 @@ pub async fn run_suite(
     mut progress: impl FnMut(&ScenarioResult),
 ) -> SuiteRun {
     let sink = subject.name();
+    let base_seed = seeds.start;
     let mut results = Vec::new();
     for seed in seeds {
         for loaded in scenarios {
@@ -250,7 +255,11 @@ pub async fn run_suite(
             results.push(result);
         }
     }
-    SuiteRun { sink, results }
+    SuiteRun {
+        sink,
+        base_seed,
+        results,
+    }
 }
 
 /// Runs one scenario at one seed and judges it.
@@ -324,6 +333,7 @@ pub async fn run_scenario(
                 .map(|r| WrittenRow::from_offline(r, id_col, key_col))
                 .collect::<Vec<_>>()
         });
+    let journal = mock.journal();
     let observation = Observation::new(ObservationParts {
         scenario: scenario.name.clone(),
         seed,
@@ -334,7 +344,7 @@ pub async fn run_scenario(
         id_field: scenario.id_field.clone(),
         key_field: scenario.key_field.clone(),
         input: records,
-        journal: mock.journal(),
+        journal: journal.clone(),
         written,
         outcome,
         journal_dropped: state.journal.counters().dropped,
@@ -351,6 +361,7 @@ pub async fn run_scenario(
     Ok(ScenarioRun {
         observation,
         results,
+        journal,
         elapsed: started.elapsed(),
     })
 }

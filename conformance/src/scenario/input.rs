@@ -6,7 +6,7 @@ use std::time::Duration;
 use mock_tecton::schema::format_rfc3339;
 use serde_json::{Map, Value as Json};
 
-use crate::sink::backoff::SplitMix64;
+use mock_tecton::rng::SplitMix64;
 use crate::sink::Record;
 
 /// How far (in positions) a disordered event's time may move: a generated event chosen for
