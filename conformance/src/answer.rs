@@ -61,9 +61,7 @@ pub fn error_message(bytes: &[u8]) -> Option<String> {
             .collect();
         return Some(messages.join("; "));
     }
-    top.get("message")
-        .and_then(Json::as_str)
-        .map(str::to_owned)
+    top.get("message").and_then(Json::as_str).map(str::to_owned)
 }
 
 #[cfg(test)]
@@ -95,7 +93,10 @@ mod tests {
             error_message(records).as_deref(),
             Some("TectonObjectValidationError (v): record 0: ttl")
         );
-        assert_eq!(error_message(br#"{"error":"x","message":"m","code":5}"#).as_deref(), Some("m"));
+        assert_eq!(
+            error_message(br#"{"error":"x","message":"m","code":5}"#).as_deref(),
+            Some("m")
+        );
         assert_eq!(error_message(b"<html>"), None);
     }
 
@@ -104,5 +105,19 @@ mod tests {
         let retryable: Vec<u16> = (100..600).filter(|&s| is_retryable_status(s)).collect();
         assert_eq!(retryable[..3], [408, 425, 429]);
         assert_eq!(retryable.len(), 3 + 100);
+    }
+
+    #[test]
+    fn the_python_example_sink_retries_the_same_statuses() {
+        // The example sink cannot call this crate; this pins its list to the one above.
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../examples/python-sink/sink.py"
+        );
+        let text = std::fs::read_to_string(path).unwrap_or_default();
+        assert!(
+            text.contains("RETRYABLE_STATUSES = {408, 425, 429} | set(range(500, 600))"),
+            "examples/python-sink/sink.py must retry exactly is_retryable_status's statuses"
+        );
     }
 }

@@ -167,7 +167,15 @@ fn check(id: CheckId, obs: &Observation) -> (Verdict, String) {
     );
     (
         r.verdict,
-        format!("{}\n{}", r.explanation, r.evidence.iter().map(|e| e.text.as_str()).collect::<Vec<_>>().join("\n")),
+        format!(
+            "{}\n{}",
+            r.explanation,
+            r.evidence
+                .iter()
+                .map(|e| e.text.as_str())
+                .collect::<Vec<_>>()
+                .join("\n")
+        ),
     )
 }
 

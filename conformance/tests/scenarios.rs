@@ -4,8 +4,8 @@
 
 use std::path::PathBuf;
 
-use conformance::runner::{run_suite, HarnessError, RunOptions, Subject};
 use conformance::checks::ExpectedOutcome;
+use conformance::runner::{run_suite, HarnessError, RunOptions, Subject};
 use conformance::scenario::{load_dir, Input};
 use conformance::sink::ReferenceSink;
 

@@ -85,7 +85,10 @@ pub struct ConformanceArgs {
 
 fn parse_runs(text: &str) -> Result<u64, String> {
     match text.parse::<u64>() {
-        Ok(0) => Err("must be at least 1: each scenario runs that many times, with seeds SEED, SEED+1, …".into()),
+        Ok(0) => Err(
+            "must be at least 1: each scenario runs that many times, with seeds SEED, SEED+1, …"
+                .into(),
+        ),
         Ok(n) => Ok(n),
         Err(_) => Err(format!("`{text}` is not a whole number of runs")),
     }
@@ -101,9 +104,7 @@ fn scenarios_dir(flag: Option<&Path>) -> Option<PathBuf> {
 }
 
 /// Loads the built-in scenarios plus those of the directory in effect.
-pub fn load_scenarios(
-    flag: Option<&Path>,
-) -> anyhow::Result<Vec<Result<Scenario, ScenarioError>>> {
+pub fn load_scenarios(flag: Option<&Path>) -> anyhow::Result<Vec<Result<Scenario, ScenarioError>>> {
     let dir = scenarios_dir(flag);
     load_builtin(dir.as_deref()).map_err(|e| match (flag, &dir) {
         (None, Some(_)) => anyhow::anyhow!("{e} (from ${SCENARIOS_ENV})"),
@@ -213,7 +214,10 @@ fn print_summary(report: &SuiteReport) {
             println!("    {e}");
         }
         if evidence.len() > SUMMARY_EVIDENCE {
-            println!("    … {} more in the reports", evidence.len() - SUMMARY_EVIDENCE);
+            println!(
+                "    … {} more in the reports",
+                evidence.len() - SUMMARY_EVIDENCE
+            );
         }
         println!("  replay: {}", c.example_replay);
     }
@@ -241,7 +245,12 @@ fn write_journals(dir: &Path, suite: &SuiteRun) -> std::io::Result<()> {
         let path = dir.join(format!("{}-seed{}.journal.json", r.scenario, r.seed));
         let text = serde_json::to_string_pretty(&run.journal).map_err(std::io::Error::other)?;
         std::fs::write(&path, text)?;
-        println!("journal of {} (seed {}): {}", r.scenario, r.seed, path.display());
+        println!(
+            "journal of {} (seed {}): {}",
+            r.scenario,
+            r.seed,
+            path.display()
+        );
     }
     Ok(())
 }

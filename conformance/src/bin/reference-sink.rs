@@ -10,9 +10,9 @@
 use std::io::Read as _;
 use std::process::ExitCode;
 
-use conformance::sink::{Mutant, MutantSink};
 use conformance::sink::reference::ReferenceSink;
 use conformance::sink::{protocol, Sink};
+use conformance::sink::{Mutant, MutantSink};
 
 const USAGE: &str = "usage: reference-sink [--mutant <name>]
 
@@ -84,11 +84,15 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Option<Args>, St
             "-h" | "--help" => return Ok(Some(Args::Help)),
             "--mutant" => {
                 let name = args.next().ok_or("--mutant needs a name")?;
-                parsed = Some(Args::Mutant(name.parse().map_err(|e: conformance::sink::defect::UnknownMutant| e.to_string())?));
+                parsed = Some(Args::Mutant(name.parse().map_err(
+                    |e: conformance::sink::defect::UnknownMutant| e.to_string(),
+                )?));
             }
             other => match other.strip_prefix("--mutant=") {
                 Some(name) => {
-                    parsed = Some(Args::Mutant(name.parse().map_err(|e: conformance::sink::defect::UnknownMutant| e.to_string())?))
+                    parsed = Some(Args::Mutant(name.parse().map_err(
+                        |e: conformance::sink::defect::UnknownMutant| e.to_string(),
+                    )?))
                 }
                 None => return Err(format!("unexpected argument `{other}`")),
             },

@@ -4,8 +4,8 @@
 use std::collections::{BTreeMap, HashSet};
 
 use super::observation::{summarize_ids, Class, Observation};
-use super::{tail, CheckId, CheckResult, Evidence};
 use super::ExpectedOutcome;
+use super::{tail, CheckId, CheckResult, Evidence};
 use crate::sink::SinkOutcome;
 
 /// How the sink ended, in words (`exited 0`, `was killed at the wall-clock limit after 3.0 s`).
@@ -343,6 +343,7 @@ pub(super) fn ack_body(obs: &Observation) -> CheckResult {
     }
     let budget = obs.env.max_retries as usize + 1;
     let mut trusted = Vec::new();
+    let mut trusted_ids: Vec<&str> = Vec::new();
     let mut retried = 0usize;
     for &i in &unreadable {
         let e = &obs.exchanges[i];
@@ -350,7 +351,10 @@ pub(super) fn ack_body(obs: &Observation) -> CheckResult {
         let mut spent = false;
         for rid in e.ids() {
             let at = sends.get(rid).map(Vec::as_slice).unwrap_or_default();
-            if at.iter().any(|&p| p < i && obs.exchanges[p].class == Class::Acked) {
+            if at
+                .iter()
+                .any(|&p| p < i && obs.exchanges[p].class == Class::Acked)
+            {
                 continue;
             }
             if at.iter().any(|&p| p > i) {
@@ -363,13 +367,11 @@ pub(super) fn ack_body(obs: &Observation) -> CheckResult {
             }
         }
         if !dropped.is_empty() && !spent {
-            trusted.push(
-                obs.describe(e)
-                    .with_note(format!(
-                        "{} never sent again",
-                        summarize_ids(dropped.iter().copied())
-                    )),
-            );
+            trusted_ids.extend(dropped.iter().copied());
+            trusted.push(obs.describe(e).with_note(format!(
+                "{} never sent again",
+                summarize_ids(dropped.iter().copied())
+            )));
         } else {
             retried += 1;
         }
@@ -383,17 +385,31 @@ pub(super) fn ack_body(obs: &Observation) -> CheckResult {
             ),
         );
     }
+    let stored: HashSet<&str> = obs
+        .written
+        .iter()
+        .flatten()
+        .map(|r| r.id.as_str())
+        .collect();
+    let lost = trusted_ids.iter().filter(|i| !stored.contains(*i)).count();
+    let in_this_run = if obs.written.is_some() {
+        format!(
+            " (in this run {lost} of those {} records were never written)",
+            trusted_ids.len()
+        )
+    } else {
+        String::new()
+    };
     CheckResult::warn(
         id,
         format!(
-            "{} answer(s) were a 200 whose body is not Tecton's success body (here: bytes that \
-             are not JSON), and the sink took them as acknowledgements: their records were never \
-             sent again. Such an answer is indefinite: it may come from a proxy or a load \
-             balancer rather than Tecton, and the records may not have been written (in this \
-             run the mock wrote none of them). Treat it like a lost response: re-send the \
-             records (the duplicate it may create is allowed) or at least report them. Many HTTP \
-             clients, Tecton's own Python ingestion client among them, trust the status alone, \
-             so this is a warning; `--deny-warnings` makes it fail.",
+            "{} answer(s) were a 200 whose body is not Tecton's success body, and the sink took \
+             them as acknowledgements: their records were never sent again. Such an answer is \
+             indefinite: it may come from a proxy or a load balancer rather than Tecton, and \
+             the records may not have been written{in_this_run}. Treat it like a lost \
+             response: re-send the records (the duplicate it may create is allowed) or at least \
+             report them. Many HTTP clients, Tecton's own Python ingestion client among them, \
+             trust the status alone, so this is a warning; `--deny-warnings` makes it fail.",
             trusted.len()
         ),
     )

@@ -72,6 +72,9 @@ pub(super) fn retry_retryable(obs: &Observation) -> CheckResult {
             } else {
                 retried += 1;
             }
+        } else if e.class == Class::Unreadable {
+            // A 200 the sink took at its word: `ack_body` warns about that.
+            continue;
         } else {
             let used = dropped
                 .iter()

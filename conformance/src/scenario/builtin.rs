@@ -138,9 +138,15 @@ mod tests {
         on_disk_names.sort();
         let mut built_in: Vec<String> = FILES.iter().map(|(n, _)| (*n).to_owned()).collect();
         built_in.sort();
-        assert_eq!(built_in, on_disk_names, "scenario/builtin.rs must list every file");
+        assert_eq!(
+            built_in, on_disk_names,
+            "scenario/builtin.rs must list every file"
+        );
         for (name, text) in FILES {
-            assert_eq!(std::fs::read_to_string(on_disk(name)).ok().as_deref(), Some(*text));
+            assert_eq!(
+                std::fs::read_to_string(on_disk(name)).ok().as_deref(),
+                Some(*text)
+            );
         }
     }
 
@@ -158,7 +164,9 @@ mod tests {
             .and_then(|s| s.repository_path.clone());
         assert_eq!(
             mismatch,
-            Some(std::path::PathBuf::from("<built-in>/repos/transactions-with-country.toml"))
+            Some(std::path::PathBuf::from(
+                "<built-in>/repos/transactions-with-country.toml"
+            ))
         );
     }
 }

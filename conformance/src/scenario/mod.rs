@@ -54,8 +54,8 @@ pub use builtin::{builtin, builtin_text, load_builtin, BUILTIN_DIR};
 pub use input::{Generator, Input, DISORDER_WINDOW};
 
 use crate::checks::{CheckId, CheckParams, CheckSpec, ExpectedOutcome};
-use mock_tecton::rng::SplitMix64;
 use crate::sink::{Record, SinkEnv};
+use mock_tecton::rng::SplitMix64;
 
 /// The embedded demo's Editor key, the default `TECTON_API_KEY`.
 pub const DEMO_API_KEY: &str = "demo-editor-key";

@@ -28,8 +28,8 @@ use mock_tecton::rng::SplitMix64;
 
 use super::backoff::Backoff;
 use super::defect::Mutant;
-use crate::answer::{is_retryable_status, is_success_body};
 use super::{BoxFuture, Record, Sink, SinkEnv, SinkMetrics, SinkOutcome};
+use crate::answer::{is_retryable_status, is_success_body};
 
 /// The most records the reference sink puts in one request, whatever `SINK_BATCH_SIZE` says:
 /// Tecton recommends 10 and the mock enforces 10 by default.

@@ -228,7 +228,9 @@ fn next_action(state: &RuleState) -> Option<FaultAction> {
 /// SplitMix64's output function over the seed, rule and match index: a deterministic draw per
 /// decision.
 pub(crate) fn mix(seed: u64, a: u64, b: u64) -> u64 {
-    crate::rng::mix64(seed ^ a.wrapping_mul(crate::rng::GAMMA) ^ b.wrapping_mul(0xbf58_476d_1ce4_e5b9))
+    crate::rng::mix64(
+        seed ^ a.wrapping_mul(crate::rng::GAMMA) ^ b.wrapping_mul(0xbf58_476d_1ce4_e5b9),
+    )
 }
 
 /// A draw as a float in `[0, 1)`.

@@ -111,8 +111,7 @@ mod tests {
     #[test]
     fn document_carries_the_totals_and_structured_evidence() {
         let report = super::super::sample::report();
-        let doc: serde_json::Value =
-            serde_json::from_str(&render(&report)).unwrap_or_default();
+        let doc: serde_json::Value = serde_json::from_str(&render(&report)).unwrap_or_default();
         assert_eq!(doc["schema_version"], 1);
         assert_eq!(doc["exit_code"], 1);
         assert_eq!(doc["verdict"], "fail");

@@ -35,7 +35,9 @@ fn suite(s: &ScenarioReport) -> TestSuite {
     suite.add_property(("scenario", s.name.as_str()));
     suite.add_property(("seed", s.seed.to_string().as_str()));
     suite.add_property(("replay", s.replay.as_str()));
-    let exit = s.sink_exit.map_or_else(|| "none".to_owned(), |c| c.to_string());
+    let exit = s
+        .sink_exit
+        .map_or_else(|| "none".to_owned(), |c| c.to_string());
     suite.add_property(("sink_exit", exit.as_str()));
     suite.add_property(("sink_ended", s.sink_ended.as_str()));
     let classname = format!("conformance.{}", s.name);

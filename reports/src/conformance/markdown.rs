@@ -40,7 +40,9 @@ pub fn render(report: &SuiteReport) -> String {
     }
     let summary = report.check_summary();
     if !summary.is_empty() {
-        out.push_str("\n## By check\n\n| Check | Result | Scenario runs | Example |\n|---|---|---:|---|\n");
+        out.push_str(
+            "\n## By check\n\n| Check | Result | Scenario runs | Example |\n|---|---|---:|---|\n",
+        );
         for c in &summary {
             let _ = writeln!(
                 out,

@@ -337,7 +337,10 @@ impl SuiteReport {
             for s in &self.scenarios {
                 for c in s.checks_with(verdict) {
                     let run = format!("{} (seed {})", s.name, s.seed);
-                    match out.iter_mut().find(|o| o.id == c.id && o.verdict == verdict) {
+                    match out
+                        .iter_mut()
+                        .find(|o| o.id == c.id && o.verdict == verdict)
+                    {
                         Some(o) => o.scenarios.push(run),
                         None => out.push(CheckSummary {
                             id: c.id.clone(),
@@ -496,11 +499,22 @@ mod tests {
             .collect();
         assert_eq!(
             ids,
-            [("backoff", Verdict::Fail, 2), ("batching_efficiency", Verdict::Warn, 2)]
+            [
+                ("backoff", Verdict::Fail, 2),
+                ("batching_efficiency", Verdict::Warn, 2)
+            ]
         );
         assert_eq!(summary[0].example_seed, 1);
         assert_eq!(r.harness_errors().len(), 1);
-        assert_eq!(r.check_counts(), Counts { pass: 1, warn: 2, fail: 2, error: 0 });
+        assert_eq!(
+            r.check_counts(),
+            Counts {
+                pass: 1,
+                warn: 2,
+                fail: 2,
+                error: 0
+            }
+        );
     }
 
     #[test]
