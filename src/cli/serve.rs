@@ -23,8 +23,8 @@ pub struct ServeArgs {
     /// Records per push source per ingest request before a 400.
     #[arg(long, default_value_t = decisions::DEFAULT_RECORDS_PER_SOURCE)]
     records_per_source: usize,
-    /// Request bodies larger than this many bytes get a 413.
-    #[arg(long, default_value_t = decisions::DEFAULT_MAX_BODY_BYTES)]
+    /// Request bodies larger than this many bytes get a 413 (at least 1).
+    #[arg(long, default_value_t = decisions::DEFAULT_MAX_BODY_BYTES, value_parser = parse_max_body)]
     max_body_bytes: usize,
     /// Journal entries kept before the oldest are let go.
     #[arg(long, default_value_t = decisions::DEFAULT_JOURNAL_CAPACITY)]
@@ -37,7 +37,35 @@ pub struct ServeArgs {
     faults: Option<std::path::PathBuf>,
 }
 
-/// Serves until Ctrl-C, then lets in-flight requests finish.
+fn parse_max_body(text: &str) -> Result<usize, String> {
+    match text.parse::<usize>() {
+        Ok(0) => Err("must be at least 1: with 0 every request with a body would get a 413".into()),
+        Ok(n) => Ok(n),
+        Err(_) => Err(format!("`{text}` is not a number of bytes")),
+    }
+}
+
+/// Resolves on Ctrl-C (SIGINT) or, on Unix, SIGTERM (what `kill`, Docker and systemd send).
+async fn stop_signal() -> anyhow::Result<&'static str> {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut term = signal(SignalKind::terminate()).context("cannot wait for SIGTERM")?;
+        tokio::select! {
+            r = tokio::signal::ctrl_c() => r.map(|()| "Ctrl-C").context("cannot wait for Ctrl-C"),
+            _ = term.recv() => Ok("SIGTERM"),
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        tokio::signal::ctrl_c()
+            .await
+            .context("cannot wait for Ctrl-C")?;
+        Ok("Ctrl-C")
+    }
+}
+
+/// Serves until Ctrl-C or SIGTERM, then lets in-flight requests finish.
 pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     super::init_tracing();
     let mut config = Config::new(args.repo.load()?)
@@ -64,10 +92,8 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         println!("mock Tecton serving at {}", mock.url());
         println!("  ingest:  POST {}/ingest", mock.url());
         println!("  admin:   GET  {}/_mock/health", mock.url());
-        tokio::signal::ctrl_c()
-            .await
-            .context("cannot wait for Ctrl-C")?;
-        tracing::info!("Ctrl-C received; finishing in-flight requests");
+        let signal = stop_signal().await?;
+        tracing::info!("{signal} received; finishing in-flight requests");
         mock.shutdown().await;
         Ok(ExitCode::SUCCESS)
     })
