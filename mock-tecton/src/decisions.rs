@@ -1,7 +1,6 @@
 //! Every choice the mock makes where Tecton's behaviour is not documented, in one place.
 //!
-//! Each item names the gap (see `spec/tecton-api.md` §8 and `DESIGN.md`, "Decisions where
-//! Tecton's behaviour is unknown") and what the mock does about it. When Tecton's behaviour
+//! Each item names the gap in Tecton's public documentation and what the mock does about it. When Tecton's behaviour
 //! becomes known, this is the file to change.
 
 use serde_json::Value as Json;

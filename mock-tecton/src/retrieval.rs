@@ -2,7 +2,7 @@
 //! (join keys, timestamp) rows, computed from the offline log as Tecton's training-data queries
 //! compute them.
 //!
-//! Aggregates follow the offline window rules (`spec/semantics.md` §4.1) over every logged
+//! Aggregates follow the offline window rules (docs/semantics.md) over every logged
 //! event, duplicates included; an entity with no events gets the empty-window values (count 0,
 //! lists `[]`). Attributes take the row with the latest *event time* at or before the spine
 //! time (later ingestion wins a tie), valid while `t < ts + ttl`. Events before

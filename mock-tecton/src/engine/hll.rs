@@ -2,7 +2,7 @@
 //!
 //! Tecton's Spark plan hashes each value (SHA-256, first 64 bits), uses the first `p` bits as the
 //! register index and the 1-based position of the first 1 in the remaining bits as the register
-//! value; the final estimator is a closed-source UDF (`spec/semantics.md` §2). The mock keeps the
+//! value; the final estimator is a closed-source UDF (Tecton's documentation). The mock keeps the
 //! index/register layout but hashes with a small, stable function of its own: FNV-1a over a
 //! canonical byte encoding of the [`Value`], then a splitmix64 finalizer so that the high bits
 //! (which pick the register) are well mixed. `std`'s `DefaultHasher` is not used because its output
