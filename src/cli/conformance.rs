@@ -316,7 +316,7 @@ fn announce(r: &Ready) {
 fn print_line(r: &ScenarioResult, printed_errors: &mut HashSet<String>) {
     match &r.run {
         Err(e) => {
-            let text = e.to_string();
+            let text = reports::conformance::escape_control(&e.to_string());
             if printed_errors.insert(text.clone()) {
                 println!("ERROR {} (seed {}): {text}", r.scenario, r.seed);
             } else {

@@ -341,6 +341,13 @@ pub(super) fn ack_body(obs: &Observation) -> CheckResult {
              success body.",
         );
     }
+    if !obs.outcome.succeeded() {
+        return CheckResult::pass(
+            id,
+            "The sink did not claim success, so it took no unreadable 200 as an acknowledgement; \
+             whether it should have retried is `retry_retryable`'s call.",
+        );
+    }
     let budget = obs.env.max_retries as usize + 1;
     let mut trusted = Vec::new();
     let mut trusted_ids: Vec<&str> = Vec::new();

@@ -72,8 +72,8 @@ pub(super) fn retry_retryable(obs: &Observation) -> CheckResult {
             } else {
                 retried += 1;
             }
-        } else if e.class == Class::Unreadable {
-            // A 200 the sink took at its word: `ack_body` warns about that.
+        } else if e.class == Class::Unreadable && obs.outcome.succeeded() {
+            // A 200 the sink took at its word (it claims success): `ack_body` warns about that.
             continue;
         } else {
             let used = dropped
