@@ -52,6 +52,8 @@
 //! # }
 //! ```
 
+#![warn(unreachable_pub, clippy::match_wildcard_for_single_variants)]
+
 pub mod answer;
 pub mod checks;
 pub mod report;

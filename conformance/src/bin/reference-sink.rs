@@ -37,7 +37,7 @@ fn main() -> ExitCode {
     };
     let env = match protocol::env_from(|k| std::env::var(k).ok()) {
         Ok(env) => env,
-        Err(e) => return usage_error(&e),
+        Err(e) => return usage_error(&e.to_string()),
     };
     let mut input = String::new();
     if let Err(e) = std::io::stdin().read_to_string(&mut input) {

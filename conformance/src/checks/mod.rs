@@ -7,7 +7,7 @@
 //! anything else they exercise.
 
 mod delivery;
-pub mod observation;
+mod observation;
 mod order;
 mod retry;
 mod timing;
@@ -18,7 +18,10 @@ use std::fmt;
 use std::str::FromStr;
 
 pub use delivery::describe_exit;
-pub use observation::{Class, Exchange, FaultKind, Observation, ObservationParts, WrittenRow};
+pub use observation::{
+    outcome_name, summarize_ids, Class, Exchange, FaultKind, InputRecord, Observation,
+    ObservationParts, SentRecord, WrittenRow,
+};
 pub use reports::conformance::{Evidence, Verdict};
 
 use serde::{Deserialize, Serialize};
@@ -291,7 +294,7 @@ pub(crate) fn ms(d: std::time::Duration) -> String {
 }
 
 /// The last `n` non-empty lines of a text, joined by ` / ` (for quoting a sink's stderr).
-pub fn tail(text: &str, n: usize) -> String {
+pub(crate) fn tail(text: &str, n: usize) -> String {
     let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
     let start = lines.len().saturating_sub(n);
     lines[start..].join(" / ")

@@ -162,7 +162,7 @@ impl Failure {
     fn status(&self) -> Option<u16> {
         match self {
             Failure::Status { status, .. } => Some(*status),
-            _ => None,
+            Failure::NotSuccessBody(_) | Failure::Timeout(_) | Failure::Connection(_) => None,
         }
     }
 
@@ -170,7 +170,7 @@ impl Failure {
     fn retry_after(&self) -> Option<Duration> {
         match self {
             Failure::Status { retry_after, .. } => *retry_after,
-            _ => None,
+            Failure::NotSuccessBody(_) | Failure::Timeout(_) | Failure::Connection(_) => None,
         }
     }
 }
