@@ -537,3 +537,112 @@ mod schema_check {
         assert_eq!(validate(&schema, &serde_json::json!({"a": "x"})).len(), 1);
     }
 }
+
+#[test]
+fn one_root_cause_is_summarised_once_and_raw_bytes_are_escaped() {
+    let dir = outside("noisy");
+    // Reads its input, sends nothing, and gives up saying something unprintable on stderr.
+    let sink = r"cat > /dev/null; printf '\033[2J\000\377 gave up\n' >&2; exit 1";
+    let out = bin(&dir)
+        .args([
+            "conformance",
+            "--sink",
+            sink,
+            "--json",
+            "r.json",
+            "--report",
+            "r.md",
+        ])
+        .output()
+        .unwrap();
+    let said = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{said}");
+    assert_eq!(said.matches("FAIL outcome in ").count(), 1, "{said}");
+    let line = said
+        .lines()
+        .find(|l| l.starts_with("FAIL outcome in "))
+        .unwrap();
+    assert!(line.contains(" scenario run(s): "), "{line}");
+    // One line per scenario plus one block per failing check, not one block per failure.
+    assert!(
+        said.lines().count() < 23 + 60,
+        "{} lines:\n{said}",
+        said.lines().count()
+    );
+    for bytes in [&out.stdout, &out.stderr] {
+        assert!(
+            !bytes.contains(&0x1b) && !bytes.contains(&0),
+            "raw control bytes in the output"
+        );
+    }
+    let report = std::fs::read(dir.join("r.json")).unwrap();
+    let md = std::fs::read(dir.join("r.md")).unwrap();
+    for bytes in [&report, &md] {
+        assert!(
+            !bytes.contains(&0x1b) && !bytes.contains(&0),
+            "raw control bytes in a report"
+        );
+    }
+    let json: Json = serde_json::from_slice(&report).unwrap();
+    let all_text = json.to_string();
+    assert!(
+        all_text.contains(r"\\u{1b}[2J"),
+        "the escape is shown, escaped"
+    );
+}
+
+#[test]
+fn a_refused_request_shows_tectons_message_in_the_evidence() {
+    if !python_available("refused request message") {
+        return;
+    }
+    let dir = outside("refused");
+    // Sends everything in one request, ignores the answer and exits 0.
+    let script = dir.join("careless.py");
+    std::fs::write(
+        &script,
+        r#"import json, os, sys, urllib.request
+records = [{"record": json.loads(l)} for l in sys.stdin if l.strip()]
+body = {"workspace_name": os.environ["TECTON_WORKSPACE"], "dry_run": False,
+        "records": {os.environ["TECTON_PUSH_SOURCE"]: records[:10]}}
+req = urllib.request.Request(os.environ["TECTON_URL"] + "/ingest", json.dumps(body).encode(),
+                             {"Authorization": "Tecton-key " + os.environ["TECTON_API_KEY"]})
+try:
+    urllib.request.urlopen(req, timeout=5)
+except Exception:
+    pass
+"#,
+    )
+    .unwrap();
+    let sink = format!("python3 {}", script.display());
+    let out = bin(&dir)
+        .args([
+            "conformance",
+            "--sink",
+            &sink,
+            "--scenario",
+            "invalid-key",
+            "--json",
+            "r.json",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let json: Json =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("r.json")).unwrap()).unwrap();
+    let outcome = json["scenarios"][0]["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["id"] == "outcome")
+        .unwrap();
+    assert_eq!(outcome["verdict"], "fail");
+    let evidence = &outcome["evidence"][0];
+    assert_eq!(evidence["status"], 401);
+    let message = evidence["message"].as_str().unwrap();
+    assert!(message.starts_with("UnauthenticatedError: "), "{message}");
+    assert!(
+        evidence["text"].as_str().unwrap().contains(message),
+        "{evidence}"
+    );
+}

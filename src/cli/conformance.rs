@@ -26,6 +26,8 @@ pub const SCENARIOS_ENV: &str = "TECTON_SIM_SCENARIOS";
 
 /// Evidence lines shown per check in the end-of-run summary.
 const SUMMARY_EVIDENCE: usize = 3;
+/// Scenario runs named per check in the end-of-run summary (the reports list them all).
+const SUMMARY_RUNS: usize = 6;
 
 /// Arguments of `conformance`.
 #[derive(Args, Debug)]
@@ -193,11 +195,14 @@ fn print_summary(report: &SuiteReport) {
     }
     for c in &summary {
         let n = c.scenarios.len();
+        let mut runs = c.scenarios[..n.min(SUMMARY_RUNS)].join(", ");
+        if n > SUMMARY_RUNS {
+            runs.push_str(&format!(", … and {} more", n - SUMMARY_RUNS));
+        }
         println!(
-            "\n{} {} in {n} scenario run(s): {}",
+            "\n{} {} in {n} scenario run(s): {runs}",
             c.verdict.label(),
-            c.id,
-            c.scenarios.join(", ")
+            c.id
         );
         println!(
             "  e.g. {} (seed {}): {}",
