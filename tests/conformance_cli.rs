@@ -303,9 +303,10 @@ fn an_invalid_scenario_is_reported_once_and_bad_flags_get_a_human_message() {
     assert_eq!(out.status.code(), Some(2), "{said}");
     assert_eq!(
         said.matches("must be at least 1").count(),
-        2,
-        "once as it runs, once at the end:\n{said}"
+        1,
+        "the error once:\n{said}"
     );
+    assert_eq!(said.matches("ERROR broken (seed ").count(), 3, "{said}");
 
     let out = bin(&dir)
         .args(["conformance", "--sink", "true", "--runs", "0"])

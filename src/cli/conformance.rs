@@ -5,7 +5,6 @@
 //! check failed, 2 when the harness could not decide (a scenario file is invalid, the mock or
 //! the sink could not start).
 
-use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
@@ -149,10 +148,7 @@ pub fn run(args: ConformanceArgs) -> anyhow::Result<ExitCode> {
 
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     let seeds = args.seed..args.seed.saturating_add(args.runs);
-    let mut printed_errors = HashSet::new();
-    let suite = runtime.block_on(run_suite(&scenarios, seeds, &subject, &opts, |r| {
-        print_line(r, &mut printed_errors);
-    }));
+    let suite = runtime.block_on(run_suite(&scenarios, seeds, &subject, &opts, print_line));
     let report = conformance::report::suite_report(&suite, args.deny_warnings);
     print_summary(&report);
 
@@ -317,17 +313,16 @@ fn announce(r: &Ready) {
     }
 }
 
-/// One line per scenario run, as it finishes; a harness error's text only the first time.
-fn print_line(r: &ScenarioResult, printed_errors: &mut HashSet<String>) {
+/// One line per scenario run, as it finishes. A harness error's text is printed once, in the
+/// summary at the end, however many runs it stopped.
+fn print_line(r: &ScenarioResult) {
     match &r.run {
-        Err(e) => {
-            let text = reports::conformance::escape_control(&e.to_string());
-            if printed_errors.insert(text.clone()) {
-                println!("ERROR {} (seed {}): {text}", r.scenario, r.seed);
-            } else {
-                println!("ERROR {} (seed {}): as above", r.scenario, r.seed);
-            }
-        }
+        Err(e) => println!(
+            "ERROR {} (seed {}): {} (details at the end)",
+            r.scenario,
+            r.seed,
+            e.kind()
+        ),
         Ok(run) => {
             let flagged: Vec<String> = run
                 .results

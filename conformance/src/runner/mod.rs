@@ -128,6 +128,17 @@ pub enum HarnessError {
     Sink(String),
 }
 
+impl HarnessError {
+    /// What kind of harness error, in a few words (`invalid scenario`, `mock`, `sink start`).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            HarnessError::Scenario(_) => "invalid scenario",
+            HarnessError::Mock(_) => "the mock failed",
+            HarnessError::Sink(_) => "the sink could not be started",
+        }
+    }
+}
+
 impl fmt::Display for HarnessError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
