@@ -235,21 +235,6 @@ impl Exchange {
             .and_then(Json::as_bool)
             .unwrap_or(false)
     }
-
-    /// Whether the exchange may have written its records: acknowledged or indefinite, and not
-    /// a fault that refuses before handling.
-    pub fn may_have_written(&self) -> bool {
-        match self.class {
-            Class::Acked => true,
-            Class::Indefinite => !matches!(
-                self.fault_kind,
-                FaultKind::ResetBeforeBody | FaultKind::Hang
-            ),
-            // A 200 that is not Tecton's may come from a proxy that never forwarded it; the
-            // mock's garbage fault writes nothing.
-            Class::Unreadable | Class::RetryableStatus | Class::Definite => false,
-        }
-    }
 }
 
 /// The one place that decides what an exchange means for its records.
