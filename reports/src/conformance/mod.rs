@@ -181,7 +181,8 @@ pub struct ScenarioReport {
     pub replay: String,
     /// Wall time of the run, in milliseconds.
     pub elapsed_ms: u64,
-    /// The sink's exit code; `None` when it was killed, has none (attached) or never ran.
+    /// The sink's exit code (an attached sink that completed counts as 0); `None` when it was
+    /// killed or never ran.
     pub sink_exit: Option<i32>,
     /// How the sink ended, in words (`exited 0`, `was killed at the wall-clock limit`).
     pub sink_ended: String,
