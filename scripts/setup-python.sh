@@ -8,7 +8,7 @@
 # tests/python_client.rs fails under CI=true when .venv/bin/python is missing.
 set -euo pipefail
 
-# The client version the spec was written against (spec/tecton-api.md section 4).
+# The tecton-client version the mock's serving API is tested against (docs/mock-api.md).
 CLIENT_PIN="tecton-client==0.4.0"
 CLIENT_VERSION="${CLIENT_PIN##*==}"
 

@@ -35,6 +35,9 @@ enum Command {
     Consistency(cli::features::ConsistencyArgs),
     /// Run the conformance scenarios against a sink; exits 1 when a check fails.
     Conformance(cli::conformance::ConformanceArgs),
+    /// List, show or validate conformance scenarios without running a sink.
+    #[command(subcommand)]
+    Scenarios(cli::scenarios::ScenariosCommand),
 }
 
 fn main() -> ExitCode {
@@ -45,6 +48,7 @@ fn main() -> ExitCode {
         Command::Offline(args) => cli::features::run_offline(args),
         Command::Consistency(args) => cli::features::run_consistency(args),
         Command::Conformance(args) => cli::conformance::run(args),
+        Command::Scenarios(cmd) => cli::scenarios::run(cmd),
     };
     match result {
         Ok(code) => code,

@@ -7,7 +7,7 @@ use std::time::Duration;
 use conformance::checks::{
     judge, CheckId, CheckParams, Observation, ObservationParts, Verdict, WrittenRow,
 };
-use conformance::scenario::{CheckSpec, ExpectedOutcome};
+use conformance::checks::{CheckSpec, ExpectedOutcome};
 use conformance::sink::{Record, SinkEnv, SinkOutcome};
 use mock_tecton::faults::FaultAction;
 use mock_tecton::journal::{Entry, Outcome};
@@ -116,6 +116,17 @@ impl Journal {
         self
     }
 
+    /// A 200 whose body is garbage (bytes that are not JSON, with control characters):
+    /// nothing written.
+    fn garbage(&mut self, at_ms: i64, ids: &[usize]) -> &mut Self {
+        self.send(at_ms, ids, 200, Outcome::Responded, None, 1);
+        let last = self.entries.last_mut().unwrap();
+        last.response_body = b"\x1b[2J\x00\xff garbage".to_vec().into();
+        let seq = last.seq;
+        self.written.retain(|w| w.request != seq);
+        self
+    }
+
     fn ok(&mut self, at_ms: i64, ids: &[usize]) -> &mut Self {
         self.send(at_ms, ids, 200, Outcome::Responded, None, 1)
     }
@@ -167,7 +178,15 @@ fn check(id: CheckId, obs: &Observation) -> (Verdict, String) {
     );
     (
         r.verdict,
-        format!("{}\n{}", r.explanation, r.evidence.join("\n")),
+        format!(
+            "{}\n{}",
+            r.explanation,
+            r.evidence
+                .iter()
+                .map(|e| e.text.as_str())
+                .collect::<Vec<_>>()
+                .join("\n")
+        ),
     )
 }
 
@@ -437,4 +456,42 @@ fn an_acknowledged_record_missing_from_the_store_fails_no_lost_ack() {
         text.contains("t1"),
         "the evidence names the lost record: {text}"
     );
+}
+
+#[test]
+fn trusting_an_unreadable_200_warns_and_retrying_it_passes() {
+    let input: Vec<Record> = (0..4).map(|i| record(i, "u1")).collect();
+
+    // Trusted: the sink took the garbage 200 for an acknowledgement and exited 0.
+    let mut j = Journal::new(input.clone());
+    j.garbage(0, &[0, 1]).ok(10, &[2, 3]);
+    let obs = j.observe(0, "");
+    let (verdict, text) = check(CheckId::AckBody, &obs);
+    assert_eq!(verdict, Verdict::Warn, "{text}");
+    assert!(
+        text.contains("2 of those 2 records were never written"),
+        "{text}"
+    );
+    assert!(text.contains("seq 0"), "{text}");
+    // The other checks leave the judgement to ack_body instead of calling the records lost.
+    assert_eq!(check(CheckId::Completeness, &obs).0, Verdict::Pass);
+    assert_eq!(check(CheckId::RetryRetryable, &obs).0, Verdict::Pass);
+
+    // Retried: right, and the records landed on the second attempt.
+    let mut j = Journal::new(input.clone());
+    j.garbage(0, &[0, 1]).ok(60, &[0, 1]).ok(70, &[2, 3]);
+    let obs = j.observe(0, "");
+    assert_eq!(check(CheckId::AckBody, &obs).0, Verdict::Pass);
+    assert_eq!(check(CheckId::Completeness, &obs).0, Verdict::Pass);
+    assert_eq!(check(CheckId::Duplicates, &obs).0, Verdict::Pass);
+
+    // Gave up at once and said so: not trust, but a retryable answer that was not retried.
+    let mut j = Journal::new(input);
+    j.garbage(0, &[0, 1]);
+    let obs = j.observe(
+        1,
+        "gave up on batch 1: HTTP 200 with a body that is not Tecton's",
+    );
+    assert_eq!(check(CheckId::AckBody, &obs).0, Verdict::Pass);
+    assert_eq!(check(CheckId::RetryRetryable, &obs).0, Verdict::Fail);
 }

@@ -4,8 +4,9 @@
 
 use std::path::PathBuf;
 
+use conformance::checks::ExpectedOutcome;
 use conformance::runner::{run_suite, HarnessError, RunOptions, Subject};
-use conformance::scenario::{load_dir, ExpectedOutcome, Input};
+use conformance::scenario::{load_dir, Input};
 use conformance::sink::ReferenceSink;
 
 fn shipped() -> PathBuf {

@@ -6,13 +6,14 @@
 use std::time::Duration;
 
 use conformance::sink::attach::{AttachedSink, Completion};
-use conformance::sink::backoff::{Backoff, SplitMix64};
+use conformance::sink::backoff::Backoff;
 use conformance::sink::command::{self, CommandSink};
-use conformance::sink::mutants::{Mutant, MutantSink};
 use conformance::sink::reference::ReferenceSink;
+use conformance::sink::{Mutant, MutantSink};
 use conformance::sink::{Record, Sink, SinkEnv, SinkMetrics, SinkOutcome};
 use mock_tecton::faults::{FaultAction, FaultRule, FaultSet};
 use mock_tecton::journal::{Entry, Outcome};
+use mock_tecton::rng::SplitMix64;
 use mock_tecton::schema::Value;
 use mock_tecton::{Config, MockTecton};
 use serde_json::{json, Value as Json};

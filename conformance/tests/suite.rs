@@ -41,7 +41,11 @@ fn summary(run: &SuiteRun) -> String {
                             c.id,
                             r.seed,
                             c.explanation,
-                            c.evidence.join("\n    ")
+                            c.evidence
+                                .iter()
+                                .map(|e| e.text.as_str())
+                                .collect::<Vec<_>>()
+                                .join("\n    ")
                         ));
                     }
                 }

@@ -7,7 +7,7 @@ It behaves like tecton-sim's reference sink:
 * sends them in input order, one request at a time, at most SINK_BATCH_SIZE records per
   request (never more than 10, Tecton's recommended batch), the final partial batch included;
 * bounds every attempt by SINK_TIMEOUT_S seconds;
-* retries 408, 429, 500, 502, 503, 504, connection errors, timeouts and a 200 whose body is not
+* retries 408, 425, 429, any 5xx, connection errors, timeouts and a 200 whose body is not
   Tecton's success response, up to SINK_MAX_RETRIES times, after a capped exponential backoff
   with full jitter (seeded by SINK_SEED) and never sooner than a Retry-After header asks;
 * never retries a definite failure (400, 401, 403, 404, 413, ...): it gives up on that batch,
@@ -32,7 +32,8 @@ import urllib.parse
 import urllib.request
 
 MAX_RECORDS_PER_REQUEST = 10
-RETRYABLE_STATUSES = {408, 429, 500, 502, 503, 504}
+# The same statuses as conformance::answer::is_retryable_status.
+RETRYABLE_STATUSES = {408, 425, 429} | set(range(500, 600))
 BACKOFF_BASE_S = 0.05
 BACKOFF_CAP_S = 2.0
 

@@ -32,6 +32,50 @@ pub fn routes() -> Router<Arc<MockState>> {
         .route("/faults", get(faults).post(set_faults).delete(clear_faults))
         .route("/offline/features", post(offline_features))
         .route("/consistency", post(consistency))
+        .layer(axum::middleware::from_fn(json_errors))
+}
+
+/// Every admin error is JSON `{"error": "..."}`, including the ones axum's extractors and
+/// router produce as plain text (an oversized body, a bad query string, a wrong method), and
+/// every admin request gets one log line.
+async fn json_errors(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let started = std::time::Instant::now();
+    let (method, path) = (req.method().clone(), req.uri().path().to_owned());
+    let resp = next.run(req).await;
+    let status = resp.status();
+    tracing::info!(
+        method = %method,
+        path = %format!("/_mock{path}"),
+        status = status.as_u16(),
+        fault = %"-",
+        ms = started.elapsed().as_secs_f64() * 1e3,
+        "admin request"
+    );
+    let is_json = resp
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if !(status.is_client_error() || status.is_server_error()) || is_json {
+        return resp;
+    }
+    let (mut parts, body) = resp.into_parts();
+    let text = axum::body::to_bytes(body, 64 * 1024)
+        .await
+        .map(|b| String::from_utf8_lossy(&b).trim().to_owned())
+        .unwrap_or_default();
+    let message = if text.is_empty() {
+        status.canonical_reason().unwrap_or("error").to_owned()
+    } else {
+        text
+    };
+    parts.headers.remove(axum::http::header::CONTENT_LENGTH);
+    parts.headers.insert(
+        axum::http::header::CONTENT_TYPE,
+        axum::http::HeaderValue::from_static("application/json"),
+    );
+    let body = json!({ "error": message }).to_string();
+    Response::from_parts(parts, axum::body::Body::from(body))
 }
 
 fn bad_request(message: impl Into<String>) -> Response {

@@ -31,8 +31,10 @@ pub enum Outcome {
     Abandoned,
 }
 
-/// One request and its response.
+/// One request and its response. As JSON, its times appear twice: as ns since the epoch and as
+/// RFC 3339 text beside them (`received_at_rfc3339`, `mock_time_rfc3339`).
 #[derive(Debug, Clone, Default, Serialize)]
+#[serde(into = "EntryJson")]
 pub struct Entry {
     /// Arrival order, from 0.
     pub seq: u64,
@@ -49,12 +51,10 @@ pub struct Entry {
     /// Request body size in bytes (as received, before any cut).
     pub request_bytes: usize,
     /// The request body, cut to the journal's body limit.
-    #[serde(serialize_with = "as_text")]
     pub request_body: Bytes,
     /// HTTP status sent (0 when none was).
     pub status: u16,
     /// The response body, cut to the journal's body limit.
-    #[serde(serialize_with = "as_text")]
     pub response_body: Bytes,
     /// Time from arrival to response, in microseconds.
     pub duration_us: u64,
@@ -63,8 +63,54 @@ pub struct Entry {
     /// The fault applied to this exchange, if any, as `rule name: action`.
     pub fault: Option<String>,
     /// The same fault's action, structured (e.g. its `retry_after_s`).
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub fault_action: Option<crate::faults::FaultAction>,
+}
+
+/// [`Entry`] as JSON: the same fields plus readable times.
+#[derive(Serialize)]
+struct EntryJson {
+    seq: u64,
+    received_at: i64,
+    received_at_rfc3339: String,
+    mock_time: i64,
+    mock_time_rfc3339: String,
+    method: String,
+    path: String,
+    key_id: Option<String>,
+    request_bytes: usize,
+    #[serde(serialize_with = "as_text")]
+    request_body: Bytes,
+    status: u16,
+    #[serde(serialize_with = "as_text")]
+    response_body: Bytes,
+    duration_us: u64,
+    outcome: Outcome,
+    fault: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    fault_action: Option<crate::faults::FaultAction>,
+}
+
+impl From<Entry> for EntryJson {
+    fn from(e: Entry) -> Self {
+        EntryJson {
+            seq: e.seq,
+            received_at: e.received_at,
+            received_at_rfc3339: crate::schema::format_rfc3339(e.received_at),
+            mock_time: e.mock_time,
+            mock_time_rfc3339: crate::schema::format_rfc3339(e.mock_time),
+            method: e.method,
+            path: e.path,
+            key_id: e.key_id,
+            request_bytes: e.request_bytes,
+            request_body: e.request_body,
+            status: e.status,
+            response_body: e.response_body,
+            duration_us: e.duration_us,
+            outcome: e.outcome,
+            fault: e.fault,
+            fault_action: e.fault_action,
+        }
+    }
 }
 
 fn as_text<S: serde::Serializer>(b: &Bytes, s: S) -> Result<S::Ok, S::Error> {

@@ -34,6 +34,7 @@ pub mod journal;
 pub mod json;
 pub mod repo;
 pub mod retrieval;
+pub mod rng;
 pub mod schema;
 mod server;
 pub mod serving;

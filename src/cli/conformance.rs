@@ -1,8 +1,9 @@
 //! `tecton-sim conformance`: runs the scenario suite against a sink and says whether it
 //! batches, retries, backs off, times out, keeps order and loses nothing.
 //!
-//! Exit status: 0 when no check failed (warnings allowed), 1 when a check failed, 2 when the
-//! harness could not decide (a scenario file is invalid, the mock or the sink could not start).
+//! Exit status: 0 when no check failed (warnings allowed, unless `--deny-warnings`), 1 when a
+//! check failed, 2 when the harness could not decide (a scenario file is invalid, the mock or
+//! the sink could not start).
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -13,12 +14,19 @@ use clap::Args;
 use conformance::checks::Verdict;
 use conformance::runner::{
     run_suite, shell_quote, AttachOptions, OnReady, Ready, RunOptions, ScenarioResult, Subject,
+    SuiteRun,
 };
-use conformance::scenario::{load_dir, Scenario, ScenarioError};
+use conformance::scenario::{load_builtin, Scenario, ScenarioError};
 use conformance::sink::CommandSink;
+use reports::conformance::SuiteReport;
 
-/// The default scenarios directory.
-const DEFAULT_SCENARIOS: &str = "scenarios";
+/// The environment variable naming a scenarios directory when `--scenarios` is not given.
+pub const SCENARIOS_ENV: &str = "TECTON_SIM_SCENARIOS";
+
+/// Evidence lines shown per check in the end-of-run summary.
+const SUMMARY_EVIDENCE: usize = 3;
+/// Scenario runs named per check in the end-of-run summary (the reports list them all).
+const SUMMARY_RUNS: usize = 6;
 
 /// Arguments of `conformance`.
 #[derive(Args, Debug)]
@@ -45,18 +53,26 @@ pub struct ConformanceArgs {
     /// Port for the mock on 127.0.0.1 (attach mode: a fixed port the sink is configured with).
     #[arg(long, short = 'p')]
     port: Option<u16>,
-    /// Directory of scenario files (*.toml).
-    #[arg(long, value_name = "DIR", default_value = DEFAULT_SCENARIOS)]
-    scenarios: PathBuf,
+    /// Directory of scenario files (*.toml) added to the built-in ones; a file named like a
+    /// built-in scenario replaces it. Default: $TECTON_SIM_SCENARIOS, if set.
+    #[arg(long, value_name = "DIR")]
+    scenarios: Option<PathBuf>,
     /// Run only this scenario (repeat for several).
     #[arg(long, value_name = "NAME")]
     scenario: Vec<String>,
     /// The seed of the first run: drives the generated input, the faults and SINK_SEED.
     #[arg(long, default_value_t = 1)]
     seed: u64,
-    /// Runs per scenario, with seeds SEED, SEED+1, …
-    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..))]
+    /// Runs per scenario, with seeds SEED, SEED+1, … (at least 1).
+    #[arg(long, default_value_t = 1, value_parser = parse_runs)]
     runs: u64,
+    /// Treat warnings as failures (exit 1), for a strict gate.
+    #[arg(long)]
+    deny_warnings: bool,
+    /// Write the journal of every run that failed or warned here, as JSON
+    /// (`<scenario>-seed<s>.journal.json`), for offline study.
+    #[arg(long, value_name = "DIR")]
+    journal: Option<PathBuf>,
     /// Write a JUnit XML report here.
     #[arg(long, value_name = "FILE")]
     junit: Option<PathBuf>,
@@ -68,9 +84,38 @@ pub struct ConformanceArgs {
     json: Option<PathBuf>,
 }
 
+fn parse_runs(text: &str) -> Result<u64, String> {
+    match text.parse::<u64>() {
+        Ok(0) => Err(
+            "must be at least 1: each scenario runs that many times, with seeds SEED, SEED+1, …"
+                .into(),
+        ),
+        Ok(n) => Ok(n),
+        Err(_) => Err(format!("`{text}` is not a whole number of runs")),
+    }
+}
+
+/// The scenarios directory in effect: `--scenarios`, else `$TECTON_SIM_SCENARIOS`.
+fn scenarios_dir(flag: Option<&Path>) -> Option<PathBuf> {
+    flag.map(Path::to_owned).or_else(|| {
+        std::env::var_os(SCENARIOS_ENV)
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+    })
+}
+
+/// Loads the built-in scenarios plus those of the directory in effect.
+pub fn load_scenarios(flag: Option<&Path>) -> anyhow::Result<Vec<Result<Scenario, ScenarioError>>> {
+    let dir = scenarios_dir(flag);
+    load_builtin(dir.as_deref()).map_err(|e| match (flag, &dir) {
+        (None, Some(_)) => anyhow::anyhow!("{e} (from ${SCENARIOS_ENV})"),
+        _ => anyhow::anyhow!("{e}"),
+    })
+}
+
 /// Runs the suite and writes the reports.
 pub fn run(args: ConformanceArgs) -> anyhow::Result<ExitCode> {
-    let mut scenarios = load_dir(&args.scenarios).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let mut scenarios = load_scenarios(args.scenarios.as_deref())?;
     if !args.scenario.is_empty() {
         let name_of = |s: &Result<Scenario, ScenarioError>| match s {
             Ok(s) => s.name.clone(),
@@ -80,8 +125,7 @@ pub fn run(args: ConformanceArgs) -> anyhow::Result<ExitCode> {
         for wanted in &args.scenario {
             if !available.contains(wanted) {
                 anyhow::bail!(
-                    "no scenario `{wanted}` in {}; available: {}",
-                    args.scenarios.display(),
+                    "no scenario `{wanted}`; available: {}",
                     available.join(", ")
                 );
             }
@@ -105,26 +149,16 @@ pub fn run(args: ConformanceArgs) -> anyhow::Result<ExitCode> {
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     let seeds = args.seed..args.seed.saturating_add(args.runs);
     let suite = runtime.block_on(run_suite(&scenarios, seeds, &subject, &opts, print_line));
-
-    println!();
-    for (r, c) in suite.failures() {
-        println!(
-            "FAIL {} {} (seed {}): {}",
-            r.scenario, c.id, r.seed, c.explanation
-        );
-        for e in &c.evidence {
-            println!("    {e}");
-        }
-        println!("  replay: {}", r.replay);
-    }
-    for (r, e) in suite.harness_errors() {
-        println!("ERROR {} (seed {}): {e}", r.scenario, r.seed);
-        println!("  replay: {}", r.replay);
-    }
-    let report = conformance::report::suite_report(&suite);
-    println!("{}: {}", report.verdict().label(), report.summary());
+    let report = conformance::report::suite_report(&suite, args.deny_warnings);
+    print_summary(&report);
 
     let mut write_failed = false;
+    if let Some(dir) = &args.journal {
+        if let Err(e) = write_journals(dir, &suite) {
+            eprintln!("error: cannot write journals to {}: {e}", dir.display());
+            write_failed = true;
+        }
+    }
     let mut write = |path: &Option<PathBuf>, text: Result<String, String>| {
         let Some(path) = path else { return };
         let result = text.and_then(|t| write_file(path, &t).map_err(|e| e.to_string()));
@@ -145,7 +179,81 @@ pub fn run(args: ConformanceArgs) -> anyhow::Result<ExitCode> {
     if write_failed {
         return Ok(ExitCode::from(2));
     }
-    Ok(ExitCode::from(suite.exit_code()))
+    Ok(ExitCode::from(report.exit_code()))
+}
+
+/// The end of a run: one block per check that failed or warned (where, and one example), each
+/// distinct harness error once, and the verdict.
+fn print_summary(report: &SuiteReport) {
+    let summary = report.check_summary();
+    if !summary.is_empty() {
+        println!("\nBy check:");
+    }
+    for c in &summary {
+        let n = c.scenarios.len();
+        let mut runs = c.scenarios[..n.min(SUMMARY_RUNS)].join(", ");
+        if n > SUMMARY_RUNS {
+            runs.push_str(&format!(", … and {} more", n - SUMMARY_RUNS));
+        }
+        println!(
+            "\n{} {} in {n} scenario run(s): {runs}",
+            c.verdict.label(),
+            c.id
+        );
+        println!(
+            "  e.g. {} (seed {}): {}",
+            c.example_scenario, c.example_seed, c.example_explanation
+        );
+        let evidence = report
+            .scenarios
+            .iter()
+            .find(|s| s.name == c.example_scenario && s.seed == c.example_seed)
+            .and_then(|s| s.checks.iter().find(|k| k.id == c.id))
+            .map(|k| k.evidence.as_slice())
+            .unwrap_or_default();
+        for e in evidence.iter().take(SUMMARY_EVIDENCE) {
+            println!("    {e}");
+        }
+        if evidence.len() > SUMMARY_EVIDENCE {
+            println!(
+                "    … {} more in the reports",
+                evidence.len() - SUMMARY_EVIDENCE
+            );
+        }
+        println!("  replay: {}", c.example_replay);
+    }
+    let errors = report.harness_errors();
+    if !errors.is_empty() {
+        println!();
+    }
+    for (error, runs) in &errors {
+        println!("ERROR {error}\n  in: {}", runs.join(", "));
+    }
+    println!("\n{}: {}", report.verdict().label(), report.summary());
+    if report.deny_warnings && report.check_counts().fail > 0 {
+        println!("(--deny-warnings: warnings count as failures)");
+    }
+}
+
+/// Writes the journal of every run that failed or warned, one JSON file each.
+fn write_journals(dir: &Path, suite: &SuiteRun) -> std::io::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    for r in &suite.results {
+        let Ok(run) = &r.run else { continue };
+        if run.results.iter().all(|c| c.verdict == Verdict::Pass) {
+            continue;
+        }
+        let path = dir.join(format!("{}-seed{}.journal.json", r.scenario, r.seed));
+        let text = serde_json::to_string_pretty(&run.journal).map_err(std::io::Error::other)?;
+        std::fs::write(&path, text)?;
+        println!(
+            "journal of {} (seed {}): {}",
+            r.scenario,
+            r.seed,
+            path.display()
+        );
+    }
+    Ok(())
 }
 
 fn write_file(path: &Path, text: &str) -> std::io::Result<()> {
@@ -176,9 +284,12 @@ fn replay_prefix(args: &ConformanceArgs) -> String {
             }
         }
     }
-    if args.scenarios != Path::new(DEFAULT_SCENARIOS) {
+    if let Some(dir) = scenarios_dir(args.scenarios.as_deref()) {
         line.push_str(" --scenarios ");
-        line.push_str(&shell_quote(&args.scenarios.display().to_string()));
+        line.push_str(&shell_quote(&dir.display().to_string()));
+    }
+    if args.deny_warnings {
+        line.push_str(" --deny-warnings");
     }
     line
 }
@@ -202,10 +313,16 @@ fn announce(r: &Ready) {
     }
 }
 
-/// One line per scenario run, as it finishes.
+/// One line per scenario run, as it finishes. A harness error's text is printed once, in the
+/// summary at the end, however many runs it stopped.
 fn print_line(r: &ScenarioResult) {
     match &r.run {
-        Err(e) => println!("ERROR {} (seed {}): {e}", r.scenario, r.seed),
+        Err(e) => println!(
+            "ERROR {} (seed {}): {} (details at the end)",
+            r.scenario,
+            r.seed,
+            e.kind()
+        ),
         Ok(run) => {
             let flagged: Vec<String> = run
                 .results

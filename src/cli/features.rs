@@ -141,7 +141,18 @@ fn read_spine(
 /// The feature service named by `--service`, or the repository's first.
 fn service_name(data: &DataSource, repo: &Repository) -> anyhow::Result<String> {
     match (&data.service, repo.feature_services.first()) {
-        (Some(s), _) => Ok(s.clone()),
+        (Some(s), _) if repo.feature_services.iter().any(|fs| &fs.name == s) => Ok(s.clone()),
+        (Some(s), _) => {
+            let valid: Vec<&str> = repo
+                .feature_services
+                .iter()
+                .map(|fs| fs.name.as_str())
+                .collect();
+            bail!(
+                "no feature service named `{s}`; the repository has: {}",
+                valid.join(", ")
+            )
+        }
         (None, Some(fs)) => Ok(fs.name.clone()),
         (None, None) => bail!("the repository has no feature service"),
     }

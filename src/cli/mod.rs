@@ -4,6 +4,7 @@
 pub mod conformance;
 pub mod features;
 pub mod repo;
+pub mod scenarios;
 pub mod serve;
 
 use std::path::PathBuf;
@@ -30,12 +31,15 @@ impl RepoSource {
     }
 }
 
-/// Structured logs to stderr; `RUST_LOG` overrides the `info` default.
+/// Structured logs to stderr; `RUST_LOG` overrides the `info` default (one line per request
+/// at `info`: `RUST_LOG=warn` silences them). Colours only when stderr is a terminal.
 pub fn init_tracing() {
+    use std::io::IsTerminal as _;
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr)
         .try_init();
 }

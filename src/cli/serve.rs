@@ -23,8 +23,8 @@ pub struct ServeArgs {
     /// Records per push source per ingest request before a 400.
     #[arg(long, default_value_t = decisions::DEFAULT_RECORDS_PER_SOURCE)]
     records_per_source: usize,
-    /// Request bodies larger than this many bytes get a 413.
-    #[arg(long, default_value_t = decisions::DEFAULT_MAX_BODY_BYTES)]
+    /// Request bodies larger than this many bytes get a 413 (at least 1).
+    #[arg(long, default_value_t = decisions::DEFAULT_MAX_BODY_BYTES, value_parser = parse_max_body)]
     max_body_bytes: usize,
     /// Journal entries kept before the oldest are let go.
     #[arg(long, default_value_t = decisions::DEFAULT_JOURNAL_CAPACITY)]
@@ -42,6 +42,14 @@ pub struct ServeArgs {
     /// Keep the offline store's files at exit (otherwise they are deleted).
     #[arg(long)]
     keep_data: bool,
+}
+
+fn parse_max_body(text: &str) -> Result<usize, String> {
+    match text.parse::<usize>() {
+        Ok(0) => Err("must be at least 1: with 0 every request with a body would get a 413".into()),
+        Ok(n) => Ok(n),
+        Err(_) => Err(format!("`{text}` is not a number of bytes")),
+    }
 }
 
 /// Serves until Ctrl-C or SIGTERM, then lets in-flight requests finish and writes (with

@@ -10,9 +10,9 @@
 use std::io::Read as _;
 use std::process::ExitCode;
 
-use conformance::sink::mutants::{Mutant, MutantSink};
 use conformance::sink::reference::ReferenceSink;
 use conformance::sink::{protocol, Sink};
+use conformance::sink::{Mutant, MutantSink};
 
 const USAGE: &str = "usage: reference-sink [--mutant <name>]
 
@@ -37,7 +37,7 @@ fn main() -> ExitCode {
     };
     let env = match protocol::env_from(|k| std::env::var(k).ok()) {
         Ok(env) => env,
-        Err(e) => return usage_error(&e),
+        Err(e) => return usage_error(&e.to_string()),
     };
     let mut input = String::new();
     if let Err(e) = std::io::stdin().read_to_string(&mut input) {
@@ -84,10 +84,16 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Option<Args>, St
             "-h" | "--help" => return Ok(Some(Args::Help)),
             "--mutant" => {
                 let name = args.next().ok_or("--mutant needs a name")?;
-                parsed = Some(Args::Mutant(name.parse()?));
+                parsed = Some(Args::Mutant(name.parse().map_err(
+                    |e: conformance::sink::defect::UnknownMutant| e.to_string(),
+                )?));
             }
             other => match other.strip_prefix("--mutant=") {
-                Some(name) => parsed = Some(Args::Mutant(name.parse()?)),
+                Some(name) => {
+                    parsed = Some(Args::Mutant(name.parse().map_err(
+                        |e: conformance::sink::defect::UnknownMutant| e.to_string(),
+                    )?))
+                }
                 None => return Err(format!("unexpected argument `{other}`")),
             },
         }

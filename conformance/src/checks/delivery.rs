@@ -4,8 +4,8 @@
 use std::collections::{BTreeMap, HashSet};
 
 use super::observation::{summarize_ids, Class, Observation};
-use super::{tail, CheckId, CheckResult};
-use crate::scenario::ExpectedOutcome;
+use super::ExpectedOutcome;
+use super::{tail, CheckId, CheckResult, Evidence};
 use crate::sink::SinkOutcome;
 
 /// How the sink ended, in words (`exited 0`, `was killed at the wall-clock limit after 3.0 s`).
@@ -20,9 +20,9 @@ pub fn describe_exit(o: &SinkOutcome) -> String {
     }
 }
 
-fn stderr_evidence(o: &SinkOutcome) -> Option<String> {
+fn stderr_evidence(o: &SinkOutcome) -> Option<Evidence> {
     let t = tail(&o.stderr, 3);
-    (!t.is_empty()).then(|| format!("stderr (last lines): {t}"))
+    (!t.is_empty()).then(|| format!("stderr (last lines): {t}").into())
 }
 
 /// [`CheckId::Outcome`].
@@ -30,7 +30,7 @@ pub(super) fn outcome(obs: &Observation) -> CheckResult {
     let id = CheckId::Outcome;
     let o = &obs.outcome;
     let exit = describe_exit(o);
-    let refused: Vec<String> = obs
+    let refused: Vec<Evidence> = obs
         .exchanges
         .iter()
         .filter(|e| e.class != Class::Acked)
@@ -98,22 +98,50 @@ pub(super) fn completeness(obs: &Observation) -> CheckResult {
     let o = &obs.outcome;
     let sends = obs.sends_by_id();
     let missing_evidence = || {
-        let mut lines = vec![format!(
-            "not acknowledged: {}",
-            summarize_ids(missing.iter().copied())
-        )];
+        let mut lines = vec![Evidence {
+            text: format!(
+                "not acknowledged: {}",
+                summarize_ids(missing.iter().copied())
+            ),
+            records: missing.iter().map(|m| (*m).to_owned()).collect(),
+            ..Evidence::default()
+        }];
         for m in missing.iter().take(3) {
             match sends.get(m).and_then(|v| v.last()) {
-                Some(&i) => lines.push(format!(
-                    "{m} last sent in {}",
+                Some(&i) => lines.push(
                     obs.describe(&obs.exchanges[i])
-                )),
-                None => lines.push(format!("{m} was never sent")),
+                        .with_prefix(format!("{m} last sent in ")),
+                ),
+                None => lines.push(format!("{m} was never sent").into()),
             }
         }
         lines
     };
+    // Records whose last send got a 200 with a body that is not Tecton's: the sink could not
+    // know they were lost, and `ack_body` warns about trusting such an answer.
+    let trusted: Vec<&str> = missing
+        .iter()
+        .copied()
+        .filter(|m| {
+            sends
+                .get(m)
+                .and_then(|v| v.last())
+                .is_some_and(|&i| obs.exchanges[i].class == Class::Unreadable)
+        })
+        .collect();
     if o.succeeded() {
+        if !missing.is_empty() && trusted.len() == missing.len() {
+            return CheckResult::pass(
+                id,
+                format!(
+                    "{} of {n} records were answered only by a 200 whose body is not Tecton's \
+                     success body, which the sink took as an acknowledgement; `ack_body` judges \
+                     that. Every other record was acknowledged.",
+                    trusted.len()
+                ),
+            )
+            .with_evidence(missing_evidence());
+        }
         if missing.is_empty() {
             return CheckResult::pass(
                 id,
@@ -249,7 +277,7 @@ pub(super) fn duplicates(obs: &Observation) -> CheckResult {
         for pair in requests.windows(2) {
             let (first, again) = (pair[0], pair[1]);
             let line = match obs.exchange(first) {
-                Some(e) if e.class == Class::Indefinite => {
+                Some(e) if e.class.indefinite() => {
                     excused.push(format!(
                         "{rid}: written by seq {first} ({}) and again by seq {again}",
                         super::observation::outcome_name(e.outcome)
@@ -293,4 +321,104 @@ pub(super) fn duplicates(obs: &Observation) -> CheckResult {
         )
         .with_evidence(excused)
     }
+}
+
+/// [`CheckId::AckBody`].
+pub(super) fn ack_body(obs: &Observation) -> CheckResult {
+    let id = CheckId::AckBody;
+    let sends = obs.sends_by_id();
+    let unreadable: Vec<usize> = obs
+        .exchanges
+        .iter()
+        .enumerate()
+        .filter(|(_, e)| e.class == Class::Unreadable && !e.records.is_empty())
+        .map(|(i, _)| i)
+        .collect();
+    if unreadable.is_empty() {
+        return CheckResult::pass(
+            id,
+            "No request carrying records was answered by a 200 whose body is not Tecton's \
+             success body.",
+        );
+    }
+    if !obs.outcome.succeeded() {
+        return CheckResult::pass(
+            id,
+            "The sink did not claim success, so it took no unreadable 200 as an acknowledgement; \
+             whether it should have retried is `retry_retryable`'s call.",
+        );
+    }
+    let budget = obs.env.max_retries as usize + 1;
+    let mut trusted = Vec::new();
+    let mut trusted_ids: Vec<&str> = Vec::new();
+    let mut retried = 0usize;
+    for &i in &unreadable {
+        let e = &obs.exchanges[i];
+        let mut dropped = Vec::new();
+        let mut spent = false;
+        for rid in e.ids() {
+            let at = sends.get(rid).map(Vec::as_slice).unwrap_or_default();
+            if at
+                .iter()
+                .any(|&p| p < i && obs.exchanges[p].class == Class::Acked)
+            {
+                continue;
+            }
+            if at.iter().any(|&p| p > i) {
+                continue;
+            }
+            if at.iter().filter(|&&p| p <= i).count() >= budget {
+                spent = true;
+            } else {
+                dropped.push(rid);
+            }
+        }
+        if !dropped.is_empty() && !spent {
+            trusted_ids.extend(dropped.iter().copied());
+            trusted.push(obs.describe(e).with_note(format!(
+                "{} never sent again",
+                summarize_ids(dropped.iter().copied())
+            )));
+        } else {
+            retried += 1;
+        }
+    }
+    if trusted.is_empty() {
+        return CheckResult::pass(
+            id,
+            format!(
+                "{retried} answer(s) were a 200 whose body is not Tecton's success body; the sink \
+                 re-sent their records, which is right: such an answer is indefinite."
+            ),
+        );
+    }
+    let stored: HashSet<&str> = obs
+        .written
+        .iter()
+        .flatten()
+        .map(|r| r.id.as_str())
+        .collect();
+    let lost = trusted_ids.iter().filter(|i| !stored.contains(*i)).count();
+    let in_this_run = if obs.written.is_some() {
+        format!(
+            " (in this run {lost} of those {} records were never written)",
+            trusted_ids.len()
+        )
+    } else {
+        String::new()
+    };
+    CheckResult::warn(
+        id,
+        format!(
+            "{} answer(s) were a 200 whose body is not Tecton's success body, and the sink took \
+             them as acknowledgements: their records were never sent again. Such an answer is \
+             indefinite: it may come from a proxy or a load balancer rather than Tecton, and \
+             the records may not have been written{in_this_run}. Treat it like a lost \
+             response: re-send the records (the duplicate it may create is allowed) or at least \
+             report them. Many HTTP clients, Tecton's own Python ingestion client among them, \
+             trust the status alone, so this is a warning; `--deny-warnings` makes it fail.",
+            trusted.len()
+        ),
+    )
+    .with_evidence(trusted)
 }

@@ -3,12 +3,11 @@
 //! on and the evidence behind it (journal sequence numbers, record ids, timings).
 //!
 //! Check ids are defined once, in [`CheckId`]; tolerances of the timing checks once, in
-//! [`tolerance`]; what counts as retryable once, in [`observation::is_retryable_status`] and
-//! [`Class`]. The [`CORE`] checks judge every scenario; scenarios add the timing checks and
+//! [`tolerance`]; what counts as retryable once, in [`crate::answer`] and [`Class`]. The [`CORE`] checks judge every scenario; scenarios add the timing checks and
 //! anything else they exercise.
 
 mod delivery;
-pub mod observation;
+mod observation;
 mod order;
 mod retry;
 mod timing;
@@ -19,10 +18,13 @@ use std::fmt;
 use std::str::FromStr;
 
 pub use delivery::describe_exit;
-pub use observation::{Class, Exchange, FaultKind, Observation, ObservationParts, WrittenRow};
-pub use reports::conformance::Verdict;
+pub use observation::{
+    outcome_name, summarize_ids, Class, Exchange, FaultKind, InputRecord, Observation,
+    ObservationParts, SentRecord, WrittenRow,
+};
+pub use reports::conformance::{Evidence, Verdict};
 
-use crate::scenario::CheckSpec;
+use serde::{Deserialize, Serialize};
 
 /// At most this many evidence lines per check; the rest are counted.
 pub const MAX_EVIDENCE: usize = 8;
@@ -62,11 +64,14 @@ pub enum CheckId {
     KeyOrder,
     /// Requests carry several records when the batch size allows (warns, never fails).
     BatchingEfficiency,
+    /// Only Tecton's success body is taken as an acknowledgement; a 200 with any other body
+    /// is indefinite (warns, never fails).
+    AckBody,
 }
 
 /// Checks that judge every scenario (they pass with a note when a run gives them nothing to
 /// judge). Timing checks run only where a scenario lists them.
-pub const CORE: [CheckId; 12] = [
+pub const CORE: [CheckId; 13] = [
     CheckId::Outcome,
     CheckId::Completeness,
     CheckId::NoLostAck,
@@ -79,11 +84,12 @@ pub const CORE: [CheckId; 12] = [
     CheckId::RetryBound,
     CheckId::KeyOrder,
     CheckId::BatchingEfficiency,
+    CheckId::AckBody,
 ];
 
 impl CheckId {
     /// Every check.
-    pub const ALL: [CheckId; 16] = [
+    pub const ALL: [CheckId; 17] = [
         CheckId::Outcome,
         CheckId::Completeness,
         CheckId::NoLostAck,
@@ -100,6 +106,7 @@ impl CheckId {
         CheckId::Timeout,
         CheckId::KeyOrder,
         CheckId::BatchingEfficiency,
+        CheckId::AckBody,
     ];
 
     /// The id used in scenario files and reports.
@@ -121,6 +128,7 @@ impl CheckId {
             CheckId::Timeout => "timeout",
             CheckId::KeyOrder => "key_order",
             CheckId::BatchingEfficiency => "batching_efficiency",
+            CheckId::AckBody => "ack_body",
         }
     }
 
@@ -143,6 +151,7 @@ impl CheckId {
             CheckId::Timeout => "Per-request timeout is honoured",
             CheckId::KeyOrder => "Per-key order is kept",
             CheckId::BatchingEfficiency => "Requests carry several records",
+            CheckId::AckBody => "Only Tecton's success body acknowledges",
         }
     }
 }
@@ -153,14 +162,19 @@ impl fmt::Display for CheckId {
     }
 }
 
+/// A check id that is not one of [`CheckId::ALL`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown check `{0}`; known checks: {known}", known = CheckId::ALL.map(CheckId::as_str).join(", "))]
+pub struct UnknownCheck(pub String);
+
 impl FromStr for CheckId {
-    type Err = String;
+    type Err = UnknownCheck;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         CheckId::ALL
             .into_iter()
             .find(|c| c.as_str() == s)
-            .ok_or_else(|| format!("unknown check `{s}`"))
+            .ok_or_else(|| UnknownCheck(s.to_owned()))
     }
 }
 
@@ -175,8 +189,27 @@ pub struct CheckParams {
     pub slack_ms: Option<u64>,
 }
 
+/// What the sink is expected to achieve.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ExpectedOutcome {
+    /// Deliver every record and exit 0 (the faults are within its retry budget).
+    Success,
+    /// Give up, exit non-zero and say why (the failures are definite or outlast the budget).
+    GiveUp,
+}
+
+/// One check a scenario asks for, with its parameters.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CheckSpec {
+    /// Which check.
+    pub id: CheckId,
+    /// Its parameters (defaults where the scenario gives none).
+    pub params: CheckParams,
+}
+
 /// One check's judgement.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct CheckResult {
     /// Which check.
     pub id: CheckId,
@@ -185,7 +218,7 @@ pub struct CheckResult {
     /// One paragraph a sink author can act on.
     pub explanation: String,
     /// Journal sequence numbers, record ids, timings.
-    pub evidence: Vec<String>,
+    pub evidence: Vec<Evidence>,
 }
 
 impl CheckResult {
@@ -214,13 +247,13 @@ impl CheckResult {
     }
 
     /// Adds evidence lines, keeping at most [`MAX_EVIDENCE`] and counting the rest.
-    pub fn with_evidence(mut self, lines: impl IntoIterator<Item = String>) -> Self {
-        let lines: Vec<String> = lines.into_iter().collect();
+    pub fn with_evidence<E: Into<Evidence>>(mut self, lines: impl IntoIterator<Item = E>) -> Self {
+        let lines: Vec<Evidence> = lines.into_iter().map(Into::into).collect();
         let n = lines.len();
         self.evidence.extend(lines.into_iter().take(MAX_EVIDENCE));
         if n > MAX_EVIDENCE {
             self.evidence
-                .push(format!("… and {} more", n - MAX_EVIDENCE));
+                .push(format!("… and {} more", n - MAX_EVIDENCE).into());
         }
         self
     }
@@ -246,6 +279,7 @@ pub fn judge(spec: &CheckSpec, obs: &Observation) -> CheckResult {
         CheckId::RetryAfter => timing::retry_after(obs, p),
         CheckId::Timeout => timing::timeout(obs, p),
         CheckId::KeyOrder => order::key_order(obs),
+        CheckId::AckBody => delivery::ack_body(obs),
     }
 }
 
@@ -260,7 +294,7 @@ pub(crate) fn ms(d: std::time::Duration) -> String {
 }
 
 /// The last `n` non-empty lines of a text, joined by ` / ` (for quoting a sink's stderr).
-pub fn tail(text: &str, n: usize) -> String {
+pub(crate) fn tail(text: &str, n: usize) -> String {
     let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
     let start = lines.len().saturating_sub(n);
     lines[start..].join(" / ")

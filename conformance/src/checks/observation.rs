@@ -14,14 +14,9 @@ use mock_tecton::schema::Value;
 use mock_tecton::store::OfflineRow;
 use serde_json::Value as Json;
 
-use crate::scenario::ExpectedOutcome;
+use super::{Evidence, ExpectedOutcome};
+use crate::answer::{is_retryable_status, is_success_body};
 use crate::sink::{Record, SinkEnv, SinkOutcome};
-
-/// Statuses a sink should retry: throttling, server-side timeouts, transient server errors.
-/// Every other error status is definite: the same request cannot succeed.
-pub fn is_retryable_status(status: u16) -> bool {
-    matches!(status, 408 | 425 | 429 | 500..=599)
-}
 
 /// One input record.
 #[derive(Debug, Clone, PartialEq)]
@@ -115,7 +110,9 @@ pub enum Class {
     Definite,
     /// No complete response (reset, cut, hung up, abandoned): may or may not have been written.
     Indefinite,
-    /// A complete response that is not Tecton's success body (garbage): not written.
+    /// A complete 2xx whose body is not Tecton's success body (a proxy's page, garbage): as
+    /// indefinite as a lost response, since whoever answered may not be Tecton. Retrying it is
+    /// right; trusting it is a warning ([`super::CheckId::AckBody`]).
     Unreadable,
 }
 
@@ -126,6 +123,12 @@ impl Class {
             self,
             Class::RetryableStatus | Class::Indefinite | Class::Unreadable
         )
+    }
+
+    /// Whether the sink cannot know if the records were written, so that a re-send (and the
+    /// duplicate it may make) is allowed.
+    pub fn indefinite(self) -> bool {
+        matches!(self, Class::Indefinite | Class::Unreadable)
     }
 }
 
@@ -158,6 +161,8 @@ pub struct Exchange {
     pub records: Vec<SentRecord>,
     /// The response body as text.
     pub response: String,
+    /// What an error response said (Tecton's `errorMessage`), when it is one of Tecton's.
+    pub message: Option<String>,
     /// What it means for its records.
     pub class: Class,
 }
@@ -176,7 +181,12 @@ impl Exchange {
             _ => Vec::new(),
         };
         let response = String::from_utf8_lossy(&e.response_body).into_owned();
-        let class = classify(e.outcome, e.status, &response);
+        let class = classify(e.outcome, e.status, &e.response_body);
+        let message = if e.status >= 400 {
+            crate::answer::error_message(&e.response_body)
+        } else {
+            None
+        };
         Exchange {
             seq: e.seq,
             method: e.method.clone(),
@@ -191,6 +201,7 @@ impl Exchange {
             body,
             records,
             response,
+            message,
             class,
         }
     }
@@ -224,23 +235,10 @@ impl Exchange {
             .and_then(Json::as_bool)
             .unwrap_or(false)
     }
-
-    /// Whether the exchange may have written its records: acknowledged or indefinite, and not
-    /// a fault that refuses before handling.
-    pub fn may_have_written(&self) -> bool {
-        match self.class {
-            Class::Acked => true,
-            Class::Indefinite => !matches!(
-                self.fault_kind,
-                FaultKind::ResetBeforeBody | FaultKind::Hang
-            ),
-            _ => false,
-        }
-    }
 }
 
 /// The one place that decides what an exchange means for its records.
-fn classify(outcome: Outcome, status: u16, response: &str) -> Class {
+fn classify(outcome: Outcome, status: u16, response: &[u8]) -> Class {
     match outcome {
         Outcome::Responded => {}
         Outcome::ClientGone | Outcome::Reset | Outcome::Truncated | Outcome::Abandoned => {
@@ -254,14 +252,6 @@ fn classify(outcome: Outcome, status: u16, response: &str) -> Class {
         s if is_retryable_status(s) => Class::RetryableStatus,
         _ => Class::Definite,
     }
-}
-
-/// Tecton's success body: an object with `workspaceName` and `ingestMetrics`.
-fn is_success_body(text: &str) -> bool {
-    matches!(
-        serde_json::from_str::<Json>(text),
-        Ok(Json::Object(m)) if m.contains_key("workspaceName") && m.contains_key("ingestMetrics")
-    )
 }
 
 fn id_text(v: Option<&Json>) -> String {
@@ -478,8 +468,8 @@ impl Observation {
         (ns - t0) as f64 / 1e6
     }
 
-    /// One line describing an exchange, for evidence.
-    pub fn describe(&self, e: &Exchange) -> String {
+    /// Evidence about an exchange: a line for people and its facts for machines.
+    pub fn describe(&self, e: &Exchange) -> Evidence {
         let status = match (e.status, e.outcome) {
             (s, Outcome::Responded) => format!("{s}"),
             (0, o) => outcome_name(o).to_owned(),
@@ -497,14 +487,28 @@ impl Observation {
         } else {
             format!("{} record(s) {}", e.records.len(), summarize_ids(e.ids()))
         };
-        format!(
-            "seq {} at +{:.1} ms: {} {} -> {status}{fault} after {:.1} ms, {carried}",
-            e.seq,
-            self.rel_ms(e.arrived_ns),
-            e.method,
-            e.path,
-            e.duration.as_secs_f64() * 1e3,
-        )
+        let said = e
+            .message
+            .as_deref()
+            .map(|m| format!(": {}", quote_message(m)))
+            .unwrap_or_default();
+        let at_ms = self.rel_ms(e.arrived_ns);
+        Evidence {
+            text: format!(
+                "seq {} at +{at_ms:.1} ms: {} {} -> {status}{said}{fault} after {:.1} ms, {carried}",
+                e.seq,
+                e.method,
+                e.path,
+                e.duration.as_secs_f64() * 1e3,
+            ),
+            seq: Some(e.seq),
+            at_ms: Some((at_ms * 10.0).round() / 10.0),
+            status: Some(e.status),
+            outcome: Some(outcome_key(e.outcome).to_owned()),
+            fault: e.fault.clone(),
+            message: e.message.clone(),
+            records: e.ids().map(str::to_owned).collect(),
+        }
     }
 }
 
@@ -517,6 +521,27 @@ pub fn outcome_name(o: Outcome) -> &'static str {
         Outcome::Truncated => "truncated",
         Outcome::Abandoned => "abandoned",
     }
+}
+
+/// The journal's JSON key for an outcome.
+fn outcome_key(o: Outcome) -> &'static str {
+    match o {
+        Outcome::Responded => "responded",
+        Outcome::ClientGone => "client_gone",
+        Outcome::Reset => "reset",
+        Outcome::Truncated => "truncated",
+        Outcome::Abandoned => "abandoned",
+    }
+}
+
+/// An error message in quotes, cut to a readable length.
+fn quote_message(m: &str) -> String {
+    const MAX: usize = 160;
+    let mut cut: String = m.chars().take(MAX).collect();
+    if cut.len() < m.len() {
+        cut.push('…');
+    }
+    format!("\"{cut}\"")
 }
 
 /// `a, b, c` or `first … last` for long lists.
@@ -561,18 +586,18 @@ mod tests {
     #[test]
     fn classes() {
         let ok = r#"{"workspaceName":"prod","ingestMetrics":{}}"#;
+        let ok = ok.as_bytes();
         assert_eq!(classify(Outcome::Responded, 200, ok), Class::Acked);
+        let junk = classify(Outcome::Responded, 200, b"\0junk");
+        assert_eq!(junk, Class::Unreadable);
+        assert!(junk.indefinite() && junk.retryable());
         assert_eq!(
-            classify(Outcome::Responded, 200, "\0junk"),
-            Class::Unreadable
-        );
-        assert_eq!(
-            classify(Outcome::Responded, 503, "{}"),
+            classify(Outcome::Responded, 503, b"{}"),
             Class::RetryableStatus
         );
-        assert_eq!(classify(Outcome::Responded, 404, "{}"), Class::Definite);
+        assert_eq!(classify(Outcome::Responded, 404, b"{}"), Class::Definite);
         assert_eq!(classify(Outcome::Reset, 200, ok), Class::Indefinite);
-        assert_eq!(classify(Outcome::Responded, 0, ""), Class::Indefinite);
+        assert_eq!(classify(Outcome::Responded, 0, b""), Class::Indefinite);
     }
 
     #[test]

@@ -30,9 +30,8 @@ pub(super) fn retry_retryable(obs: &Observation) -> CheckResult {
             if i + 1 < obs.exchanges.len() || all_acked {
                 retried += 1;
             } else {
-                problems.push(format!(
-                    "{}; nothing was sent after it although records were still unacknowledged",
-                    obs.describe(e)
+                problems.push(obs.describe(e).with_note(
+                    "nothing was sent after it although records were still unacknowledged",
                 ));
             }
             continue;
@@ -73,6 +72,9 @@ pub(super) fn retry_retryable(obs: &Observation) -> CheckResult {
             } else {
                 retried += 1;
             }
+        } else if e.class == Class::Unreadable && obs.outcome.succeeded() {
+            // A 200 the sink took at its word (it claims success): `ack_body` warns about that.
+            continue;
         } else {
             let used = dropped
                 .iter()
@@ -80,11 +82,10 @@ pub(super) fn retry_retryable(obs: &Observation) -> CheckResult {
                 .map(|v| v.iter().filter(|&&p| p <= i).count())
                 .max()
                 .unwrap_or(1);
-            problems.push(format!(
-                "{}; {} never sent again after {used} of {budget} allowed attempt(s)",
-                obs.describe(e),
+            problems.push(obs.describe(e).with_note(format!(
+                "{} never sent again after {used} of {budget} allowed attempt(s)",
                 summarize_ids(dropped.iter().copied())
-            ));
+            )));
         }
     }
     if !problems.is_empty() {
@@ -168,20 +169,17 @@ pub(super) fn no_retry_definite(obs: &Observation) -> CheckResult {
         for later in &obs.exchanges[i + 1..] {
             let ids: HashSet<&str> = later.ids().collect();
             if set.is_subset(&ids) {
-                problems.push(format!(
-                    "{} was answered {}; seq {} re-sent the same records",
-                    obs.describe(e),
-                    e.status,
-                    later.seq
-                ));
+                problems.push(
+                    obs.describe(e)
+                        .with_note(format!("seq {} re-sent the same records", later.seq)),
+                );
                 break;
             }
             if let Some(b) = bad.iter().find(|b| ids.contains(*b)) {
-                problems.push(format!(
-                    "{} rejected record {b}; seq {} sent it again unchanged",
-                    obs.describe(e),
+                problems.push(obs.describe(e).with_note(format!(
+                    "it rejected record {b}; seq {} sent it again unchanged",
                     later.seq
-                ));
+                )));
                 break;
             }
         }
@@ -191,17 +189,20 @@ pub(super) fn no_retry_definite(obs: &Observation) -> CheckResult {
     let batch = obs.env.batch_size.min(obs.records_per_source).max(1);
     let batches = obs.input.len().div_ceil(batch).max(1);
     if unread > batches {
-        let refused: Vec<String> = obs
+        let refused: Vec<super::Evidence> = obs
             .exchanges
             .iter()
             .filter(|e| e.class == Class::Definite && e.body.is_none())
             .map(|e| obs.describe(e))
             .collect();
-        problems.push(format!(
-            "{unread} requests were refused before their body was read, more than the {batches} \
-             batch(es) the input makes: refused requests were sent again ({})",
-            refused.first().cloned().unwrap_or_default()
-        ));
+        problems.push(
+            format!(
+                "{unread} requests were refused before their body was read, more than the \
+                 {batches} batch(es) the input makes: refused requests were sent again"
+            )
+            .into(),
+        );
+        problems.extend(refused.into_iter().take(2));
     }
     if !problems.is_empty() {
         return CheckResult::fail(

@@ -12,7 +12,7 @@ use mock_tecton::journal::Outcome;
 
 use super::observation::{FaultKind, Observation};
 use super::tolerance::{self as tol};
-use super::{ms, CheckId, CheckParams, CheckResult};
+use super::{ms, CheckId, CheckParams, CheckResult, Evidence};
 
 /// One retry gap.
 #[derive(Debug, Clone, Copy)]
@@ -83,14 +83,17 @@ fn median(xs: &mut [Duration]) -> Duration {
     }
 }
 
-fn gap_line(obs: &Observation, g: &Gap) -> String {
-    format!(
+/// A retry gap as evidence about the retry: its exchange's facts, and the wait in the text.
+fn gap_line(obs: &Observation, g: &Gap) -> Evidence {
+    let mut e = obs.describe(&obs.exchanges[g.retry]);
+    e.text = format!(
         "retry {} of seq {} came in seq {} after {}",
         g.position + 1,
         obs.exchanges[g.failed].seq,
         obs.exchanges[g.retry].seq,
         ms(g.gap)
-    )
+    );
+    e
 }
 
 /// [`CheckId::Backoff`].
@@ -220,7 +223,7 @@ pub(super) fn jitter(obs: &Observation) -> CheckResult {
         rel * 100.0
     );
     if rel < tol::JITTER_MIN_REL_MAD {
-        let lines: Vec<String> = all
+        let lines: Vec<Evidence> = all
             .iter()
             .filter(|g| g.position == top)
             .map(|g| gap_line(obs, g))

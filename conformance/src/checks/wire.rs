@@ -58,10 +58,9 @@ pub(super) fn auth_header(obs: &Observation) -> CheckResult {
         if let Some(account) = &e.key_id {
             accepted += 1;
             if obs.key_account.as_ref().is_some_and(|a| a != account) {
-                problems.push(format!(
-                    "{}: presented the key of `{account}`, not the key it was given",
-                    obs.describe(e)
-                ));
+                problems.push(obs.describe(e).with_note(format!(
+                    "presented the key of `{account}`, not the key it was given"
+                )));
             }
             continue;
         }
@@ -73,13 +72,13 @@ pub(super) fn auth_header(obs: &Observation) -> CheckResult {
         if message.starts_with("invalid 'Tecton-key'") {
             refused_key += 1;
             if obs.key_account.is_some() {
-                problems.push(format!(
-                    "{}: the key presented is not the one it was given ({message})",
+                problems.push(
                     obs.describe(e)
-                ));
+                        .with_note("the key presented is not the one it was given"),
+                );
             }
         } else {
-            problems.push(format!("{}: {message}", obs.describe(e)));
+            problems.push(obs.describe(e));
         }
     }
     if !problems.is_empty() {

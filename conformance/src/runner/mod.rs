@@ -128,6 +128,17 @@ pub enum HarnessError {
     Sink(String),
 }
 
+impl HarnessError {
+    /// What kind of harness error, in a few words (`invalid scenario`, `mock`, `sink start`).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            HarnessError::Scenario(_) => "invalid scenario",
+            HarnessError::Mock(_) => "the mock failed",
+            HarnessError::Sink(_) => "the sink could not be started",
+        }
+    }
+}
+
 impl fmt::Display for HarnessError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -147,6 +158,8 @@ pub struct ScenarioRun {
     pub observation: Observation,
     /// The checks' verdicts, in order.
     pub results: Vec<CheckResult>,
+    /// The mock's journal of the run, as recorded (for `--journal`).
+    pub journal: Vec<mock_tecton::journal::Entry>,
     /// Wall time of the run (mock start to judgement).
     pub elapsed: Duration,
 }
@@ -183,6 +196,8 @@ pub struct ScenarioResult {
 pub struct SuiteRun {
     /// The sink's name.
     pub sink: String,
+    /// The seed of the first run.
+    pub base_seed: u64,
     /// One result per scenario and seed, in run order.
     pub results: Vec<ScenarioResult>,
 }
@@ -227,6 +242,7 @@ pub async fn run_suite(
     mut progress: impl FnMut(&ScenarioResult),
 ) -> SuiteRun {
     let sink = subject.name();
+    let base_seed = seeds.start;
     let mut results = Vec::new();
     for seed in seeds {
         for loaded in scenarios {
@@ -250,7 +266,11 @@ pub async fn run_suite(
             results.push(result);
         }
     }
-    SuiteRun { sink, results }
+    SuiteRun {
+        sink,
+        base_seed,
+        results,
+    }
 }
 
 /// Runs one scenario at one seed and judges it.
@@ -334,6 +354,7 @@ pub async fn run_scenario(
             )));
         }
     };
+    let journal = mock.journal();
     let observation = Observation::new(ObservationParts {
         scenario: scenario.name.clone(),
         seed,
@@ -344,7 +365,7 @@ pub async fn run_scenario(
         id_field: scenario.id_field.clone(),
         key_field: scenario.key_field.clone(),
         input: records,
-        journal: mock.journal(),
+        journal: journal.clone(),
         written,
         outcome,
         journal_dropped: state.journal.counters().dropped,
@@ -361,6 +382,7 @@ pub async fn run_scenario(
     Ok(ScenarioRun {
         observation,
         results,
+        journal,
         elapsed: started.elapsed(),
     })
 }

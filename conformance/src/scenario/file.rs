@@ -61,7 +61,7 @@ pub(super) struct HintsFile {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct ExpectFile {
-    pub outcome: super::ExpectedOutcome,
+    pub outcome: crate::checks::ExpectedOutcome,
     #[serde(default)]
     pub checks: Vec<toml::Value>,
     pub wall_limit_s: Option<f64>,

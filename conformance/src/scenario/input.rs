@@ -6,8 +6,8 @@ use std::time::Duration;
 use mock_tecton::schema::format_rfc3339;
 use serde_json::{Map, Value as Json};
 
-use crate::sink::backoff::SplitMix64;
 use crate::sink::Record;
+use mock_tecton::rng::SplitMix64;
 
 /// How far (in positions) a disordered event's time may move: a generated event chosen for
 /// disorder swaps its event time with one of the events at most this many positions away.

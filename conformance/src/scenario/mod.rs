@@ -39,6 +39,7 @@
 //! file's `input.seed` and `faults.seed` (see [`mix_seed`]) to drive the generated input and the
 //! fault rules' randomness, so `--seed` replays a run and `--runs` sweeps all of it.
 
+mod builtin;
 mod file;
 mod input;
 
@@ -48,13 +49,13 @@ use std::time::Duration;
 
 use mock_tecton::faults::FaultSet;
 use mock_tecton::Repository;
-use serde::Deserialize;
 
+pub use builtin::{builtin, builtin_text, load_builtin, BUILTIN_DIR};
 pub use input::{Generator, Input, DISORDER_WINDOW};
 
-use crate::checks::{CheckId, CheckParams};
-use crate::sink::backoff::SplitMix64;
+use crate::checks::{CheckId, CheckParams, CheckSpec, ExpectedOutcome};
 use crate::sink::{Record, SinkEnv};
+use mock_tecton::rng::SplitMix64;
 
 /// The embedded demo's Editor key, the default `TECTON_API_KEY`.
 pub const DEMO_API_KEY: &str = "demo-editor-key";
@@ -80,16 +81,6 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(1);
 /// How long a sink may run when a scenario does not say.
 pub const DEFAULT_WALL_LIMIT: Duration = Duration::from_secs(20);
 
-/// What the sink is expected to achieve.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ExpectedOutcome {
-    /// Deliver every record and exit 0 (the faults are within its retry budget).
-    Success,
-    /// Give up, exit non-zero and say why (the failures are definite or outlast the budget).
-    GiveUp,
-}
-
 /// Where the sink is told to write.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Target {
@@ -110,15 +101,6 @@ pub struct Hints {
     pub max_retries: u32,
     /// `SINK_TIMEOUT_S`.
     pub timeout: Duration,
-}
-
-/// One check a scenario asks for, with its parameters.
-#[derive(Debug, Clone, PartialEq)]
-pub struct CheckSpec {
-    /// Which check.
-    pub id: CheckId,
-    /// Its parameters (defaults where the scenario gives none).
-    pub params: CheckParams,
 }
 
 /// A validated scenario.
@@ -233,8 +215,18 @@ impl Scenario {
     }
 
     /// Parses and validates scenario text; `path` names it in errors, gives its default name
-    /// and anchors relative `repository` and `input.file` paths.
+    /// and anchors relative `repository` and `input.file` paths, which are read from disk.
     pub fn parse(text: &str, path: &Path) -> Result<Scenario, ScenarioError> {
+        Scenario::parse_with(text, path, &|p: &Path| std::fs::read_to_string(p))
+    }
+
+    /// [`Scenario::parse`] reading the files it refers to with `read` (the built-in scenarios
+    /// read theirs from the binary).
+    pub(crate) fn parse_with(
+        text: &str,
+        path: &Path,
+        read: &dyn Fn(&Path) -> std::io::Result<String>,
+    ) -> Result<Scenario, ScenarioError> {
         let raw: file::ScenarioFile = toml::from_str(text)
             .map_err(|e| ScenarioError::new(path, None, e.to_string().trim_end().to_owned()))?;
         let err =
@@ -264,8 +256,11 @@ impl Scenario {
             None => (None, Repository::demo()),
             Some(p) => {
                 let full = base.join(&p);
-                let repo = Repository::from_file(&full)
-                    .map_err(|e| err("repository", format!("{}: {e}", full.display())))?;
+                let text = read(&full).map_err(|e| {
+                    err("repository", format!("cannot read {}: {e}", full.display()))
+                })?;
+                let repo = Repository::from_toml(&text, &full.display().to_string())
+                    .map_err(|e| err("repository", e.to_string()))?;
                 (Some(full), repo)
             }
         };
@@ -313,7 +308,7 @@ impl Scenario {
             .key_field
             .clone()
             .unwrap_or_else(|| DEFAULT_KEY_FIELD.into());
-        let input = input_of(raw.input, base, &id_field, path)?;
+        let input = input_of(raw.input, base, &id_field, path, read)?;
 
         raw.faults.validate().map_err(|m| err("faults.rules", m))?;
 
@@ -419,6 +414,7 @@ fn input_of(
     base: &Path,
     id_field: &str,
     path: &Path,
+    read: &dyn Fn(&Path) -> std::io::Result<String>,
 ) -> Result<Input, ScenarioError> {
     let err = |field: &str, message: String| ScenarioError::new(path, field.to_owned(), message);
     let kinds = usize::from(raw.records.is_some())
@@ -494,7 +490,7 @@ fn input_of(
             .collect::<Vec<Record>>()
     } else if let Some(file) = raw.file {
         let full = base.join(&file);
-        let text = std::fs::read_to_string(&full)
+        let text = read(&full)
             .map_err(|e| err("input.file", format!("cannot read {}: {e}", full.display())))?;
         input::parse_jsonl(&text)
             .map_err(|m| err("input.file", format!("{}: {m}", full.display())))?
@@ -527,17 +523,7 @@ fn input_of(
 }
 
 fn check_spec(v: &toml::Value) -> Result<CheckSpec, String> {
-    let known = || {
-        CheckId::ALL
-            .iter()
-            .map(|c| c.as_str())
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
-    let parse_id = |s: &str| {
-        s.parse::<CheckId>()
-            .map_err(|_| format!("unknown check `{s}`; known checks: {}", known()))
-    };
+    let parse_id = |s: &str| s.parse::<CheckId>().map_err(|e| e.to_string());
     match v {
         toml::Value::String(s) => Ok(CheckSpec {
             id: parse_id(s)?,

@@ -22,13 +22,15 @@ use serde::{Deserialize, Serialize};
 pub mod attach;
 pub mod backoff;
 pub mod command;
+pub mod defect;
 pub mod mutants;
 pub mod protocol;
 pub mod reference;
 
 pub use attach::{AttachedSink, Completion};
 pub use command::CommandSink;
-pub use mutants::{Mutant, MutantSink};
+pub use defect::Mutant;
+pub use mutants::MutantSink;
 pub use reference::ReferenceSink;
 
 /// One input record: the fields of a push-source record (not wrapped in `{"record": …}`).

@@ -56,33 +56,66 @@ pub fn env_vars(env: &SinkEnv) -> Vec<(&'static str, String)> {
     vars
 }
 
+/// Why a protocol-v1 environment or input cannot be read.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ProtocolError {
+    /// A required variable is missing or empty.
+    #[error("environment variable {0} is not set")]
+    Missing(&'static str),
+    /// A hint does not parse as its type.
+    #[error("environment variable {name}={value:?} is not a valid value")]
+    Invalid {
+        /// The variable.
+        name: &'static str,
+        /// What it held.
+        value: String,
+    },
+    /// `SINK_TIMEOUT_S` is zero, negative or not finite.
+    #[error("environment variable {SINK_TIMEOUT_S}={0} must be a positive number of seconds")]
+    Timeout(f64),
+    /// An input line is JSON but not an object.
+    #[error("input line {line} is not a JSON object")]
+    NotAnObject {
+        /// 1-based line number.
+        line: usize,
+    },
+    /// An input line is not JSON.
+    #[error("input line {line} is not valid JSON: {message}")]
+    BadJson {
+        /// 1-based line number.
+        line: usize,
+        /// The parser's message.
+        message: String,
+    },
+}
+
 /// Reads a [`SinkEnv`] through `get` (normally `std::env::var`): the four `TECTON_*` variables
 /// are required, the `SINK_*` hints fall back to [`defaults`]. Errors name the variable.
-pub fn env_from(get: impl Fn(&str) -> Option<String>) -> Result<SinkEnv, String> {
-    let required = |name: &str| {
+pub fn env_from(get: impl Fn(&str) -> Option<String>) -> Result<SinkEnv, ProtocolError> {
+    let required = |name: &'static str| {
         get(name)
             .filter(|v| !v.trim().is_empty())
-            .ok_or_else(|| format!("environment variable {name} is not set"))
+            .ok_or(ProtocolError::Missing(name))
     };
     fn parsed<T: std::str::FromStr>(
         get: &impl Fn(&str) -> Option<String>,
-        name: &str,
+        name: &'static str,
         default: T,
-    ) -> Result<T, String> {
+    ) -> Result<T, ProtocolError> {
         match get(name) {
             None => Ok(default),
             Some(v) if v.trim().is_empty() => Ok(default),
-            Some(v) => v
-                .trim()
-                .parse()
-                .map_err(|_| format!("environment variable {name}={v:?} is not a valid value")),
+            Some(v) => v.trim().parse().map_err(|_| ProtocolError::Invalid {
+                name,
+                value: v.clone(),
+            }),
         }
     }
     let timeout_s: f64 = parsed(&get, SINK_TIMEOUT_S, defaults::TIMEOUT_S)?;
     let timeout = Duration::try_from_secs_f64(timeout_s)
         .ok()
         .filter(|d| !d.is_zero())
-        .ok_or_else(|| format!("environment variable {SINK_TIMEOUT_S}={timeout_s} must be a positive number of seconds"))?;
+        .ok_or(ProtocolError::Timeout(timeout_s))?;
     Ok(SinkEnv {
         url: required(TECTON_URL)?.trim_end_matches('/').to_owned(),
         api_key: required(TECTON_API_KEY)?,
@@ -110,7 +143,7 @@ pub fn to_jsonl(records: &[Record]) -> Vec<u8> {
 
 /// Parses JSON Lines into records; blank lines are skipped, anything else that is not a JSON
 /// object is an error naming its line (1-based).
-pub fn from_jsonl(text: &str) -> Result<Vec<Record>, String> {
+pub fn from_jsonl(text: &str) -> Result<Vec<Record>, ProtocolError> {
     let mut records = Vec::new();
     for (i, line) in text.lines().enumerate() {
         if line.trim().is_empty() {
@@ -118,8 +151,13 @@ pub fn from_jsonl(text: &str) -> Result<Vec<Record>, String> {
         }
         match serde_json::from_str::<serde_json::Value>(line) {
             Ok(serde_json::Value::Object(map)) => records.push(map),
-            Ok(_) => return Err(format!("input line {} is not a JSON object", i + 1)),
-            Err(e) => return Err(format!("input line {} is not valid JSON: {e}", i + 1)),
+            Ok(_) => return Err(ProtocolError::NotAnObject { line: i + 1 }),
+            Err(e) => {
+                return Err(ProtocolError::BadJson {
+                    line: i + 1,
+                    message: e.to_string(),
+                })
+            }
         }
     }
     Ok(records)
@@ -172,15 +210,24 @@ mod tests {
 
     #[test]
     fn missing_and_bad_variables_are_named() {
-        let err = env_from(|_| None).err().unwrap_or_default();
+        let err = env_from(|_| None)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
         assert!(err.contains(TECTON_URL), "{err}");
         let mut vars: HashMap<&str, String> = env_vars(&env()).into_iter().collect();
         vars.insert(SINK_BATCH_SIZE, "ten".into());
-        let err = env_from(|k| vars.get(k).cloned()).err().unwrap_or_default();
+        let err = env_from(|k| vars.get(k).cloned())
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
         assert!(err.contains(SINK_BATCH_SIZE), "{err}");
         vars.insert(SINK_BATCH_SIZE, "3".into());
         vars.insert(SINK_TIMEOUT_S, "-1".into());
-        let err = env_from(|k| vars.get(k).cloned()).err().unwrap_or_default();
+        let err = env_from(|k| vars.get(k).cloned())
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
         assert!(err.contains(SINK_TIMEOUT_S), "{err}");
     }
 
@@ -209,9 +256,9 @@ mod tests {
         let records = from_jsonl(text).unwrap_or_default();
         assert_eq!(records.len(), 2);
         assert_eq!(to_jsonl(&records), b"{\"a\":1}\n{\"b\":\"x\"}\n");
-        assert!(from_jsonl("{}\n[1]\n")
-            .err()
-            .unwrap_or_default()
-            .contains("line 2"));
+        assert_eq!(
+            from_jsonl("{}\n[1]\n").err(),
+            Some(ProtocolError::NotAnObject { line: 2 })
+        );
     }
 }

@@ -6,7 +6,7 @@
 //! * **Order**: one request in flight at a time, batches in input order, so records of one key
 //!   reach Tecton in the order they were produced.
 //! * **Timeouts**: every attempt is bounded by `SINK_TIMEOUT_S`, response body included.
-//! * **Retries**: on an indefinite or transient failure (429, 408, 500, 502, 503, 504, a
+//! * **Retries**: on an indefinite or transient failure (408, 425, 429, any 5xx, a
 //!   connection error, a timeout, a 200 whose body is not Tecton's success response) the batch
 //!   is re-sent up to `SINK_MAX_RETRIES` times, after a capped exponential backoff with full
 //!   jitter (seeded by `SINK_SEED`, see [`Backoff`]), and never sooner than a `Retry-After`
@@ -24,16 +24,16 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value as Json};
 
-use super::backoff::{Backoff, SplitMix64};
-use super::mutants::Mutant;
+use mock_tecton::rng::SplitMix64;
+
+use super::backoff::Backoff;
+use super::defect::Mutant;
 use super::{BoxFuture, Record, Sink, SinkEnv, SinkMetrics, SinkOutcome};
+use crate::answer::{is_retryable_status, is_success_body};
 
 /// The most records the reference sink puts in one request, whatever `SINK_BATCH_SIZE` says:
 /// Tecton recommends 10 and the mock enforces 10 by default.
 pub const MAX_RECORDS_PER_REQUEST: usize = 10;
-
-/// Statuses worth retrying: throttling, server-side timeouts and transient server errors.
-pub const RETRYABLE_STATUSES: [u16; 6] = [408, 429, 500, 502, 503, 504];
 
 /// Records per request of [`Mutant::OversizeBatches`].
 const OVERSIZE_BATCH: usize = 25;
@@ -153,7 +153,7 @@ impl Failure {
     /// Whether sending the same request again may succeed.
     fn retryable(&self) -> bool {
         match self {
-            Failure::Status { status, .. } => RETRYABLE_STATUSES.contains(status),
+            Failure::Status { status, .. } => is_retryable_status(*status),
             Failure::NotSuccessBody(_) | Failure::Timeout(_) | Failure::Connection(_) => true,
         }
     }
@@ -162,7 +162,7 @@ impl Failure {
     fn status(&self) -> Option<u16> {
         match self {
             Failure::Status { status, .. } => Some(*status),
-            _ => None,
+            Failure::NotSuccessBody(_) | Failure::Timeout(_) | Failure::Connection(_) => None,
         }
     }
 
@@ -170,7 +170,7 @@ impl Failure {
     fn retry_after(&self) -> Option<Duration> {
         match self {
             Failure::Status { retry_after, .. } => *retry_after,
-            _ => None,
+            Failure::NotSuccessBody(_) | Failure::Timeout(_) | Failure::Connection(_) => None,
         }
     }
 }
@@ -407,7 +407,7 @@ impl Run<'_> {
         let (status, retry_after, bytes) =
             result.map_err(|e| Failure::Connection(error_chain(&e)))?;
         if status == 200 {
-            return if is_success_body(&bytes) {
+            return if is_success_body(&bytes) || self.has(Mutant::TrustsAny200) {
                 Ok(())
             } else {
                 Err(Failure::NotSuccessBody(quote(&bytes)))
@@ -443,47 +443,13 @@ fn parse_retry_after(value: &str) -> Option<Duration> {
     Duration::try_from_secs_f64(secs).ok()
 }
 
-/// Tecton's success body: an object with `workspaceName` and an `ingestMetrics` object.
-fn is_success_body(bytes: &[u8]) -> bool {
-    match serde_json::from_slice::<Json>(bytes) {
-        Ok(Json::Object(top)) => {
-            top.get("workspaceName").is_some_and(Json::is_string)
-                && top.get("ingestMetrics").is_some_and(Json::is_object)
-        }
-        _ => false,
-    }
-}
-
-/// What an error body says: `requestError`'s type and message, or every `recordErrors`
-/// message, or the start of the raw body.
+/// What an error body says (Tecton's messages when it has them), or the start of the raw body.
 fn error_message(bytes: &[u8]) -> String {
-    let Ok(Json::Object(top)) = serde_json::from_slice::<Json>(bytes) else {
-        return if bytes.is_empty() {
-            "(empty body)".into()
-        } else {
-            quote(bytes)
-        };
-    };
-    if let Some(e) = top.get("requestError") {
-        let kind = e.get("errorType").and_then(Json::as_str).unwrap_or("error");
-        let message = e.get("errorMessage").and_then(Json::as_str).unwrap_or("");
-        return format!("{kind}: {message}");
+    match crate::answer::error_message(bytes) {
+        Some(m) => m,
+        None if bytes.is_empty() => "(empty body)".into(),
+        None => quote(bytes),
     }
-    if let Some(Json::Array(errors)) = top.get("recordErrors") {
-        let messages: Vec<String> = errors
-            .iter()
-            .map(|e| {
-                let kind = e.get("errorType").and_then(Json::as_str).unwrap_or("error");
-                let message = e.get("errorMessage").and_then(Json::as_str).unwrap_or("");
-                match e.get("featureViewName").and_then(Json::as_str) {
-                    Some(view) => format!("{kind} ({view}): {message}"),
-                    None => format!("{kind}: {message}"),
-                }
-            })
-            .collect();
-        return messages.join("; ");
-    }
-    quote(bytes)
 }
 
 /// The start of a body, as text.
@@ -558,15 +524,6 @@ mod tests {
         );
         assert_eq!(error_message(b"<html>"), "\"<html>\"");
         assert_eq!(error_message(b""), "(empty body)");
-    }
-
-    #[test]
-    fn success_body_must_be_tectons() {
-        assert!(is_success_body(
-            br#"{"workspaceName":"prod","ingestMetrics":{"featureViewIngestMetrics":[]}}"#
-        ));
-        assert!(!is_success_body(br#"{"workspaceName":"prod"}"#));
-        assert!(!is_success_body(b"\x00\xffgarbage"));
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //!
 //! Spelling in the repository file follows Tecton's SDK: `sum`, `count`, `last_distinct(3)`,
 //! `approx_count_distinct(8)`, `approx_percentile(0.95, 100)`. Names and result types follow
-//! `spec/semantics.md` §2–3.
+//! docs/semantics.md.
 
 use std::fmt;
 use std::str::FromStr;

@@ -2,7 +2,7 @@
 //!
 //! Tecton's Spark plan hashes each value (SHA-256, first 64 bits), uses the first `p` bits as the
 //! register index and the 1-based position of the first 1 in the remaining bits as the register
-//! value; the final estimator is a closed-source UDF (`spec/semantics.md` §2). The mock keeps the
+//! value; the final estimator is a closed-source UDF (Tecton's documentation). The mock keeps the
 //! index/register layout but hashes with a small, stable function of its own: FNV-1a over a
 //! canonical byte encoding of the [`Value`], then a splitmix64 finalizer so that the high bits
 //! (which pick the register) are well mixed. `std`'s `DefaultHasher` is not used because its output
@@ -258,12 +258,9 @@ impl Fnv1a {
     }
 }
 
-/// The splitmix64 output function: a bijective avalanche step.
-fn splitmix64(mut z: u64) -> u64 {
-    z = z.wrapping_add(0x9e37_79b9_7f4a_7c15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    z ^ (z >> 31)
+/// One SplitMix64 step from `z`: a bijective avalanche of the FNV hash.
+fn splitmix64(z: u64) -> u64 {
+    crate::rng::SplitMix64::new(z).next_u64()
 }
 
 #[cfg(test)]

@@ -5,13 +5,11 @@
 //! and, apart from float rounding in sum/mean/variance, gives the same result as inserting the
 //! events one by one in any order:
 //! - order-dependent functions (`last`, the n-lists) key every value by `(ts, seq)`, where `seq`
-//!   is the ingestion order and breaks ties between equal timestamps (DESIGN: "later ingested is
-//!   later");
+//!   is the ingestion order and breaks ties between equal timestamps (later ingested is later);
 //! - float sums use Neumaier compensated summation, integer sums an `i128` accumulator, and
 //!   variance the Welford update with Chan et al.'s pairwise merge of `(count, mean, M2)`.
 //!
-//! Null rules (`spec/semantics.md` §2, DESIGN "Nulls are excluded from every aggregate, lists
-//! too"): nulls never reach any state. Values of a kind a function cannot use (a string given to
+//! Null rules (docs/semantics.md: nulls are excluded from every aggregate, lists too): nulls never reach any state. Values of a kind a function cannot use (a string given to
 //! `sum`) are ignored the same way, so no input can panic.
 
 use std::cmp::Ordering;

@@ -1,6 +1,6 @@
 //! The event series of one entity in one feature view, grouped into tiles, and window evaluation.
 //!
-//! # Windows (`spec/semantics.md` §4.1, DESIGN "Online window edges equal the offline rules")
+//! # Windows (docs/semantics.md; online window edges equal the offline rules)
 //! For a request at time `t`, an aggregation with window `W` and offset `off ≤ 0` includes an
 //! event at `ts` iff
 //! - CONTINUOUS: `t − W + off < ts ≤ t + off` (an event exactly at `t` counts, one at `t − W`
@@ -1294,7 +1294,7 @@ mod tests {
         Value::Float(x)
     }
 
-    /// The events of `spec/semantics.md` §4.2, inserted in a scrambled order.
+    /// The worked example of docs/semantics.md, inserted in a scrambled order.
     fn worked_example(spec: &SeriesSpec) -> Series {
         let mut events = vec![
             (at(11, 30, 0), fl(1.0)),

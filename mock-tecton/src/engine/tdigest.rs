@@ -1,7 +1,7 @@
 //! A merging t-digest (Dunning & Ertl) for `approx_percentile(q, precision)`.
 //!
 //! Tecton's tiles store "t-digest means and weights" and finish with a closed-source UDF
-//! (`spec/semantics.md` §2), documented as "not fully deterministic". The mock's digest is fully
+//! (Tecton's documentation), documented as "not fully deterministic". The mock's digest is fully
 //! deterministic: the same inputs in the same order give the same digest, and compressions sort
 //! with a total order. The compression δ is the function's precision (20..=500, clamped).
 //!

@@ -233,18 +233,17 @@ fn next_action(state: &RuleState) -> Option<FaultAction> {
     Some(step.action.clone())
 }
 
-/// splitmix64 over the seed, rule and match index: a deterministic draw per decision.
+/// SplitMix64's output function over the seed, rule and match index: a deterministic draw per
+/// decision.
 pub(crate) fn mix(seed: u64, a: u64, b: u64) -> u64 {
-    let mut z =
-        seed ^ a.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ b.wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    z ^ (z >> 31)
+    crate::rng::mix64(
+        seed ^ a.wrapping_mul(crate::rng::GAMMA) ^ b.wrapping_mul(0xbf58_476d_1ce4_e5b9),
+    )
 }
 
 /// A draw as a float in `[0, 1)`.
 fn unit(r: u64) -> f64 {
-    (r >> 11) as f64 / (1u64 << 53) as f64
+    crate::rng::unit_f64(r)
 }
 
 #[cfg(test)]

@@ -194,6 +194,15 @@ impl Drop for ExchangeRecord {
     fn drop(&mut self) {
         let mut entry = std::mem::take(&mut self.entry);
         entry.duration_us = u64::try_from(self.started.elapsed().as_micros()).unwrap_or(u64::MAX);
+        tracing::info!(
+            method = %entry.method,
+            path = %entry.path,
+            status = entry.status,
+            fault = %entry.fault.as_deref().unwrap_or("-"),
+            ms = entry.duration_us as f64 / 1e3,
+            outcome = ?entry.outcome,
+            "request"
+        );
         self.state.journal.record(entry);
     }
 }
@@ -514,14 +523,20 @@ async fn read_and_handle(
     );
     let method = if bodiless { Method::GET } else { Method::POST };
     if parts.method != method {
-        return Ok(reject(
+        let mut answer = reject(
             ErrorFormat::of(api),
             Reject::Method(format!(
                 "{} is not allowed on {}; use {method}",
                 parts.method,
                 parts.uri.path()
             )),
-        ));
+        );
+        // RFC 9110: a 405 lists the methods the path accepts.
+        answer.2.insert(
+            header::ALLOW,
+            HeaderValue::from_static(if bodiless { "GET" } else { "POST" }),
+        );
+        return Ok(answer);
     }
     let account = match authenticate(state, &parts.headers) {
         Ok(a) => a,

@@ -1,5 +1,5 @@
 //! Feature server errors: `{"error", "message", "code"}` with the gRPC code Tecton pairs with
-//! each HTTP status (`spec/tecton-api.md` §3.5). The one place a serving error becomes a body.
+//! each HTTP status (as Tecton's feature server documents them). The one place a serving error becomes a body.
 
 use serde_json::json;
 

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use quick_junit::{NonSuccessKind, Report, TestCase, TestCaseStatus, TestSuite};
 
-use super::{ScenarioReport, SuiteReport, Verdict};
+use super::{Evidence, ScenarioReport, SuiteReport, Verdict};
 
 /// Why the XML could not be produced.
 #[derive(Debug)]
@@ -35,7 +35,11 @@ fn suite(s: &ScenarioReport) -> TestSuite {
     suite.add_property(("scenario", s.name.as_str()));
     suite.add_property(("seed", s.seed.to_string().as_str()));
     suite.add_property(("replay", s.replay.as_str()));
-    suite.add_property(("sink_exit", s.sink_exit.as_str()));
+    let exit = s
+        .sink_exit
+        .map_or_else(|| "none".to_owned(), |c| c.to_string());
+    suite.add_property(("sink_exit", exit.as_str()));
+    suite.add_property(("sink_ended", s.sink_ended.as_str()));
     let classname = format!("conformance.{}", s.name);
     if let Some(error) = &s.harness_error {
         let mut status = TestCaseStatus::non_success(NonSuccessKind::Error);
@@ -57,7 +61,7 @@ fn suite(s: &ScenarioReport) -> TestSuite {
             }
             Verdict::Fail => {
                 let mut status = TestCaseStatus::non_success(NonSuccessKind::Failure);
-                status.set_message(c.title.as_str());
+                status.set_message(headline(&c.explanation));
                 status.set_type(c.id.as_str());
                 status.set_description(details);
                 TestCase::new(c.id.as_str(), status)
@@ -69,13 +73,28 @@ fn suite(s: &ScenarioReport) -> TestSuite {
     suite
 }
 
-fn details(explanation: &str, evidence: &[String], replay: &str) -> String {
+/// What went wrong, in a line: the explanation's first sentence.
+fn headline(explanation: &str) -> String {
+    const MAX: usize = 240;
+    let first = explanation
+        .split_inclusive(". ")
+        .next()
+        .unwrap_or(explanation)
+        .trim_end();
+    let mut line: String = first.chars().take(MAX).collect();
+    if line.len() < first.len() {
+        line.push('…');
+    }
+    line
+}
+
+fn details(explanation: &str, evidence: &[Evidence], replay: &str) -> String {
     let mut text = explanation.to_owned();
     if !evidence.is_empty() {
         text.push_str("\nEvidence:");
         for e in evidence {
             text.push_str("\n- ");
-            text.push_str(e);
+            text.push_str(&e.text);
         }
     }
     text.push_str("\nReplay: ");
@@ -91,5 +110,14 @@ mod tests {
     fn snapshot() {
         let xml = render(&super::super::sample::report());
         insta::assert_snapshot!(xml.unwrap_or_else(|e| e.to_string()));
+    }
+
+    #[test]
+    fn a_failure_message_says_what_went_wrong() {
+        assert_eq!(
+            headline("Retries came 0.4 ms after the failure. A sink must wait."),
+            "Retries came 0.4 ms after the failure."
+        );
+        assert_eq!(headline("No full stop"), "No full stop");
     }
 }

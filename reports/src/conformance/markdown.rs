@@ -3,7 +3,7 @@
 
 use std::fmt::Write as _;
 
-use super::{ScenarioReport, ScenarioVerdict, SuiteReport, Verdict};
+use super::{SuiteReport, Verdict};
 
 /// Renders the report as GitHub-flavoured Markdown.
 pub fn render(report: &SuiteReport) -> String {
@@ -34,28 +34,35 @@ pub fn render(report: &SuiteReport) -> String {
             passed,
             s.checks.len(),
             cell(&flagged.join(", ")),
-            cell(&s.sink_exit),
+            cell(&s.sink_ended),
             seconds(s.elapsed_ms)
         );
     }
-    section(&mut out, report, Verdict::Fail, "Failures");
-    section(&mut out, report, Verdict::Warn, "Warnings");
-    let errors: Vec<&ScenarioReport> = report
-        .scenarios
-        .iter()
-        .filter(|s| s.verdict() == ScenarioVerdict::Error)
-        .collect();
-    if !errors.is_empty() {
-        out.push_str("\n## Harness errors\n\nThe harness could not run or judge these; they say nothing about the sink.\n");
-        for s in errors {
+    let summary = report.check_summary();
+    if !summary.is_empty() {
+        out.push_str(
+            "\n## By check\n\n| Check | Result | Scenario runs | Example |\n|---|---|---:|---|\n",
+        );
+        for c in &summary {
             let _ = writeln!(
                 out,
-                "\n### `{}` (seed {})\n\n{}\n\nReplay: `{}`",
-                s.name,
-                s.seed,
-                s.harness_error.as_deref().unwrap_or_default(),
-                s.replay
+                "| `{}` | {} | {} | {} (seed {}): {} |",
+                c.id,
+                c.verdict.label(),
+                c.scenarios.len(),
+                cell(&c.example_scenario),
+                c.example_seed,
+                cell(&c.example_explanation)
             );
+        }
+    }
+    section(&mut out, report, Verdict::Fail, "Failures");
+    section(&mut out, report, Verdict::Warn, "Warnings");
+    let errors = report.harness_errors();
+    if !errors.is_empty() {
+        out.push_str("\n## Harness errors\n\nThe harness could not run or judge these; they say nothing about the sink.\n");
+        for (error, runs) in errors {
+            let _ = writeln!(out, "\n- {} — {}", cell(&error), runs.join(", "));
         }
     }
     out

@@ -2,7 +2,8 @@
 //! [`ScenarioReport`] per scenario run (a scenario at one seed), each holding one
 //! [`CheckReport`] per check that judged it.
 //!
-//! Renderers: [`markdown::render`], [`json::render`], [`junit::render`].
+//! Renderers: [`markdown::render`], [`json::render`] (its schema is
+//! [`json::SCHEMA`], `reports/schema/conformance-report.schema.json`), [`junit::render`].
 
 pub mod json;
 pub mod junit;
@@ -59,8 +60,101 @@ impl ScenarioVerdict {
     }
 }
 
+/// One piece of evidence behind a verdict: a line for people and, when it is about an
+/// exchange, that exchange's facts for machines.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Evidence {
+    /// The line for people (control characters escaped).
+    pub text: String,
+    /// Journal sequence number of the exchange it is about.
+    pub seq: Option<u64>,
+    /// When that exchange arrived, in ms after the run's first exchange.
+    pub at_ms: Option<f64>,
+    /// The HTTP status sent (0: none).
+    pub status: Option<u16>,
+    /// How the exchange ended (`responded`, `reset`, `truncated`, `client_gone`, `abandoned`).
+    pub outcome: Option<String>,
+    /// The fault the mock applied, as `rule: action`.
+    pub fault: Option<String>,
+    /// What an error response said (Tecton's `errorMessage`).
+    pub message: Option<String>,
+    /// The record ids involved.
+    pub records: Vec<String>,
+}
+
+impl Evidence {
+    /// Adds a clause after the text (`…; never sent again`).
+    pub fn with_note(mut self, note: impl std::fmt::Display) -> Self {
+        self.text = format!("{}; {note}", self.text);
+        self
+    }
+
+    /// Puts words before the text (`t00003 last sent in …`).
+    pub fn with_prefix(mut self, prefix: impl std::fmt::Display) -> Self {
+        self.text = format!("{prefix}{}", self.text);
+        self
+    }
+
+    /// The same evidence with every text field's control characters escaped.
+    pub fn escaped(self) -> Self {
+        Evidence {
+            text: escape_control(&self.text),
+            fault: self.fault.as_deref().map(escape_control),
+            message: self.message.as_deref().map(escape_control),
+            records: self.records.iter().map(|r| escape_control(r)).collect(),
+            ..self
+        }
+    }
+}
+
+impl From<String> for Evidence {
+    fn from(text: String) -> Self {
+        Evidence {
+            text,
+            ..Evidence::default()
+        }
+    }
+}
+
+impl From<&str> for Evidence {
+    fn from(text: &str) -> Self {
+        Evidence::from(text.to_owned())
+    }
+}
+
+impl std::fmt::Display for Evidence {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.text)
+    }
+}
+
+/// `text` with control characters (which move terminal cursors, ring bells and make `grep` call
+/// output binary) written as `\u{…}` escapes; tabs and newlines are kept.
+///
+/// ```
+/// assert_eq!(reports::conformance::escape_control("a\u{1b}[2Jb\tc"), "a\\u{1b}[2Jb\tc");
+/// ```
+pub fn escape_control(text: &str) -> String {
+    if !text.chars().any(needs_escape) {
+        return text.to_owned();
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        if needs_escape(c) {
+            out.push_str(&format!("\\u{{{:x}}}", u32::from(c)));
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+fn needs_escape(c: char) -> bool {
+    c.is_control() && c != '\n' && c != '\t'
+}
+
 /// One check's judgement of one scenario run.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CheckReport {
     /// Stable check id, like `backoff` or `no_lost_ack`.
     pub id: String,
@@ -71,11 +165,11 @@ pub struct CheckReport {
     /// One paragraph a sink author can act on.
     pub explanation: String,
     /// Journal sequence numbers, record ids and timings that support the verdict.
-    pub evidence: Vec<String>,
+    pub evidence: Vec<Evidence>,
 }
 
 /// One scenario run at one seed.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ScenarioReport {
     /// Scenario name (its file stem).
     pub name: String,
@@ -87,8 +181,11 @@ pub struct ScenarioReport {
     pub replay: String,
     /// Wall time of the run, in milliseconds.
     pub elapsed_ms: u64,
-    /// How the sink ended, in words (`exit 0`, `exit 1`, `killed at the 10 s limit`).
-    pub sink_exit: String,
+    /// The sink's exit code (an attached sink that completed counts as 0); `None` when it was
+    /// killed or never ran.
+    pub sink_exit: Option<i32>,
+    /// How the sink ended, in words (`exited 0`, `was killed at the wall-clock limit`).
+    pub sink_ended: String,
     /// Set when the harness could not run or judge the scenario; `checks` is then empty.
     pub harness_error: Option<String>,
     /// The checks, in the order they ran.
@@ -115,15 +212,45 @@ impl ScenarioReport {
 }
 
 /// A whole conformance run of one sink.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SuiteReport {
+    /// The version of the tool that judged the sink.
+    pub tool_version: String,
     /// The sink under test, as the user named it (its command, or a Rust type's name).
     pub sink: String,
+    /// The seed of the first run (`--seed`); run `k` used `base_seed + k`.
+    pub base_seed: u64,
+    /// Whether warnings were turned into failures (`--deny-warnings`). When set, every check
+    /// that warned is reported as failed, its explanation saying so.
+    pub deny_warnings: bool,
     /// One entry per scenario and seed, in run order.
     pub scenarios: Vec<ScenarioReport>,
 }
 
-/// How many scenario runs ended each way.
+/// One check that failed or warned somewhere in a suite, with where and one example.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CheckSummary {
+    /// The check id.
+    pub id: String,
+    /// Its title.
+    pub title: String,
+    /// Fail or warn.
+    pub verdict: Verdict,
+    /// The scenario runs where it did, as `name (seed s)`.
+    pub scenarios: Vec<String>,
+    /// The first such scenario run.
+    pub example_scenario: String,
+    /// Its seed.
+    pub example_seed: u64,
+    /// The check's explanation there.
+    pub example_explanation: String,
+    /// Its first piece of evidence there, if any.
+    pub example_evidence: Option<Evidence>,
+    /// The command that replays that run.
+    pub example_replay: String,
+}
+
+/// How many scenario runs (or checks) ended each way.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Counts {
     /// Every check passed.
@@ -188,6 +315,65 @@ impl SuiteReport {
             ScenarioVerdict::Error => 2,
         }
     }
+
+    /// Checks by verdict, over every scenario run.
+    pub fn check_counts(&self) -> Counts {
+        let mut c = Counts::default();
+        for check in self.scenarios.iter().flat_map(|s| &s.checks) {
+            match check.verdict {
+                Verdict::Pass => c.pass += 1,
+                Verdict::Warn => c.warn += 1,
+                Verdict::Fail => c.fail += 1,
+            }
+        }
+        c
+    }
+
+    /// Every check that failed or warned somewhere: failures first, then warnings, each in the
+    /// order it first appeared, with the scenario runs where it did and one example. This is
+    /// the end of a noisy run: one line per root cause rather than one per scenario.
+    pub fn check_summary(&self) -> Vec<CheckSummary> {
+        let mut out: Vec<CheckSummary> = Vec::new();
+        for verdict in [Verdict::Fail, Verdict::Warn] {
+            for s in &self.scenarios {
+                for c in s.checks_with(verdict) {
+                    let run = format!("{} (seed {})", s.name, s.seed);
+                    match out
+                        .iter_mut()
+                        .find(|o| o.id == c.id && o.verdict == verdict)
+                    {
+                        Some(o) => o.scenarios.push(run),
+                        None => out.push(CheckSummary {
+                            id: c.id.clone(),
+                            title: c.title.clone(),
+                            verdict,
+                            scenarios: vec![run],
+                            example_scenario: s.name.clone(),
+                            example_seed: s.seed,
+                            example_explanation: c.explanation.clone(),
+                            example_evidence: c.evidence.first().cloned(),
+                            example_replay: s.replay.clone(),
+                        }),
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// Harness errors, each distinct message once, with the runs it stopped.
+    pub fn harness_errors(&self) -> Vec<(String, Vec<String>)> {
+        let mut out: Vec<(String, Vec<String>)> = Vec::new();
+        for s in &self.scenarios {
+            let Some(e) = &s.harness_error else { continue };
+            let run = format!("{} (seed {})", s.name, s.seed);
+            match out.iter_mut().find(|(m, _)| m == e) {
+                Some((_, runs)) => runs.push(run),
+                None => out.push((e.clone(), vec![run])),
+            }
+        }
+        out
+    }
 }
 
 #[cfg(test)]
@@ -197,7 +383,10 @@ pub(crate) mod sample {
 
     pub fn report() -> SuiteReport {
         SuiteReport {
+            tool_version: "0.1.0".into(),
             sink: "python3 examples/python-sink/sink.py".into(),
+            base_seed: 1,
+            deny_warnings: false,
             scenarios: vec![
                 ScenarioReport {
                     name: "success".into(),
@@ -205,7 +394,8 @@ pub(crate) mod sample {
                     seed: 1,
                     replay: "tecton-sim conformance --sink 'python3 examples/python-sink/sink.py' --scenario success --seed 1".into(),
                     elapsed_ms: 42,
-                    sink_exit: "exit 0".into(),
+                    sink_exit: Some(0),
+                    sink_ended: "exited 0".into(),
                     harness_error: None,
                     checks: vec![CheckReport {
                         id: "completeness".into(),
@@ -221,7 +411,8 @@ pub(crate) mod sample {
                     seed: 1,
                     replay: "tecton-sim conformance --sink 'python3 examples/python-sink/sink.py' --scenario throttled-429 --seed 1".into(),
                     elapsed_ms: 1250,
-                    sink_exit: "exit 0".into(),
+                    sink_exit: Some(0),
+                    sink_ended: "exited 0".into(),
                     harness_error: None,
                     checks: vec![
                         CheckReport {
@@ -230,8 +421,17 @@ pub(crate) mod sample {
                             verdict: Verdict::Fail,
                             explanation: "Retries came 0.4 ms after the failure | a sink must wait.".into(),
                             evidence: vec![
-                                "seq 0: 429 (throttle: status 429) carrying t00000..t00009".into(),
-                                "seq 1: +0.4 ms, same records".into(),
+                                Evidence {
+                                    text: "seq 0 at +0.0 ms: POST /ingest -> 429 [fault throttle: status 429] after 0.3 ms, 10 record(s) t00000 … t00009 (10)".into(),
+                                    seq: Some(0),
+                                    at_ms: Some(0.0),
+                                    status: Some(429),
+                                    outcome: Some("responded".into()),
+                                    fault: Some("throttle: status 429".into()),
+                                    message: Some("too many requests".into()),
+                                    records: (0..10).map(|i| format!("t{i:05}")).collect(),
+                                },
+                                "seq 1 at +0.4 ms: same records, body \\u{1b}[31m".into(),
                             ],
                         },
                         CheckReport {
@@ -249,7 +449,8 @@ pub(crate) mod sample {
                     seed: 1,
                     replay: "tecton-sim conformance --sink 'python3 examples/python-sink/sink.py' --scenario bad-repo --seed 1".into(),
                     elapsed_ms: 0,
-                    sink_exit: "not run".into(),
+                    sink_exit: None,
+                    sink_ended: "not run".into(),
                     harness_error: Some("scenarios/bad-repo.toml: `repository`: no such file".into()),
                     checks: vec![],
                 },
@@ -285,6 +486,43 @@ mod tests {
                 error: 1
             }
         );
+    }
+
+    #[test]
+    fn summary_groups_checks_and_errors() {
+        let mut r = sample::report();
+        r.scenarios.push(r.scenarios[1].clone());
+        r.scenarios[3].seed = 2;
+        let summary = r.check_summary();
+        let ids: Vec<(&str, Verdict, usize)> = summary
+            .iter()
+            .map(|c| (c.id.as_str(), c.verdict, c.scenarios.len()))
+            .collect();
+        assert_eq!(
+            ids,
+            [
+                ("backoff", Verdict::Fail, 2),
+                ("batching_efficiency", Verdict::Warn, 2)
+            ]
+        );
+        assert_eq!(summary[0].example_seed, 1);
+        assert_eq!(r.harness_errors().len(), 1);
+        assert_eq!(
+            r.check_counts(),
+            Counts {
+                pass: 1,
+                warn: 2,
+                fail: 2,
+                error: 0
+            }
+        );
+    }
+
+    #[test]
+    fn control_characters_are_escaped() {
+        let e = Evidence::from("a\u{1b}[2J\u{0}b\n").escaped();
+        assert_eq!(e.text, "a\\u{1b}[2J\\u{0}b\n");
+        assert_eq!(escape_control("plain – text"), "plain – text");
     }
 
     #[test]
