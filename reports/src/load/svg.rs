@@ -166,14 +166,36 @@ fn domain(scale: Scale, values: &[f64]) -> (f64, f64) {
             }
             let min = pos.iter().copied().fold(f64::INFINITY, f64::min);
             let max = pos.iter().copied().fold(0.0, f64::max);
-            let lo = 10f64.powf(min.log10().floor());
-            let mut hi = 10f64.powf(max.log10().ceil());
+            // A margin on both sides keeps end points off the frame; the edges are 1, 2 or 5
+            // times a power of ten so the first and last ticks sit on them.
+            let lo = nice_floor(min / 1.3);
+            let mut hi = nice_ceil(max * 1.3);
             if hi <= lo {
                 hi = lo * 10.0;
             }
             (lo, hi)
         }
     }
+}
+
+/// The largest 1, 2 or 5 times a power of ten that is at most `v` (`v` > 0).
+fn nice_floor(v: f64) -> f64 {
+    let p = 10f64.powf(v.log10().floor());
+    [5.0, 2.0, 1.0]
+        .into_iter()
+        .map(|m| m * p)
+        .find(|c| *c <= v * (1.0 + 1e-9))
+        .unwrap_or(p)
+}
+
+/// The smallest 1, 2 or 5 times a power of ten that is at least `v` (`v` > 0).
+fn nice_ceil(v: f64) -> f64 {
+    let p = 10f64.powf(v.log10().floor());
+    [1.0, 2.0, 5.0, 10.0]
+        .into_iter()
+        .map(|m| m * p)
+        .find(|c| *c >= v * (1.0 - 1e-9))
+        .unwrap_or(10.0 * p)
 }
 
 /// 1, 2 or 5 times a power of ten, at least `raw`.
@@ -212,7 +234,6 @@ pub(crate) fn render(chart: &Chart) -> String {
         .iter()
         .flat_map(|s| s.points.iter().map(|p| p.0))
         .collect();
-    xs.extend(chart.marks.iter().map(|m| m.at));
     let mut ys: Vec<f64> = chart
         .series
         .iter()
@@ -288,8 +309,16 @@ pub(crate) fn render(chart: &Chart) -> String {
             );
         }
     }
+    // Marks outside the data's range are left to the text; they would squeeze the data.
+    let (xmin, xmax) = chart
+        .series
+        .iter()
+        .flat_map(|s| s.points.iter().map(|p| p.0))
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| {
+            (a.min(v), b.max(v))
+        });
     for mark in &chart.marks {
-        if !drawable(chart.x_scale, mark.at) {
+        if !drawable(chart.x_scale, mark.at) || mark.at < xmin || mark.at > xmax {
             continue;
         }
         let px = x.pos(mark.at);
@@ -426,6 +455,7 @@ mod tests {
         // Two points drawn (the zero is not), plus their tooltips.
         assert_eq!(svg.matches("<circle").count(), 2);
         assert!(svg.contains(">10<") && svg.contains(">1000<"), "{svg}");
+        assert!(!svg.contains(">5<"), "3+ decades: powers of ten only");
         assert!(svg.contains("t &lt;1&gt;"), "titles are escaped");
         assert!(svg.contains("crossover"));
     }
@@ -443,6 +473,8 @@ mod tests {
         assert_eq!(nice_step(1.3), 2.0);
         assert_eq!(nice_step(33.0), 50.0);
         assert_eq!(domain(Scale::Linear, &[0.0, 7.3]), (-0.24, 8.0));
-        assert_eq!(domain(Scale::Log, &[55.0, 2100.0]), (10.0, 10_000.0));
+        assert_eq!(domain(Scale::Log, &[55.0, 2100.0]), (20.0, 5_000.0));
+        assert_eq!(domain(Scale::Log, &[100.0, 10_000.0]), (50.0, 20_000.0));
+        assert_eq!(domain(Scale::Log, &[1000.0]), (500.0, 2_000.0));
     }
 }
