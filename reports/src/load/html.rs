@@ -89,7 +89,7 @@ pub(super) fn render(report: &LoadReport, opts: &ReportOptions) -> String {
         t = esc(&title(report))
     );
     chips(&mut out, opts);
-    recommendation(&mut out, report, opts, &rec);
+    recommendation(&mut out, opts, &rec);
     charts(&mut out, report, &rec);
     results(&mut out, report);
     cost(&mut out, report, opts);
@@ -133,12 +133,7 @@ fn chips(out: &mut String, opts: &ReportOptions) {
     out.push_str("</div>");
 }
 
-fn recommendation(
-    out: &mut String,
-    report: &LoadReport,
-    opts: &ReportOptions,
-    rec: &Recommendation,
-) {
+fn recommendation(out: &mut String, opts: &ReportOptions, rec: &Recommendation) {
     out.push_str("<section class=\"card\" id=\"recommendation\"><h2>Recommendation</h2>");
     if rec.bands.is_empty() {
         out.push_str(
@@ -182,7 +177,6 @@ fn recommendation(
         fmt_pct(c.min_achieved_ratio),
         fmt_pct(c.max_error_rate)
     );
-    let _ = report;
 }
 
 /// Points of one pattern, lowest offered rate first.
@@ -563,4 +557,47 @@ fn delta_table<'a>(
         );
     }
     out.push_str("</table>");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::load::sample::sweep;
+
+    #[test]
+    fn the_page_is_self_contained_with_four_plots() {
+        let page = render(&sweep(), &ReportOptions::default());
+        assert_eq!(page.matches("<svg class=\"chart\"").count(), 4);
+        for id in [
+            "plot-achieved",
+            "plot-latency",
+            "plot-freshness",
+            "plot-errors",
+        ] {
+            assert!(page.contains(&format!("id=\"{id}\"")), "{id}");
+        }
+        // Two patterns: p50, p99 and p99.9 latency lines for each, one achieved line each.
+        assert_eq!(page.matches("<polyline").count(), 2 + 6 + 4 + 4);
+        assert!(!page.contains("<script") && !page.contains("<link") && !page.contains(" src="));
+        // The only URL is the SVG namespace, which is a name, not a fetch.
+        assert_eq!(
+            page.matches("http").count(),
+            page.matches("http://www.w3.org/2000/svg").count()
+        );
+        assert!(
+            page.contains("crossover 2k–5k/s"),
+            "the measured crossover bracket is marked"
+        );
+        assert!(page.contains("EXAMPLE prices"));
+    }
+
+    #[test]
+    fn text_from_the_report_is_escaped() {
+        let mut r = sweep();
+        r.profile = "<script>alert(1)</script>".into();
+        r.points[0].errors.insert("<b>".into(), 1);
+        let page = render(&r, &ReportOptions::default());
+        assert!(!page.contains("<script>") && !page.contains("<b>"));
+        assert!(page.contains("&lt;script&gt;"));
+    }
 }
