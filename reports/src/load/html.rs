@@ -18,6 +18,16 @@ pub(crate) const KAFKA_COLOR: &str = "#e8730c";
 /// The user's sink's colour.
 pub(crate) const SINK_COLOR: &str = "#129e84";
 
+/// Pale shades of the pattern colours, for a baseline run's lines.
+fn baseline_color(p: Option<Pattern>) -> &'static str {
+    match p {
+        Some(Pattern::Push) => "#97b9e6",
+        Some(Pattern::Kafka) => "#f2bd8f",
+        Some(Pattern::Sink) => "#8fd1c4",
+        None => "#b8bec8",
+    }
+}
+
 fn color(p: Option<Pattern>) -> &'static str {
     match p {
         Some(Pattern::Push) => PUSH_COLOR,
@@ -90,7 +100,7 @@ pub(super) fn render(report: &LoadReport, opts: &ReportOptions) -> String {
     );
     chips(&mut out, opts);
     recommendation(&mut out, opts, &rec);
-    charts(&mut out, report, &rec);
+    charts(&mut out, report, opts, &rec);
     results(&mut out, report);
     cost(&mut out, report, opts);
     thresholds(&mut out, opts);
@@ -241,7 +251,7 @@ fn trim(v: f64) -> String {
     s.trim_end_matches('0').trim_end_matches('.').to_string()
 }
 
-fn charts(out: &mut String, report: &LoadReport, rec: &Recommendation) {
+fn charts(out: &mut String, report: &LoadReport, opts: &ReportOptions, rec: &Recommendation) {
     let groups = by_pattern(report);
     // A measured crossover lies between two swept rates: shade that bracket.
     let c = &rec.crossover;
@@ -267,6 +277,7 @@ fn charts(out: &mut String, report: &LoadReport, rec: &Recommendation) {
         x_scale: Scale::Log,
         y_scale,
         series: Vec::new(),
+        underlay: Vec::new(),
         marks: marks.clone(),
         diagonal: false,
         x_fmt: rate_tick,
@@ -346,6 +357,42 @@ fn charts(out: &mut String, report: &LoadReport, rec: &Recommendation) {
             pts,
             |p| Some(p.error_rate(Some("429")) * 100.0),
         ));
+    }
+    if let Some(c) = &opts.comparison {
+        // The baseline's headline figure per chart, in a pale shade of each pattern's colour,
+        // under this run's lines.
+        for (chart, metric, scale) in [
+            (&mut achieved, "achieved_rate", 1.0),
+            (&mut latency, "latency.p99", 1.0),
+            (&mut freshness, "freshness.p99", 1.0),
+            (&mut errors, "errors.rate", 100.0),
+        ] {
+            for (pattern, _) in &groups {
+                let points: Vec<(f64, f64)> = c
+                    .points
+                    .iter()
+                    .filter(|p| p.pattern == *pattern)
+                    .filter_map(|p| {
+                        let m = p.metrics.iter().find(|m| m.metric == metric)?;
+                        Some((p.offered_rate, m.old? * scale))
+                    })
+                    .collect();
+                if !points.is_empty() {
+                    let what = match metric {
+                        "achieved_rate" => "",
+                        "errors.rate" => " errors",
+                        _ => " p99",
+                    };
+                    let label = format!("{}{what} baseline", name(*pattern));
+                    chart.underlay.push(Series {
+                        label,
+                        color: baseline_color(*pattern),
+                        dash: Some("3 3"),
+                        points,
+                    });
+                }
+            }
+        }
     }
     out.push_str("<div class=\"grid\" id=\"plots\">");
     for (id, chart) in [

@@ -60,6 +60,8 @@ pub(crate) struct Chart {
     pub y_scale: Scale,
     /// The lines.
     pub series: Vec<Series>,
+    /// Lines drawn under `series` (a baseline run), listed after them in the legend.
+    pub underlay: Vec<Series>,
     /// Vertical marks: a dashed line at `at`, the range from `from` shaded, and a caption.
     pub marks: Vec<Mark>,
     /// Draw the `y = x` reference line (achieved vs offered).
@@ -226,16 +228,16 @@ fn drawable(scale: Scale, v: f64) -> bool {
 
 /// Renders `chart` as an inline `<svg>` element.
 pub(crate) fn render(chart: &Chart) -> String {
-    let legend_rows = chart.series.len().div_ceil(3).max(1) as f64;
+    let drawn: Vec<&Series> = chart.underlay.iter().chain(&chart.series).collect();
+    let legend: Vec<&Series> = chart.series.iter().chain(&chart.underlay).collect();
+    let legend_rows = legend.len().div_ceil(3).max(1) as f64;
     let height = HEIGHT + (legend_rows - 1.0) * 18.0;
     let plot_bottom = height - BOTTOM - (legend_rows - 1.0) * 18.0;
-    let mut xs: Vec<f64> = chart
-        .series
+    let mut xs: Vec<f64> = drawn
         .iter()
         .flat_map(|s| s.points.iter().map(|p| p.0))
         .collect();
-    let mut ys: Vec<f64> = chart
-        .series
+    let mut ys: Vec<f64> = drawn
         .iter()
         .flat_map(|s| s.points.iter().map(|p| p.1))
         .collect();
@@ -310,8 +312,7 @@ pub(crate) fn render(chart: &Chart) -> String {
         }
     }
     // Marks outside the data's range are left to the text; they would squeeze the data.
-    let (xmin, xmax) = chart
-        .series
+    let (xmin, xmax) = drawn
         .iter()
         .flat_map(|s| s.points.iter().map(|p| p.0))
         .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| {
@@ -346,7 +347,7 @@ pub(crate) fn render(chart: &Chart) -> String {
         );
     }
     let mut any = false;
-    for series in &chart.series {
+    for series in &drawn {
         let mut pts: Vec<(f64, f64)> = series
             .points
             .iter()
@@ -394,7 +395,7 @@ pub(crate) fn render(chart: &Chart) -> String {
         );
     }
     // Legend: three entries per row under the axis caption.
-    for (i, series) in chart.series.iter().enumerate() {
+    for (i, series) in legend.iter().enumerate() {
         let col = (i % 3) as f64;
         let row = (i / 3) as f64;
         let lx = LEFT + col * 175.0;
@@ -434,6 +435,7 @@ mod tests {
                 dash: None,
                 points,
             }],
+            underlay: Vec::new(),
             marks: vec![Mark {
                 from: Some(1000.0),
                 at: 1500.0,
