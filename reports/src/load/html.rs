@@ -394,6 +394,11 @@ fn charts(out: &mut String, report: &LoadReport, opts: &ReportOptions, rec: &Rec
             }
         }
     }
+    // A single run is best read over time first; its rate plots have one point each.
+    let single = report.points.len() == 1;
+    if single {
+        timeline(out, report);
+    }
     out.push_str("<div class=\"grid\" id=\"plots\">");
     for (id, chart) in [
         ("plot-achieved", &achieved),
@@ -405,6 +410,93 @@ fn charts(out: &mut String, report: &LoadReport, opts: &ReportOptions, rec: &Rec
             out,
             "<section class=\"card\" id=\"{id}\">{}</section>",
             svg::render(chart)
+        );
+    }
+    out.push_str("</div>");
+    if !single {
+        timeline(out, report);
+    }
+}
+
+/// At most this many points get per-interval plots; beyond it the lines would be a tangle.
+const TIMELINE_MAX_POINTS: usize = 4;
+
+/// Per-interval plots (acknowledged records/s and p99 latency over the run) for a single run or
+/// a small sweep: they show how a run followed its plan (ramps, steps, bursts) and when it fell
+/// behind, which the per-point figures average away.
+fn timeline(out: &mut String, report: &LoadReport) {
+    let points: Vec<&RunPoint> = report
+        .points
+        .iter()
+        .filter(|p| p.intervals.len() >= 2)
+        .collect();
+    if points.is_empty() || report.points.len() > TIMELINE_MAX_POINTS {
+        return;
+    }
+    // Lines of one pattern at several rates are told apart by their dash.
+    const DASHES: [Option<&str>; 4] = [None, Some("7 4"), Some("2 3"), Some("10 3 2 3")];
+    let chart = |title: &str, y_label: &str, y_scale, y_fmt: fn(f64) -> String| Chart {
+        title: title.to_string(),
+        x_label: "seconds since the run started".to_string(),
+        y_label: y_label.to_string(),
+        x_scale: Scale::Linear,
+        y_scale,
+        series: Vec::new(),
+        underlay: Vec::new(),
+        marks: Vec::new(),
+        diagonal: false,
+        x_fmt: trim,
+        y_fmt,
+    };
+    let mut acked = chart(
+        "Acknowledged records per second",
+        "records/s",
+        Scale::Linear,
+        rate_tick,
+    );
+    let mut p99 = chart(
+        "Latency p99 per interval (corrected)",
+        "latency (log scale)",
+        Scale::Log,
+        ms_tick,
+    );
+    for (i, p) in points.iter().enumerate() {
+        let label = format!("{} {}/s", name(p.pattern), rate_tick(p.offered_rate));
+        let dash = DASHES[i % DASHES.len()];
+        let mut rate = Vec::new();
+        for (j, iv) in p.intervals.iter().enumerate() {
+            // An interval lasts until the next one starts; the last one as long as the one before.
+            let next = p.intervals.get(j + 1).map(|n| n.t_s - iv.t_s);
+            let prev = j.checked_sub(1).map(|k| iv.t_s - p.intervals[k].t_s);
+            let dt = next.or(prev).filter(|d| *d > 0.0).unwrap_or(1.0);
+            rate.push((iv.t_s, iv.records_acknowledged as f64 / dt));
+        }
+        acked.series.push(Series {
+            label: label.clone(),
+            color: color(p.pattern),
+            dash,
+            points: rate,
+        });
+        p99.series.push(Series {
+            label,
+            color: color(p.pattern),
+            dash,
+            points: p
+                .intervals
+                .iter()
+                .map(|iv| (iv.t_s, iv.latency_p99_ms))
+                .collect(),
+        });
+    }
+    out.push_str("<div class=\"grid\" id=\"timeline\">");
+    for (id, c) in [
+        ("plot-acked-over-time", &acked),
+        ("plot-p99-over-time", &p99),
+    ] {
+        let _ = write!(
+            out,
+            "<section class=\"card\" id=\"{id}\">{}</section>",
+            svg::render(c)
         );
     }
     out.push_str("</div>");
@@ -636,6 +728,22 @@ mod tests {
             "the measured crossover bracket is marked"
         );
         assert!(page.contains("EXAMPLE prices"));
+    }
+
+    #[test]
+    fn a_single_run_gets_plots_over_time() {
+        let mut r = sweep();
+        r.points.truncate(1);
+        let page = render(&r, &ReportOptions::default());
+        assert!(page.contains("id=\"plot-acked-over-time\""));
+        assert!(page.contains("id=\"plot-p99-over-time\""));
+        // 100 records acknowledged in each one-second interval.
+        assert!(
+            page.contains("push 100/s: 1 → 100"),
+            "tooltip of the second interval"
+        );
+        // A twelve-point sweep does not.
+        assert!(!render(&sweep(), &ReportOptions::default()).contains("plot-acked-over-time"));
     }
 
     #[test]

@@ -12,6 +12,8 @@ const LEFT: f64 = 70.0;
 const RIGHT: f64 = 20.0;
 const TOP: f64 = 40.0;
 const BOTTOM: f64 = 80.0;
+/// Series with more points than this are drawn as a bare line.
+const MAX_MARKERS: usize = 40;
 
 /// An axis scale.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -373,7 +375,13 @@ pub(crate) fn render(chart: &Chart) -> String {
             path.join(" "),
             series.color
         );
-        for (a, b) in &pts {
+        // Markers (and their tooltips) only where they do not crowd into a band.
+        let markers = if pts.len() <= MAX_MARKERS {
+            &pts[..]
+        } else {
+            &[]
+        };
+        for (a, b) in markers {
             let _ = write!(
                 s,
                 r#"<circle cx="{:.1}" cy="{:.1}" r="3.2" fill="{}"><title>{}: {} → {}</title></circle>"#,
