@@ -4,7 +4,7 @@
 
 use std::fmt::Write as _;
 
-use super::markdown::{band_label, errors_cell, name, provenance, title, value_cell};
+use super::markdown::{band_label, cost_cells, errors_cell, name, provenance, title, value_cell};
 use super::svg::{self, esc, Chart, Mark, Scale, Series};
 use super::{
     costs, fmt_int, fmt_ms, fmt_pct, fmt_usd, recommend, Choice, LoadReport, Pattern,
@@ -216,6 +216,7 @@ fn series(
         label,
         color: color(pattern),
         dash,
+        width: None,
         points: points
             .iter()
             .filter_map(|p| f(p).map(|v| (p.offered_rate, v)))
@@ -311,11 +312,13 @@ fn charts(out: &mut String, report: &LoadReport, opts: &ReportOptions, rec: &Rec
     );
     for (pattern, pts) in &groups {
         let n = name(*pattern);
-        achieved
-            .series
-            .push(series(n.to_string(), *pattern, None, pts, |p| {
-                Some(p.achieved_rate)
-            }));
+        // Patterns that keep up coincide here: earlier ones are drawn wider underneath, so
+        // each stays visible as a band around the next.
+        let mut line = series(n.to_string(), *pattern, None, pts, |p| {
+            Some(p.achieved_rate)
+        });
+        line.width = Some(2.2 + 2.4 * (groups.len() - 1 - achieved.series.len()) as f64);
+        achieved.series.push(line);
         for (stat, dash, f) in [
             (
                 "p50",
@@ -388,6 +391,7 @@ fn charts(out: &mut String, report: &LoadReport, opts: &ReportOptions, rec: &Rec
                         label,
                         color: baseline_color(*pattern),
                         dash: Some("3 3"),
+                        width: None,
                         points,
                     });
                 }
@@ -475,12 +479,14 @@ fn timeline(out: &mut String, report: &LoadReport) {
             label: label.clone(),
             color: color(p.pattern),
             dash,
+            width: None,
             points: rate,
         });
         p99.series.push(Series {
             label,
             color: color(p.pattern),
             dash,
+            width: None,
             points: p
                 .intervals
                 .iter()
@@ -561,14 +567,12 @@ fn cost(out: &mut String, report: &LoadReport, opts: &ReportOptions) {
          <th>Requests/h</th><th>Spark cluster-h/h</th><th>Cost/h</th><th>Cost per 1M records</th></tr>",
     );
     for c in costs(report, &opts.cost) {
+        let [rpr, requests, spark] = cost_cells(&c);
         let _ = write!(
             out,
-            "<tr><td class=\"l\">{}</td><td>{}</td><td>{:.1}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            "<tr><td class=\"l\">{}</td><td>{}</td><td>{rpr}</td><td>{requests}</td><td>{spark}</td><td>{}</td><td>{}</td></tr>",
             swatch(c.pattern),
             fmt_int(c.offered_rate),
-            c.records_per_request,
-            fmt_int(c.requests_per_hour),
-            c.spark_cluster_hours_per_hour,
             fmt_usd(c.usd_per_hour),
             fmt_usd(c.usd_per_million_records)
         );

@@ -33,6 +33,8 @@ pub(crate) struct Series {
     pub color: &'static str,
     /// `stroke-dasharray`, `None` for a solid line.
     pub dash: Option<&'static str>,
+    /// Stroke width; `None` for the stylesheet's.
+    pub width: Option<f64>,
     /// `(x, y)` points, drawn in x order.
     pub points: Vec<(f64, f64)>,
 }
@@ -117,11 +119,11 @@ impl Axis {
             }
             Scale::Log => {
                 let (a, b) = (
-                    self.lo.log10().round() as i32,
-                    self.hi.log10().round() as i32,
+                    self.lo.log10().floor() as i32,
+                    self.hi.log10().ceil() as i32,
                 );
-                let decades = b - a;
-                let mults: &[f64] = if decades <= 2 {
+                // 1-2-5 ticks up to three decades, then powers of ten only.
+                let mults: &[f64] = if self.hi / self.lo <= 1000.0 * (1.0 + 1e-9) {
                     &[1.0, 2.0, 5.0]
                 } else {
                     &[1.0]
@@ -369,9 +371,13 @@ pub(crate) fn render(chart: &Chart) -> String {
             .dash
             .map(|d| format!(r#" stroke-dasharray="{d}""#))
             .unwrap_or_default();
+        let width = series
+            .width
+            .map(|w| format!(r#" style="stroke-width:{w}""#))
+            .unwrap_or_default();
         let _ = write!(
             s,
-            r#"<polyline class="series" points="{}" stroke="{}"{dash}/>"#,
+            r#"<polyline class="series" points="{}" stroke="{}"{dash}{width}/>"#,
             path.join(" "),
             series.color
         );
@@ -441,6 +447,7 @@ mod tests {
                 label: "push".into(),
                 color: "#000",
                 dash: None,
+                width: None,
                 points,
             }],
             underlay: Vec::new(),
@@ -459,13 +466,15 @@ mod tests {
     fn log_axes_span_whole_decades_and_skip_non_positive_values() {
         let svg = render(&chart(
             Scale::Log,
-            vec![(100.0, 0.0), (1000.0, 12.0), (10_000.0, 480.0)],
+            vec![(100.0, 0.0), (1000.0, 1.2), (10_000.0, 4800.0)],
         ));
         assert!(svg.starts_with("<svg") && svg.ends_with("</svg>"));
         // Two points drawn (the zero is not), plus their tooltips.
         assert_eq!(svg.matches("<circle").count(), 2);
         assert!(svg.contains(">10<") && svg.contains(">1000<"), "{svg}");
-        assert!(!svg.contains(">5<"), "3+ decades: powers of ten only");
+        // y spans 0.5 to 10,000: powers of ten only; x spans 50 to 20,000: 1-2-5 steps.
+        assert!(!svg.contains(">5<") && !svg.contains(">20<"), "{svg}");
+        assert!(svg.contains(">200<"));
         assert!(svg.contains("t &lt;1&gt;"), "titles are escaped");
         assert!(svg.contains("crossover"));
     }
