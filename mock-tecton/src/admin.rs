@@ -51,16 +51,29 @@ fn not_found(message: impl Into<String>) -> Response {
 }
 
 async fn health(State(s): AppState) -> Json<Json_> {
+    let offline = s.offline.stats();
     Json(json!({
-        "status": "ok",
+        // A failing disk keeps acknowledged rows in memory: still serving, but not healthy.
+        "status": if offline.error.is_some() { "degraded" } else { "ok" },
         "version": env!("CARGO_PKG_VERSION"),
         "journal": s.journal.counters(),
+        "offline": offline,
     }))
 }
 
-async fn reset(State(s): AppState) -> Json<Json_> {
-    s.reset();
-    Json(json!({"reset": true}))
+async fn reset(State(s): AppState) -> Response {
+    match s.reset() {
+        Ok(()) => Json(json!({"reset": true})).into_response(),
+        Err(e) => internal_error(e.to_string()),
+    }
+}
+
+fn internal_error(message: impl Into<String>) -> Response {
+    (
+        StatusCode::INTERNAL_SERVER_ERROR,
+        Json(json!({"error": message.into()})),
+    )
+        .into_response()
 }
 
 async fn config(State(s): AppState) -> Json<Json_> {
@@ -171,9 +184,11 @@ async fn offline(State(s): AppState, Query(q): Query<SourceQuery>) -> Response {
     let mut out = Vec::new();
     for i in sources {
         let source = &repo.push_sources[i];
-        let rows: Vec<Json_> = s
-            .offline
-            .rows(i)
+        let rows = match s.offline.rows(i) {
+            Ok(rows) => rows,
+            Err(e) => return internal_error(e.to_string()),
+        };
+        let rows: Vec<Json_> = rows
             .into_iter()
             .map(|r| {
                 let record: serde_json::Map<_, _> = source
@@ -283,6 +298,10 @@ struct SpineRequest {
     timestamp_field: String,
     #[serde(default = "default_max_rows")]
     max_rows: usize,
+    /// Consistency only: `"event_time"` (default) or `"ingestion"`.
+    arrival: Option<String>,
+    /// Consistency only: a field of the push source holding each record's arrival time.
+    arrival_field: Option<String>,
 }
 
 fn default_timestamp_field() -> String {
@@ -290,7 +309,7 @@ fn default_timestamp_field() -> String {
 }
 
 fn default_max_rows() -> usize {
-    20
+    crate::consistency::DEFAULT_MAX_ROWS
 }
 
 impl SpineRequest {
@@ -315,7 +334,7 @@ impl SpineRequest {
             )));
         }
         let spine = crate::retrieval::spine_from_json(&req.spine, &req.timestamp_field)
-            .map_err(AdminError::BadRequest)?;
+            .map_err(|e| AdminError::BadRequest(e.to_string()))?;
         Ok((req, service, spine))
     }
 }
@@ -344,7 +363,29 @@ async fn consistency(
     body: axum::body::Bytes,
 ) -> Result<Json<Json_>, AdminError> {
     let (req, service, points) = SpineRequest::parse(&s, &body)?;
-    let report = crate::consistency::check(&s, &service, &points, req.max_rows)
-        .map_err(|e| AdminError::BadRequest(e.message))?;
+    use crate::consistency::{check, Arrival, CheckOptions};
+    let arrival = match (req.arrival.as_deref(), req.arrival_field) {
+        (None | Some("event_time"), None) => Arrival::EventTime,
+        (Some("ingestion"), None) => Arrival::Ingestion,
+        (None, Some(field)) => Arrival::Field(field),
+        (Some(_), Some(_)) => {
+            return Err(AdminError::BadRequest(
+                "give either `arrival` or `arrival_field`, not both".into(),
+            ))
+        }
+        (Some(other), None) => {
+            return Err(AdminError::BadRequest(format!(
+                "arrival `{other}`: expected \"event_time\" or \"ingestion\""
+            )))
+        }
+    };
+    let options = CheckOptions {
+        arrival,
+        max_rows: req.max_rows,
+    };
+    let report = check(&s, &service, &points, &options).map_err(|e| match e.status {
+        404 => AdminError::NotFound(e.message),
+        _ => AdminError::BadRequest(e.message),
+    })?;
     Ok(Json(json!(report)))
 }

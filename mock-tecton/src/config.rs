@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use crate::decisions;
 use crate::faults::FaultSet;
 use crate::repo::Repository;
+use crate::store::OfflineSettings;
 
 /// Settings for one mock instance.
 #[derive(Debug, Clone)]
@@ -25,6 +26,8 @@ pub struct Config {
     pub virtual_start: Option<i64>,
     /// Fault rules installed at start.
     pub faults: FaultSet,
+    /// The offline store's data directory and flush policy.
+    pub offline: OfflineSettings,
 }
 
 impl Default for Config {
@@ -45,6 +48,7 @@ impl Config {
             journal_body_bytes: decisions::JOURNAL_BODY_BYTES,
             virtual_start: None,
             faults: FaultSet::default(),
+            offline: OfflineSettings::default(),
         }
     }
 
@@ -75,6 +79,26 @@ impl Config {
     /// Installs fault rules at start.
     pub fn faults(mut self, faults: FaultSet) -> Self {
         self.faults = faults;
+        self
+    }
+
+    /// Writes the offline store under `dir` (default: a fresh temporary directory).
+    pub fn data_dir(mut self, dir: impl Into<std::path::PathBuf>) -> Self {
+        self.offline.data_dir = Some(dir.into());
+        self
+    }
+
+    /// Keeps the offline store's files when the mock ends (default: removed).
+    pub fn keep_data(mut self, keep: bool) -> Self {
+        self.offline.keep_data = keep;
+        self
+    }
+
+    /// Flushes the offline store's memory tail to disk at `rows` waiting rows or every
+    /// `interval`, whichever comes first.
+    pub fn offline_flush(mut self, rows: usize, interval: std::time::Duration) -> Self {
+        self.offline.flush_rows = rows;
+        self.offline.flush_interval = interval;
         self
     }
 

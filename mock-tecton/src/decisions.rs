@@ -1,7 +1,6 @@
 //! Every choice the mock makes where Tecton's behaviour is not documented, in one place.
 //!
-//! Each item names the gap (see `spec/tecton-api.md` §8 and `DESIGN.md`, "Decisions where
-//! Tecton's behaviour is unknown") and what the mock does about it. When Tecton's behaviour
+//! Each item names the gap and what the mock does about it. When Tecton's behaviour
 //! becomes known, this is the file to change.
 
 use serde_json::Value as Json;
@@ -105,3 +104,23 @@ pub mod error_type {
     /// 5xx: internal error (only ever produced by an injected fault).
     pub const INTERNAL: &str = "InternalError";
 }
+
+/// Whether an attribute view keeps a row stamped `ts`. Tecton's point-in-time query removes
+/// feature rows stamped before `feature_start_time` (its `RespectFeatureStartTimeNode`); the mock
+/// ignores such a row everywhere, so it is never served online and never found by retrieval.
+///
+/// Aggregations are different: their offline store holds partial aggregates from before the
+/// start so that the first served aggregate is complete. The mock stores and aggregates every
+/// event whatever its time, and instead nulls every aggregate feature (count included) while
+/// the request time is before the start (TIME_INTERVAL: while `fl(t)` is), online and offline
+/// alike ([`crate::engine::SeriesSpec::before_start`]).
+pub fn attribute_row_kept(feature_start_time: Option<i64>, ts: i64) -> bool {
+    feature_start_time.is_none_or(|fst| ts >= fst)
+}
+/// The offline store writes a push source's waiting rows to a Parquet file once this many have
+/// arrived. Large enough that a file is worth opening, small enough to bound the memory tail.
+pub const DEFAULT_OFFLINE_FLUSH_ROWS: usize = 65_536;
+
+/// The offline store also writes waiting rows at least this often, so a quiet source reaches disk
+/// soon.
+pub const DEFAULT_OFFLINE_FLUSH_INTERVAL: std::time::Duration = std::time::Duration::from_secs(5);

@@ -81,7 +81,7 @@ async fn status_with_retry_after_then_normal_service() {
     );
     assert_eq!(j[1].fault, None);
     assert_eq!(
-        h.mock.offline_rows("transactions").len(),
+        h.mock.offline_rows("transactions").unwrap().len(),
         1,
         "the throttled request wrote nothing"
     );
@@ -119,7 +119,7 @@ async fn linear_script_429_then_hang_then_ok() {
         [Outcome::Responded, Outcome::ClientGone, Outcome::Responded],
         "{j:#?}"
     );
-    assert_eq!(h.mock.offline_rows("transactions").len(), 1);
+    assert_eq!(h.mock.offline_rows("transactions").unwrap().len(), 1);
 }
 
 #[tokio::test]
@@ -148,7 +148,7 @@ async fn reset_before_body_writes_nothing() {
     );
     let j = settled_journal(&h, 1).await;
     assert_eq!(j[0].outcome, Outcome::Reset);
-    assert!(h.mock.offline_rows("transactions").is_empty());
+    assert!(h.mock.offline_rows("transactions").unwrap().is_empty());
 }
 
 #[tokio::test]
@@ -165,7 +165,7 @@ async fn reset_after_body_lands_the_write_but_no_answer() {
         "the journal keeps the status the write would have got"
     );
     assert_eq!(
-        h.mock.offline_rows("transactions").len(),
+        h.mock.offline_rows("transactions").unwrap().len(),
         1,
         "the write landed"
     );
@@ -175,7 +175,7 @@ async fn reset_after_body_lands_the_write_but_no_answer() {
     })])
     .await;
     assert!(send(&h, Duration::from_secs(5)).await.is_err());
-    assert!(h.mock.offline_rows("transactions").is_empty());
+    assert!(h.mock.offline_rows("transactions").unwrap().is_empty());
 }
 
 #[tokio::test]
@@ -187,7 +187,7 @@ async fn truncated_response_after_a_landed_write() {
     );
     let j = settled_journal(&h, 1).await;
     assert_eq!(j[0].outcome, Outcome::Truncated);
-    assert_eq!(h.mock.offline_rows("transactions").len(), 1);
+    assert_eq!(h.mock.offline_rows("transactions").unwrap().len(), 1);
 }
 
 #[tokio::test]
@@ -228,7 +228,7 @@ async fn garbage_body_is_not_json() {
     assert_eq!(status, 200);
     assert!(serde_json::from_str::<serde_json::Value>(&body).is_err());
     assert!(
-        h.mock.offline_rows("transactions").is_empty(),
+        h.mock.offline_rows("transactions").unwrap().is_empty(),
         "a garbage answer means the request was not handled"
     );
 }
@@ -288,11 +288,42 @@ async fn faults_are_installed_live_through_the_admin_api() {
             status["rules"][0]["matched"].as_u64(),
             status["rules"][0]["fired"].as_u64()
         ),
-        (Some(2), Some(2))
+        (Some(2), Some(1))
     );
     h.http.delete(&url).send().await.unwrap();
     let status: serde_json::Value = h.http.get(&url).send().await.unwrap().json().await.unwrap();
     assert_eq!(status["rules"], json!([]));
+}
+
+/// The bug: after a `times = 2` rule answered 429, 429, 200, 200 the status showed fired 4,
+/// equal to matched, while the journal held 2 faults.
+#[tokio::test]
+async fn faults_status_counts_fired_as_what_fired_not_what_matched() {
+    let h = demo().await;
+    let url = format!("{}/_mock/faults", h.mock.url());
+    let ok = h.http.post(&url).json(&json!({"seed": 1, "rules": [{"name": "throttle", "times": 2, "action": {"kind": "status", "status": 429}}]})).send().await.unwrap();
+    assert_eq!(ok.status().as_u16(), 200);
+    let mut statuses = Vec::new();
+    for _ in 0..4 {
+        statuses.push(send(&h, Duration::from_secs(5)).await.unwrap().0);
+    }
+    assert_eq!(statuses, [429, 429, 200, 200]);
+    let status: serde_json::Value = h.http.get(&url).send().await.unwrap().json().await.unwrap();
+    assert_eq!(
+        (
+            status["rules"][0]["matched"].as_u64(),
+            status["rules"][0]["fired"].as_u64()
+        ),
+        (Some(4), Some(2))
+    );
+    let journal = h.admin("/journal").await;
+    let faults = journal["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| !e["fault"].is_null())
+        .count();
+    assert_eq!(faults, 2);
 }
 
 #[tokio::test]
@@ -354,7 +385,7 @@ async fn a_client_that_leaves_during_latency_or_a_dribble_is_journaled_as_gone()
     let j = settled_journal(&h, 1).await;
     assert_eq!(j[0].outcome, Outcome::ClientGone);
     assert!(
-        h.mock.offline_rows("transactions").is_empty(),
+        h.mock.offline_rows("transactions").unwrap().is_empty(),
         "latency delays before handling: a client that leaves first wrote nothing"
     );
 
