@@ -577,7 +577,9 @@ fn cost(out: &mut String, report: &LoadReport, opts: &ReportOptions) {
             fmt_usd(c.usd_per_million_records)
         );
     }
-    out.push_str("</table><p class=\"note\">Model parameters (set each with <code>--cost key=value</code>): ");
+    out.push_str(
+        "</table><p class=\"note\">Model parameters (each settable as <code>key=value</code>): ",
+    );
     let params: Vec<String> = opts
         .cost
         .parameters()

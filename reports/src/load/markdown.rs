@@ -211,7 +211,7 @@ fn cost(out: &mut String, report: &LoadReport, opts: &ReportOptions) {
     }
     out.push_str("## Cost per hour of sustained load (EXAMPLE prices)\n\n");
     out.push_str(
-        "> The prices are examples, not quotes. Set your own with `--cost key=value`.\n\n",
+        "> The prices are examples, not quotes; each parameter below can be set as `key=value`.\n\n",
     );
     out.push_str("| Pattern | Offered/s | Records/request | Requests/h | Spark cluster-h/h | Cost/h | Cost per 1M records |\n");
     out.push_str("|---|---:|---:|---:|---:|---:|---:|\n");
