@@ -3,7 +3,8 @@
 #
 #   scripts/test.sh            # what .ci/run calls (CI=true there)
 #
-# 1. the Python virtualenv with the official tecton-client (for the client compatibility test),
+# 1. the Python virtualenvs: the official tecton-client (client compatibility test) and
+#    apache-beam (the Beam example sink),
 # 2. formatting and lints (rustfmt, clippy with warnings as errors),
 # 3. every test of the workspace (unit, integration, property and snapshot tests; the
 #    conformance suite against the reference sink, every mutant and the Python example sink).
@@ -14,6 +15,9 @@ step() { printf '\n==> %s\n' "$*"; }
 
 step "Python environment for the official client"
 scripts/setup-python.sh
+
+step "Python environment for the Beam example sink"
+scripts/setup-beam.sh
 
 step "cargo fmt --check"
 cargo fmt --all -- --check
