@@ -29,6 +29,8 @@ pub mod decisions;
 pub mod duration;
 pub mod engine;
 pub mod faults;
+#[cfg(feature = "fuzzing")]
+pub mod fuzz;
 pub mod ingest;
 pub mod journal;
 pub mod json;
