@@ -399,3 +399,284 @@ pub fn ms(ns: i64) -> String {
     let millis = whole.rem_euclid(crate::duration::SECOND) / super::watermark::MILLISECOND;
     format!("{}.{millis:03}Z", text.trim_end_matches('Z'))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::stream::topic::Row;
+
+    const M: i64 = crate::duration::MINUTE;
+
+    /// A repository with one stream source (delay `delay`, optional dedup on `id`) feeding a
+    /// TIME_INTERVAL view (10-minute tiles, sum and count of `amt`) and a CONTINUOUS view.
+    fn repo(delay: &str, dedup: bool) -> Repository {
+        let dedup = if dedup {
+            r#"deduplication_columns = ["id"]"#
+        } else {
+            ""
+        };
+        let text = format!(
+            r#"
+[[workspaces]]
+name = "prod"
+[[entities]]
+name = "user"
+join_keys = [{{ name = "user_id", type = "String" }}]
+[[stream_sources]]
+name = "events"
+topic = "events"
+timestamp_field = "ts"
+watermark_delay_threshold = "{delay}"
+{dedup}
+schema = [
+  {{ name = "user_id", type = "String" }},
+  {{ name = "id", type = "String" }},
+  {{ name = "amt", type = "Float64" }},
+  {{ name = "ts", type = "Timestamp" }},
+]
+[[feature_views]]
+name = "tiles"
+sources = ["events"]
+entities = ["user"]
+stream_processing_mode = "TIME_INTERVAL"
+aggregation_interval = "10m"
+feature_start_time = "2020-01-01T00:00:00Z"
+aggregations = [
+  {{ column = "amt", function = "sum", window = "1h" }},
+  {{ column = "amt", function = "count", window = "1h" }},
+]
+[[feature_views]]
+name = "events_continuous"
+sources = ["events"]
+entities = ["user"]
+stream_processing_mode = "CONTINUOUS"
+feature_start_time = "2020-01-01T00:00:00Z"
+aggregations = [{{ column = "amt", function = "sum", window = "1h" }}]
+"#
+        );
+        Repository::from_toml(&text, "test.toml").expect("valid repository")
+    }
+
+    fn queries(delay: &str, dedup: bool) -> (Query, Query) {
+        let mut q = QuerySpec::of_source(&repo(delay, dedup), 0)
+            .into_iter()
+            .map(Query::new);
+        (q.next().expect("tiles"), q.next().expect("continuous"))
+    }
+
+    /// A row for user `u` with id `id`, amount `amt`, at `min` minutes past 12:00 (any day).
+    fn row(u: &str, id: &str, amt: f64, min: i64) -> Decoded {
+        let ts = 12 * 60 * M + min * M;
+        Ok(Row {
+            values: vec![
+                Value::String(u.into()),
+                Value::String(id.into()),
+                Value::Float(amt),
+                Value::Timestamp(ts),
+            ],
+            ts,
+        })
+    }
+
+    fn run(q: &mut Query, rows: &[Decoded], spark: SparkVersion) -> BatchOutcome {
+        let refs: Vec<&Decoded> = rows.iter().collect();
+        q.run_batch(&refs, spark)
+    }
+
+    fn late(out: &BatchOutcome) -> Vec<usize> {
+        out.dropped
+            .iter()
+            .filter(|d| d.1 == DropReason::Late)
+            .map(|d| d.0)
+            .collect()
+    }
+
+    fn at(min: i64) -> i64 {
+        12 * 60 * M + min * M
+    }
+
+    #[test]
+    fn update_mode_writes_each_changed_tile_once_with_its_running_total() {
+        let (mut q, _) = queries("10m", false);
+        let out = run(
+            &mut q,
+            &[
+                row("u1", "a", 1.0, 1),
+                row("u1", "b", 2.0, 2),
+                row("u2", "c", 4.0, 3),
+            ],
+            SparkVersion::V3_4,
+        );
+        assert_eq!(out.tile_writes.len(), 2, "one row per (entity, tile)");
+        assert_eq!(
+            out.tile_writes[0].partials,
+            vec![Value::Float(3.0), Value::Int(2)]
+        );
+        assert_eq!(out.tile_writes[0].tile_start, at(0));
+        assert_eq!(out.tile_writes[0].tile_end, at(10));
+        // The next batch touches only u1's tile: only it is written, with the running total.
+        let out = run(&mut q, &[row("u1", "d", 10.0, 4)], SparkVersion::V3_4);
+        assert_eq!(out.tile_writes.len(), 1);
+        assert_eq!(
+            out.tile_writes[0].partials,
+            vec![Value::Float(13.0), Value::Int(3)]
+        );
+        // A batch that changes nothing writes nothing.
+        assert!(run(&mut q, &[], SparkVersion::V3_4).tile_writes.is_empty());
+    }
+
+    #[test]
+    fn the_watermark_is_the_previous_batches_max_minus_the_delay() {
+        let (mut q, _) = queries("10m", false);
+        let out = run(
+            &mut q,
+            &[row("u1", "a", 1.0, 34), row("u1", "b", 1.0, 20)],
+            SparkVersion::V3_4,
+        );
+        assert_eq!(out.watermark, Some(0), "starts at 0");
+        assert_eq!(out.watermark_after, Some(at(24)));
+        let out = run(&mut q, &[row("u1", "c", 1.0, 30)], SparkVersion::V3_4);
+        assert_eq!(out.watermark, Some(at(24)));
+        assert_eq!(out.watermark_after, Some(at(24)), "monotone");
+    }
+
+    #[test]
+    fn late_rows_are_judged_per_tile_with_the_previous_watermark_on_spark_3_4() {
+        // The worked example: tiles of 10m, delay 10m, previous max 12:34 -> watermark 12:24.
+        let (mut q, _) = queries("10m", false);
+        run(&mut q, &[row("u1", "a", 1.0, 34)], SparkVersion::V3_4);
+        // Batch 1 filters with batch 0's watermark (0): 12:13 (tile end 12:20) is accepted, its
+        // group written and then evicted by the current watermark 12:24.
+        let out = run(
+            &mut q,
+            &[row("u1", "b", 1.0, 13), row("u1", "c", 1.0, 21)],
+            SparkVersion::V3_4,
+        );
+        assert!(late(&out).is_empty());
+        assert_eq!(out.tile_writes.len(), 2);
+        assert_eq!(out.aggregation.map(|a| a.num_rows_removed), Some(1));
+        // Batch 2 filters with 12:24: the 12:10 tile is late, 12:21 (tile end 12:30) is not,
+        // although 12:21 is before the watermark.
+        let out = run(
+            &mut q,
+            &[row("u1", "d", 1.0, 14), row("u1", "e", 1.0, 21)],
+            SparkVersion::V3_4,
+        );
+        assert_eq!(late(&out), vec![0]);
+        assert_eq!(
+            out.aggregation.map(|a| a.num_rows_dropped_by_watermark),
+            Some(1)
+        );
+        assert_eq!(
+            out.tile_writes[0].partials,
+            vec![Value::Float(2.0), Value::Int(2)]
+        );
+    }
+
+    #[test]
+    fn spark_3_3_judges_late_rows_with_the_current_watermark() {
+        let (mut q, _) = queries("10m", false);
+        run(&mut q, &[row("u1", "a", 1.0, 34)], SparkVersion::V3_3);
+        let out = run(
+            &mut q,
+            &[row("u1", "b", 1.0, 13), row("u1", "c", 1.0, 21)],
+            SparkVersion::V3_3,
+        );
+        assert_eq!(late(&out), vec![0], "12:13's tile ends 12:20 <= 12:24");
+        assert_eq!(out.tile_writes.len(), 1);
+    }
+
+    #[test]
+    fn a_tile_ending_exactly_on_the_cutoff_is_late() {
+        // Delay 10m, max 12:30 -> watermark 12:20; the tile [12:10, 12:20) ends on it.
+        let (mut q, _) = queries("10m", false);
+        run(&mut q, &[row("u1", "a", 1.0, 30)], SparkVersion::V3_3);
+        let out = run(
+            &mut q,
+            &[row("u1", "b", 1.0, 19), row("u1", "c", 1.0, 20)],
+            SparkVersion::V3_3,
+        );
+        assert_eq!(late(&out), vec![0]);
+    }
+
+    #[test]
+    fn without_a_watermark_nothing_is_late_and_state_is_kept() {
+        let (mut q, _) = queries("0s", false);
+        run(&mut q, &[row("u1", "a", 1.0, 600)], SparkVersion::V3_4);
+        let out = run(&mut q, &[row("u1", "b", 1.0, 1)], SparkVersion::V3_4);
+        assert_eq!(out.watermark, None);
+        assert!(out.dropped.is_empty());
+        assert_eq!(q.state_rows(), 2);
+    }
+
+    #[test]
+    fn continuous_views_write_every_event_and_drop_none_as_late() {
+        let (_, mut c) = queries("10m", false);
+        run(&mut c, &[row("u1", "a", 1.0, 600)], SparkVersion::V3_3);
+        let out = run(
+            &mut c,
+            &[row("u1", "b", 1.0, 1), row("u1", "c", 1.0, 1)],
+            SparkVersion::V3_3,
+        );
+        assert_eq!(out.accepted, vec![0, 1]);
+        assert!(out.tile_writes.is_empty());
+        assert!(out.aggregation.is_none(), "no stateful operator");
+    }
+
+    #[test]
+    fn duplicates_are_dropped_while_their_key_is_within_the_watermark() {
+        let (mut q, _) = queries("10m", true);
+        let out = run(
+            &mut q,
+            &[row("u1", "a", 1.0, 1), row("u1", "a", 1.0, 1)],
+            SparkVersion::V3_4,
+        );
+        assert_eq!(out.dropped.len(), 1);
+        assert_eq!(out.dropped[0].1, DropReason::Duplicate);
+        assert_eq!(out.dedup.map(|d| d.num_rows_total), Some(1));
+        // A duplicate does not move the watermark.
+        let out = run(&mut q, &[row("u1", "a", 1.0, 500)], SparkVersion::V3_4);
+        assert_eq!(out.dropped[0].1, DropReason::Duplicate);
+        assert_eq!(out.watermark_after, Some(at(1) - 10 * M));
+        // Once the watermark passes the held key's event time, the key is let go.
+        run(&mut q, &[row("u1", "x", 1.0, 60)], SparkVersion::V3_4); // watermark -> 12:50
+        let out = run(&mut q, &[row("u1", "y", 1.0, 61)], SparkVersion::V3_4); // evicts "a" (12:01)
+        assert_eq!(out.dedup.map(|d| d.num_rows_removed), Some(1));
+        let out = run(&mut q, &[row("u1", "a", 1.0, 62)], SparkVersion::V3_4);
+        assert!(out.dropped.is_empty(), "{:?}", out.dropped);
+    }
+
+    #[test]
+    fn invalid_records_are_dropped_with_their_reason_and_do_not_move_the_watermark() {
+        let (mut q, _) = queries("10m", false);
+        let out = run(
+            &mut q,
+            &[Err("field `amt`: missing".into()), row("u1", "a", 1.0, 5)],
+            SparkVersion::V3_4,
+        );
+        assert_eq!(out.num_input_rows, 2);
+        assert_eq!(
+            out.dropped,
+            vec![(0, DropReason::Invalid, "field `amt`: missing".into())]
+        );
+        assert_eq!(out.watermark_after, Some(at(5) - 10 * M));
+    }
+
+    #[test]
+    fn an_empty_batch_makes_both_spark_rules_agree_on_the_next_one() {
+        for spark in [SparkVersion::V3_4, SparkVersion::V3_3] {
+            let (mut q, _) = queries("10m", false);
+            run(&mut q, &[row("u1", "a", 1.0, 34)], spark);
+            run(&mut q, &[], spark);
+            let out = run(&mut q, &[row("u1", "b", 1.0, 13)], spark);
+            assert_eq!(late(&out), vec![0], "{spark:?}");
+        }
+    }
+
+    #[test]
+    fn times_print_with_milliseconds() {
+        assert_eq!(ms(0), "1970-01-01T00:00:00.000Z");
+        assert_eq!(ms(1_500_000_000 + 7), "1970-01-01T00:00:01.500Z");
+        assert_eq!(ms(-1), "1969-12-31T23:59:59.999Z");
+    }
+}
