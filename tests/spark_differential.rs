@@ -196,7 +196,11 @@ fn stream_replay_matches_spark_structured_streaming() {
     );
     // The result is the last line; some Spark versions log to stdout before it.
     let stdout = String::from_utf8_lossy(&out.stdout);
-    let last = stdout.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("");
+    let last = stdout
+        .lines()
+        .rev()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("");
     let spark: Value = serde_json::from_str(last).unwrap_or_else(|e| {
         panic!(
             "Spark printed no JSON ({e}):\n{}",
