@@ -684,8 +684,11 @@ impl SourceStream {
             let (Some(rec), Ok(row)) = (records.get(i), rows[i]) else {
                 continue;
             };
-            // Like the ingest path: events before feature_start_time are not materialized.
-            if !q.online || q.feature_start_time.is_some_and(|fst| row.ts < fst) {
+            // Like the ingest path: attribute views ignore rows before feature_start_time;
+            // aggregations keep every event.
+            if !q.online
+                || (q.attributes && !decisions::attribute_row_kept(q.feature_start_time, row.ts))
+            {
                 continue;
             }
             let Some(key) =
