@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use crate::decisions;
 use crate::faults::FaultSet;
 use crate::repo::Repository;
+use crate::store::OfflineSettings;
 
 /// Settings for one mock instance.
 #[derive(Debug, Clone)]
@@ -27,6 +28,8 @@ pub struct Config {
     pub faults: FaultSet,
     /// The micro-batch engine of stream sources.
     pub stream: crate::stream::StreamConfig,
+    /// The offline store's data directory and flush policy.
+    pub offline: OfflineSettings,
 }
 
 impl Default for Config {
@@ -48,6 +51,7 @@ impl Config {
             virtual_start: None,
             faults: FaultSet::default(),
             stream: crate::stream::StreamConfig::default(),
+            offline: OfflineSettings::default(),
         }
     }
 
@@ -84,6 +88,26 @@ impl Config {
     /// Sets the micro-batch engine's configuration.
     pub fn stream(mut self, stream: crate::stream::StreamConfig) -> Self {
         self.stream = stream;
+        self
+    }
+
+    /// Writes the offline store under `dir` (default: a fresh temporary directory).
+    pub fn data_dir(mut self, dir: impl Into<std::path::PathBuf>) -> Self {
+        self.offline.data_dir = Some(dir.into());
+        self
+    }
+
+    /// Keeps the offline store's files when the mock ends (default: removed).
+    pub fn keep_data(mut self, keep: bool) -> Self {
+        self.offline.keep_data = keep;
+        self
+    }
+
+    /// Flushes the offline store's memory tail to disk at `rows` waiting rows or every
+    /// `interval`, whichever comes first.
+    pub fn offline_flush(mut self, rows: usize, interval: std::time::Duration) -> Self {
+        self.offline.flush_rows = rows;
+        self.offline.flush_interval = interval;
         self
     }
 
