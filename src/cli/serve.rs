@@ -98,7 +98,6 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         println!("mock Tecton serving at {}", mock.url());
         println!("  ingest:  POST {}/ingest", mock.url());
         println!("  admin:   GET  {}/_mock/health", mock.url());
-        println!("  topics:  POST {}/_mock/topics/{{topic}}", mock.url());
         println!(
             "  offline: {}/offline ({})",
             state.offline.data_dir().display(),
@@ -108,6 +107,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
                 "deleted at exit; --keep-data keeps it"
             }
         );
+        println!("  topics:  POST {}/_mock/topics/{{topic}}", mock.url());
         let signal = stop.recv().await?;
         tracing::info!("{signal} received; finishing in-flight requests");
         mock.shutdown().await;
