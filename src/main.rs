@@ -38,6 +38,9 @@ enum Command {
     /// List, show or validate conformance scenarios without running a sink.
     #[command(subcommand)]
     Scenarios(cli::scenarios::ScenariosCommand),
+    /// Stream sources (Kafka + Spark pattern): replay micro-batches, simulate load.
+    #[command(subcommand)]
+    Stream(cli::stream::StreamCommand),
 }
 
 fn main() -> ExitCode {
@@ -49,6 +52,7 @@ fn main() -> ExitCode {
         Command::Consistency(args) => cli::features::run_consistency(args),
         Command::Conformance(args) => cli::conformance::run(args),
         Command::Scenarios(cmd) => cli::scenarios::run(cmd),
+        Command::Stream(cmd) => cli::stream::run(cmd),
     };
     match result {
         Ok(code) => code,

@@ -6,6 +6,7 @@ pub mod features;
 pub mod repo;
 pub mod scenarios;
 pub mod serve;
+pub mod stream;
 
 use std::path::PathBuf;
 

@@ -35,6 +35,16 @@ pub struct ServeArgs {
     /// Fault rules to install at start (TOML; change them live with POST /_mock/faults).
     #[arg(long, value_name = "FILE")]
     faults: Option<std::path::PathBuf>,
+    /// Micro-batch trigger of every stream query (default: 30s TIME_INTERVAL, 0s CONTINUOUS);
+    /// a stream source's own `trigger_interval` still wins.
+    #[arg(long, value_name = "DURATION")]
+    trigger_interval: Option<String>,
+    /// Extra time before a micro-batch's rows are servable (e.g. `800ms`).
+    #[arg(long, value_name = "DURATION", default_value = "0s")]
+    batch_overhead: String,
+    /// Spark's late-row rule for stream sources: 3.4 (3.4 and later) or 3.3 (3.3 and earlier).
+    #[arg(long, default_value = "3.4")]
+    spark: mock_tecton::stream::SparkVersion,
     /// Write the offline store's Parquet files under DIR/offline (default: a fresh temporary
     /// directory).
     #[arg(long, value_name = "DIR")]
@@ -62,6 +72,16 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         .max_body_bytes(args.max_body_bytes)
         .journal_capacity(args.journal_capacity)
         .keep_data(args.keep_data);
+    config = config.stream(mock_tecton::stream::StreamConfig {
+        trigger_interval: args
+            .trigger_interval
+            .as_deref()
+            .map(|t| super::stream::duration_flag("trigger-interval", t))
+            .transpose()?,
+        batch_overhead: super::stream::duration_flag("batch-overhead", &args.batch_overhead)?,
+        spark: args.spark,
+        ..mock_tecton::stream::StreamConfig::default()
+    });
     if let Some(dir) = &args.data_dir {
         config = config.data_dir(dir);
     }
@@ -95,6 +115,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
                 "deleted at exit; --keep-data keeps it"
             }
         );
+        println!("  topics:  POST {}/_mock/topics/{{topic}}", mock.url());
         let signal = stop.recv().await?;
         tracing::info!("{signal} received; finishing in-flight requests");
         mock.shutdown().await;

@@ -118,6 +118,7 @@ pub(super) struct RawSource {
     pub topic: Option<S<String>>,
     pub watermark_delay_threshold: Option<S<String>>,
     pub deduplication_columns: Vec<S<String>>,
+    pub trigger_interval: Option<S<String>>,
 }
 
 pub(super) struct RawView {
@@ -492,6 +493,10 @@ fn push_sources(raw: &RawRepo, d: &mut Diag<'_>) -> Vec<PushSource> {
                 s.deduplication_columns.first().map(|t| t.span()),
                 "deduplication_columns",
             ),
+            (
+                s.trigger_interval.as_ref().map(|t| t.span()),
+                "trigger_interval",
+            ),
         ] {
             if let Some(span) = present {
                 d.at(
@@ -608,7 +613,18 @@ fn stream_sources(raw: &RawRepo, push: &[PushSource], d: &mut Diag<'_>) -> Vec<S
                 String::new()
             }
         };
+        let trigger_interval = match &s.trigger_interval {
+            Some(t) => match duration::parse(t.get_ref()) {
+                Ok(v) => Some(v),
+                Err(e) => {
+                    d.at(t.span(), format!("{path}.trigger_interval"), e.to_string());
+                    None
+                }
+            },
+            None => None,
+        };
         out.push(StreamSource {
+            trigger_interval,
             name: s.name.get_ref().clone(),
             topic,
             schema: sch,

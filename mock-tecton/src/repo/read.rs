@@ -429,6 +429,7 @@ fn source(f: &mut Fields<'_, '_, '_>) -> Option<RawSource> {
         "topic",
         "watermark_delay_threshold",
         "deduplication_columns",
+        "trigger_interval",
     ]);
     let name = f.required_string("name");
     let schema = list(f.tables("schema", field));
@@ -455,6 +456,7 @@ fn source(f: &mut Fields<'_, '_, '_>) -> Option<RawSource> {
             .names("deduplication_columns")
             .map(S::into_inner)
             .unwrap_or_default(),
+        trigger_interval: f.opt_string("trigger_interval", DURATION),
         name: name?,
     })
 }

@@ -310,19 +310,48 @@ impl OnlineStore {
                     Some(v) => v.clone(),
                 }
             }));
-            match shard.entities.get_mut(key) {
-                Some(OnlineEntry::Aggregates(series)) => {
-                    series.insert(spec, ts, seq, values, SameTimestamp::Replace);
-                }
-                Some(OnlineEntry::Attributes(_)) => {}
-                None => {
-                    let mut series = Series::new(spec);
-                    series.insert(spec, ts, seq, values, SameTimestamp::Replace);
-                    shard
-                        .entities
-                        .insert(key.clone(), OnlineEntry::Aggregates(series));
+            insert_event(
+                &mut shard,
+                spec,
+                key,
+                ts,
+                seq,
+                values,
+                SameTimestamp::Replace,
+            );
+        }
+        shard.maybe_sweep(keep, now);
+        kept
+    }
+
+    /// Adds an event given as the view's inputs, with an explicit rule for a stored event with
+    /// the same entity and timestamp (a stream's TIME_INTERVAL tiles keep both; CONTINUOUS rows
+    /// replace), at clock time `now`. Otherwise as [`OnlineStore::put_event`].
+    #[allow(clippy::too_many_arguments)]
+    pub fn put_event_with(
+        &self,
+        view: usize,
+        key: EntityKey,
+        ts: i64,
+        seq: u64,
+        mut values: Vec<Value>,
+        same_ts: SameTimestamp,
+        now: i64,
+    ) -> bool {
+        let Some(keep @ Keep::Window(spec, count_only, everything)) = self.keep.get(view) else {
+            return false;
+        };
+        let Some(mut shard) = self.write(view, &key) else {
+            return false;
+        };
+        let kept = *everything || ts >= spec.horizon(now);
+        if kept {
+            for (v, &only_counted) in values.iter_mut().zip(count_only) {
+                if only_counted && !v.is_null() {
+                    *v = Value::Bool(true);
                 }
             }
+            insert_event(&mut shard, spec, &key, ts, seq, values, same_ts);
         }
         shard.maybe_sweep(keep, now);
         kept
@@ -428,6 +457,29 @@ impl OnlineStore {
                 .unwrap_or_else(|p| p.into_inner())
                 .entities
                 .clear();
+        }
+    }
+}
+
+/// Inserts an event into an entity's series, creating the series for a new entity.
+fn insert_event(
+    shard: &mut Shard,
+    spec: &SeriesSpec,
+    key: &EntityKey,
+    ts: i64,
+    seq: u64,
+    values: Vec<Value>,
+    same_ts: SameTimestamp,
+) {
+    match shard.entities.get_mut(key) {
+        Some(OnlineEntry::Aggregates(series)) => series.insert(spec, ts, seq, values, same_ts),
+        Some(OnlineEntry::Attributes(_)) => {}
+        None => {
+            let mut series = Series::new(spec);
+            series.insert(spec, ts, seq, values, same_ts);
+            shard
+                .entities
+                .insert(key.clone(), OnlineEntry::Aggregates(series));
         }
     }
 }

@@ -192,17 +192,25 @@ fn dir_name(source: &str) -> String {
 }
 
 impl OfflineLog {
-    /// An empty store for the repository's push sources. Touches no disk: the directory is made
-    /// by [`OfflineLog::prepare`] or the first flush. Starts the background flusher.
+    /// An empty store for the repository's push sources, then its stream sources (source index
+    /// `push_sources.len() + i`; the micro-batch engine writes their batch rows). Touches no
+    /// disk: the directory is made by [`OfflineLog::prepare`] or the first flush. Starts the
+    /// background flusher.
     pub fn new(repo: &Repository, settings: &OfflineSettings) -> Self {
         let sources = repo
             .push_sources
             .iter()
-            .map(|p| {
-                let ts = p.schema.index_of(&p.timestamp_field).unwrap_or(0);
+            .map(|p| (&p.name, &p.schema, &p.timestamp_field))
+            .chain(
+                repo.stream_sources
+                    .iter()
+                    .map(|s| (&s.name, &s.schema, &s.timestamp_field)),
+            )
+            .map(|(name, schema, timestamp_field)| {
+                let ts = schema.index_of(timestamp_field).unwrap_or(0);
                 SourceLog {
-                    dir_name: dir_name(&p.name),
-                    layout: PartLayout::new(&p.schema, ts).map_err(|e| e.to_string()),
+                    dir_name: dir_name(name),
+                    layout: PartLayout::new(schema, ts).map_err(|e| e.to_string()),
                     tail: (0..SHARDS).map(|_| Mutex::new(Vec::new())).collect(),
                     stored: RwLock::new(Stored::default()),
                 }
