@@ -4,6 +4,7 @@ use std::net::SocketAddr;
 
 use crate::decisions;
 use crate::faults::FaultSet;
+use crate::profile::TectonProfile;
 use crate::repo::Repository;
 
 /// Settings for one mock instance.
@@ -25,6 +26,8 @@ pub struct Config {
     pub virtual_start: Option<i64>,
     /// Fault rules installed at start.
     pub faults: FaultSet,
+    /// Tecton's latency and capacity (`None`: the raw mock, as fast as this machine).
+    pub profile: Option<TectonProfile>,
 }
 
 impl Default for Config {
@@ -45,6 +48,7 @@ impl Config {
             journal_body_bytes: decisions::JOURNAL_BODY_BYTES,
             virtual_start: None,
             faults: FaultSet::default(),
+            profile: None,
         }
     }
 
@@ -75,6 +79,12 @@ impl Config {
     /// Installs fault rules at start.
     pub fn faults(mut self, faults: FaultSet) -> Self {
         self.faults = faults;
+        self
+    }
+
+    /// Answers with Tecton's latency and capacity (see [`crate::profile`]).
+    pub fn profile(mut self, profile: TectonProfile) -> Self {
+        self.profile = Some(profile);
         self
     }
 
