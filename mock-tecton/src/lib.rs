@@ -31,6 +31,7 @@ pub mod engine;
 pub mod faults;
 pub mod ingest;
 pub mod journal;
+pub mod kafka;
 pub mod json;
 pub mod profile;
 pub mod repo;
