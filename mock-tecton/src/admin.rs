@@ -32,6 +32,8 @@ pub fn routes() -> Router<Arc<MockState>> {
         .route("/faults", get(faults).post(set_faults).delete(clear_faults))
         .route("/offline/features", post(offline_features))
         .route("/consistency", post(consistency))
+        .route("/kafka", get(kafka))
+        .merge(crate::stream::http::routes())
 }
 
 fn bad_request(message: impl Into<String>) -> Response {
@@ -231,6 +233,8 @@ async fn set_clock(State(s): AppState, body: axum::body::Bytes) -> Response {
             Err(e) => return bad_request(e.to_string()),
         }
     }
+    // On the virtual clock, time reaches the micro-batch engine here.
+    s.run_streams();
     Json(clock_json(&s)).into_response()
 }
 
@@ -347,4 +351,14 @@ async fn consistency(
     let report = crate::consistency::check(&s, &service, &points, req.max_rows)
         .map_err(|e| AdminError::BadRequest(e.message))?;
     Ok(Json(json!(report)))
+}
+
+/// The Kafka consumer's progress: per partition, the next offset, lag and counts.
+async fn kafka(State(s): AppState) -> Response {
+    match &s.kafka {
+        Some(status) => Json(status.to_json()).into_response(),
+        None => {
+            not_found("not consuming from Kafka (start with `serve --kafka-bootstrap HOST:PORT`)")
+        }
+    }
 }

@@ -28,6 +28,10 @@ pub struct Config {
     pub faults: FaultSet,
     /// Tecton's latency and capacity (`None`: the raw mock, as fast as this machine).
     pub profile: Option<TectonProfile>,
+    /// The micro-batch engine of stream sources.
+    pub stream: crate::stream::StreamConfig,
+    /// Consume the stream sources' topics from a real Kafka-protocol broker.
+    pub kafka: Option<crate::kafka::KafkaConfig>,
 }
 
 impl Default for Config {
@@ -49,6 +53,8 @@ impl Config {
             virtual_start: None,
             faults: FaultSet::default(),
             profile: None,
+            stream: crate::stream::StreamConfig::default(),
+            kafka: None,
         }
     }
 
@@ -85,6 +91,18 @@ impl Config {
     /// Answers with Tecton's latency and capacity (see [`crate::profile`]).
     pub fn profile(mut self, profile: TectonProfile) -> Self {
         self.profile = Some(profile);
+        self
+    }
+
+    /// Sets the micro-batch engine's configuration.
+    pub fn stream(mut self, stream: crate::stream::StreamConfig) -> Self {
+        self.stream = stream;
+        self
+    }
+
+    /// Consumes every stream source's topic from a Kafka-protocol broker (see [`crate::kafka`]).
+    pub fn kafka(mut self, kafka: crate::kafka::KafkaConfig) -> Self {
+        self.kafka = Some(kafka);
         self
     }
 

@@ -15,7 +15,7 @@
 //! The client is `rskafka`: pure Rust, so no C library or cmake in the build.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -25,6 +25,8 @@ use rskafka::client::{Client, ClientBuilder};
 use rskafka::BackoffConfig;
 use serde::Serialize;
 use tokio::task::JoinSet;
+
+use crate::state::MockState;
 
 /// Where the consumer puts records: the topic log of the stream engine.
 pub trait TopicLog: Send + Sync + 'static {
@@ -39,6 +41,26 @@ pub trait TopicLog: Send + Sync + 'static {
         produced_at_ns: i64,
         broker_offset: Option<u64>,
     ) -> Result<(), String>;
+}
+
+/// The mock's own topics: each consumed record goes through [`MockState::append`], which
+/// decodes and validates it for the stream engine. Weak, so the consumer never keeps a stopped
+/// mock alive.
+impl TopicLog for Weak<MockState> {
+    fn append(
+        &self,
+        topic: &str,
+        partition: u32,
+        payload: Bytes,
+        produced_at_ns: i64,
+        broker_offset: Option<u64>,
+    ) -> Result<(), String> {
+        let state = self.upgrade().ok_or("the mock has stopped")?;
+        state
+            .append(topic, partition, payload, produced_at_ns, broker_offset)
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    }
 }
 
 /// Where a partition's reading starts when the consumer starts.
@@ -136,6 +158,20 @@ struct StatusInner {
 }
 
 impl KafkaStatus {
+    /// The status of a consumer of `topics` (each once) that has not connected yet.
+    pub fn new(config: &KafkaConfig, topics: impl IntoIterator<Item = String>) -> Self {
+        KafkaStatus {
+            bootstrap: config.bootstrap.clone(),
+            start: config.start,
+            topics: topics
+                .into_iter()
+                .collect::<BTreeSet<_>>()
+                .into_iter()
+                .collect(),
+            inner: Mutex::default(),
+        }
+    }
+
     fn update<R>(&self, f: impl FnOnce(&mut StatusInner) -> R) -> R {
         f(&mut self.inner.lock().unwrap_or_else(|p| p.into_inner()))
     }
@@ -191,20 +227,10 @@ pub struct KafkaConsumer {
 }
 
 impl KafkaConsumer {
-    /// Starts consuming `topics` into `log` in the background (on the current runtime).
-    pub fn spawn(config: KafkaConfig, topics: Vec<String>, log: Arc<dyn TopicLog>) -> Self {
-        let topics: Vec<String> = topics
-            .into_iter()
-            .collect::<BTreeSet<_>>()
-            .into_iter()
-            .collect();
-        let status = Arc::new(KafkaStatus {
-            bootstrap: config.bootstrap.clone(),
-            start: config.start,
-            topics: topics.clone(),
-            inner: Mutex::default(),
-        });
-        let task = tokio::spawn(run(config, topics, log, status.clone()));
+    /// Starts consuming the status's topics into `log` in the background (on the current
+    /// runtime), reporting to `status`.
+    pub fn spawn(config: KafkaConfig, status: Arc<KafkaStatus>, log: Arc<dyn TopicLog>) -> Self {
+        let task = tokio::spawn(run(config, log, status.clone()));
         KafkaConsumer { status, task }
     }
 
@@ -222,12 +248,8 @@ impl Drop for KafkaConsumer {
 }
 
 /// Connects (retrying), then keeps one reader per partition of every wanted topic.
-async fn run(
-    config: KafkaConfig,
-    topics: Vec<String>,
-    log: Arc<dyn TopicLog>,
-    status: Arc<KafkaStatus>,
-) {
+async fn run(config: KafkaConfig, log: Arc<dyn TopicLog>, status: Arc<KafkaStatus>) {
+    let topics = status.topics.clone();
     let client = loop {
         let built = ClientBuilder::new(vec![config.bootstrap.clone()])
             .client_id("tecton-sim")
@@ -415,7 +437,10 @@ mod tests {
     fn start_parses_and_refuses_unknown_words() {
         assert_eq!("earliest".parse::<StartAt>(), Ok(StartAt::Earliest));
         assert_eq!("latest".parse::<StartAt>(), Ok(StartAt::Latest));
-        assert!("newest".parse::<StartAt>().unwrap_err().contains("earliest"));
+        assert!("newest"
+            .parse::<StartAt>()
+            .unwrap_err()
+            .contains("earliest"));
     }
 
     struct Nowhere;
@@ -428,11 +453,9 @@ mod tests {
     #[tokio::test]
     async fn an_unreachable_broker_is_reported_not_fatal() {
         // Port 9 on loopback: nothing listens, so connecting fails at once.
-        let consumer = KafkaConsumer::spawn(
-            KafkaConfig::new("127.0.0.1:9"),
-            vec!["t".into(), "t".into()],
-            Arc::new(Nowhere),
-        );
+        let config = KafkaConfig::new("127.0.0.1:9");
+        let status = Arc::new(KafkaStatus::new(&config, ["t".into(), "t".into()]));
+        let consumer = KafkaConsumer::spawn(config, status, Arc::new(Nowhere));
         let mut seen = None;
         for _ in 0..200 {
             tokio::time::sleep(Duration::from_millis(50)).await;

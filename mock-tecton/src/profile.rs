@@ -418,7 +418,7 @@ impl Profile {
     pub fn decide_at(&self, traffic: Traffic, now_ns: u64) -> Decision {
         let draw = mix(
             self.knobs.seed,
-            0x7ec7_0a,
+            0x007e_c70a,
             self.draws.fetch_add(1, Ordering::Relaxed),
         );
         let (admitted, latency) = match traffic {
@@ -576,10 +576,12 @@ mod tests {
         };
         let p = Profile::new(knobs.clone());
         let kinds: Vec<String> = (0..15)
-            .map(|_| match p.decide_at(Traffic::Serving { rows: 1 }, 0).action {
-                FaultAction::Latency { .. } => "latency".into(),
-                other => other.label(),
-            })
+            .map(
+                |_| match p.decide_at(Traffic::Serving { rows: 1 }, 0).action {
+                    FaultAction::Latency { .. } => "latency".into(),
+                    other => other.label(),
+                },
+            )
             .collect();
         assert_eq!(kinds.iter().filter(|k| *k == "latency").count(), 10);
         assert_eq!(kinds[10..], vec!["status 429".to_string(); 5][..]);

@@ -36,20 +36,36 @@ pub struct MockState {
     pub faults: FaultEngine,
     /// Tecton's latency and capacity, when the profile is on.
     pub profile: Option<Profile>,
+    /// Topics and micro-batch queries of the stream sources.
+    pub streams: crate::stream::Streams,
+    /// The Kafka consumer's progress, when consuming from a broker.
+    pub kafka: Option<std::sync::Arc<crate::kafka::KafkaStatus>>,
 }
 
 impl MockState {
     /// Builds the state for a configuration.
     pub fn new(config: &Config) -> Self {
         let repo = config.repository.clone();
+        let clock = config
+            .virtual_start
+            .map_or_else(Clock::wall, Clock::virtual_at);
+        let mut stream = config.stream.clone();
+        // The profile's micro-batch overhead applies unless the stream configuration sets one.
+        if let (Some(p), true) = (&config.profile, stream.batch_overhead.is_zero()) {
+            stream.batch_overhead = std::time::Duration::from_millis(p.spark_batch_overhead_ms);
+        }
         MockState {
             plan: IngestPlan::new(&repo),
-            clock: config
-                .virtual_start
-                .map_or_else(Clock::wall, Clock::virtual_at),
+            streams: crate::stream::Streams::new(&repo, stream, clock.now()),
+            kafka: config.kafka.as_ref().map(|k| {
+                let topics = repo.stream_sources.iter().map(|s| s.topic.clone());
+                std::sync::Arc::new(crate::kafka::KafkaStatus::new(k, topics))
+            }),
+            clock,
             journal: Journal::new(config.journal_capacity, config.journal_body_bytes),
             online: OnlineStore::new(&repo),
-            offline: OfflineLog::new(repo.push_sources.len()),
+            // Stream sources follow the push sources in the offline log.
+            offline: OfflineLog::new(repo.push_sources.len() + repo.stream_sources.len()),
             record_seq: AtomicU64::new(0),
             records_per_source: config.records_per_source,
             max_body_bytes: config.max_body_bytes,
@@ -111,6 +127,7 @@ impl MockState {
         self.online.clear();
         self.offline.clear();
         self.journal.clear();
+        self.streams.reset(&self.repo, self.clock.now());
         self.record_seq
             .store(0, std::sync::atomic::Ordering::Relaxed);
     }

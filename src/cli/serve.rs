@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use anyhow::Context as _;
 use clap::Args;
+use mock_tecton::kafka::KafkaConfig;
 use mock_tecton::profile::TectonProfile;
 use mock_tecton::{decisions, Config, MockTecton};
 
@@ -47,6 +48,18 @@ pub struct ServeArgs {
     /// Seed of the profile's latency draws (overrides the file's).
     #[arg(long, value_name = "N")]
     profile_seed: Option<u64>,
+    /// Consume every stream source's topic from this Kafka-protocol broker (JSON values, one
+    /// record each) instead of only the in-memory topics.
+    #[arg(long, value_name = "HOST:PORT")]
+    kafka_bootstrap: Option<String>,
+    /// Where partitions present at start are read from: `earliest` or `latest`.
+    #[arg(
+        long,
+        value_name = "WHERE",
+        default_value = "earliest",
+        requires = "kafka_bootstrap"
+    )]
+    kafka_start: mock_tecton::kafka::StartAt,
 }
 
 /// The latency and capacity profiles `serve` knows.
@@ -95,6 +108,9 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
             .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
         config = config.faults(set);
     }
+    if let Some(bootstrap) = &args.kafka_bootstrap {
+        config = config.kafka(KafkaConfig::new(bootstrap.clone()).start(args.kafka_start));
+    }
     if let Some(profile) = profile(&args)? {
         config = config.profile(profile);
     }
@@ -106,6 +122,12 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         println!("mock Tecton serving at {}", mock.url());
         println!("  ingest:  POST {}/ingest", mock.url());
         println!("  admin:   GET  {}/_mock/health", mock.url());
+        if let Some(k) = &args.kafka_bootstrap {
+            println!(
+                "  kafka:   consuming from {k} (GET {}/_mock/kafka)",
+                mock.url()
+            );
+        }
         if let Some(p) = &mock.state().profile {
             println!("  profile: tecton (seed {})", p.knobs().seed);
         }
