@@ -318,6 +318,9 @@ async fn run(config: KafkaConfig, log: Arc<dyn TopicLog>, status: Arc<KafkaStatu
     }
 }
 
+/// The pause after an empty fetch that came back at once.
+const EMPTY_FETCH_PAUSE: Duration = Duration::from_millis(20);
+
 /// Reads one partition forever, in offset order.
 async fn read_partition(
     client: Arc<Client>,
@@ -353,6 +356,7 @@ async fn read_partition(
     let mut offset = first_offset(&client, at, &config, &note_error).await;
     status.partition(&topic, partition, |p| p.next_offset = Some(offset));
     loop {
+        let asked = std::time::Instant::now();
         let fetched = client
             .fetch_records(
                 offset,
@@ -362,6 +366,11 @@ async fn read_partition(
             .await;
         match fetched {
             Ok((records, high_watermark)) => {
+                // A broker that answers an empty fetch at once, instead of waiting for records,
+                // would make this loop spin.
+                if records.is_empty() && asked.elapsed() < EMPTY_FETCH_PAUSE {
+                    tokio::time::sleep(EMPTY_FETCH_PAUSE).await;
+                }
                 let (mut consumed, mut refused) = (0, 0);
                 for r in records {
                     // A fetch may start inside a compressed batch: skip what was read before.
