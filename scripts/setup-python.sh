@@ -59,4 +59,23 @@ fi
 
 # Fail here, not in the Rust test, if the install is unusable.
 "$vpy" -c 'from tecton_client import TectonClient' >/dev/null
+
+# --- pyspark, for the stream differential test (tests/spark_differential.rs) ---------------
+# Real Spark Structured Streaming (runs on the machine's Java 17) checks the micro-batch engine's
+# watermarks, late drops and emitted rows. Pinned to the 4.x release the test was written for;
+# SKIP_PYSPARK=1 leaves it out (the test then skips locally and fails under CI=true).
+PYSPARK_PIN="pyspark==4.3.0"
+if [[ "${SKIP_PYSPARK:-0}" != "1" ]]; then
+    pyspark_installed="$("$vpy" -c 'import importlib.metadata as m
+try:
+    print(m.version("pyspark"))
+except m.PackageNotFoundError:
+    pass' 2>/dev/null || true)"
+    if [[ "$pyspark_installed" != "${PYSPARK_PIN##*==}" ]]; then
+        echo "setup-python: installing $PYSPARK_PIN (large; once per machine)" >&2
+        "$vpy" -m pip install --quiet --disable-pip-version-check --no-input "$PYSPARK_PIN"
+    fi
+    "$vpy" -c 'import pyspark' >/dev/null
+fi
+
 echo "$vpy"

@@ -225,7 +225,7 @@ async fn batch_overhead_delays_servability_and_shows_in_freshness() {
     assert_eq!(f.count(), 3);
     assert_eq!(f.quantile_ms(1.0).map(|v| v.round()), Some(800.0));
     // The overhead also holds the next batch back: Spark runs one batch at a time.
-    let progress = mock.state().streams.progress(0, 10);
+    let progress = mock.state().streams.progress(&mock.state().repo, 0, 10);
     assert_eq!(
         progress["queries"][0]["lastProgress"]["durationMs"]["triggerExecution"],
         800

@@ -5,6 +5,7 @@ pub mod conformance;
 pub mod features;
 pub mod repo;
 pub mod serve;
+pub mod stream;
 
 use std::path::PathBuf;
 

@@ -60,6 +60,16 @@ pub struct ServeArgs {
         requires = "kafka_bootstrap"
     )]
     kafka_start: mock_tecton::kafka::StartAt,
+    /// Micro-batch trigger of every stream query (default: 30s TIME_INTERVAL, 0s CONTINUOUS);
+    /// a stream source's own `trigger_interval` still wins.
+    #[arg(long, value_name = "DURATION")]
+    trigger_interval: Option<String>,
+    /// Extra time before a micro-batch's rows are servable (e.g. `800ms`).
+    #[arg(long, value_name = "DURATION", default_value = "0s")]
+    batch_overhead: String,
+    /// Spark's late-row rule for stream sources: 3.4 (3.4 and later) or 3.3 (3.3 and earlier).
+    #[arg(long, default_value = "3.4")]
+    spark: mock_tecton::stream::SparkVersion,
 }
 
 /// The latency and capacity profiles `serve` knows.
@@ -97,6 +107,16 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         .records_per_source(args.records_per_source)
         .max_body_bytes(args.max_body_bytes)
         .journal_capacity(args.journal_capacity);
+    config = config.stream(mock_tecton::stream::StreamConfig {
+        trigger_interval: args
+            .trigger_interval
+            .as_deref()
+            .map(|t| super::stream::duration_flag("trigger-interval", t))
+            .transpose()?,
+        batch_overhead: super::stream::duration_flag("batch-overhead", &args.batch_overhead)?,
+        spark: args.spark,
+        ..mock_tecton::stream::StreamConfig::default()
+    });
     if let Some(at) = &args.virtual_clock {
         let ns = mock_tecton::schema::parse_timestamp(at).context("--virtual-clock")?;
         config = config.virtual_clock(ns);
@@ -122,6 +142,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         println!("mock Tecton serving at {}", mock.url());
         println!("  ingest:  POST {}/ingest", mock.url());
         println!("  admin:   GET  {}/_mock/health", mock.url());
+        println!("  topics:  POST {}/_mock/topics/{{topic}}", mock.url());
         if let Some(k) = &args.kafka_bootstrap {
             println!(
                 "  kafka:   consuming from {k} (GET {}/_mock/kafka)",

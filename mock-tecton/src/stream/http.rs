@@ -137,7 +137,7 @@ async fn progress(
     Query(q): Query<RecentQuery>,
 ) -> Result<Json<Json_>, StreamError> {
     let i = source_index(&s, &source)?;
-    Ok(Json(s.streams.progress(i, q.recent.unwrap_or(10))))
+    Ok(Json(s.streams.progress(&s.repo, i, q.recent.unwrap_or(10))))
 }
 
 async fn journal(
@@ -146,5 +146,9 @@ async fn journal(
     Query(q): Query<RecentQuery>,
 ) -> Result<Json<Json_>, StreamError> {
     let i = source_index(&s, &source)?;
-    Ok(Json(s.streams.journal(i, q.limit.unwrap_or(1_000))))
+    Ok(Json(s.streams.journal(
+        &s.repo,
+        i,
+        q.limit.unwrap_or(1_000),
+    )))
 }

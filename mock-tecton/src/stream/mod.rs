@@ -16,6 +16,7 @@ pub mod http;
 pub mod microbatch;
 pub mod progress;
 pub mod replay;
+pub mod simulate;
 pub mod topic;
 pub mod watermark;
 
@@ -55,6 +56,9 @@ pub struct StreamConfig {
     pub partitions: u32,
     /// Per-event entries kept in each stream's journal.
     pub journal_events: usize,
+    /// Write the stores. Off only for simulations that measure the engine alone (a day of
+    /// events would otherwise be held in the offline log and the CONTINUOUS series).
+    pub materialize: bool,
 }
 
 impl Default for StreamConfig {
@@ -65,6 +69,7 @@ impl Default for StreamConfig {
             spark: SparkVersion::default(),
             partitions: decisions::DEFAULT_TOPIC_PARTITIONS,
             journal_events: decisions::DEFAULT_STREAM_JOURNAL_EVENTS,
+            materialize: true,
         }
     }
 }
@@ -84,29 +89,47 @@ pub enum StreamError {
 }
 
 /// One entry of a stream's journal: a record materialized into a view, or dropped by it.
-#[derive(Debug, Clone, serde::Serialize)]
+/// Kept as numbers; rendered by [`StreamEvent::to_json`].
+#[derive(Debug, Clone)]
 pub struct StreamEvent {
-    /// The feature view's query.
-    pub view: String,
+    /// The feature view's index in the repository.
+    pub view: usize,
     /// The micro-batch.
     pub batch_id: u64,
     /// The record's partition.
     pub partition: u32,
     /// The record's offset.
     pub offset: u64,
-    /// `materialized`, or the drop reason.
-    pub outcome: &'static str,
+    /// `None` when materialized, else the drop reason.
+    pub dropped: Option<DropReason>,
     /// Why it was dropped.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
-    /// The producer's timestamp (RFC 3339).
-    pub produced_at: String,
-    /// When the row became servable (RFC 3339), for materialized records.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub servable_at: Option<String>,
-    /// Servable time minus produced time, ms.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub freshness_ms: Option<f64>,
+    /// The producer's timestamp (ns).
+    pub produced_at: i64,
+    /// When the row became servable (ns), for materialized records.
+    pub servable_at: Option<i64>,
+}
+
+impl StreamEvent {
+    /// The entry as JSON, with the view's name and times as RFC 3339 with milliseconds.
+    pub fn to_json(&self, repo: &Repository) -> Json {
+        let mut out = json!({
+            "view": repo.feature_views.get(self.view).map(|v| v.name.as_str()),
+            "batch_id": self.batch_id,
+            "partition": self.partition,
+            "offset": self.offset,
+            "outcome": self.dropped.map_or("materialized", DropReason::as_str),
+            "produced_at": microbatch::ms(self.produced_at),
+        });
+        if let Some(d) = &self.detail {
+            out["detail"] = json!(d);
+        }
+        if let Some(at) = self.servable_at {
+            out["servable_at"] = json!(microbatch::ms(at));
+            out["freshness_ms"] = json!((at - self.produced_at).max(0) as f64 / 1e6);
+        }
+        out
+    }
 }
 
 /// A write waiting for its micro-batch to complete.
@@ -350,7 +373,7 @@ impl Streams {
     }
 
     /// One source's progress: `GET /_mock/streams/{source}/progress`.
-    pub fn progress(&self, source: usize, recent: usize) -> Json {
+    pub fn progress(&self, repo: &Repository, source: usize, recent: usize) -> Json {
         let s = self.lock(source);
         let topic = self.topics[s.topic].name();
         let queries: Vec<Json> = s
@@ -375,12 +398,13 @@ impl Streams {
                 })
             })
             .collect();
-        let recent_drops: Vec<&StreamEvent> = s
+        let recent_drops: Vec<Json> = s
             .journal
             .iter()
-            .filter(|e| e.outcome != "materialized")
+            .filter(|e| e.dropped.is_some())
             .rev()
             .take(recent.max(1) * 10)
+            .map(|e| e.to_json(repo))
             .collect();
         json!({
             "source": s.name,
@@ -398,19 +422,44 @@ impl Streams {
     }
 
     /// One source's journal: the newest `limit` per-event entries, oldest first.
-    pub fn journal(&self, source: usize, limit: usize) -> Json {
+    pub fn journal(&self, repo: &Repository, source: usize, limit: usize) -> Json {
         let s = self.lock(source);
         let skip = s.journal.len().saturating_sub(limit);
         json!({
             "source": s.name,
             "let_go": s.journal_let_go,
-            "entries": s.journal.iter().skip(skip).collect::<Vec<_>>(),
+            "entries": s.journal.iter().skip(skip).map(|e| e.to_json(repo)).collect::<Vec<_>>(),
         })
     }
 
     /// The freshness histogram of a source (every view's materialized events).
     pub fn freshness(&self, source: usize) -> Freshness {
         self.lock(source).freshness.clone()
+    }
+
+    /// Micro-batches run by query `k` of a source.
+    pub fn query_batches(&self, source: usize, k: usize) -> u64 {
+        self.lock(source)
+            .queries
+            .get(k)
+            .map_or(0, |q| q.query.batches)
+    }
+
+    /// Rows written to the online store by query `k` of a source.
+    pub fn query_rows_written(&self, source: usize, k: usize) -> u64 {
+        self.lock(source)
+            .queries
+            .get(k)
+            .map_or(0, |q| q.rows_written)
+    }
+
+    /// The freshness histogram of query `k` of a source.
+    pub fn query_freshness(&self, source: usize, k: usize) -> Freshness {
+        self.lock(source)
+            .queries
+            .get(k)
+            .map(|q| q.freshness.clone())
+            .unwrap_or_default()
     }
 
     /// Micro-batches run, rows read, rows dropped (late, duplicate, invalid) and state rows held,
@@ -577,13 +626,13 @@ impl SourceStream {
                 // Writes of completed batches become servable first.
                 let next = self.queries[qi].next_attempt(topic);
                 let apply_until = next.filter(|&t| t <= now).unwrap_or(now);
-                self.apply(state, qi, apply_until, wall, config.journal_events);
+                self.apply(state, qi, apply_until, wall, config);
                 let Some(start) = next.filter(|&t| t <= now) else {
                     break;
                 };
                 self.run_batch(state, topic, config, qi, start, now, wall);
             }
-            self.apply(state, qi, now, wall, config.journal_events);
+            self.apply(state, qi, now, wall, config);
         }
     }
 
@@ -617,7 +666,7 @@ impl SourceStream {
         let outcome = q.query.run_batch(&rows, config.spark);
         let batch_id = q.query.batches - 1;
         let spec = &q.query.spec;
-        let view_name = spec.view_name.clone();
+        let view = spec.view;
         let mut writes = Vec::with_capacity(outcome.accepted.len());
         for &i in &outcome.accepted {
             let (Some(rec), Ok(row)) = (records.get(i), rows[i]) else {
@@ -692,20 +741,21 @@ impl SourceStream {
         for (i, reason, detail) in outcome.dropped {
             if let Some(rec) = records.get(i) {
                 let event = StreamEvent {
-                    view: view_name.clone(),
+                    view,
                     batch_id,
                     partition: rec.partition,
                     offset: rec.offset,
-                    outcome: reason.as_str(),
+                    dropped: Some(reason),
                     detail: Some(detail),
-                    produced_at: microbatch::ms(rec.produced_at),
+                    produced_at: rec.produced_at,
                     servable_at: None,
-                    freshness_ms: None,
                 };
                 self.log(config.journal_events, event);
             }
         }
-        self.write_offline(state, topic, &records);
+        if config.materialize {
+            self.write_offline(state, topic, &records);
+        }
     }
 
     /// The batch source of a stream holds every valid record, dropped or not: append each record
@@ -739,7 +789,15 @@ impl SourceStream {
     }
 
     /// Applies the writes of completed batches (visible at or before `until`).
-    fn apply(&mut self, state: &MockState, qi: usize, until: i64, wall: bool, limit: usize) {
+    fn apply(
+        &mut self,
+        state: &MockState,
+        qi: usize,
+        until: i64,
+        wall: bool,
+        config: &StreamConfig,
+    ) {
+        let limit = config.journal_events;
         while self.queries[qi]
             .pending
             .front()
@@ -756,12 +814,12 @@ impl SourceStream {
             };
             let q = &mut self.queries[qi];
             let view = q.query.spec.view;
-            let view_name = q.query.spec.view_name.clone();
             let mut events = Vec::with_capacity(pending.writes.len());
             for w in pending.writes {
                 let seq = state.record_seq.fetch_add(1, Ordering::Relaxed);
-                if q.attributes {
-                    state.online.put_attributes(
+                match (config.materialize, q.attributes) {
+                    (false, _) => {}
+                    (true, true) => state.online.put_attributes(
                         view,
                         w.key,
                         AttributeRow {
@@ -769,30 +827,30 @@ impl SourceStream {
                             seq,
                             values: w.values,
                         },
-                    );
-                } else {
-                    state
-                        .online
-                        .put_event_with(view, w.key, w.ts, seq, w.values, q.same_ts);
+                    ),
+                    (true, false) => {
+                        state
+                            .online
+                            .put_event_with(view, w.key, w.ts, seq, w.values, q.same_ts);
+                    }
                 }
                 q.rows_written += 1;
-                let f = q.freshness.record(servable_at, w.produced_at);
-                events.push((w.partition, w.offset, w.produced_at, f));
+                q.freshness.record(servable_at, w.produced_at);
+                events.push((w.partition, w.offset, w.produced_at));
             }
-            for (partition, offset, produced_at, f) in events {
+            for (partition, offset, produced_at) in events {
                 self.freshness.record(servable_at, produced_at);
                 self.log(
                     limit,
                     StreamEvent {
-                        view: view_name.clone(),
+                        view,
                         batch_id: pending.batch_id,
                         partition,
                         offset,
-                        outcome: "materialized",
+                        dropped: None,
                         detail: None,
-                        produced_at: microbatch::ms(produced_at),
-                        servable_at: Some(microbatch::ms(servable_at)),
-                        freshness_ms: Some(f),
+                        produced_at,
+                        servable_at: Some(servable_at),
                     },
                 );
             }

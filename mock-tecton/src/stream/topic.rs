@@ -201,10 +201,9 @@ impl Topic {
             return Vec::new();
         };
         let part = part.lock().unwrap_or_else(|p| p.into_inner());
-        let start = from.saturating_sub(part.base) as usize;
+        let start = (from.saturating_sub(part.base) as usize).min(part.records.len());
         part.records
-            .iter()
-            .skip(start)
+            .range(start..)
             .take_while(|r| r.appended_at <= until)
             .cloned()
             .collect()
