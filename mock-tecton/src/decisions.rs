@@ -1,7 +1,6 @@
 //! Every choice the mock makes where Tecton's behaviour is not documented, in one place.
 //!
-//! Each item names the gap (see `spec/tecton-api.md` §8 and `DESIGN.md`, "Decisions where
-//! Tecton's behaviour is unknown") and what the mock does about it. When Tecton's behaviour
+//! Each item names the gap and what the mock does about it. When Tecton's behaviour
 //! becomes known, this is the file to change.
 
 use serde_json::Value as Json;
@@ -211,3 +210,16 @@ pub const STREAM_NO_DATA_BATCHES: bool = false;
 /// Trigger precedence: a stream source's `trigger_interval` in the repository, else `serve
 /// --trigger-interval`, else Tecton's defaults ([`CONTINUOUS_TRIGGER`], [`TIME_INTERVAL_TRIGGER`]).
 pub const STREAM_TRIGGER_SOURCE_FIRST: bool = true;
+
+/// Whether an attribute view keeps a row stamped `ts`. Tecton's point-in-time query removes
+/// feature rows stamped before `feature_start_time` (its `RespectFeatureStartTimeNode`); the mock
+/// ignores such a row everywhere, so it is never served online and never found by retrieval.
+///
+/// Aggregations are different: their offline store holds partial aggregates from before the
+/// start so that the first served aggregate is complete. The mock stores and aggregates every
+/// event whatever its time, and instead nulls every aggregate feature (count included) while
+/// the request time is before the start (TIME_INTERVAL: while `fl(t)` is), online and offline
+/// alike ([`crate::engine::SeriesSpec::before_start`]).
+pub fn attribute_row_kept(feature_start_time: Option<i64>, ts: i64) -> bool {
+    feature_start_time.is_none_or(|fst| ts >= fst)
+}

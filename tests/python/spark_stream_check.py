@@ -70,16 +70,18 @@ def run_case(spark, case, work):
     query.awaitTermination()
     out = []
     for p in query.recentProgress:
-        batch_id = p.batchId
+        # pyspark 3.x gives dicts, 4.x progress objects with the same JSON.
+        p = p if isinstance(p, dict) else json.loads(p.json)
+        batch_id = p["batchId"]
         if batch_id >= len(case["batches"]):
             # A trailing no-data batch Spark may run to evict state; nothing was read.
             continue
-        dropped = sum(op.numRowsDroppedByWatermark for op in p.stateOperators)
+        dropped = sum(op.get("numRowsDroppedByWatermark", 0) for op in p.get("stateOperators", []))
         out.append(
             {
                 "batch_id": batch_id,
-                "num_input_rows": p.numInputRows,
-                "watermark": p.eventTime.get("watermark"),
+                "num_input_rows": p["numInputRows"],
+                "watermark": p.get("eventTime", {}).get("watermark"),
                 "dropped_late": dropped,
                 "rows": sorted(
                     emitted.get(batch_id, []), key=lambda r: (r["user_id"], r["tile_start"])

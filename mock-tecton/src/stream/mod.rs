@@ -161,6 +161,11 @@ struct LiveQuery {
     started_at: i64,
     last_start: Option<i64>,
     busy_until: i64,
+    /// Records read so far (all partitions), against the topic's appended count.
+    consumed: u64,
+    /// The next attempt while unread records wait: it changes only when a batch runs, since
+    /// later appends cannot be earlier than the earliest unread one.
+    next_try: Option<i64>,
     pending: VecDeque<Pending>,
     progress: progress::RecentProgress,
     freshness: Freshness,
@@ -194,6 +199,7 @@ pub struct Streams {
     topics: Vec<Topic>,
     sources: Vec<Mutex<SourceStream>>,
     wake: tokio::sync::Notify,
+    ticks: std::sync::atomic::AtomicU64,
 }
 
 impl Streams {
@@ -235,6 +241,7 @@ impl Streams {
             topics,
             sources,
             wake: tokio::sync::Notify::new(),
+            ticks: std::sync::atomic::AtomicU64::new(0),
         }
     }
 
@@ -271,7 +278,9 @@ impl Streams {
             // Retention: let go of what every reader of the topic has read.
             let readers = topic.readers().to_vec();
             drop(s);
-            if readers.last() == Some(&i) {
+            // Retention every few ticks is enough and keeps a per-record tick cheap.
+            let tick = self.ticks.fetch_add(1, Ordering::Relaxed);
+            if readers.last() == Some(&i) && (wall || tick % 64 == 0) {
                 self.release(topic, &readers);
             }
         }
@@ -576,6 +585,8 @@ impl SourceStream {
                     started_at: now,
                     last_start: None,
                     busy_until: now,
+                    consumed: 0,
+                    next_try: None,
                     pending: VecDeque::new(),
                     progress: progress::RecentProgress::default(),
                     freshness: Freshness::default(),
@@ -624,7 +635,7 @@ impl SourceStream {
         for qi in 0..self.queries.len() {
             loop {
                 // Writes of completed batches become servable first.
-                let next = self.queries[qi].next_attempt(topic);
+                let next = self.queries[qi].next_attempt_cached(topic);
                 let apply_until = next.filter(|&t| t <= now).unwrap_or(now);
                 self.apply(state, qi, apply_until, wall, config);
                 let Some(start) = next.filter(|&t| t <= now) else {
@@ -657,6 +668,7 @@ impl SourceStream {
         for p in 0..parts {
             let read = topic.read(p, q.offsets[p as usize], start);
             q.offsets[p as usize] += read.len() as u64;
+            q.consumed += read.len() as u64;
             records.extend(read);
         }
         let rows: Vec<&Decoded> = records
@@ -672,8 +684,11 @@ impl SourceStream {
             let (Some(rec), Ok(row)) = (records.get(i), rows[i]) else {
                 continue;
             };
-            // Like the ingest path: events before feature_start_time are not materialized.
-            if !q.online || q.feature_start_time.is_some_and(|fst| row.ts < fst) {
+            // Like the ingest path: attribute views ignore rows before feature_start_time;
+            // aggregations keep every event.
+            if !q.online
+                || (q.attributes && !decisions::attribute_row_kept(q.feature_start_time, row.ts))
+            {
                 continue;
             }
             let Some(key) =
@@ -732,6 +747,7 @@ impl SourceStream {
             dropped,
         });
         q.last_start = Some(start);
+        q.next_try = None;
         q.busy_until = visible_at;
         q.pending.push_back(Pending {
             visible_at,
@@ -888,6 +904,18 @@ impl LiveQuery {
         } else {
             earliest - rem + self.trigger
         })
+    }
+
+    /// [`LiveQuery::next_attempt`], skipping the partition scan when nothing is unread or the
+    /// answer is known.
+    fn next_attempt_cached(&mut self, topic: &Topic) -> Option<i64> {
+        if self.consumed >= topic.appended() {
+            return None;
+        }
+        if self.next_try.is_none() {
+            self.next_try = self.next_attempt(topic);
+        }
+        self.next_try
     }
 
     fn progress_rows(&self) -> u64 {

@@ -8,6 +8,7 @@
 //! (retention), so a long run keeps only what the engine has not read yet; offsets keep counting.
 
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 use bytes::Bytes;
@@ -74,6 +75,8 @@ pub struct Topic {
     /// Join-key fields hashed to choose a partition.
     key_fields: Vec<String>,
     partitions: RwLock<Vec<Arc<Mutex<Partition>>>>,
+    /// Records ever appended (all partitions), so a reader can tell cheaply that it is caught up.
+    appended: AtomicU64,
 }
 
 impl Topic {
@@ -95,7 +98,13 @@ impl Topic {
                     .map(|_| Arc::new(Mutex::new(Partition::default())))
                     .collect(),
             ),
+            appended: AtomicU64::new(0),
         }
+    }
+
+    /// Records ever appended to the topic, over all partitions.
+    pub fn appended(&self) -> u64 {
+        self.appended.load(Ordering::Acquire)
     }
 
     /// The topic's name.
@@ -180,6 +189,7 @@ impl Topic {
             payload,
             decoded,
         });
+        self.appended.fetch_add(1, Ordering::AcqRel);
         offset
     }
 
@@ -242,6 +252,7 @@ impl Topic {
         for p in self.read_partitions().iter() {
             *p.lock().unwrap_or_else(|p| p.into_inner()) = Partition::default();
         }
+        self.appended.store(0, Ordering::Release);
     }
 }
 
