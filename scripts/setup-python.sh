@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Prepares the Python environment the official-client test needs: a virtualenv at
-# <repo>/.venv with tecton-client==0.4.0 from PyPI. Idempotent: a second run only checks.
+# Prepares the Python environment the Python tests need: a virtualenv at <repo>/.venv with
+# tecton-client==0.4.0 and pyarrow from PyPI. Idempotent: a second run only checks.
 #
 #   scripts/setup-python.sh        # prints the interpreter path on success
 #
@@ -77,5 +77,18 @@ except m.PackageNotFoundError:
     fi
     "$vpy" -c 'import pyspark' >/dev/null
 fi
+
+# --- pyarrow: tests/offline_parquet.rs reads the offline store's Parquet files with it, as a
+# user's pandas or Spark job would. Pinned; a wheel from PyPI, no build.
+PYARROW_PIN="pyarrow==22.0.0"
+pyarrow_installed="$("$vpy" -c 'import importlib.metadata as m
+try:
+    print(m.version("pyarrow"))
+except m.PackageNotFoundError:
+    pass' 2>/dev/null || true)"
+if [[ "$pyarrow_installed" != "${PYARROW_PIN##*==}" ]]; then
+    "$vpy" -m pip install --quiet --disable-pip-version-check --no-input --only-binary=:all: "$PYARROW_PIN"
+fi
+"$vpy" -c 'import pyarrow.dataset' >/dev/null
 
 echo "$vpy"

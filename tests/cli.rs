@@ -409,3 +409,88 @@ fn consistency_arrival_field_shows_a_late_arrival_with_its_cause() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("late.jsonl:1: no arrival field `nope`"));
 }
+/// Starts `serve` with `args`; returns the child, its `host:port` and the offline directory it
+/// printed.
+fn serve(args: &[&str]) -> (std::process::Child, String, std::path::PathBuf) {
+    let mut child = bin()
+        .args(["serve", "--port", "0"])
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let lines: Vec<String> = BufReader::new(child.stdout.take().unwrap())
+        .lines()
+        .take(4)
+        .map(Result::unwrap)
+        .collect();
+    let addr = lines[0]
+        .rsplit(' ')
+        .next()
+        .unwrap()
+        .trim_start_matches("http://")
+        .to_owned();
+    let offline = lines[3]
+        .trim()
+        .strip_prefix("offline: ")
+        .and_then(|l| l.split(" (").next())
+        .unwrap_or_else(|| panic!("no offline line: {lines:?}"));
+    (child, addr, offline.into())
+}
+
+fn post(addr: &str, path: &str, key: &str, body: &str) -> String {
+    let mut sock = TcpStream::connect(addr).unwrap();
+    write!(
+        sock,
+        "POST {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Tecton-key {key}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut resp = String::new();
+    sock.read_to_string(&mut resp).unwrap();
+    resp
+}
+
+fn sigterm(child: &mut std::process::Child) {
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let status = child.wait().unwrap();
+    assert!(status.success(), "SIGTERM exits 0, got {status}");
+}
+
+#[test]
+fn serve_writes_kept_offline_data_on_sigterm_and_deletes_a_temporary_store() {
+    let dir = temp_dir("keep-data");
+    let _ = std::fs::remove_dir_all(dir.join("offline"));
+    let (mut child, addr, offline) = serve(&[
+        "--virtual-clock",
+        "2024-06-01T00:00:00Z",
+        "--data-dir",
+        dir.to_str().unwrap(),
+        "--keep-data",
+    ]);
+    assert_eq!(offline, dir.join("offline"));
+    let body = r#"{"workspace_name": "prod", "dry_run": false, "records": {"transactions": [
+        {"record": {"user_id": "u1", "transaction_id": "t1", "merchant": "acme", "amt": 1.5, "is_fraud": 0, "timestamp": "2024-05-31T23:00:00Z"}}]}}"#;
+    let resp = post(&addr, "/ingest", "demo-editor-key", body);
+    assert!(resp.starts_with("HTTP/1.1 200"), "{resp}");
+    // Far below the size trigger and the 5 s timer: only the shutdown path writes this row.
+    sigterm(&mut child);
+    let part = offline.join("transactions/date=2024-05-31");
+    let files: Vec<_> = std::fs::read_dir(&part)
+        .unwrap_or_else(|e| panic!("{}: {e}", part.display()))
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(files, ["part-00000.parquet"]);
+    std::fs::remove_dir_all(&dir).unwrap();
+
+    let (mut child, _, offline) = serve(&[]);
+    assert!(offline.is_dir(), "{} made at start", offline.display());
+    sigterm(&mut child);
+    assert!(
+        !offline.parent().unwrap().exists(),
+        "the temporary data directory outlived the mock"
+    );
+}

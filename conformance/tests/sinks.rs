@@ -109,6 +109,7 @@ fn batch_sizes(entries: &[Entry]) -> Vec<usize> {
 /// Transaction ids in the offline store, in ingestion order.
 fn offline_ids(mock: &MockTecton) -> Vec<String> {
     mock.offline_rows("transactions")
+        .unwrap()
         .into_iter()
         .map(|row| match &row.values[1] {
             Value::String(s) => s.clone(),

@@ -53,16 +53,29 @@ fn not_found(message: impl Into<String>) -> Response {
 }
 
 async fn health(State(s): AppState) -> Json<Json_> {
+    let offline = s.offline.stats();
     Json(json!({
-        "status": "ok",
+        // A failing disk keeps acknowledged rows in memory: still serving, but not healthy.
+        "status": if offline.error.is_some() { "degraded" } else { "ok" },
         "version": env!("CARGO_PKG_VERSION"),
         "journal": s.journal.counters(),
+        "offline": offline,
     }))
 }
 
-async fn reset(State(s): AppState) -> Json<Json_> {
-    s.reset();
-    Json(json!({"reset": true}))
+async fn reset(State(s): AppState) -> Response {
+    match s.reset() {
+        Ok(()) => Json(json!({"reset": true})).into_response(),
+        Err(e) => internal_error(e.to_string()),
+    }
+}
+
+fn internal_error(message: impl Into<String>) -> Response {
+    (
+        StatusCode::INTERNAL_SERVER_ERROR,
+        Json(json!({"error": message.into()})),
+    )
+        .into_response()
 }
 
 async fn config(State(s): AppState) -> Json<Json_> {
@@ -173,9 +186,11 @@ async fn offline(State(s): AppState, Query(q): Query<SourceQuery>) -> Response {
     let mut out = Vec::new();
     for i in sources {
         let source = &repo.push_sources[i];
-        let rows: Vec<Json_> = s
-            .offline
-            .rows(i)
+        let rows = match s.offline.rows(i) {
+            Ok(rows) => rows,
+            Err(e) => return internal_error(e.to_string()),
+        };
+        let rows: Vec<Json_> = rows
             .into_iter()
             .map(|r| {
                 let record: serde_json::Map<_, _> = source

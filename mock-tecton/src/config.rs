@@ -6,6 +6,7 @@ use crate::decisions;
 use crate::faults::FaultSet;
 use crate::profile::TectonProfile;
 use crate::repo::Repository;
+use crate::store::OfflineSettings;
 
 /// Settings for one mock instance.
 #[derive(Debug, Clone)]
@@ -32,6 +33,8 @@ pub struct Config {
     pub stream: crate::stream::StreamConfig,
     /// Consume the stream sources' topics from a real Kafka-protocol broker.
     pub kafka: Option<crate::kafka::KafkaConfig>,
+    /// The offline store's data directory and flush policy.
+    pub offline: OfflineSettings,
 }
 
 impl Default for Config {
@@ -55,6 +58,7 @@ impl Config {
             profile: None,
             stream: crate::stream::StreamConfig::default(),
             kafka: None,
+            offline: OfflineSettings::default(),
         }
     }
 
@@ -103,6 +107,26 @@ impl Config {
     /// Consumes every stream source's topic from a Kafka-protocol broker (see [`crate::kafka`]).
     pub fn kafka(mut self, kafka: crate::kafka::KafkaConfig) -> Self {
         self.kafka = Some(kafka);
+        self
+    }
+
+    /// Writes the offline store under `dir` (default: a fresh temporary directory).
+    pub fn data_dir(mut self, dir: impl Into<std::path::PathBuf>) -> Self {
+        self.offline.data_dir = Some(dir.into());
+        self
+    }
+
+    /// Keeps the offline store's files when the mock ends (default: removed).
+    pub fn keep_data(mut self, keep: bool) -> Self {
+        self.offline.keep_data = keep;
+        self
+    }
+
+    /// Flushes the offline store's memory tail to disk at `rows` waiting rows or every
+    /// `interval`, whichever comes first.
+    pub fn offline_flush(mut self, rows: usize, interval: std::time::Duration) -> Self {
+        self.offline.flush_rows = rows;
+        self.offline.flush_interval = interval;
         self
     }
 

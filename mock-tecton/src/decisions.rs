@@ -223,3 +223,10 @@ pub const STREAM_TRIGGER_SOURCE_FIRST: bool = true;
 pub fn attribute_row_kept(feature_start_time: Option<i64>, ts: i64) -> bool {
     feature_start_time.is_none_or(|fst| ts >= fst)
 }
+/// The offline store writes a push source's waiting rows to a Parquet file once this many have
+/// arrived. Large enough that a file is worth opening, small enough to bound the memory tail.
+pub const DEFAULT_OFFLINE_FLUSH_ROWS: usize = 65_536;
+
+/// The offline store also writes waiting rows at least this often, so a quiet source reaches disk
+/// soon.
+pub const DEFAULT_OFFLINE_FLUSH_INTERVAL: std::time::Duration = std::time::Duration::from_secs(5);

@@ -45,7 +45,10 @@ pub fn offline_features(
     let mut views: Vec<usize> = features.iter().map(|f| f.view).collect();
     views.sort_unstable();
     views.dedup();
-    let data: Vec<(usize, ViewData)> = views.iter().map(|&v| (v, index_view(state, v))).collect();
+    let data: Vec<(usize, ViewData)> = views
+        .iter()
+        .map(|&v| Ok((v, index_view(state, v)?)))
+        .collect::<Result<_, ServingError>>()?;
     let mut out = Vec::with_capacity(spine.len());
     for row in spine {
         let mut per_view: Vec<(usize, Vec<(String, FeatureValue)>)> = Vec::new();
@@ -79,7 +82,7 @@ pub fn offline_features(
 }
 
 /// Reads a view's events from the offline logs of its push sources.
-fn index_view(state: &MockState, view_idx: usize) -> ViewData {
+fn index_view(state: &MockState, view_idx: usize) -> Result<ViewData, ServingError> {
     let view = &state.repo.feature_views[view_idx];
     let spec = view.series_spec();
     let mut aggs: HashMap<EntityKey, Series> = HashMap::new();
@@ -95,7 +98,11 @@ fn index_view(state: &MockState, view_idx: usize) -> ViewData {
         let col = |n: &str| push.schema.index_of(n);
         let keys: Vec<usize> = view.join_keys.iter().filter_map(|(k, _)| col(k)).collect();
         let inputs: Vec<usize> = view.input_columns().into_iter().filter_map(col).collect();
-        for row in state.offline.rows(source) {
+        let rows = state
+            .offline
+            .rows(source)
+            .map_err(|e| ServingError::new(500, e.to_string()))?;
+        for row in rows {
             if spec.is_none()
                 && !crate::decisions::attribute_row_kept(view.feature_start_time, row.ts)
             {
@@ -120,14 +127,14 @@ fn index_view(state: &MockState, view_idx: usize) -> ViewData {
             }
         }
     }
-    if spec.is_some() {
+    Ok(if spec.is_some() {
         ViewData::Aggregates(aggs)
     } else {
         for rows in attrs.values_mut() {
             rows.sort_by_key(|(ts, seq, _)| (*ts, *seq));
         }
         ViewData::Attributes(attrs)
-    }
+    })
 }
 
 fn point_in_time(

@@ -64,8 +64,7 @@ impl MockState {
             clock,
             journal: Journal::new(config.journal_capacity, config.journal_body_bytes),
             online: OnlineStore::new(&repo),
-            // Stream sources follow the push sources in the offline log.
-            offline: OfflineLog::new(repo.push_sources.len() + repo.stream_sources.len()),
+            offline: OfflineLog::new(&repo, &config.offline),
             record_seq: AtomicU64::new(0),
             records_per_source: config.records_per_source,
             max_body_bytes: config.max_body_bytes,
@@ -121,14 +120,16 @@ impl MockState {
         Ok(written)
     }
 
-    /// Empties stores and journal and removes fault rules; the repository and clock stay.
-    pub fn reset(&self) {
+    /// Empties stores (the offline store's files too) and journal and removes fault rules; the
+    /// repository and clock stay. Everything else is emptied even when the files cannot be.
+    pub fn reset(&self) -> Result<(), crate::store::OfflineError> {
         self.faults.clear();
         self.online.clear();
-        self.offline.clear();
+        let offline = self.offline.clear();
         self.journal.clear();
         self.streams.reset(&self.repo, self.clock.now());
         self.record_seq
             .store(0, std::sync::atomic::Ordering::Relaxed);
+        offline
     }
 }

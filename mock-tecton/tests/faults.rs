@@ -81,7 +81,7 @@ async fn status_with_retry_after_then_normal_service() {
     );
     assert_eq!(j[1].fault, None);
     assert_eq!(
-        h.mock.offline_rows("transactions").len(),
+        h.mock.offline_rows("transactions").unwrap().len(),
         1,
         "the throttled request wrote nothing"
     );
@@ -119,7 +119,7 @@ async fn linear_script_429_then_hang_then_ok() {
         [Outcome::Responded, Outcome::ClientGone, Outcome::Responded],
         "{j:#?}"
     );
-    assert_eq!(h.mock.offline_rows("transactions").len(), 1);
+    assert_eq!(h.mock.offline_rows("transactions").unwrap().len(), 1);
 }
 
 #[tokio::test]
@@ -148,7 +148,7 @@ async fn reset_before_body_writes_nothing() {
     );
     let j = settled_journal(&h, 1).await;
     assert_eq!(j[0].outcome, Outcome::Reset);
-    assert!(h.mock.offline_rows("transactions").is_empty());
+    assert!(h.mock.offline_rows("transactions").unwrap().is_empty());
 }
 
 #[tokio::test]
@@ -165,7 +165,7 @@ async fn reset_after_body_lands_the_write_but_no_answer() {
         "the journal keeps the status the write would have got"
     );
     assert_eq!(
-        h.mock.offline_rows("transactions").len(),
+        h.mock.offline_rows("transactions").unwrap().len(),
         1,
         "the write landed"
     );
@@ -175,7 +175,7 @@ async fn reset_after_body_lands_the_write_but_no_answer() {
     })])
     .await;
     assert!(send(&h, Duration::from_secs(5)).await.is_err());
-    assert!(h.mock.offline_rows("transactions").is_empty());
+    assert!(h.mock.offline_rows("transactions").unwrap().is_empty());
 }
 
 #[tokio::test]
@@ -187,7 +187,7 @@ async fn truncated_response_after_a_landed_write() {
     );
     let j = settled_journal(&h, 1).await;
     assert_eq!(j[0].outcome, Outcome::Truncated);
-    assert_eq!(h.mock.offline_rows("transactions").len(), 1);
+    assert_eq!(h.mock.offline_rows("transactions").unwrap().len(), 1);
 }
 
 #[tokio::test]
@@ -228,7 +228,7 @@ async fn garbage_body_is_not_json() {
     assert_eq!(status, 200);
     assert!(serde_json::from_str::<serde_json::Value>(&body).is_err());
     assert!(
-        h.mock.offline_rows("transactions").is_empty(),
+        h.mock.offline_rows("transactions").unwrap().is_empty(),
         "a garbage answer means the request was not handled"
     );
 }
@@ -385,7 +385,7 @@ async fn a_client_that_leaves_during_latency_or_a_dribble_is_journaled_as_gone()
     let j = settled_journal(&h, 1).await;
     assert_eq!(j[0].outcome, Outcome::ClientGone);
     assert!(
-        h.mock.offline_rows("transactions").is_empty(),
+        h.mock.offline_rows("transactions").unwrap().is_empty(),
         "latency delays before handling: a client that leaves first wrote nothing"
     );
 

@@ -165,7 +165,7 @@ proptest! {
             prop_assert!(run(&state, &bytes).is_ok());
             sent.extend(batch_records.iter().enumerate().map(|(i, (user, amt, _))| (format!("b{b}r{i}"), *user, *amt)));
         }
-        let rows = state.offline.rows(0);
+        let rows = state.offline.rows(0).unwrap();
         let logged: Vec<String> = rows.iter().map(|r| match &r.values[1] {
             mock_tecton::schema::Value::String(s) => s.clone(),
             other => panic!("transaction_id is a string, got {other:?}"),

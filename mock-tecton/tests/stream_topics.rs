@@ -316,7 +316,8 @@ async fn invalid_and_duplicate_records_never_stop_the_stream_and_are_reported() 
     let offline = mock
         .state()
         .offline
-        .rows(mock.state().repo.push_sources.len());
+        .rows(mock.state().repo.push_sources.len())
+        .expect("offline rows");
     assert_eq!(offline.len(), 3);
 
     // Reset empties topics, state, journals and histograms.

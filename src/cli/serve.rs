@@ -70,6 +70,13 @@ pub struct ServeArgs {
     /// Spark's late-row rule for stream sources: 3.4 (3.4 and later) or 3.3 (3.3 and earlier).
     #[arg(long, default_value = "3.4")]
     spark: mock_tecton::stream::SparkVersion,
+    /// Write the offline store's Parquet files under DIR/offline (default: a fresh temporary
+    /// directory).
+    #[arg(long, value_name = "DIR")]
+    data_dir: Option<std::path::PathBuf>,
+    /// Keep the offline store's files at exit (otherwise they are deleted).
+    #[arg(long)]
+    keep_data: bool,
 }
 
 /// The latency and capacity profiles `serve` knows.
@@ -99,14 +106,19 @@ fn profile(args: &ServeArgs) -> anyhow::Result<Option<TectonProfile>> {
     Ok(Some(profile))
 }
 
-/// Serves until Ctrl-C, then lets in-flight requests finish.
+/// Serves until Ctrl-C or SIGTERM, then lets in-flight requests finish and writes (with
+/// `--keep-data`) or deletes the offline store's files.
 pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     super::init_tracing();
     let mut config = Config::new(args.repo.load()?)
         .bind(SocketAddr::new(args.bind, args.port))
         .records_per_source(args.records_per_source)
         .max_body_bytes(args.max_body_bytes)
-        .journal_capacity(args.journal_capacity);
+        .journal_capacity(args.journal_capacity)
+        .keep_data(args.keep_data);
+    if let Some(dir) = &args.data_dir {
+        config = config.data_dir(dir);
+    }
     config = config.stream(mock_tecton::stream::StreamConfig {
         trigger_interval: args
             .trigger_interval
@@ -138,10 +150,21 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     runtime.block_on(async {
         let mock = MockTecton::start(config)
             .await
-            .with_context(|| format!("cannot listen on {}:{}", args.bind, args.port))?;
+            .with_context(|| format!("cannot start the mock on {}:{}", args.bind, args.port))?;
+        let state = mock.state().clone();
+        let mut stop = StopSignal::install()?;
         println!("mock Tecton serving at {}", mock.url());
         println!("  ingest:  POST {}/ingest", mock.url());
         println!("  admin:   GET  {}/_mock/health", mock.url());
+        println!(
+            "  offline: {}/offline ({})",
+            state.offline.data_dir().display(),
+            if args.keep_data {
+                "kept at exit"
+            } else {
+                "deleted at exit; --keep-data keeps it"
+            }
+        );
         println!("  topics:  POST {}/_mock/topics/{{topic}}", mock.url());
         if let Some(k) = &args.kafka_bootstrap {
             println!(
@@ -152,11 +175,55 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         if let Some(p) = &mock.state().profile {
             println!("  profile: tecton (seed {})", p.knobs().seed);
         }
-        tokio::signal::ctrl_c()
-            .await
-            .context("cannot wait for Ctrl-C")?;
-        tracing::info!("Ctrl-C received; finishing in-flight requests");
+        let signal = stop.recv().await?;
+        tracing::info!("{signal} received; finishing in-flight requests");
         mock.shutdown().await;
+        // Flushes (kept) or deletes (not kept) now, whoever else still holds the state.
+        tokio::task::spawn_blocking(move || state.offline.close())
+            .await
+            .context("closing the offline store")?;
         Ok(ExitCode::SUCCESS)
     })
+}
+
+/// Ctrl-C and (on Unix) SIGTERM, listened for from creation on, so that a signal sent as soon
+/// as the banner is printed is not missed.
+struct StopSignal {
+    #[cfg(unix)]
+    interrupt: tokio::signal::unix::Signal,
+    #[cfg(unix)]
+    terminate: tokio::signal::unix::Signal,
+}
+
+impl StopSignal {
+    fn install() -> anyhow::Result<Self> {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{signal, SignalKind};
+            Ok(StopSignal {
+                interrupt: signal(SignalKind::interrupt()).context("cannot listen for Ctrl-C")?,
+                terminate: signal(SignalKind::terminate()).context("cannot listen for SIGTERM")?,
+            })
+        }
+        #[cfg(not(unix))]
+        Ok(StopSignal {})
+    }
+
+    /// Waits for the first signal; returns its name.
+    async fn recv(&mut self) -> anyhow::Result<&'static str> {
+        #[cfg(unix)]
+        {
+            tokio::select! {
+                _ = self.interrupt.recv() => Ok("Ctrl-C"),
+                _ = self.terminate.recv() => Ok("SIGTERM"),
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            tokio::signal::ctrl_c()
+                .await
+                .context("cannot wait for Ctrl-C")?;
+            Ok("Ctrl-C")
+        }
+    }
 }

@@ -309,7 +309,7 @@ pub async fn run_scenario(
         .repo
         .account_for_key(&env.api_key)
         .map(|a| a.name.clone());
-    let written = state
+    let written = match state
         .plan
         .source_index(&env.push_source)
         .filter(|&i| state.repo.push_sources[i].log_offline)
@@ -317,13 +317,23 @@ pub async fn run_scenario(
             let schema = &state.repo.push_sources[i].schema;
             let id_col = schema.index_of(&scenario.id_field);
             let key_col = schema.index_of(&scenario.key_field);
-            state
-                .offline
-                .rows(i)
-                .iter()
-                .map(|r| WrittenRow::from_offline(r, id_col, key_col))
-                .collect::<Vec<_>>()
-        });
+            // Files, rows being written and the memory tail: everything acknowledged.
+            state.offline.rows(i).map(|rows| {
+                rows.iter()
+                    .map(|r| WrittenRow::from_offline(r, id_col, key_col))
+                    .collect::<Vec<_>>()
+            })
+        })
+        .transpose()
+    {
+        Ok(written) => written,
+        Err(e) => {
+            shutdown(mock).await;
+            return Err(HarnessError::Mock(format!(
+                "the offline store could not be read, so the checks cannot judge the run: {e}"
+            )));
+        }
+    };
     let observation = Observation::new(ObservationParts {
         scenario: scenario.name.clone(),
         seed,

@@ -65,10 +65,14 @@ pub(super) fn arrivals(
     sources: &[usize],
     rule: &Arrival,
 ) -> Result<Vec<Logged>, ServingError> {
-    let mut rows: Vec<(usize, crate::store::OfflineRow)> = sources
-        .iter()
-        .flat_map(|&s| state.offline.rows(s).into_iter().map(move |r| (s, r)))
-        .collect();
+    let mut rows: Vec<(usize, crate::store::OfflineRow)> = Vec::new();
+    for &s in sources {
+        let logged = state
+            .offline
+            .rows(s)
+            .map_err(|e| ServingError::new(500, e.to_string()))?;
+        rows.extend(logged.into_iter().map(|r| (s, r)));
+    }
     rows.sort_by_key(|(_, r)| r.seq);
     let mut out = Vec::with_capacity(rows.len());
     let mut previous = i64::MIN;

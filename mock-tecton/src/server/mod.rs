@@ -21,7 +21,7 @@ use crate::journal::Entry;
 use crate::kafka::KafkaConsumer;
 use crate::serving::Endpoint;
 use crate::state::MockState;
-use crate::store::OfflineRow;
+use crate::store::{OfflineError, OfflineRow};
 
 /// A running mock Tecton. Dropping the handle stops the server.
 ///
@@ -59,6 +59,7 @@ impl MockTecton {
         let listener = tokio::net::TcpListener::bind(config.bind).await?;
         let addr = listener.local_addr()?;
         let state = Arc::new(MockState::new(&config));
+        state.offline.prepare()?;
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(conn::serve(listener, router(state.clone()), stopped));
         tokio::spawn(crate::stream::drive(Arc::downgrade(&state)));
@@ -106,12 +107,11 @@ impl MockTecton {
     }
 
     /// The offline log of a push source, in ingestion order (empty for an unknown source).
-    pub fn offline_rows(&self, push_source: &str) -> Vec<OfflineRow> {
+    pub fn offline_rows(&self, push_source: &str) -> Result<Vec<OfflineRow>, OfflineError> {
         self.state
             .plan
             .source_index(push_source)
-            .map(|i| self.state.offline.rows(i))
-            .unwrap_or_default()
+            .map_or(Ok(Vec::new()), |i| self.state.offline.rows(i))
     }
 
     /// Produces JSON records to an in-memory topic (partition by join-key hash, produced now);
@@ -162,7 +162,8 @@ impl MockTecton {
         self.state.faults.clear();
     }
 
-    /// Stops accepting, lets in-flight requests finish, and waits for the server to end.
+    /// Stops accepting, lets in-flight requests finish, waits for the server to end, then
+    /// writes the offline store's memory tail to disk when its files are kept.
     pub async fn shutdown(mut self) {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
@@ -170,6 +171,14 @@ impl MockTecton {
         if let Some(task) = self.task.take() {
             if let Err(e) = task.await {
                 tracing::warn!(error = %e, "mock server task failed");
+            }
+        }
+        // Only kept files outlive the mock; a temporary store is removed unflushed.
+        if self.state.offline.keeps_data() {
+            let state = self.state.clone();
+            let flushed = tokio::task::spawn_blocking(move || state.offline.flush()).await;
+            if let Ok(Err(e)) = flushed {
+                tracing::error!(error = %e, "final offline flush failed; the rows stay in memory");
             }
         }
     }

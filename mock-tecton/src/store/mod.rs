@@ -2,13 +2,17 @@
 //! point-in-time retrieval reads).
 //!
 //! Both are written synchronously by the ingest path before its 200 leaves. Neither takes a
-//! global lock: the online store is a concurrent map per feature view, and the offline log is
-//! sharded by record sequence number.
+//! global lock: the online store is a concurrent map per feature view, and the offline log's
+//! in-memory tail is sharded by record sequence number; a background thread moves the tail to
+//! Parquet files.
 
 mod offline;
 mod online;
 
-pub use offline::{OfflineLog, OfflineRow};
+pub use offline::{
+    decode_json, encode_json, DataDir, OfflineError, OfflineLog, OfflineRow, OfflineSettings,
+    OfflineStats, INGESTED_AT_COLUMN, REQUEST_COLUMN, SEQ_COLUMN,
+};
 pub use online::{AttributeRow, OnlineEntry, OnlineStore};
 
 use crate::schema::Value;
