@@ -198,7 +198,7 @@ pub struct Streams {
     config: StreamConfig,
     topics: Vec<Topic>,
     sources: Vec<Mutex<SourceStream>>,
-    wake: tokio::sync::Notify,
+    wake: Arc<tokio::sync::Notify>,
     ticks: std::sync::atomic::AtomicU64,
 }
 
@@ -240,7 +240,7 @@ impl Streams {
             config,
             topics,
             sources,
-            wake: tokio::sync::Notify::new(),
+            wake: Arc::new(tokio::sync::Notify::new()),
             ticks: std::sync::atomic::AtomicU64::new(0),
         }
     }
@@ -1015,7 +1015,8 @@ pub async fn drive(state: Weak<MockState>) {
             } else {
                 s.streams.next_due().map(|t| t.saturating_sub(now).max(0))
             };
-            (next, Arc::clone(&s))
+            // Only the waker is held while napping, so a stopped mock's state goes at once.
+            (next, Arc::clone(&s.streams.wake))
         };
         // Wake at the next due time, on new records, or every 200 ms to notice the state's end
         // and a switch between clocks.
@@ -1023,8 +1024,7 @@ pub async fn drive(state: Weak<MockState>) {
         let sleep = tokio::time::sleep(Duration::from_nanos(u64::try_from(nap).unwrap_or(0)));
         tokio::select! {
             () = sleep => {}
-            () = wake.streams.wake.notified() => {}
+            () = wake.notified() => {}
         }
-        drop(wake);
     }
 }
