@@ -165,15 +165,19 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
                 "deleted at exit; --keep-data keeps it"
             }
         );
-        println!("  topics:  POST {}/_mock/topics/{{topic}}", mock.url());
+        // Lines after the first four may find stdout closed by a reader that took only those.
+        banner(format!(
+            "  topics:  POST {}/_mock/topics/{{topic}}",
+            mock.url()
+        ));
         if let Some(k) = &args.kafka_bootstrap {
-            println!(
+            banner(format!(
                 "  kafka:   consuming from {k} (GET {}/_mock/kafka)",
                 mock.url()
-            );
+            ));
         }
         if let Some(p) = &mock.state().profile {
-            println!("  profile: tecton (seed {})", p.knobs().seed);
+            banner(format!("  profile: tecton (seed {})", p.knobs().seed));
         }
         let signal = stop.recv().await?;
         tracing::info!("{signal} received; finishing in-flight requests");
@@ -226,4 +230,10 @@ impl StopSignal {
             Ok("Ctrl-C")
         }
     }
+}
+
+/// Prints a banner line; a closed stdout is not a reason to stop serving.
+fn banner(line: String) {
+    use std::io::Write as _;
+    let _ = writeln!(std::io::stdout(), "{line}");
 }
