@@ -4,10 +4,12 @@
 #   scripts/test.sh            # what .ci/run calls (CI=true there)
 #
 # 1. the Python virtualenvs: the official tecton-client (client compatibility test), jsonschema
-#    (load report schema test) and apache-beam (the Beam example sink, its own venv), and
-#    headless Chromium (HTML load report test),
-# 2. formatting and lints (rustfmt, clippy with warnings as errors),
-# 3. every test of the workspace (unit, integration, property and snapshot tests; the
+#    (load report schema test), pyarrow, pyspark, and apache-beam (the Beam example sink, its own
+#    venv), and headless Chromium (HTML load report test),
+# 2. a Kafka-protocol broker on loopback (tansu, built once from crates.io and cached) for the
+#    end-to-end Kafka test, stopped when this script ends,
+# 3. formatting and lints (rustfmt, clippy with warnings as errors),
+# 4. every test of the workspace (unit, integration, property and snapshot tests; the
 #    conformance suite against the reference sink, every mutant and the Python example sink).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -22,6 +24,19 @@ scripts/setup-browser.sh
 
 step "Python environment for the Beam example sink"
 scripts/setup-beam.sh
+
+step "Kafka-protocol broker for the end-to-end Kafka test"
+# The test reads the broker's address from TECTON_SIM_KAFKA_BOOTSTRAP; under CI it fails
+# without one, elsewhere it skips with a notice.
+if address="$(scripts/kafka-broker.sh start)"; then
+    export TECTON_SIM_KAFKA_BOOTSTRAP="${address}"
+    trap 'scripts/kafka-broker.sh stop' EXIT
+elif [[ -n "${CI:-}" ]]; then
+    echo "the Kafka broker could not be started" >&2
+    exit 1
+else
+    echo "warning: no Kafka broker; the end-to-end Kafka test will skip" >&2
+fi
 
 step "cargo fmt --check"
 cargo fmt --all -- --check

@@ -32,6 +32,7 @@ pub fn routes() -> Router<Arc<MockState>> {
         .route("/faults", get(faults).post(set_faults).delete(clear_faults))
         .route("/offline/features", post(offline_features))
         .route("/consistency", post(consistency))
+        .route("/kafka", get(kafka))
         .merge(crate::stream::http::routes())
         .layer(axum::middleware::from_fn(json_errors))
 }
@@ -452,4 +453,14 @@ async fn consistency(
         _ => AdminError::BadRequest(e.message),
     })?;
     Ok(Json(json!(report)))
+}
+
+/// The Kafka consumer's progress: per partition, the next offset, lag and counts.
+async fn kafka(State(s): AppState) -> Response {
+    match &s.kafka {
+        Some(status) => Json(status.to_json()).into_response(),
+        None => {
+            not_found("not consuming from Kafka (start with `serve --kafka-bootstrap HOST:PORT`)")
+        }
+    }
 }

@@ -4,6 +4,7 @@ use std::net::SocketAddr;
 
 use crate::decisions;
 use crate::faults::FaultSet;
+use crate::profile::TectonProfile;
 use crate::repo::Repository;
 use crate::store::OfflineSettings;
 
@@ -26,8 +27,12 @@ pub struct Config {
     pub virtual_start: Option<i64>,
     /// Fault rules installed at start.
     pub faults: FaultSet,
+    /// Tecton's latency and capacity (`None`: the raw mock, as fast as this machine).
+    pub profile: Option<TectonProfile>,
     /// The micro-batch engine of stream sources.
     pub stream: crate::stream::StreamConfig,
+    /// Consume the stream sources' topics from a real Kafka-protocol broker.
+    pub kafka: Option<crate::kafka::KafkaConfig>,
     /// The offline store's data directory and flush policy.
     pub offline: OfflineSettings,
     /// What the online store keeps (default: what the clock can still serve).
@@ -64,7 +69,9 @@ impl Config {
             journal_body_bytes: decisions::JOURNAL_BODY_BYTES,
             virtual_start: None,
             faults: FaultSet::default(),
+            profile: None,
             stream: crate::stream::StreamConfig::default(),
+            kafka: None,
             offline: OfflineSettings::default(),
             retention: Retention::default(),
         }
@@ -100,9 +107,21 @@ impl Config {
         self
     }
 
+    /// Answers with Tecton's latency and capacity (see [`crate::profile`]).
+    pub fn profile(mut self, profile: TectonProfile) -> Self {
+        self.profile = Some(profile);
+        self
+    }
+
     /// Sets the micro-batch engine's configuration.
     pub fn stream(mut self, stream: crate::stream::StreamConfig) -> Self {
         self.stream = stream;
+        self
+    }
+
+    /// Consumes every stream source's topic from a Kafka-protocol broker (see [`crate::kafka`]).
+    pub fn kafka(mut self, kafka: crate::kafka::KafkaConfig) -> Self {
+        self.kafka = Some(kafka);
         self
     }
 

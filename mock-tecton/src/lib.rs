@@ -35,6 +35,8 @@ pub mod fuzz;
 pub mod ingest;
 pub mod journal;
 pub mod json;
+pub mod kafka;
+pub mod profile;
 pub mod repo;
 pub mod retrieval;
 pub mod rng;

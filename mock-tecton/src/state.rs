@@ -7,6 +7,7 @@ use crate::config::Config;
 use crate::faults::FaultEngine;
 use crate::ingest::{IngestContext, IngestPlan};
 use crate::journal::Journal;
+use crate::profile::Profile;
 use crate::repo::Repository;
 use crate::store::{OfflineLog, OnlineStore};
 
@@ -33,8 +34,12 @@ pub struct MockState {
     pub max_body_bytes: usize,
     /// Installed fault rules.
     pub faults: FaultEngine,
+    /// Tecton's latency and capacity, when the profile is on.
+    pub profile: Option<Profile>,
     /// Topics and micro-batch queries of the stream sources.
     pub streams: crate::stream::Streams,
+    /// The Kafka consumer's progress, when consuming from a broker.
+    pub kafka: Option<std::sync::Arc<crate::kafka::KafkaStatus>>,
 }
 
 impl MockState {
@@ -44,9 +49,18 @@ impl MockState {
         let clock = config
             .virtual_start
             .map_or_else(Clock::wall, Clock::virtual_at);
+        let mut stream = config.stream.clone();
+        // The profile's micro-batch overhead applies unless the stream configuration sets one.
+        if let (Some(p), true) = (&config.profile, stream.batch_overhead.is_zero()) {
+            stream.batch_overhead = std::time::Duration::from_millis(p.spark_batch_overhead_ms);
+        }
         MockState {
             plan: IngestPlan::new(&repo),
-            streams: crate::stream::Streams::new(&repo, config.stream.clone(), clock.now()),
+            streams: crate::stream::Streams::new(&repo, stream, clock.now()),
+            kafka: config.kafka.as_ref().map(|k| {
+                let topics = repo.stream_sources.iter().map(|s| s.topic.clone());
+                std::sync::Arc::new(crate::kafka::KafkaStatus::new(k, topics))
+            }),
             clock,
             journal: Journal::new(config.journal_capacity, config.journal_body_bytes),
             online: OnlineStore::new(&repo, config.retention),
@@ -55,6 +69,7 @@ impl MockState {
             records_per_source: config.records_per_source,
             max_body_bytes: config.max_body_bytes,
             faults: FaultEngine::new(config.faults.clone()),
+            profile: config.profile.clone().map(Profile::new),
             repo,
         }
     }

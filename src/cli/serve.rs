@@ -5,6 +5,8 @@ use std::process::ExitCode;
 
 use anyhow::Context as _;
 use clap::Args;
+use mock_tecton::kafka::KafkaConfig;
+use mock_tecton::profile::TectonProfile;
 use mock_tecton::{decisions, Config, MockTecton};
 
 use super::RepoSource;
@@ -35,6 +37,29 @@ pub struct ServeArgs {
     /// Fault rules to install at start (TOML; change them live with POST /_mock/faults).
     #[arg(long, value_name = "FILE")]
     faults: Option<std::path::PathBuf>,
+    /// Latency and capacity: `raw` answers as fast as this machine can; `tecton` adds Tecton's
+    /// documented ingest latency, 429s while ingest scales, ~200 QPS feature server capacity
+    /// and its 2 s timeout.
+    #[arg(long, value_enum, default_value_t = ProfileName::Raw)]
+    profile: ProfileName,
+    /// Every number of the `tecton` profile from a TOML file (implies `--profile tecton`).
+    #[arg(long, value_name = "FILE")]
+    profile_file: Option<std::path::PathBuf>,
+    /// Seed of the profile's latency draws (overrides the file's).
+    #[arg(long, value_name = "N")]
+    profile_seed: Option<u64>,
+    /// Consume every stream source's topic from this Kafka-protocol broker (JSON values, one
+    /// record each) instead of only the in-memory topics.
+    #[arg(long, value_name = "HOST:PORT")]
+    kafka_bootstrap: Option<String>,
+    /// Where partitions present at start are read from: `earliest` or `latest`.
+    #[arg(
+        long,
+        value_name = "WHERE",
+        default_value = "earliest",
+        requires = "kafka_bootstrap"
+    )]
+    kafka_start: mock_tecton::kafka::StartAt,
     /// Micro-batch trigger of every stream query (default: 30s TIME_INTERVAL, 0s CONTINUOUS);
     /// a stream source's own `trigger_interval` still wins.
     #[arg(long, value_name = "DURATION")]
@@ -60,6 +85,33 @@ fn parse_max_body(text: &str) -> Result<usize, String> {
         Ok(n) => Ok(n),
         Err(_) => Err(format!("`{text}` is not a number of bytes")),
     }
+}
+
+/// The latency and capacity profiles `serve` knows.
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum ProfileName {
+    /// The raw mock: no added latency, no capacity limits.
+    Raw,
+    /// Tecton's documented latency and capacity.
+    Tecton,
+}
+
+/// The profile the flags ask for, if any.
+fn profile(args: &ServeArgs) -> anyhow::Result<Option<TectonProfile>> {
+    let mut profile = match &args.profile_file {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read {}", path.display()))?;
+            TectonProfile::from_toml(&text)
+                .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?
+        }
+        None if args.profile == ProfileName::Tecton => TectonProfile::default(),
+        None => return Ok(None),
+    };
+    if let Some(seed) = args.profile_seed {
+        profile.seed = seed;
+    }
+    Ok(Some(profile))
 }
 
 /// Serves until Ctrl-C or SIGTERM, then lets in-flight requests finish and writes (with
@@ -96,6 +148,12 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
             .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
         config = config.faults(set);
     }
+    if let Some(bootstrap) = &args.kafka_bootstrap {
+        config = config.kafka(KafkaConfig::new(bootstrap.clone()).start(args.kafka_start));
+    }
+    if let Some(profile) = profile(&args)? {
+        config = config.profile(profile);
+    }
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     runtime.block_on(async {
         let mock = MockTecton::start(config)
@@ -115,7 +173,20 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
                 "deleted at exit; --keep-data keeps it"
             }
         );
-        println!("  topics:  POST {}/_mock/topics/{{topic}}", mock.url());
+        // Lines after the first four may find stdout closed by a reader that took only those.
+        banner(format!(
+            "  topics:  POST {}/_mock/topics/{{topic}}",
+            mock.url()
+        ));
+        if let Some(k) = &args.kafka_bootstrap {
+            banner(format!(
+                "  kafka:   consuming from {k} (GET {}/_mock/kafka)",
+                mock.url()
+            ));
+        }
+        if let Some(p) = &mock.state().profile {
+            banner(format!("  profile: tecton (seed {})", p.knobs().seed));
+        }
         let signal = stop.recv().await?;
         tracing::info!("{signal} received; finishing in-flight requests");
         mock.shutdown().await;
@@ -167,4 +238,10 @@ impl StopSignal {
             Ok("Ctrl-C")
         }
     }
+}
+
+/// Prints a banner line; a closed stdout is not a reason to stop serving.
+fn banner(line: String) {
+    use std::io::Write as _;
+    let _ = writeln!(std::io::stdout(), "{line}");
 }

@@ -18,6 +18,7 @@ use crate::config::Config;
 use crate::faults::FaultSet;
 use crate::ingest::Dialect;
 use crate::journal::Entry;
+use crate::kafka::KafkaConsumer;
 use crate::serving::Endpoint;
 use crate::state::MockState;
 use crate::store::{OfflineError, OfflineRow};
@@ -39,6 +40,8 @@ pub struct MockTecton {
     state: Arc<MockState>,
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<()>>,
+    /// Stops consuming from Kafka when the handle goes.
+    kafka: Option<KafkaConsumer>,
 }
 
 impl MockTecton {
@@ -48,6 +51,11 @@ impl MockTecton {
             .faults
             .validate()
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+        if let Some(profile) = &config.profile {
+            profile
+                .validate()
+                .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+        }
         let listener = tokio::net::TcpListener::bind(config.bind).await?;
         let addr = listener.local_addr()?;
         let state = Arc::new(MockState::new(&config));
@@ -55,13 +63,27 @@ impl MockTecton {
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(conn::serve(listener, router(state.clone()), stopped));
         tokio::spawn(crate::stream::drive(Arc::downgrade(&state)));
+        let kafka = match (&config.kafka, &state.kafka) {
+            (Some(k), Some(status)) => Some(KafkaConsumer::spawn(
+                k.clone(),
+                status.clone(),
+                Arc::new(Arc::downgrade(&state)),
+            )),
+            _ => None,
+        };
         tracing::info!(%addr, "mock Tecton listening");
         Ok(MockTecton {
             addr,
             state,
             stop: Some(stop),
             task: Some(task),
+            kafka,
         })
+    }
+
+    /// The Kafka consumer's progress, when consuming from a broker.
+    pub fn kafka(&self) -> Option<&Arc<crate::kafka::KafkaStatus>> {
+        self.kafka.as_ref().map(KafkaConsumer::status)
     }
 
     /// The base URL, like `http://127.0.0.1:41234`.

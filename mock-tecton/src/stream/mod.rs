@@ -1027,6 +1027,5 @@ pub async fn drive(state: Weak<MockState>) {
             () = sleep => {}
             () = wake.notified() => {}
         }
-        drop(wake);
     }
 }

@@ -197,7 +197,8 @@ impl OfflineLog {
     /// disk: the directory is made by [`OfflineLog::prepare`] or the first flush. Starts the
     /// background flusher.
     pub fn new(repo: &Repository, settings: &OfflineSettings) -> Self {
-        let sources = repo
+        // Push sources first, then stream sources (their logs follow at `push_sources.len() + i`).
+        let named = repo
             .push_sources
             .iter()
             .map(|p| (&p.name, &p.schema, &p.timestamp_field))
@@ -205,7 +206,8 @@ impl OfflineLog {
                 repo.stream_sources
                     .iter()
                     .map(|s| (&s.name, &s.schema, &s.timestamp_field)),
-            )
+            );
+        let sources = named
             .map(|(name, schema, timestamp_field)| {
                 let ts = schema.index_of(timestamp_field).unwrap_or(0);
                 SourceLog {
