@@ -1,0 +1,221 @@
+//! One load run point from start to finish: reset the mock, drive the pattern, collect the
+//! pattern's freshness, and hand back a [`RunPoint`].
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use reports::load::{FreshnessMs, Pattern, RunPoint};
+use serde_json::Value;
+
+use crate::plan::Plan;
+use crate::records::{EventSpec, RecordSource, RecordsError};
+use crate::rng::Rng;
+use crate::run::{self, RunError, RunSpec};
+use crate::target::Target;
+
+/// Everything a run needs apart from its pattern and plan.
+#[derive(Debug, Clone)]
+pub struct Setup {
+    /// Base URL of the mock.
+    pub url: String,
+    /// Editor key for pushes (and the sink's `TECTON_API_KEY`).
+    pub api_key: String,
+    /// Workspace.
+    pub workspace: String,
+    /// Push source (`push` and `sink` patterns).
+    pub push_source: String,
+    /// Stream source (`kafka` pattern): its progress holds the freshness figures.
+    pub stream_source: String,
+    /// The stream source's topic.
+    pub topic: String,
+    /// Generated events, unless `input` is set.
+    pub events: EventSpec,
+    /// Records from a JSONL file instead of generated ones.
+    pub input: Option<PathBuf>,
+    /// The one seed.
+    pub seed: u64,
+    /// Pool size, batch sizes, late threshold, timeout, progress bar.
+    pub connections: usize,
+    /// Records per request: uniform in `min..=max`.
+    pub batch: (u64, u64),
+    /// A send that starts more than this after its due time is late.
+    pub late_after: Duration,
+    /// Per-request timeout.
+    pub timeout: Duration,
+    /// Live progress on a terminal.
+    pub progress: bool,
+    /// The user's sink command (`sink` pattern).
+    pub sink_command: Option<String>,
+    /// How long to wait after the last send for the stream to catch up (`kafka`, `sink`).
+    pub settle: Duration,
+}
+
+impl Setup {
+    /// The embedded demo's names and the generator's defaults, against `url`.
+    pub fn demo(url: impl Into<String>, seed: u64) -> Setup {
+        Setup {
+            url: url.into(),
+            api_key: "demo-editor-key".into(),
+            workspace: "prod".into(),
+            push_source: "transactions".into(),
+            stream_source: "transactions_stream".into(),
+            topic: "transactions".into(),
+            events: EventSpec::default(),
+            input: None,
+            seed,
+            connections: 64,
+            batch: (1, 10),
+            late_after: Duration::from_millis(10),
+            timeout: Duration::from_secs(10),
+            progress: false,
+            sink_command: None,
+            settle: Duration::from_secs(30),
+        }
+    }
+
+    /// The records of a point: the same sequence for every point of a run (same seed), so
+    /// patterns are compared on the same events.
+    pub fn records(&self) -> Result<RecordSource, RecordsError> {
+        match &self.input {
+            Some(path) => RecordSource::file(path),
+            None => RecordSource::generated(self.events.clone(), self.seed),
+        }
+    }
+
+    fn spec(&self, plan: Plan) -> RunSpec {
+        RunSpec {
+            plan,
+            connections: self.connections,
+            batch: self.batch,
+            late_after: self.late_after,
+            timeout: self.timeout,
+            progress: self.progress,
+        }
+    }
+}
+
+/// Why a point could not be measured.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    /// Bad records settings or input file.
+    #[error(transparent)]
+    Records(#[from] RecordsError),
+    /// The run could not start.
+    #[error(transparent)]
+    Run(#[from] RunError),
+    /// The mock answered its admin API unexpectedly.
+    #[error("{0}")]
+    Mock(String),
+    /// The sink command could not be run.
+    #[error("{0}")]
+    Sink(String),
+}
+
+/// Runs one point: `pattern` at `plan` against the mock at `setup.url`.
+pub async fn run_point(setup: &Setup, pattern: Pattern, plan: Plan) -> Result<RunPoint, LoadError> {
+    let admin = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .map_err(RunError::Client)?;
+    reset(&admin, &setup.url).await?;
+    let offered = plan.offered_rate();
+    let mut records = setup.records()?;
+    let mut rng = Rng::new(setup.seed, 2);
+    match pattern {
+        Pattern::Push => {
+            let target = Target::Push {
+                url: setup.url.clone(),
+                api_key: setup.api_key.clone(),
+                workspace: setup.workspace.clone(),
+                source: setup.push_source.clone(),
+            };
+            let done = run::run_http(&setup.spec(plan), &target, &mut records, &mut rng).await?;
+            Ok(done.point(pattern, offered))
+        }
+        Pattern::Kafka => {
+            let target = Target::Kafka {
+                url: setup.url.clone(),
+                topic: setup.topic.clone(),
+            };
+            let done = run::run_http(&setup.spec(plan), &target, &mut records, &mut rng).await?;
+            let mut point = done.point(pattern, offered);
+            point.freshness_ms =
+                stream_freshness(&admin, setup, point.records_acknowledged).await?;
+            Ok(point)
+        }
+        Pattern::Sink => crate::sink::run_sink(setup, &setup.spec(plan), &mut records, &admin)
+            .await
+            .map(|done| done.point(pattern, offered)),
+    }
+}
+
+/// `POST /_mock/reset`: empty stores, journal and stream state, so each point starts alike.
+pub async fn reset(admin: &reqwest::Client, url: &str) -> Result<(), LoadError> {
+    let resp = admin
+        .post(format!("{url}/_mock/reset"))
+        .send()
+        .await
+        .map_err(|e| LoadError::Mock(format!("cannot reach the mock at {url}: {e}")))?;
+    if !resp.status().is_success() {
+        return Err(LoadError::Mock(format!(
+            "POST {url}/_mock/reset answered {}: is {url} a tecton-sim mock?",
+            resp.status()
+        )));
+    }
+    Ok(())
+}
+
+/// Waits until the stream source has processed every acknowledged record (or `settle`
+/// passes), then reads its freshness histogram: servable time minus produced time, kept by
+/// the mock per record.
+async fn stream_freshness(
+    admin: &reqwest::Client,
+    setup: &Setup,
+    acknowledged: u64,
+) -> Result<Option<FreshnessMs>, LoadError> {
+    let url = format!(
+        "{}/_mock/streams/{}/progress",
+        setup.url, setup.stream_source
+    );
+    let deadline = Instant::now() + setup.settle;
+    let mut last: Option<Value> = None;
+    loop {
+        let resp = admin
+            .get(&url)
+            .send()
+            .await
+            .map_err(|e| LoadError::Mock(format!("GET {url}: {e}")))?;
+        if !resp.status().is_success() {
+            return Err(LoadError::Mock(format!(
+                "GET {url} answered {}",
+                resp.status()
+            )));
+        }
+        let body: Value = resp
+            .json()
+            .await
+            .map_err(|e| LoadError::Mock(format!("GET {url}: {e}")))?;
+        let caught_up = processed(&body).is_some_and(|n| n >= acknowledged);
+        let stalled = last.as_ref() == Some(&body);
+        last = Some(body);
+        if caught_up
+            || (stalled && processed(last.as_ref().unwrap_or(&Value::Null)).is_none())
+            || Instant::now() >= deadline
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let fresh = last
+        .as_ref()
+        .and_then(|b| b.get("freshness_ms"))
+        .and_then(|f| serde_json::from_value::<FreshnessMs>(f.clone()).ok());
+    Ok(fresh)
+}
+
+/// Records the stream source has made servable, when its progress says.
+fn processed(progress: &Value) -> Option<u64> {
+    ["records_processed", "processed", "records_materialized"]
+        .iter()
+        .find_map(|k| progress.get(*k).and_then(Value::as_u64))
+}
