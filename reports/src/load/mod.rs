@@ -1,10 +1,40 @@
 //! Load-run results: the data contract between the load generator (which fills these types) and
 //! the renderers (HTML, Markdown, JSON). The JSON form of [`LoadReport`] is a published contract
 //! that external checks read; change it only with a `schema_version` bump.
+//!
+//! [`write_all`] writes the three report files of a run or sweep: `report.html` (one
+//! self-contained page with inline SVG plots), `report.md` (for a pull request) and
+//! `report.json` (this data plus the derived analysis, described by [`LOAD_REPORT_SCHEMA`]).
 
 use std::collections::BTreeMap;
+use std::io;
+use std::path::Path;
 
 use serde::{Deserialize, Serialize};
+
+mod compare;
+mod cost;
+mod format;
+mod html;
+mod json;
+mod markdown;
+mod recommend;
+mod schema;
+mod svg;
+mod threshold;
+
+pub use compare::{
+    compare, compare_with, Comparison, MetricDelta, PointDelta, Tolerance, UnmatchedPoint,
+};
+pub use cost::{costs, CostModel, CostParseError, PointCost, COST_KEYS};
+pub(crate) use format::{fmt_int, fmt_ms, fmt_pct, fmt_usd};
+pub use json::{parse_report, read_report, render_json, ReadError};
+pub use recommend::{recommend, Band, Choice, Criteria, Crossover, Recommendation};
+pub use schema::LOAD_REPORT_SCHEMA;
+pub use threshold::{
+    evaluate, evaluate_with, Metric, Observation, Op, Stat, Threshold, ThresholdError,
+    ThresholdResult, Unit,
+};
 
 /// Version of the JSON form of [`LoadReport`].
 pub const LOAD_SCHEMA_VERSION: u32 = 1;
@@ -111,4 +141,95 @@ pub struct LoadReport {
     pub started_at: String,
     /// One point per (pattern, rate), in the order they ran.
     pub points: Vec<RunPoint>,
+}
+
+impl RunPoint {
+    /// Failed requests, all causes (`None`) or one (`Some("429")`).
+    pub fn error_count(&self, cause: Option<&str>) -> u64 {
+        match cause {
+            None => self.errors.values().sum(),
+            Some(c) => self.errors.get(c).copied().unwrap_or(0),
+        }
+    }
+
+    /// Failed requests over requests (0 when no request was sent).
+    pub fn error_rate(&self, cause: Option<&str>) -> f64 {
+        ratio(self.error_count(cause) as f64, self.requests as f64)
+    }
+
+    /// Achieved rate over offered rate (0 when nothing was offered).
+    pub fn achieved_ratio(&self) -> f64 {
+        ratio(self.achieved_rate, self.offered_rate)
+    }
+
+    /// Late sends over requests (0 when no request was sent).
+    pub fn late_send_rate(&self) -> f64 {
+        ratio(self.late_sends as f64, self.requests as f64)
+    }
+
+    /// Records per request (the mean batch size); `None` without requests.
+    pub fn records_per_request(&self) -> Option<f64> {
+        (self.requests > 0).then(|| self.records_sent as f64 / self.requests as f64)
+    }
+}
+
+fn ratio(a: f64, b: f64) -> f64 {
+    if b > 0.0 {
+        a / b
+    } else {
+        0.0
+    }
+}
+
+/// The point of `report` with this pattern and offered rate.
+pub(crate) fn find_point(
+    report: &LoadReport,
+    pattern: Option<Pattern>,
+    offered_rate: f64,
+) -> Option<&RunPoint> {
+    report
+        .points
+        .iter()
+        .find(|p| p.pattern == pattern && recommend::same_rate(p.offered_rate, offered_rate))
+}
+
+/// What the reports show beside the measurements. [`Default`]: no thresholds, no comparison,
+/// the example cost model and the default criteria.
+#[derive(Debug, Clone, Default)]
+pub struct ReportOptions {
+    /// Threshold verdicts, from [`evaluate`] or [`evaluate_with`].
+    pub thresholds: Vec<ThresholdResult>,
+    /// The comparison with a stored run, from [`compare`].
+    pub comparison: Option<Comparison>,
+    /// Prices and capacities for the cost table and the cost crossover.
+    pub cost: CostModel,
+    /// When a pattern is said to hold a rate, for the recommendation.
+    pub criteria: Criteria,
+}
+
+impl ReportOptions {
+    /// Whether every threshold passed (true without thresholds). A CLI exits non-zero
+    /// otherwise.
+    pub fn thresholds_passed(&self) -> bool {
+        self.thresholds.iter().all(|t| t.passed)
+    }
+}
+
+/// Renders `report.md`.
+pub fn render_markdown(report: &LoadReport, opts: &ReportOptions) -> String {
+    markdown::render(report, opts)
+}
+
+/// Renders `report.html`: one self-contained page, no scripts, no network.
+pub fn render_html(report: &LoadReport, opts: &ReportOptions) -> String {
+    html::render(report, opts)
+}
+
+/// Writes `report.html`, `report.md` and `report.json` into `dir` (created when missing).
+pub fn write_all(dir: &Path, report: &LoadReport, opts: &ReportOptions) -> io::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    std::fs::write(dir.join("report.html"), render_html(report, opts))?;
+    std::fs::write(dir.join("report.md"), render_markdown(report, opts))?;
+    std::fs::write(dir.join("report.json"), render_json(report, opts))?;
+    Ok(())
 }

@@ -1,0 +1,90 @@
+//! `report.json`: the [`LoadReport`] as it is, plus an optional `analysis` object with what the
+//! other reports derive from it (costs, recommendation, thresholds, comparison). A reader that
+//! knows only [`LoadReport`] ignores `analysis`.
+
+use std::fmt;
+use std::path::Path;
+
+use serde::Serialize;
+
+use super::{
+    costs, recommend, Comparison, CostModel, LoadReport, PointCost, Recommendation, ReportOptions,
+    ThresholdResult, LOAD_SCHEMA_VERSION,
+};
+
+#[derive(Serialize)]
+struct JsonReport<'a> {
+    #[serde(flatten)]
+    report: &'a LoadReport,
+    analysis: Analysis<'a>,
+}
+
+#[derive(Serialize)]
+struct Analysis<'a> {
+    cost_model: &'a CostModel,
+    costs: Vec<PointCost>,
+    recommendation: Recommendation,
+    thresholds: &'a [ThresholdResult],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    comparison: Option<&'a Comparison>,
+}
+
+/// Renders `report.json`. Its `schema_version` is always [`LOAD_SCHEMA_VERSION`]: the file is
+/// written in this version's layout whatever the input says.
+pub fn render_json(report: &LoadReport, opts: &ReportOptions) -> String {
+    let mut report = report.clone();
+    report.schema_version = LOAD_SCHEMA_VERSION;
+    let out = JsonReport {
+        report: &report,
+        analysis: Analysis {
+            cost_model: &opts.cost,
+            costs: costs(&report, &opts.cost),
+            recommendation: recommend(&report, &opts.cost, &opts.criteria),
+            thresholds: &opts.thresholds,
+            comparison: opts.comparison.as_ref(),
+        },
+    };
+    // Plain structs of strings and numbers always serialize.
+    serde_json::to_string_pretty(&out).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
+}
+
+/// Why a stored report could not be read.
+#[derive(Debug)]
+pub enum ReadError {
+    /// The file could not be read.
+    Io(std::io::Error),
+    /// The file is not a load report.
+    Json(serde_json::Error),
+    /// The file is a load report of another schema version.
+    Version(u32),
+}
+
+impl fmt::Display for ReadError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ReadError::Io(e) => write!(f, "cannot read the report: {e}"),
+            ReadError::Json(e) => write!(f, "not a load report (report.json): {e}"),
+            ReadError::Version(v) => write!(
+                f,
+                "load report schema_version {v} is not supported (this tool reads {LOAD_SCHEMA_VERSION})"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for ReadError {}
+
+/// Reads a `report.json` (for `--compare OLD.json`), checking its schema version.
+pub fn read_report(path: &Path) -> Result<LoadReport, ReadError> {
+    let text = std::fs::read_to_string(path).map_err(ReadError::Io)?;
+    parse_report(&text)
+}
+
+/// Parses the text of a `report.json`.
+pub fn parse_report(text: &str) -> Result<LoadReport, ReadError> {
+    let report: LoadReport = serde_json::from_str(text).map_err(ReadError::Json)?;
+    if report.schema_version != LOAD_SCHEMA_VERSION {
+        return Err(ReadError::Version(report.schema_version));
+    }
+    Ok(report)
+}

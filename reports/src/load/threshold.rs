@@ -1,0 +1,600 @@
+//! Thresholds: k6-style pass/fail expressions over a load report, such as
+//! `push.freshness.p99<500ms` or `kafka.achieved_rate>=900`, that decide a run's exit code.
+//!
+//! Grammar (whitespace is ignored):
+//!
+//! ```text
+//! threshold := pattern "." metric [".change"] op value
+//! pattern   := push | kafka | sink
+//! metric    := latency.STAT | latency_uncorrected.STAT | freshness.FSTAT
+//!            | errors.rate | errors.count | errors.CAUSE.rate | errors.CAUSE.count
+//!            | achieved_rate | achieved_ratio | late_sends | late_sends.rate
+//! STAT      := p50 | p90 | p99 | p999 | max          FSTAT := p50 | p90 | p99 | max
+//! op        := < | <= | > | >= | ==
+//! ```
+//!
+//! A threshold holds when it holds at every point of its pattern; a point that cannot measure
+//! the metric (no freshness observed, no baseline point for `.change`) fails it, and so does a
+//! report without any point of the pattern.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+use super::{LoadReport, Pattern, RunPoint};
+
+/// A latency or freshness statistic.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Stat {
+    /// Median.
+    P50,
+    /// 90th percentile.
+    P90,
+    /// 99th percentile.
+    P99,
+    /// 99.9th percentile (latency only).
+    P999,
+    /// Largest value.
+    Max,
+}
+
+impl Stat {
+    /// The name used in expressions and reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            Stat::P50 => "p50",
+            Stat::P90 => "p90",
+            Stat::P99 => "p99",
+            Stat::P999 => "p999",
+            Stat::Max => "max",
+        }
+    }
+
+    fn parse(s: &str) -> Option<Stat> {
+        Some(match s {
+            "p50" => Stat::P50,
+            "p90" => Stat::P90,
+            "p99" => Stat::P99,
+            "p999" => Stat::P999,
+            "max" => Stat::Max,
+            _ => return None,
+        })
+    }
+}
+
+/// What a threshold (or a comparison) measures at one run point.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Metric {
+    /// Corrected latency (from each request's intended start), milliseconds.
+    Latency(Stat),
+    /// Uncorrected latency (from each request's actual start), milliseconds.
+    LatencyUncorrected(Stat),
+    /// Send-to-servable time, milliseconds. Never [`Stat::P999`].
+    Freshness(Stat),
+    /// Failed requests over requests (a fraction), all causes or one (`"429"`, `"timeout"`).
+    ErrorRate(Option<String>),
+    /// Failed requests, all causes or one.
+    ErrorCount(Option<String>),
+    /// Acknowledged records per second.
+    AchievedRate,
+    /// Achieved rate over offered rate (a fraction).
+    AchievedRatio,
+    /// Sends that started behind schedule.
+    LateSends,
+    /// Late sends over requests (a fraction).
+    LateSendRate,
+}
+
+/// The unit a metric's values are in; decides how a threshold's value is read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unit {
+    /// Milliseconds; values may carry `us`, `ms`, `s` or `m`.
+    Millis,
+    /// A fraction; values may carry `%`.
+    Fraction,
+    /// A plain count.
+    Count,
+    /// Records per second; values may carry `/s`.
+    PerSecond,
+}
+
+impl Metric {
+    /// The metric's name as written in expressions, e.g. `latency.p99` or `errors.429.rate`.
+    pub fn name(&self) -> String {
+        match self {
+            Metric::Latency(s) => format!("latency.{}", s.name()),
+            Metric::LatencyUncorrected(s) => format!("latency_uncorrected.{}", s.name()),
+            Metric::Freshness(s) => format!("freshness.{}", s.name()),
+            Metric::ErrorRate(None) => "errors.rate".into(),
+            Metric::ErrorRate(Some(c)) => format!("errors.{c}.rate"),
+            Metric::ErrorCount(None) => "errors.count".into(),
+            Metric::ErrorCount(Some(c)) => format!("errors.{c}.count"),
+            Metric::AchievedRate => "achieved_rate".into(),
+            Metric::AchievedRatio => "achieved_ratio".into(),
+            Metric::LateSends => "late_sends".into(),
+            Metric::LateSendRate => "late_sends.rate".into(),
+        }
+    }
+
+    /// The unit of the metric's values.
+    pub fn unit(&self) -> Unit {
+        match self {
+            Metric::Latency(_) | Metric::LatencyUncorrected(_) | Metric::Freshness(_) => {
+                Unit::Millis
+            }
+            Metric::ErrorRate(_) | Metric::AchievedRatio | Metric::LateSendRate => Unit::Fraction,
+            Metric::ErrorCount(_) | Metric::LateSends => Unit::Count,
+            Metric::AchievedRate => Unit::PerSecond,
+        }
+    }
+
+    /// Whether a larger value is better (rates achieved) or worse (latency, errors).
+    pub fn higher_is_better(&self) -> bool {
+        matches!(self, Metric::AchievedRate | Metric::AchievedRatio)
+    }
+
+    /// The metric's value at `point`; `None` when the point did not observe it.
+    pub fn value(&self, point: &RunPoint) -> Option<f64> {
+        let pick = |l: &super::LatencyMs, s: Stat| match s {
+            Stat::P50 => l.p50,
+            Stat::P90 => l.p90,
+            Stat::P99 => l.p99,
+            Stat::P999 => l.p999,
+            Stat::Max => l.max,
+        };
+        Some(match self {
+            Metric::Latency(s) => pick(&point.latency_ms, *s),
+            Metric::LatencyUncorrected(s) => pick(&point.latency_uncorrected_ms, *s),
+            Metric::Freshness(s) => {
+                let f = point.freshness_ms.as_ref()?;
+                match s {
+                    Stat::P50 => f.p50,
+                    Stat::P90 => f.p90,
+                    Stat::P99 => f.p99,
+                    Stat::Max => f.max,
+                    Stat::P999 => return None,
+                }
+            }
+            Metric::ErrorRate(cause) => point.error_rate(cause.as_deref()),
+            Metric::ErrorCount(cause) => point.error_count(cause.as_deref()) as f64,
+            Metric::AchievedRate => point.achieved_rate,
+            Metric::AchievedRatio => point.achieved_ratio(),
+            Metric::LateSends => point.late_sends as f64,
+            Metric::LateSendRate => point.late_send_rate(),
+        })
+    }
+
+    /// Formats a value of this metric for people (`812 ms`, `1.25%`, `4,980/s`).
+    pub fn format_value(&self, v: f64) -> String {
+        match self.unit() {
+            Unit::Millis => super::fmt_ms(v),
+            Unit::Fraction => super::fmt_pct(v),
+            Unit::Count => super::fmt_int(v),
+            Unit::PerSecond => format!("{}/s", super::fmt_int(v)),
+        }
+    }
+
+    fn parse(parts: &[&str]) -> Result<Metric, String> {
+        let stat = |kind: &str, s: &str| {
+            Stat::parse(s).ok_or_else(|| {
+                format!("unknown statistic `{s}` for {kind}; use p50, p90, p99, p999 or max")
+            })
+        };
+        match parts {
+            ["latency", s] => Ok(Metric::Latency(stat("latency", s)?)),
+            ["latency_uncorrected", s] => Ok(Metric::LatencyUncorrected(stat("latency", s)?)),
+            ["freshness", "p999"] => {
+                Err("freshness has no p999; use p50, p90, p99 or max".to_string())
+            }
+            ["freshness", s] => Ok(Metric::Freshness(stat("freshness", s)?)),
+            ["errors", "rate"] => Ok(Metric::ErrorRate(None)),
+            ["errors", "count"] => Ok(Metric::ErrorCount(None)),
+            ["errors", cause, "rate"] => Ok(Metric::ErrorRate(Some((*cause).to_string()))),
+            ["errors", cause, "count"] => Ok(Metric::ErrorCount(Some((*cause).to_string()))),
+            ["achieved_rate"] => Ok(Metric::AchievedRate),
+            ["achieved_ratio"] => Ok(Metric::AchievedRatio),
+            ["late_sends"] | ["late_sends", "count"] => Ok(Metric::LateSends),
+            ["late_sends", "rate"] => Ok(Metric::LateSendRate),
+            _ => Err(format!(
+                "unknown metric `{}`; use latency.STAT, latency_uncorrected.STAT, freshness.STAT, \
+                 errors.rate, errors.count, errors.CAUSE.rate, errors.CAUSE.count, achieved_rate, \
+                 achieved_ratio, late_sends or late_sends.rate",
+                parts.join(".")
+            )),
+        }
+    }
+}
+
+/// A comparison operator.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Op {
+    /// `<`
+    Lt,
+    /// `<=`
+    Le,
+    /// `>`
+    Gt,
+    /// `>=`
+    Ge,
+    /// `==`
+    Eq,
+}
+
+impl Op {
+    /// The operator as written.
+    pub fn symbol(self) -> &'static str {
+        match self {
+            Op::Lt => "<",
+            Op::Le => "<=",
+            Op::Gt => ">",
+            Op::Ge => ">=",
+            Op::Eq => "==",
+        }
+    }
+
+    /// Whether `value op limit` holds.
+    pub fn holds(self, value: f64, limit: f64) -> bool {
+        match self {
+            Op::Lt => value < limit,
+            Op::Le => value <= limit,
+            Op::Gt => value > limit,
+            Op::Ge => value >= limit,
+            Op::Eq => (value - limit).abs() <= f64::EPSILON * limit.abs().max(1.0),
+        }
+    }
+}
+
+/// A parsed threshold expression.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Threshold {
+    /// The pattern whose points it applies to.
+    pub pattern: Pattern,
+    /// What it measures.
+    pub metric: Metric,
+    /// `true` for `….change`: the relative change against the baseline run's same point,
+    /// `(new - old) / old`, instead of the value itself.
+    pub change: bool,
+    /// The comparison.
+    pub op: Op,
+    /// The limit, in the metric's unit (milliseconds, a fraction, a count, records/s), or a
+    /// fraction for `.change`.
+    pub limit: f64,
+}
+
+/// Why a threshold expression could not be parsed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ThresholdError {
+    /// The expression as given.
+    pub expression: String,
+    /// What is wrong with it.
+    pub reason: String,
+}
+
+impl fmt::Display for ThresholdError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "bad threshold `{}`: {}", self.expression, self.reason)
+    }
+}
+
+impl std::error::Error for ThresholdError {}
+
+impl FromStr for Threshold {
+    type Err = ThresholdError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let err = |reason: String| ThresholdError {
+            expression: s.to_string(),
+            reason,
+        };
+        let compact: String = s.chars().filter(|c| !c.is_whitespace()).collect();
+        let at = compact.find(['<', '>', '=']).ok_or_else(|| {
+            err("no comparison; write e.g. `push.freshness.p99<500ms`".to_string())
+        })?;
+        let (lhs, rest) = compact.split_at(at);
+        let (op, value) = if let Some(v) = rest.strip_prefix("<=") {
+            (Op::Le, v)
+        } else if let Some(v) = rest.strip_prefix(">=") {
+            (Op::Ge, v)
+        } else if let Some(v) = rest.strip_prefix("==") {
+            (Op::Eq, v)
+        } else if let Some(v) = rest.strip_prefix('<') {
+            (Op::Lt, v)
+        } else if let Some(v) = rest.strip_prefix('>') {
+            (Op::Gt, v)
+        } else {
+            return Err(err("use one of <, <=, >, >=, ==".to_string()));
+        };
+        let mut parts: Vec<&str> = lhs.split('.').collect();
+        let pattern = match parts.first().copied() {
+            Some("push") => Pattern::Push,
+            Some("kafka") => Pattern::Kafka,
+            Some("sink") => Pattern::Sink,
+            Some(other) => {
+                return Err(err(format!(
+                    "unknown pattern `{other}`; use push, kafka or sink"
+                )))
+            }
+            None => return Err(err("missing pattern".to_string())),
+        };
+        parts.remove(0);
+        let change = parts.last() == Some(&"change");
+        if change {
+            parts.pop();
+        }
+        let metric = Metric::parse(&parts).map_err(err)?;
+        let unit = if change {
+            Unit::Fraction
+        } else {
+            metric.unit()
+        };
+        let limit = parse_value(value, unit).map_err(err)?;
+        Ok(Threshold {
+            pattern,
+            metric,
+            change,
+            op,
+            limit,
+        })
+    }
+}
+
+/// Reads a limit in `unit`: `500ms`, `2s`, `1%`, `0.01`, `900`, `900/s`.
+fn parse_value(v: &str, unit: Unit) -> Result<f64, String> {
+    if v.is_empty() {
+        return Err("missing value after the operator".to_string());
+    }
+    let split = v
+        .find(|c: char| !(c.is_ascii_digit() || c == '.' || c == '-' || c == '+' || c == 'e'))
+        .unwrap_or(v.len());
+    let (num, suffix) = v.split_at(split);
+    let n: f64 = num
+        .parse()
+        .map_err(|_| format!("`{v}` is not a number with an optional unit"))?;
+    if !n.is_finite() {
+        return Err(format!("`{v}` is not a finite number"));
+    }
+    let factor = match (unit, suffix) {
+        (Unit::Millis, "" | "ms") => 1.0,
+        (Unit::Millis, "us" | "µs") => 0.001,
+        (Unit::Millis, "s") => 1000.0,
+        (Unit::Millis, "m") => 60_000.0,
+        (Unit::Fraction, "") => 1.0,
+        (Unit::Fraction, "%") => 0.01,
+        (Unit::Count, "") => 1.0,
+        (Unit::PerSecond, "" | "/s") => 1.0,
+        (Unit::Millis, s) => {
+            return Err(format!("unknown duration unit `{s}`; use us, ms, s or m"))
+        }
+        (Unit::Fraction, s) => {
+            return Err(format!(
+                "unknown unit `{s}` for a rate; write a percentage (`1%`) or a fraction (`0.01`)"
+            ))
+        }
+        (Unit::Count, s) => return Err(format!("a count takes no unit, found `{s}`")),
+        (Unit::PerSecond, s) => {
+            return Err(format!(
+                "unknown unit `{s}` for records per second; use `/s` or none"
+            ))
+        }
+    };
+    Ok(n * factor)
+}
+
+impl fmt::Display for Threshold {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let unit = if self.change {
+            Unit::Fraction
+        } else {
+            self.metric.unit()
+        };
+        let value = match unit {
+            Unit::Millis => format!("{}ms", trim_float(self.limit)),
+            Unit::Fraction => format!("{}%", trim_float(self.limit * 100.0)),
+            Unit::Count | Unit::PerSecond => trim_float(self.limit),
+        };
+        write!(
+            f,
+            "{}.{}{}{}{}",
+            pattern_name(self.pattern),
+            self.metric.name(),
+            if self.change { ".change" } else { "" },
+            self.op.symbol(),
+            value
+        )
+    }
+}
+
+/// A number without trailing zeros: `500`, `0.5`, `1.25`.
+fn trim_float(v: f64) -> String {
+    let s = format!("{:.6}", v);
+    let s = s.trim_end_matches('0').trim_end_matches('.');
+    if s == "-0" {
+        "0".to_string()
+    } else {
+        s.to_string()
+    }
+}
+
+pub(super) fn pattern_name(p: Pattern) -> &'static str {
+    match p {
+        Pattern::Push => "push",
+        Pattern::Kafka => "kafka",
+        Pattern::Sink => "sink",
+    }
+}
+
+impl Serialize for Threshold {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for Threshold {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// One run point's part in a threshold's verdict.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Observation {
+    /// The point's offered rate, records per second.
+    pub offered_rate: f64,
+    /// The measured value (the relative change for `.change`); `None` when not observed.
+    pub value: Option<f64>,
+    /// Whether the threshold holds at this point.
+    pub passed: bool,
+}
+
+/// A threshold and its verdict on a report.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ThresholdResult {
+    /// The threshold, in canonical form.
+    pub threshold: Threshold,
+    /// Whether it held at every point of its pattern (and there was at least one).
+    pub passed: bool,
+    /// One entry per point of the pattern, in the report's order.
+    pub observations: Vec<Observation>,
+    /// One sentence for people: the worst point, or why nothing could be measured.
+    pub detail: String,
+}
+
+/// Evaluates `thresholds` on `report`. `.change` thresholds fail (no baseline); use
+/// [`evaluate_with`] to give them one.
+pub fn evaluate(report: &LoadReport, thresholds: &[Threshold]) -> Vec<ThresholdResult> {
+    evaluate_with(report, thresholds, None)
+}
+
+/// Evaluates `thresholds` on `report`, reading `.change` thresholds against `baseline`'s point
+/// of the same pattern and offered rate.
+pub fn evaluate_with(
+    report: &LoadReport,
+    thresholds: &[Threshold],
+    baseline: Option<&LoadReport>,
+) -> Vec<ThresholdResult> {
+    thresholds
+        .iter()
+        .map(|t| evaluate_one(report, t, baseline))
+        .collect()
+}
+
+fn evaluate_one(
+    report: &LoadReport,
+    t: &Threshold,
+    baseline: Option<&LoadReport>,
+) -> ThresholdResult {
+    let points: Vec<&RunPoint> = report
+        .points
+        .iter()
+        .filter(|p| p.pattern == Some(t.pattern))
+        .collect();
+    let name = pattern_name(t.pattern);
+    if points.is_empty() {
+        return ThresholdResult {
+            threshold: t.clone(),
+            passed: false,
+            observations: Vec::new(),
+            detail: format!("no {name} point in this report"),
+        };
+    }
+    if t.change && baseline.is_none() {
+        return ThresholdResult {
+            threshold: t.clone(),
+            passed: false,
+            observations: Vec::new(),
+            detail: "a `.change` threshold needs a baseline run (--compare OLD.json)".into(),
+        };
+    }
+    let observations: Vec<Observation> = points
+        .iter()
+        .map(|p| {
+            let value = if t.change {
+                baseline
+                    .and_then(|b| super::find_point(b, p.pattern, p.offered_rate))
+                    .and_then(|old| relative_change(t.metric.value(old)?, t.metric.value(p)?))
+            } else {
+                t.metric.value(p)
+            };
+            Observation {
+                offered_rate: p.offered_rate,
+                value,
+                passed: value.is_some_and(|v| t.op.holds(v, t.limit)),
+            }
+        })
+        .collect();
+    let passed = observations.iter().all(|o| o.passed);
+    let fmt = |v: f64| {
+        if t.change {
+            format!("{:+.1}%", v * 100.0)
+        } else {
+            t.metric.format_value(v)
+        }
+    };
+    let detail = if let Some(o) = observations.iter().find(|o| o.value.is_none()) {
+        format!(
+            "{} not measured at {}/s{}",
+            t.metric.name(),
+            super::fmt_int(o.offered_rate),
+            if t.change {
+                " (no value at this point in one of the runs)"
+            } else {
+                ""
+            }
+        )
+    } else {
+        // The worst observation: the one furthest on the wrong side of the limit.
+        let worse = |a: f64, b: f64| match t.op {
+            Op::Lt | Op::Le => a > b,
+            Op::Gt | Op::Ge => a < b,
+            Op::Eq => (a - t.limit).abs() > (b - t.limit).abs(),
+        };
+        let mut worst = &observations[0];
+        for o in &observations[1..] {
+            if let (Some(a), Some(b)) = (o.value, worst.value) {
+                if worse(a, b) {
+                    worst = o;
+                }
+            }
+        }
+        let v = worst.value.unwrap_or_default();
+        let failing = observations.iter().filter(|o| !o.passed).count();
+        if passed {
+            format!(
+                "worst {} at {}/s across {} point(s)",
+                fmt(v),
+                super::fmt_int(worst.offered_rate),
+                observations.len()
+            )
+        } else {
+            format!(
+                "{} at {}/s; fails at {} of {} point(s)",
+                fmt(v),
+                super::fmt_int(worst.offered_rate),
+                failing,
+                observations.len()
+            )
+        }
+    };
+    ThresholdResult {
+        threshold: t.clone(),
+        passed,
+        observations,
+        detail,
+    }
+}
+
+/// `(new - old) / old`; a change from zero is 0 when both are zero and unbounded otherwise.
+pub(super) fn relative_change(old: f64, new: f64) -> Option<f64> {
+    if old == 0.0 {
+        Some(if new == 0.0 {
+            0.0
+        } else {
+            f64::INFINITY * new.signum()
+        })
+    } else {
+        Some((new - old) / old.abs())
+    }
+}
