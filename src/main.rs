@@ -28,6 +28,9 @@ enum Command {
     Consistency(cli::features::ConsistencyArgs),
     /// Run the conformance scenarios against a sink; exits 1 when a check fails.
     Conformance(cli::conformance::ConformanceArgs),
+    /// Open-loop load through the push, Kafka or sink pattern; writes HTML, Markdown and JSON.
+    #[command(subcommand)]
+    Load(cli::load::LoadCommand),
 }
 
 fn main() -> ExitCode {
@@ -38,6 +41,7 @@ fn main() -> ExitCode {
         Command::Offline(args) => cli::features::run_offline(args),
         Command::Consistency(args) => cli::features::run_consistency(args),
         Command::Conformance(args) => cli::conformance::run(args),
+        Command::Load(cmd) => cli::load::run(cmd),
     };
     match result {
         Ok(code) => code,
