@@ -32,6 +32,7 @@ pub fn routes() -> Router<Arc<MockState>> {
         .route("/faults", get(faults).post(set_faults).delete(clear_faults))
         .route("/offline/features", post(offline_features))
         .route("/consistency", post(consistency))
+        .merge(crate::stream::http::routes())
 }
 
 fn bad_request(message: impl Into<String>) -> Response {
@@ -231,6 +232,8 @@ async fn set_clock(State(s): AppState, body: axum::body::Bytes) -> Response {
             Err(e) => return bad_request(e.to_string()),
         }
     }
+    // On the virtual clock, time reaches the micro-batch engine here.
+    s.run_streams();
     Json(clock_json(&s)).into_response()
 }
 

@@ -25,6 +25,8 @@ pub struct Config {
     pub virtual_start: Option<i64>,
     /// Fault rules installed at start.
     pub faults: FaultSet,
+    /// The micro-batch engine of stream sources.
+    pub stream: crate::stream::StreamConfig,
 }
 
 impl Default for Config {
@@ -45,6 +47,7 @@ impl Config {
             journal_body_bytes: decisions::JOURNAL_BODY_BYTES,
             virtual_start: None,
             faults: FaultSet::default(),
+            stream: crate::stream::StreamConfig::default(),
         }
     }
 
@@ -75,6 +78,12 @@ impl Config {
     /// Installs fault rules at start.
     pub fn faults(mut self, faults: FaultSet) -> Self {
         self.faults = faults;
+        self
+    }
+
+    /// Sets the micro-batch engine's configuration.
+    pub fn stream(mut self, stream: crate::stream::StreamConfig) -> Self {
+        self.stream = stream;
         self
     }
 

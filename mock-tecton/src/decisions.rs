@@ -105,3 +105,43 @@ pub mod error_type {
     /// 5xx: internal error (only ever produced by an injected fault).
     pub const INTERNAL: &str = "InternalError";
 }
+
+/// Partitions of each in-memory topic (the producer may name any partition; a real broker's
+/// topic brings its own count). Four lets per-partition order show without a large fan-out.
+pub const DEFAULT_TOPIC_PARTITIONS: u32 = 4;
+
+/// Per-event entries (materialized or dropped records) kept in each stream's journal.
+pub const DEFAULT_STREAM_JOURNAL_EVENTS: usize = 10_000;
+
+/// Trigger of a CONTINUOUS view's stream job: `Trigger.ProcessingTime("0 seconds")`, a new
+/// micro-batch as soon as the previous one completes and new data exists (Tecton's stream job).
+pub const CONTINUOUS_TRIGGER: i64 = 0;
+
+/// Trigger of every other stream job (TIME_INTERVAL and attribute views): 30 s (Tecton's stream
+/// job). Attribute views have no processing mode; Tecton defaults non-push stream views to
+/// TIME_INTERVAL, so they get its trigger.
+pub const TIME_INTERVAL_TRIGGER: i64 = 30 * crate::duration::SECOND;
+
+/// Stream deduplication. Tecton calls `dropDuplicates(deduplication_columns)` before it adds
+/// the watermark, yet documents duplicates as dropped "within the watermark delay". The mock
+/// holds each key with the event time of its first row and lets it go once that time is at or
+/// before the watermark (state stays bounded); deduplication itself drops no row as late.
+/// Without a watermark (threshold 0) keys are held for the life of the stream.
+pub const STREAM_DEDUP_EVICTED_BY_WATERMARK: bool = true;
+
+/// What a stream writes to the offline store. Tecton's offline store is written from the stream
+/// source's batch source, "an accurate historical record of the stream": every record, including
+/// those the stream job dropped as late or duplicate. The mock appends every record that matches
+/// the schema once, when the first query reads it; records that do not match are not stored.
+pub const STREAM_OFFLINE_KEEPS_DROPPED_ROWS: bool = true;
+
+/// No-data micro-batches. Spark runs an extra micro-batch without new data when the watermark
+/// moved and state could be evicted (`spark.sql.streaming.noDataMicroBatches.enabled`). The mock
+/// follows Tecton's description of the trigger instead: no micro-batch without new data. Eviction
+/// and the late cut-off then advance with the next data micro-batch; `stream replay` can declare
+/// an empty micro-batch explicitly.
+pub const STREAM_NO_DATA_BATCHES: bool = false;
+
+/// Trigger precedence: a stream source's `trigger_interval` in the repository, else `serve
+/// --trigger-interval`, else Tecton's defaults ([`CONTINUOUS_TRIGGER`], [`TIME_INTERVAL_TRIGGER`]).
+pub const STREAM_TRIGGER_SOURCE_FIRST: bool = true;

@@ -19,7 +19,8 @@
 //! Modules are named after Tecton's domain: [`repo`] (feature repository), [`schema`] (types,
 //! timestamps, record validation), [`ingest`] (Stream Ingest API), [`store`] (online and
 //! offline stores), [`engine`] (aggregations), [`clock`], [`journal`], [`admin`] (the
-//! `/_mock/` API). [`decisions`] holds every choice made where Tecton's behaviour is unknown.
+//! `/_mock/` API), [`stream`] (topics and the micro-batch engine of the Kafka + Spark pattern).
+//! [`decisions`] holds every choice made where Tecton's behaviour is unknown.
 
 pub mod admin;
 pub mod clock;
@@ -39,6 +40,7 @@ mod server;
 pub mod serving;
 pub mod state;
 pub mod store;
+pub mod stream;
 
 pub use config::Config;
 pub use repo::Repository;

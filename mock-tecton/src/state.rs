@@ -33,20 +33,25 @@ pub struct MockState {
     pub max_body_bytes: usize,
     /// Installed fault rules.
     pub faults: FaultEngine,
+    /// Topics and micro-batch queries of the stream sources.
+    pub streams: crate::stream::Streams,
 }
 
 impl MockState {
     /// Builds the state for a configuration.
     pub fn new(config: &Config) -> Self {
         let repo = config.repository.clone();
+        let clock = config
+            .virtual_start
+            .map_or_else(Clock::wall, Clock::virtual_at);
         MockState {
             plan: IngestPlan::new(&repo),
-            clock: config
-                .virtual_start
-                .map_or_else(Clock::wall, Clock::virtual_at),
+            streams: crate::stream::Streams::new(&repo, config.stream.clone(), clock.now()),
+            clock,
             journal: Journal::new(config.journal_capacity, config.journal_body_bytes),
             online: OnlineStore::new(&repo),
-            offline: OfflineLog::new(repo.push_sources.len()),
+            // Stream sources follow the push sources in the offline log.
+            offline: OfflineLog::new(repo.push_sources.len() + repo.stream_sources.len()),
             record_seq: AtomicU64::new(0),
             records_per_source: config.records_per_source,
             max_body_bytes: config.max_body_bytes,
@@ -107,6 +112,7 @@ impl MockState {
         self.online.clear();
         self.offline.clear();
         self.journal.clear();
+        self.streams.reset(&self.repo, self.clock.now());
         self.record_seq
             .store(0, std::sync::atomic::Ordering::Relaxed);
     }

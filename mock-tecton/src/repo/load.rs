@@ -146,6 +146,7 @@ struct RawSource {
     watermark_delay_threshold: Option<S<String>>,
     #[serde(default)]
     deduplication_columns: Vec<S<String>>,
+    trigger_interval: Option<S<String>>,
 }
 
 #[derive(Deserialize)]
@@ -512,6 +513,10 @@ fn push_sources(raw: &RawRepo, d: &mut Diag<'_>) -> Vec<PushSource> {
                 s.deduplication_columns.first().map(|t| t.span()),
                 "deduplication_columns",
             ),
+            (
+                s.trigger_interval.as_ref().map(|t| t.span()),
+                "trigger_interval",
+            ),
         ] {
             if let Some(span) = present {
                 d.at(
@@ -628,7 +633,18 @@ fn stream_sources(raw: &RawRepo, push: &[PushSource], d: &mut Diag<'_>) -> Vec<S
                 String::new()
             }
         };
+        let trigger_interval = match &s.trigger_interval {
+            Some(t) => match duration::parse(t.get_ref()) {
+                Ok(v) => Some(v),
+                Err(e) => {
+                    d.at(t.span(), format!("{path}.trigger_interval"), e.to_string());
+                    None
+                }
+            },
+            None => None,
+        };
         out.push(StreamSource {
+            trigger_interval,
             name: s.name.get_ref().clone(),
             topic,
             schema: sch,

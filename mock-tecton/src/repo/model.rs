@@ -157,6 +157,8 @@ pub struct StreamSource {
     pub watermark_delay_threshold: i64,
     /// Columns that identify duplicates, if any.
     pub deduplication_columns: Vec<String>,
+    /// The micro-batch trigger interval of its stream jobs (ns), replacing the defaults.
+    pub trigger_interval: Option<i64>,
 }
 
 /// How a stream feature view turns events into aggregates.

@@ -53,6 +53,7 @@ impl MockTecton {
         let state = Arc::new(MockState::new(&config));
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(conn::serve(listener, router(state.clone()), stopped));
+        tokio::spawn(crate::stream::drive(Arc::downgrade(&state)));
         tracing::info!(%addr, "mock Tecton listening");
         Ok(MockTecton {
             addr,
@@ -89,6 +90,44 @@ impl MockTecton {
             .source_index(push_source)
             .map(|i| self.state.offline.rows(i))
             .unwrap_or_default()
+    }
+
+    /// Produces JSON records to an in-memory topic (partition by join-key hash, produced now);
+    /// returns each record's partition and offset in input order. See [`MockState::produce`].
+    pub fn produce(
+        &self,
+        topic: &str,
+        records: &[serde_json::Value],
+    ) -> Result<Vec<crate::stream::Offset>, crate::stream::StreamError> {
+        self.state.produce(topic, records, None, None)
+    }
+
+    /// Appends one record's value bytes to a topic partition, as a Kafka consumer does for each
+    /// record it polls. See [`MockState::append`].
+    pub fn append(
+        &self,
+        topic: &str,
+        partition: u32,
+        payload: bytes::Bytes,
+        produced_at_ns: i64,
+        broker_offset: Option<u64>,
+    ) -> Result<u64, crate::stream::StreamError> {
+        self.state
+            .append(topic, partition, payload, produced_at_ns, broker_offset)
+    }
+
+    /// Moves the virtual clock forward by `ns` (a wall clock becomes virtual) and runs the
+    /// micro-batches that became due.
+    pub fn advance_clock(&self, ns: i64) -> i64 {
+        let now = self.state.clock.advance(ns);
+        self.state.run_streams();
+        now
+    }
+
+    /// Sets the virtual clock to `ns` and runs the micro-batches that became due.
+    pub fn set_clock(&self, ns: i64) {
+        self.state.clock.set(ns);
+        self.state.run_streams();
     }
 
     /// Replaces the fault rules (counters and scripts start over).

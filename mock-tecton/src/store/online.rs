@@ -73,6 +73,26 @@ impl OnlineStore {
         }
     }
 
+    /// Adds an event to an aggregate view with an explicit rule for a stored event with the same
+    /// entity and timestamp (a stream's TIME_INTERVAL tiles keep both; CONTINUOUS rows replace).
+    pub fn put_event_with(
+        &self,
+        view: usize,
+        key: EntityKey,
+        ts: i64,
+        seq: u64,
+        values: Vec<Value>,
+        same_ts: SameTimestamp,
+    ) {
+        let Some(spec) = self.spec(view) else { return };
+        let mut entry = self.views[view]
+            .entry(key)
+            .or_insert_with(|| OnlineEntry::Aggregates(Series::new(spec)));
+        if let OnlineEntry::Aggregates(series) = entry.value_mut() {
+            series.insert(spec, ts, seq, values, same_ts);
+        }
+    }
+
     /// Evaluates one entity's aggregate features at `t` without copying its events: one value
     /// per aggregation in declaration order, or `None` when the entity has no events.
     pub fn evaluate(&self, view: usize, key: &EntityKey, t: i64) -> Option<Vec<Value>> {

@@ -1,0 +1,682 @@
+//! One feature view's streaming query over one stream source: what a micro-batch does with its
+//! rows, independent of where they come from (a topic, or a replay file) and where the results go.
+//!
+//! The plan Tecton builds per stream feature view, in order:
+//! 1. decode each record against the source schema; a mismatch is dropped as `invalid`;
+//! 2. `dropDuplicates(deduplication_columns)` (before the watermark, as Tecton does): a record whose
+//!    columns equal a held one is dropped as `duplicate`; held keys are let go once their event
+//!    time is at or before the watermark, so this state stays bounded;
+//! 3. `withWatermark` (if the threshold is not 0): every remaining row updates the max event time;
+//! 4. TIME_INTERVAL: `groupBy(window(ts, I), keys)` in update mode. A row whose tile ends at or
+//!    before the late cut-off is dropped as `late`; every other row updates its (entity, tile)
+//!    partials, each changed group is written once with its running total, then groups whose tile
+//!    ends at or before the current watermark are evicted.
+//!    CONTINUOUS and attribute views have no stateful operator: every row is written, none is late.
+
+use std::collections::{BTreeMap, HashMap};
+
+use crate::engine::{AggregateFunction, Partial};
+use crate::repo::{FeatureView, Repository, StreamProcessingMode, StreamSource, ViewKind};
+use crate::schema::{DataType, Value};
+use crate::store::EntityKey;
+
+use super::topic::Decoded;
+use super::watermark::{SparkVersion, Watermark};
+
+/// Why a micro-batch dropped a record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DropReason {
+    /// Its tile ended at or before the late cut-off (TIME_INTERVAL views only).
+    Late,
+    /// Its deduplication columns equal those of a record still held.
+    Duplicate,
+    /// It does not match the source schema.
+    Invalid,
+}
+
+impl DropReason {
+    /// The reason's name as written in progress and replay output.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DropReason::Late => "late",
+            DropReason::Duplicate => "duplicate",
+            DropReason::Invalid => "invalid",
+        }
+    }
+}
+
+/// One partial-aggregate column of a TIME_INTERVAL view: a distinct (column, function) pair.
+#[derive(Debug, Clone)]
+pub struct PartialColumn {
+    /// `<column>_<function>`, e.g. `amt_sum`.
+    pub name: String,
+    /// The function.
+    pub function: AggregateFunction,
+    /// The input column's position in [`QuerySpec::value_columns`].
+    pub input: usize,
+    /// The input column's type.
+    pub input_type: DataType,
+}
+
+/// How a view's query writes.
+#[derive(Debug, Clone)]
+pub enum QueryKind {
+    /// Tiles of `interval` ns, written as running partials.
+    TimeInterval {
+        /// The aggregation interval (ns).
+        interval: i64,
+        /// The partial columns.
+        partials: Vec<PartialColumn>,
+    },
+    /// Every event written (aggregates computed at request time).
+    Continuous,
+    /// Every event written (latest values).
+    Attributes,
+}
+
+/// What one feature view's query over one stream source needs, resolved once.
+#[derive(Debug, Clone)]
+pub struct QuerySpec {
+    /// The feature view's index in the repository.
+    pub view: usize,
+    /// Its name.
+    pub view_name: String,
+    /// TIME_INTERVAL, CONTINUOUS or attributes.
+    pub kind: QueryKind,
+    /// Source columns of the join keys, in order.
+    pub key_columns: Vec<usize>,
+    /// Join-key names, in order.
+    pub key_names: Vec<String>,
+    /// Source columns the view stores per event ([`FeatureView::input_columns`]).
+    pub value_columns: Vec<usize>,
+    /// Source columns of `deduplication_columns`.
+    pub dedup_columns: Vec<usize>,
+    /// The watermark delay (ns, 0 for none).
+    pub watermark_delay: i64,
+}
+
+impl QuerySpec {
+    /// The query of `view` over `source`.
+    pub fn new(view_index: usize, view: &FeatureView, source: &StreamSource) -> Self {
+        let col = |name: &str| source.schema.index_of(name);
+        let inputs = view.input_columns();
+        let kind = match &view.kind {
+            ViewKind::Attributes { .. } => QueryKind::Attributes,
+            ViewKind::Aggregates {
+                mode: StreamProcessingMode::Continuous,
+                ..
+            } => QueryKind::Continuous,
+            ViewKind::Aggregates {
+                mode: StreamProcessingMode::TimeInterval,
+                aggregation_interval,
+                features,
+            } => {
+                let mut partials: Vec<PartialColumn> = Vec::new();
+                for f in features {
+                    let name = format!("{}_{}", f.column, f.function.name_fragment());
+                    if partials.iter().any(|p| p.name == name) {
+                        continue;
+                    }
+                    partials.push(PartialColumn {
+                        name,
+                        function: f.function,
+                        input: inputs.iter().position(|c| *c == f.column).unwrap_or(0),
+                        input_type: f.input_type.clone(),
+                    });
+                }
+                QueryKind::TimeInterval {
+                    interval: aggregation_interval
+                        .unwrap_or(crate::duration::MINUTE)
+                        .max(1),
+                    partials,
+                }
+            }
+        };
+        QuerySpec {
+            view: view_index,
+            view_name: view.name.clone(),
+            kind,
+            key_columns: view.join_keys.iter().filter_map(|(k, _)| col(k)).collect(),
+            key_names: view.join_keys.iter().map(|(k, _)| k.clone()).collect(),
+            value_columns: inputs.into_iter().filter_map(col).collect(),
+            dedup_columns: source
+                .deduplication_columns
+                .iter()
+                .filter_map(|c| col(c))
+                .collect(),
+            watermark_delay: source.watermark_delay_threshold,
+        }
+    }
+
+    /// Every query of a stream source, one per feature view reading it, in repository order.
+    pub fn of_source(repo: &Repository, source: usize) -> Vec<QuerySpec> {
+        let s = &repo.stream_sources[source];
+        repo.views_of_source(&s.name)
+            .into_iter()
+            .map(|v| QuerySpec::new(v, &repo.feature_views[v], s))
+            .collect()
+    }
+
+    /// Whether the query keeps aggregation state (a TIME_INTERVAL view).
+    pub fn is_time_interval(&self) -> bool {
+        matches!(self.kind, QueryKind::TimeInterval { .. })
+    }
+}
+
+/// One (entity, tile) row written by a TIME_INTERVAL micro-batch, with its running total.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TileWrite {
+    /// The entity.
+    pub key: EntityKey,
+    /// Tile start (ns).
+    pub tile_start: i64,
+    /// Tile end (ns, exclusive).
+    pub tile_end: i64,
+    /// Finalized partials, in [`QueryKind::TimeInterval`] `partials` order.
+    pub partials: Vec<Value>,
+}
+
+/// Counters of one stateful operator in one micro-batch (Spark's `stateOperators[]`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OperatorStats {
+    /// Keys held after the micro-batch.
+    pub num_rows_total: u64,
+    /// Keys written in the micro-batch.
+    pub num_rows_updated: u64,
+    /// Keys evicted by the watermark.
+    pub num_rows_removed: u64,
+    /// Input rows dropped for lateness.
+    pub num_rows_dropped_by_watermark: u64,
+}
+
+/// What one micro-batch did.
+#[derive(Debug, Clone, Default)]
+pub struct BatchOutcome {
+    /// The watermark in force for the micro-batch (`None` without a watermark).
+    pub watermark: Option<i64>,
+    /// The watermark for the next micro-batch.
+    pub watermark_after: Option<i64>,
+    /// Rows read.
+    pub num_input_rows: usize,
+    /// Dropped rows: input index, reason, detail.
+    pub dropped: Vec<(usize, DropReason, String)>,
+    /// Input indices of the rows the view materializes (valid, not duplicate, not late).
+    pub accepted: Vec<usize>,
+    /// TIME_INTERVAL rows written, sorted by entity then tile.
+    pub tile_writes: Vec<TileWrite>,
+    /// Event-time min, max and mean (ns) over the rows that reached the watermark operator.
+    pub event_time: Option<(i64, i64, i64)>,
+    /// The aggregation state store (TIME_INTERVAL views).
+    pub aggregation: Option<OperatorStats>,
+    /// The deduplication state store (sources with `deduplication_columns`).
+    pub dedup: Option<OperatorStats>,
+}
+
+/// One streaming query's state between micro-batches.
+#[derive(Debug, Clone)]
+pub struct Query {
+    /// What the query computes.
+    pub spec: QuerySpec,
+    /// The watermark.
+    pub watermark: Watermark,
+    /// Held deduplication keys with the event time of their first row.
+    dedup: HashMap<String, i64>,
+    /// TIME_INTERVAL state: partials per (entity, tile start).
+    tiles: HashMap<(EntityKey, i64), Vec<Partial>>,
+    /// Micro-batches run so far (the next batch id).
+    pub batches: u64,
+    /// Rows read so far: orders ties between equal event times across micro-batches.
+    rows_read: u64,
+}
+
+impl Query {
+    /// A query with no state, watermark 0.
+    pub fn new(spec: QuerySpec) -> Self {
+        Query {
+            watermark: Watermark::new(spec.watermark_delay),
+            spec,
+            dedup: HashMap::new(),
+            tiles: HashMap::new(),
+            batches: 0,
+            rows_read: 0,
+        }
+    }
+
+    /// Keys held in state (aggregation groups plus deduplication keys).
+    pub fn state_rows(&self) -> usize {
+        self.tiles.len() + self.dedup.len()
+    }
+
+    /// Runs one micro-batch over `rows` (in read order) under `spark`'s late-row rule.
+    pub fn run_batch(&mut self, rows: &[&Decoded], spark: SparkVersion) -> BatchOutcome {
+        let mut out = BatchOutcome {
+            watermark: self.watermark.current(),
+            num_input_rows: rows.len(),
+            ..BatchOutcome::default()
+        };
+        let late_cutoff = self.watermark.late_cutoff(spark);
+        let mut dedup_stats = OperatorStats::default();
+        let mut agg_stats = OperatorStats::default();
+        let mut changed: BTreeMap<(EntityKey, i64), ()> = BTreeMap::new();
+        let (mut min, mut max, mut sum, mut n) = (i64::MAX, i64::MIN, 0i128, 0i128);
+        for (i, decoded) in rows.iter().enumerate() {
+            let row = match decoded {
+                Ok(row) => row,
+                Err(reason) => {
+                    out.dropped.push((i, DropReason::Invalid, reason.clone()));
+                    continue;
+                }
+            };
+            let Some(key) =
+                EntityKey::from_values(self.spec.key_columns.iter().map(|&c| &row.values[c]))
+            else {
+                out.dropped.push((
+                    i,
+                    DropReason::Invalid,
+                    "a join key is not a string or an integer".into(),
+                ));
+                continue;
+            };
+            if !self.spec.dedup_columns.is_empty() {
+                let dkey = dedup_key(&self.spec.dedup_columns, &row.values);
+                if self.dedup.contains_key(&dkey) {
+                    out.dropped.push((
+                        i,
+                        DropReason::Duplicate,
+                        format!("deduplication columns equal a held record: {dkey}"),
+                    ));
+                    continue;
+                }
+                self.dedup.insert(dkey, row.ts);
+                dedup_stats.num_rows_updated += 1;
+            }
+            self.watermark.observe(row.ts);
+            min = min.min(row.ts);
+            max = max.max(row.ts);
+            sum += i128::from(row.ts);
+            n += 1;
+            if let QueryKind::TimeInterval { interval, partials } = &self.spec.kind {
+                let tile_start = row.ts - row.ts.rem_euclid(*interval);
+                let tile_end = tile_start.saturating_add(*interval);
+                if let Some(cut) = late_cutoff.filter(|&c| tile_end <= c) {
+                    agg_stats.num_rows_dropped_by_watermark += 1;
+                    out.dropped.push((
+                        i,
+                        DropReason::Late,
+                        format!(
+                            "tile [{}, {}) ends at or before the watermark {}",
+                            ms(tile_start),
+                            ms(tile_end),
+                            ms(cut)
+                        ),
+                    ));
+                    continue;
+                }
+                let group = self
+                    .tiles
+                    .entry((key.clone(), tile_start))
+                    .or_insert_with(|| {
+                        partials.iter().map(|p| Partial::new(&p.function)).collect()
+                    });
+                for (partial, column) in group.iter_mut().zip(partials) {
+                    let value = self
+                        .spec
+                        .value_columns
+                        .get(column.input)
+                        .map_or(&Value::Null, |&c| &row.values[c]);
+                    // Order-dependent partials break ties between equal event times by read order.
+                    partial.update(value, row.ts, self.rows_read + i as u64);
+                }
+                changed.insert((key, tile_start), ());
+            }
+            out.accepted.push(i);
+        }
+        if n > 0 {
+            out.event_time = Some((min, max, i64::try_from(sum / n).unwrap_or(max)));
+        }
+        if let QueryKind::TimeInterval { interval, partials } = &self.spec.kind {
+            for (key, tile_start) in changed.into_keys() {
+                if let Some(group) = self.tiles.get(&(key.clone(), tile_start)) {
+                    out.tile_writes.push(TileWrite {
+                        key,
+                        tile_start,
+                        tile_end: tile_start.saturating_add(*interval),
+                        partials: group
+                            .iter()
+                            .zip(partials)
+                            .map(|(p, c)| p.finalize(&c.function, &c.input_type))
+                            .collect(),
+                    });
+                }
+            }
+            agg_stats.num_rows_updated = out.tile_writes.len() as u64;
+            if let Some(evict) = self.watermark.eviction_cutoff() {
+                let before = self.tiles.len();
+                let interval = *interval;
+                self.tiles
+                    .retain(|(_, start), _| start.saturating_add(interval) > evict);
+                agg_stats.num_rows_removed = (before - self.tiles.len()) as u64;
+            }
+            agg_stats.num_rows_total = self.tiles.len() as u64;
+            out.aggregation = Some(agg_stats);
+        }
+        if !self.spec.dedup_columns.is_empty() {
+            if let Some(evict) = self.watermark.eviction_cutoff() {
+                let before = self.dedup.len();
+                self.dedup.retain(|_, ts| *ts > evict);
+                dedup_stats.num_rows_removed = (before - self.dedup.len()) as u64;
+            }
+            dedup_stats.num_rows_total = self.dedup.len() as u64;
+            out.dedup = Some(dedup_stats);
+        }
+        out.watermark_after = self.watermark.advance();
+        self.batches += 1;
+        self.rows_read += rows.len() as u64;
+        out
+    }
+}
+
+/// The deduplication key of a row: its deduplication columns as JSON, joined.
+fn dedup_key(columns: &[usize], values: &[Value]) -> String {
+    if let [c] = columns {
+        if let Value::String(s) = &values[*c] {
+            return s.clone();
+        }
+    }
+    columns
+        .iter()
+        .map(|&c| values[c].to_plain_json().to_string())
+        .collect::<Vec<_>>()
+        .join("\u{1f}")
+}
+
+/// A time as RFC 3339 UTC with milliseconds, as Spark prints event times.
+pub fn ms(ns: i64) -> String {
+    let whole = ns.div_euclid(super::watermark::MILLISECOND) * super::watermark::MILLISECOND;
+    let text = crate::schema::format_rfc3339(whole - whole.rem_euclid(crate::duration::SECOND));
+    let millis = whole.rem_euclid(crate::duration::SECOND) / super::watermark::MILLISECOND;
+    format!("{}.{millis:03}Z", text.trim_end_matches('Z'))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::stream::topic::Row;
+
+    const M: i64 = crate::duration::MINUTE;
+
+    /// A repository with one stream source (delay `delay`, optional dedup on `id`) feeding a
+    /// TIME_INTERVAL view (10-minute tiles, sum and count of `amt`) and a CONTINUOUS view.
+    fn repo(delay: &str, dedup: bool) -> Repository {
+        let dedup = if dedup {
+            r#"deduplication_columns = ["id"]"#
+        } else {
+            ""
+        };
+        let text = format!(
+            r#"
+[[workspaces]]
+name = "prod"
+[[entities]]
+name = "user"
+join_keys = [{{ name = "user_id", type = "String" }}]
+[[stream_sources]]
+name = "events"
+topic = "events"
+timestamp_field = "ts"
+watermark_delay_threshold = "{delay}"
+{dedup}
+schema = [
+  {{ name = "user_id", type = "String" }},
+  {{ name = "id", type = "String" }},
+  {{ name = "amt", type = "Float64" }},
+  {{ name = "ts", type = "Timestamp" }},
+]
+[[feature_views]]
+name = "tiles"
+sources = ["events"]
+entities = ["user"]
+stream_processing_mode = "TIME_INTERVAL"
+aggregation_interval = "10m"
+feature_start_time = "2020-01-01T00:00:00Z"
+aggregations = [
+  {{ column = "amt", function = "sum", window = "1h" }},
+  {{ column = "amt", function = "count", window = "1h" }},
+]
+[[feature_views]]
+name = "events_continuous"
+sources = ["events"]
+entities = ["user"]
+stream_processing_mode = "CONTINUOUS"
+feature_start_time = "2020-01-01T00:00:00Z"
+aggregations = [{{ column = "amt", function = "sum", window = "1h" }}]
+"#
+        );
+        Repository::from_toml(&text, "test.toml").expect("valid repository")
+    }
+
+    fn queries(delay: &str, dedup: bool) -> (Query, Query) {
+        let mut q = QuerySpec::of_source(&repo(delay, dedup), 0)
+            .into_iter()
+            .map(Query::new);
+        (q.next().expect("tiles"), q.next().expect("continuous"))
+    }
+
+    /// A row for user `u` with id `id`, amount `amt`, at `min` minutes past 12:00 (any day).
+    fn row(u: &str, id: &str, amt: f64, min: i64) -> Decoded {
+        let ts = 12 * 60 * M + min * M;
+        Ok(Row {
+            values: vec![
+                Value::String(u.into()),
+                Value::String(id.into()),
+                Value::Float(amt),
+                Value::Timestamp(ts),
+            ],
+            ts,
+        })
+    }
+
+    fn run(q: &mut Query, rows: &[Decoded], spark: SparkVersion) -> BatchOutcome {
+        let refs: Vec<&Decoded> = rows.iter().collect();
+        q.run_batch(&refs, spark)
+    }
+
+    fn late(out: &BatchOutcome) -> Vec<usize> {
+        out.dropped
+            .iter()
+            .filter(|d| d.1 == DropReason::Late)
+            .map(|d| d.0)
+            .collect()
+    }
+
+    fn at(min: i64) -> i64 {
+        12 * 60 * M + min * M
+    }
+
+    #[test]
+    fn update_mode_writes_each_changed_tile_once_with_its_running_total() {
+        let (mut q, _) = queries("10m", false);
+        let out = run(
+            &mut q,
+            &[
+                row("u1", "a", 1.0, 1),
+                row("u1", "b", 2.0, 2),
+                row("u2", "c", 4.0, 3),
+            ],
+            SparkVersion::V3_4,
+        );
+        assert_eq!(out.tile_writes.len(), 2, "one row per (entity, tile)");
+        assert_eq!(
+            out.tile_writes[0].partials,
+            vec![Value::Float(3.0), Value::Int(2)]
+        );
+        assert_eq!(out.tile_writes[0].tile_start, at(0));
+        assert_eq!(out.tile_writes[0].tile_end, at(10));
+        // The next batch touches only u1's tile: only it is written, with the running total.
+        let out = run(&mut q, &[row("u1", "d", 10.0, 4)], SparkVersion::V3_4);
+        assert_eq!(out.tile_writes.len(), 1);
+        assert_eq!(
+            out.tile_writes[0].partials,
+            vec![Value::Float(13.0), Value::Int(3)]
+        );
+        // A batch that changes nothing writes nothing.
+        assert!(run(&mut q, &[], SparkVersion::V3_4).tile_writes.is_empty());
+    }
+
+    #[test]
+    fn the_watermark_is_the_previous_batches_max_minus_the_delay() {
+        let (mut q, _) = queries("10m", false);
+        let out = run(
+            &mut q,
+            &[row("u1", "a", 1.0, 34), row("u1", "b", 1.0, 20)],
+            SparkVersion::V3_4,
+        );
+        assert_eq!(out.watermark, Some(0), "starts at 0");
+        assert_eq!(out.watermark_after, Some(at(24)));
+        let out = run(&mut q, &[row("u1", "c", 1.0, 30)], SparkVersion::V3_4);
+        assert_eq!(out.watermark, Some(at(24)));
+        assert_eq!(out.watermark_after, Some(at(24)), "monotone");
+    }
+
+    #[test]
+    fn late_rows_are_judged_per_tile_with_the_previous_watermark_on_spark_3_4() {
+        // The worked example: tiles of 10m, delay 10m, previous max 12:34 -> watermark 12:24.
+        let (mut q, _) = queries("10m", false);
+        run(&mut q, &[row("u1", "a", 1.0, 34)], SparkVersion::V3_4);
+        // Batch 1 filters with batch 0's watermark (0): 12:13 (tile end 12:20) is accepted, its
+        // group written and then evicted by the current watermark 12:24.
+        let out = run(
+            &mut q,
+            &[row("u1", "b", 1.0, 13), row("u1", "c", 1.0, 21)],
+            SparkVersion::V3_4,
+        );
+        assert!(late(&out).is_empty());
+        assert_eq!(out.tile_writes.len(), 2);
+        assert_eq!(out.aggregation.map(|a| a.num_rows_removed), Some(1));
+        // Batch 2 filters with 12:24: the 12:10 tile is late, 12:21 (tile end 12:30) is not,
+        // although 12:21 is before the watermark.
+        let out = run(
+            &mut q,
+            &[row("u1", "d", 1.0, 14), row("u1", "e", 1.0, 21)],
+            SparkVersion::V3_4,
+        );
+        assert_eq!(late(&out), vec![0]);
+        assert_eq!(
+            out.aggregation.map(|a| a.num_rows_dropped_by_watermark),
+            Some(1)
+        );
+        assert_eq!(
+            out.tile_writes[0].partials,
+            vec![Value::Float(2.0), Value::Int(2)]
+        );
+    }
+
+    #[test]
+    fn spark_3_3_judges_late_rows_with_the_current_watermark() {
+        let (mut q, _) = queries("10m", false);
+        run(&mut q, &[row("u1", "a", 1.0, 34)], SparkVersion::V3_3);
+        let out = run(
+            &mut q,
+            &[row("u1", "b", 1.0, 13), row("u1", "c", 1.0, 21)],
+            SparkVersion::V3_3,
+        );
+        assert_eq!(late(&out), vec![0], "12:13's tile ends 12:20 <= 12:24");
+        assert_eq!(out.tile_writes.len(), 1);
+    }
+
+    #[test]
+    fn a_tile_ending_exactly_on_the_cutoff_is_late() {
+        // Delay 10m, max 12:30 -> watermark 12:20; the tile [12:10, 12:20) ends on it.
+        let (mut q, _) = queries("10m", false);
+        run(&mut q, &[row("u1", "a", 1.0, 30)], SparkVersion::V3_3);
+        let out = run(
+            &mut q,
+            &[row("u1", "b", 1.0, 19), row("u1", "c", 1.0, 20)],
+            SparkVersion::V3_3,
+        );
+        assert_eq!(late(&out), vec![0]);
+    }
+
+    #[test]
+    fn without_a_watermark_nothing_is_late_and_state_is_kept() {
+        let (mut q, _) = queries("0s", false);
+        run(&mut q, &[row("u1", "a", 1.0, 600)], SparkVersion::V3_4);
+        let out = run(&mut q, &[row("u1", "b", 1.0, 1)], SparkVersion::V3_4);
+        assert_eq!(out.watermark, None);
+        assert!(out.dropped.is_empty());
+        assert_eq!(q.state_rows(), 2);
+    }
+
+    #[test]
+    fn continuous_views_write_every_event_and_drop_none_as_late() {
+        let (_, mut c) = queries("10m", false);
+        run(&mut c, &[row("u1", "a", 1.0, 600)], SparkVersion::V3_3);
+        let out = run(
+            &mut c,
+            &[row("u1", "b", 1.0, 1), row("u1", "c", 1.0, 1)],
+            SparkVersion::V3_3,
+        );
+        assert_eq!(out.accepted, vec![0, 1]);
+        assert!(out.tile_writes.is_empty());
+        assert!(out.aggregation.is_none(), "no stateful operator");
+    }
+
+    #[test]
+    fn duplicates_are_dropped_while_their_key_is_within_the_watermark() {
+        let (mut q, _) = queries("10m", true);
+        let out = run(
+            &mut q,
+            &[row("u1", "a", 1.0, 1), row("u1", "a", 1.0, 1)],
+            SparkVersion::V3_4,
+        );
+        assert_eq!(out.dropped.len(), 1);
+        assert_eq!(out.dropped[0].1, DropReason::Duplicate);
+        assert_eq!(out.dedup.map(|d| d.num_rows_total), Some(1));
+        // A duplicate does not move the watermark.
+        let out = run(&mut q, &[row("u1", "a", 1.0, 500)], SparkVersion::V3_4);
+        assert_eq!(out.dropped[0].1, DropReason::Duplicate);
+        assert_eq!(out.watermark_after, Some(at(1) - 10 * M));
+        // Once the watermark passes the held key's event time, the key is let go.
+        run(&mut q, &[row("u1", "x", 1.0, 60)], SparkVersion::V3_4); // watermark -> 12:50
+        let out = run(&mut q, &[row("u1", "y", 1.0, 61)], SparkVersion::V3_4); // evicts "a" (12:01)
+        assert_eq!(out.dedup.map(|d| d.num_rows_removed), Some(1));
+        let out = run(&mut q, &[row("u1", "a", 1.0, 62)], SparkVersion::V3_4);
+        assert!(out.dropped.is_empty(), "{:?}", out.dropped);
+    }
+
+    #[test]
+    fn invalid_records_are_dropped_with_their_reason_and_do_not_move_the_watermark() {
+        let (mut q, _) = queries("10m", false);
+        let out = run(
+            &mut q,
+            &[Err("field `amt`: missing".into()), row("u1", "a", 1.0, 5)],
+            SparkVersion::V3_4,
+        );
+        assert_eq!(out.num_input_rows, 2);
+        assert_eq!(
+            out.dropped,
+            vec![(0, DropReason::Invalid, "field `amt`: missing".into())]
+        );
+        assert_eq!(out.watermark_after, Some(at(5) - 10 * M));
+    }
+
+    #[test]
+    fn an_empty_batch_makes_both_spark_rules_agree_on_the_next_one() {
+        for spark in [SparkVersion::V3_4, SparkVersion::V3_3] {
+            let (mut q, _) = queries("10m", false);
+            run(&mut q, &[row("u1", "a", 1.0, 34)], spark);
+            run(&mut q, &[], spark);
+            let out = run(&mut q, &[row("u1", "b", 1.0, 13)], spark);
+            assert_eq!(late(&out), vec![0], "{spark:?}");
+        }
+    }
+
+    #[test]
+    fn times_print_with_milliseconds() {
+        assert_eq!(ms(0), "1970-01-01T00:00:00.000Z");
+        assert_eq!(ms(1_500_000_000 + 7), "1970-01-01T00:00:01.500Z");
+        assert_eq!(ms(-1), "1969-12-31T23:59:59.999Z");
+    }
+}

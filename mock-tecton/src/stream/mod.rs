@@ -1,0 +1,944 @@
+//! The Kafka + Spark pattern: stream sources read topics, and a micro-batch engine emulating
+//! Tecton's Spark Structured Streaming job materializes them into the online and offline stores.
+//!
+//! - [`topic`]: in-memory, partitioned, offset-addressed topics (the embedded broker);
+//! - [`watermark`]: Spark's event-time watermark and its late-row rules (3.4 and 3.3);
+//! - [`microbatch`]: one feature view's query: dedup, watermark, tiles, what a batch writes;
+//! - [`progress`]: Spark-shaped progress and the freshness histogram;
+//! - [`replay`]: micro-batches read from a file, for people and for checks.
+//!
+//! Each feature view reading a stream source is one streaming query, as in Tecton (one Spark job
+//! per stream feature view), with its own trigger, offsets, watermark and state. On the virtual
+//! clock micro-batches run when the clock moves or records arrive, so runs are deterministic; on
+//! the wall clock a background task runs them when they are due.
+
+pub mod http;
+pub mod microbatch;
+pub mod progress;
+pub mod replay;
+pub mod topic;
+pub mod watermark;
+
+use std::collections::VecDeque;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use serde_json::{json, Value as Json};
+
+use crate::decisions;
+use crate::engine::SameTimestamp;
+use crate::repo::{Repository, StreamProcessingMode, ViewKind};
+use crate::schema::Value;
+use crate::state::MockState;
+use crate::store::{AttributeRow, EntityKey, OfflineRow};
+
+pub use microbatch::{BatchOutcome, DropReason, Query, QueryKind, QuerySpec, TileWrite};
+pub use progress::{BatchProgress, Freshness};
+pub use topic::{Decoded, Offset, Row, Topic, TopicRecord};
+pub use watermark::{SparkVersion, Watermark};
+
+/// How the micro-batch engine runs. Defaults are Tecton's (see [`decisions`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct StreamConfig {
+    /// Trigger interval for every query, replacing Tecton's defaults (30 s for TIME_INTERVAL and
+    /// attribute views, 0 s for CONTINUOUS ones). A stream source's own `trigger_interval` in the
+    /// repository takes precedence over this.
+    pub trigger_interval: Option<Duration>,
+    /// Extra time from a micro-batch's start until its rows are servable, beyond its processing
+    /// (Spark's scheduling and the online store's write path). Default 0.
+    pub batch_overhead: Duration,
+    /// Which Spark rule judges late rows.
+    pub spark: SparkVersion,
+    /// Partitions of each in-memory topic.
+    pub partitions: u32,
+    /// Per-event entries kept in each stream's journal.
+    pub journal_events: usize,
+}
+
+impl Default for StreamConfig {
+    fn default() -> Self {
+        StreamConfig {
+            trigger_interval: None,
+            batch_overhead: Duration::ZERO,
+            spark: SparkVersion::default(),
+            partitions: decisions::DEFAULT_TOPIC_PARTITIONS,
+            journal_events: decisions::DEFAULT_STREAM_JOURNAL_EVENTS,
+        }
+    }
+}
+
+/// Why a record could not be produced.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StreamError {
+    /// No stream source reads this topic.
+    #[error("no stream source reads topic `{0}`")]
+    UnknownTopic(String),
+    /// No stream source has this name.
+    #[error("no stream source named `{0}`")]
+    UnknownSource(String),
+    /// The body is neither JSON Lines nor a JSON array of records.
+    #[error("{0}")]
+    BadBody(String),
+}
+
+/// One entry of a stream's journal: a record materialized into a view, or dropped by it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct StreamEvent {
+    /// The feature view's query.
+    pub view: String,
+    /// The micro-batch.
+    pub batch_id: u64,
+    /// The record's partition.
+    pub partition: u32,
+    /// The record's offset.
+    pub offset: u64,
+    /// `materialized`, or the drop reason.
+    pub outcome: &'static str,
+    /// Why it was dropped.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+    /// The producer's timestamp (RFC 3339).
+    pub produced_at: String,
+    /// When the row became servable (RFC 3339), for materialized records.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub servable_at: Option<String>,
+    /// Servable time minus produced time, ms.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub freshness_ms: Option<f64>,
+}
+
+/// A write waiting for its micro-batch to complete.
+#[derive(Debug)]
+struct Pending {
+    visible_at: i64,
+    batch_id: u64,
+    writes: Vec<PendingWrite>,
+}
+
+#[derive(Debug)]
+struct PendingWrite {
+    key: EntityKey,
+    ts: i64,
+    values: Vec<Value>,
+    produced_at: i64,
+    partition: u32,
+    offset: u64,
+}
+
+/// One query running live over a topic.
+#[derive(Debug)]
+struct LiveQuery {
+    query: Query,
+    trigger: i64,
+    /// Next offset to read, per partition.
+    offsets: Vec<u64>,
+    /// When the query started; its first trigger.
+    started_at: i64,
+    last_start: Option<i64>,
+    busy_until: i64,
+    pending: VecDeque<Pending>,
+    progress: progress::RecentProgress,
+    freshness: Freshness,
+    dropped: [u64; 3],
+    rows_written: u64,
+    online: bool,
+    attributes: bool,
+    same_ts: SameTimestamp,
+    feature_start_time: Option<i64>,
+}
+
+/// One stream source's queries, journal and freshness.
+#[derive(Debug)]
+struct SourceStream {
+    source: usize,
+    name: String,
+    topic: usize,
+    reader: usize,
+    queries: Vec<LiveQuery>,
+    /// Per partition: records before this offset are in the offline store.
+    offline_next: Vec<u64>,
+    journal: VecDeque<StreamEvent>,
+    journal_let_go: u64,
+    freshness: Freshness,
+}
+
+/// Every topic and stream of one mock instance.
+#[derive(Debug)]
+pub struct Streams {
+    config: StreamConfig,
+    topics: Vec<Topic>,
+    sources: Vec<Mutex<SourceStream>>,
+    wake: tokio::sync::Notify,
+}
+
+impl Streams {
+    /// Topics and queries for the repository's stream sources, started at `now`.
+    pub fn new(repo: &Repository, config: StreamConfig, now: i64) -> Self {
+        let mut topics: Vec<Topic> = Vec::new();
+        let mut names: Vec<&str> = Vec::new();
+        for s in &repo.stream_sources {
+            if !names.contains(&s.topic.as_str()) {
+                names.push(&s.topic);
+            }
+        }
+        for name in names {
+            let readers: Vec<_> = repo
+                .stream_sources
+                .iter()
+                .enumerate()
+                .filter(|(_, s)| s.topic == name)
+                .map(|(i, s)| (i, s.clone()))
+                .collect();
+            let key_fields = readers
+                .first()
+                .and_then(|(_, s)| {
+                    repo.views_of_source(&s.name)
+                        .first()
+                        .map(|&v| repo.feature_views[v].join_keys.clone())
+                })
+                .unwrap_or_default()
+                .into_iter()
+                .map(|(k, _)| k)
+                .collect();
+            topics.push(Topic::new(name, readers, key_fields, config.partitions));
+        }
+        let sources = (0..repo.stream_sources.len())
+            .map(|i| Mutex::new(SourceStream::new(repo, &config, &topics, i, now)))
+            .collect();
+        Streams {
+            config,
+            topics,
+            sources,
+            wake: tokio::sync::Notify::new(),
+        }
+    }
+
+    /// The engine's configuration.
+    pub fn config(&self) -> &StreamConfig {
+        &self.config
+    }
+
+    /// A topic by name.
+    pub fn topic(&self, name: &str) -> Option<&Topic> {
+        self.topics.iter().find(|t| t.name() == name)
+    }
+
+    /// Every topic.
+    pub fn topics(&self) -> &[Topic] {
+        &self.topics
+    }
+
+    fn lock(&self, source: usize) -> MutexGuard<'_, SourceStream> {
+        self.sources[source]
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Runs every micro-batch due at `state`'s clock time and applies every write whose batch
+    /// has completed. Idempotent for a given time and topic content.
+    pub fn tick(&self, state: &MockState) {
+        let now = state.clock.now();
+        let wall = !state.clock.is_virtual();
+        for i in 0..self.sources.len() {
+            let mut s = self.lock(i);
+            let topic = &self.topics[s.topic];
+            s.run_due(state, topic, &self.config, now, wall);
+            // Retention: let go of what every reader of the topic has read.
+            let readers = topic.readers().to_vec();
+            drop(s);
+            if readers.last() == Some(&i) {
+                self.release(topic, &readers);
+            }
+        }
+    }
+
+    fn release(&self, topic: &Topic, readers: &[usize]) {
+        let mut min: Vec<u64> = topic.end_offsets();
+        for &r in readers {
+            let s = self.lock(r);
+            for q in &s.queries {
+                for (m, o) in min.iter_mut().zip(&q.offsets) {
+                    *m = (*m).min(*o);
+                }
+                // Partitions a query has not seen yet are unread.
+                for m in min.iter_mut().skip(q.offsets.len()) {
+                    *m = 0;
+                }
+            }
+            for (m, o) in min.iter_mut().zip(&s.offline_next) {
+                *m = (*m).min(*o);
+            }
+        }
+        for (p, &o) in min.iter().enumerate() {
+            topic.release(u32::try_from(p).unwrap_or(u32::MAX), o);
+        }
+    }
+
+    /// The earliest time a micro-batch or a completing write is due, if any.
+    pub fn next_due(&self) -> Option<i64> {
+        (0..self.sources.len())
+            .filter_map(|i| {
+                let s = self.lock(i);
+                let topic = &self.topics[s.topic];
+                s.queries
+                    .iter()
+                    .filter_map(|q| {
+                        let batch = q.next_attempt(topic);
+                        let write = q.pending.front().map(|p| p.visible_at);
+                        batch.into_iter().chain(write).min()
+                    })
+                    .min()
+            })
+            .min()
+    }
+
+    /// Empties topics, journals, histograms and query state; queries restart at `now`.
+    pub fn reset(&self, repo: &Repository, now: i64) {
+        for t in &self.topics {
+            t.clear();
+        }
+        for (i, s) in self.sources.iter().enumerate() {
+            *s.lock().unwrap_or_else(|p| p.into_inner()) =
+                SourceStream::new(repo, &self.config, &self.topics, i, now);
+        }
+    }
+
+    /// Wakes the wall-clock driver (new records arrived).
+    fn notify(&self) {
+        self.wake.notify_one();
+    }
+
+    /// The index of a stream source by name.
+    pub fn source_index(&self, name: &str) -> Option<usize> {
+        (0..self.sources.len()).find(|&i| self.lock(i).name == name)
+    }
+
+    /// Summary of every stream: `GET /_mock/streams`.
+    pub fn summary(&self, repo: &Repository) -> Json {
+        let streams: Vec<Json> = (0..self.sources.len())
+            .map(|i| {
+                let s = self.lock(i);
+                let topic = &self.topics[s.topic];
+                json!({
+                    "source": s.name,
+                    "topic": topic.name(),
+                    "partitions": topic.partition_count(),
+                    "end_offsets": topic.end_offsets(),
+                    "records_held": topic.held(),
+                    "watermark_delay_threshold": crate::duration::Human(repo.stream_sources[i].watermark_delay_threshold).to_string(),
+                    "queries": s.queries.iter().map(|q| json!({
+                        "name": q.query.spec.view_name,
+                        "trigger_interval_ms": q.trigger / 1_000_000,
+                        "batches": q.query.batches,
+                        "watermark": q.query.watermark.current().map(microbatch::ms),
+                        "state_rows": q.query.state_rows(),
+                        "rows_written": q.rows_written,
+                        "dropped": drops_json(q.dropped),
+                        "offsets": q.offsets,
+                    })).collect::<Vec<_>>(),
+                    "freshness_ms": s.freshness.to_json(),
+                })
+            })
+            .collect();
+        json!({
+            "spark": self.config.spark,
+            "batch_overhead_ms": self.config.batch_overhead.as_secs_f64() * 1e3,
+            "streams": streams,
+        })
+    }
+
+    /// One source's progress: `GET /_mock/streams/{source}/progress`.
+    pub fn progress(&self, source: usize, recent: usize) -> Json {
+        let s = self.lock(source);
+        let topic = self.topics[s.topic].name();
+        let queries: Vec<Json> = s
+            .queries
+            .iter()
+            .map(|q| {
+                let name = format!("{}/{}", s.name, q.query.spec.view_name);
+                let id = query_id(&name);
+                let all: Vec<&BatchProgress> = q.progress.iter().collect();
+                let recent_progress: Vec<Json> = all[all.len().saturating_sub(recent)..]
+                    .iter()
+                    .map(|p| p.to_json(&id, &name, topic, &q.query.spec.view_name))
+                    .collect();
+                json!({
+                    "name": name,
+                    "view": q.query.spec.view_name,
+                    "trigger_interval_ms": q.trigger / 1_000_000,
+                    "lastProgress": q.progress.last().map(|p| p.to_json(&id, &name, topic, &q.query.spec.view_name)),
+                    "recentProgress": recent_progress,
+                    "dropped": drops_json(q.dropped),
+                    "freshness_ms": q.freshness.to_json(),
+                })
+            })
+            .collect();
+        let recent_drops: Vec<&StreamEvent> = s
+            .journal
+            .iter()
+            .filter(|e| e.outcome != "materialized")
+            .rev()
+            .take(recent.max(1) * 10)
+            .collect();
+        json!({
+            "source": s.name,
+            "topic": topic,
+            "queries": queries,
+            "dropped": {
+                "counts": drops_json(s.queries.iter().fold([0; 3], |mut acc, q| {
+                    for (a, d) in acc.iter_mut().zip(q.dropped) { *a += d; }
+                    acc
+                })),
+                "recent": recent_drops,
+            },
+            "freshness_ms": s.freshness.to_json(),
+        })
+    }
+
+    /// One source's journal: the newest `limit` per-event entries, oldest first.
+    pub fn journal(&self, source: usize, limit: usize) -> Json {
+        let s = self.lock(source);
+        let skip = s.journal.len().saturating_sub(limit);
+        json!({
+            "source": s.name,
+            "let_go": s.journal_let_go,
+            "entries": s.journal.iter().skip(skip).collect::<Vec<_>>(),
+        })
+    }
+
+    /// The freshness histogram of a source (every view's materialized events).
+    pub fn freshness(&self, source: usize) -> Freshness {
+        self.lock(source).freshness.clone()
+    }
+
+    /// Micro-batches run, rows read, rows dropped (late, duplicate, invalid) and state rows held,
+    /// summed over a source's queries.
+    pub fn totals(&self, source: usize) -> StreamTotals {
+        let s = self.lock(source);
+        let mut t = StreamTotals::default();
+        for q in &s.queries {
+            t.batches += q.query.batches;
+            t.rows_written += q.rows_written;
+            for (a, d) in t.dropped.iter_mut().zip(q.dropped) {
+                *a += d;
+            }
+            t.state_rows += q.query.state_rows() as u64;
+            t.rows_read += q.progress_rows();
+        }
+        t
+    }
+}
+
+/// Totals of one stream source over its queries.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StreamTotals {
+    /// Micro-batches run.
+    pub batches: u64,
+    /// Rows read.
+    pub rows_read: u64,
+    /// Rows written to the online store.
+    pub rows_written: u64,
+    /// Rows dropped: late, duplicate, invalid.
+    pub dropped: [u64; 3],
+    /// Keys held in state (aggregation groups and deduplication keys).
+    pub state_rows: u64,
+}
+
+/// A stable id for a query (Spark prints a UUID; the name's hash keeps it the same across runs).
+fn query_id(name: &str) -> String {
+    let h = |basis: u64| {
+        name.bytes().fold(basis, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+        })
+    };
+    let (a, b) = (h(0xcbf2_9ce4_8422_2325), h(0x6c62_272e_07bb_0142));
+    format!(
+        "{:08x}-{:04x}-{:04x}-{:04x}-{:012x}",
+        a >> 32,
+        (a >> 16) & 0xffff,
+        a & 0xffff,
+        b >> 48,
+        b & 0xffff_ffff_ffff
+    )
+}
+
+fn drops_json(d: [u64; 3]) -> Json {
+    json!({"late": d[0], "duplicate": d[1], "invalid": d[2]})
+}
+
+fn reason_index(r: DropReason) -> usize {
+    match r {
+        DropReason::Late => 0,
+        DropReason::Duplicate => 1,
+        DropReason::Invalid => 2,
+    }
+}
+
+/// The default trigger of a view: 0 s for CONTINUOUS, 30 s otherwise (Tecton's stream job).
+pub fn default_trigger(kind: &ViewKind) -> i64 {
+    match kind {
+        ViewKind::Aggregates {
+            mode: StreamProcessingMode::Continuous,
+            ..
+        } => decisions::CONTINUOUS_TRIGGER,
+        _ => decisions::TIME_INTERVAL_TRIGGER,
+    }
+}
+
+fn nanos(d: Duration) -> i64 {
+    i64::try_from(d.as_nanos()).unwrap_or(i64::MAX)
+}
+
+impl SourceStream {
+    fn new(
+        repo: &Repository,
+        config: &StreamConfig,
+        topics: &[Topic],
+        source: usize,
+        now: i64,
+    ) -> Self {
+        let s = &repo.stream_sources[source];
+        let topic = topics.iter().position(|t| t.name() == s.topic).unwrap_or(0);
+        let reader = topics
+            .get(topic)
+            .and_then(|t| t.readers().iter().position(|&r| r == source))
+            .unwrap_or(0);
+        let queries = QuerySpec::of_source(repo, source)
+            .into_iter()
+            .map(|spec| {
+                let view = &repo.feature_views[spec.view];
+                let trigger = s
+                    .trigger_interval
+                    .or(config.trigger_interval.map(nanos))
+                    .unwrap_or_else(|| default_trigger(&view.kind));
+                let attributes = matches!(spec.kind, QueryKind::Attributes);
+                let same_ts = if spec.is_time_interval() {
+                    // Tiles keep every event of a group; only CONTINUOUS rows overwrite.
+                    SameTimestamp::Keep
+                } else {
+                    SameTimestamp::Replace
+                };
+                LiveQuery {
+                    query: Query::new(spec),
+                    trigger: trigger.max(0),
+                    offsets: Vec::new(),
+                    started_at: now,
+                    last_start: None,
+                    busy_until: now,
+                    pending: VecDeque::new(),
+                    progress: progress::RecentProgress::default(),
+                    freshness: Freshness::default(),
+                    dropped: [0; 3],
+                    rows_written: 0,
+                    online: view.online,
+                    attributes,
+                    same_ts,
+                    feature_start_time: view.feature_start_time,
+                }
+            })
+            .collect();
+        SourceStream {
+            source,
+            name: s.name.clone(),
+            topic,
+            reader,
+            queries,
+            offline_next: Vec::new(),
+            journal: VecDeque::new(),
+            journal_let_go: 0,
+            freshness: Freshness::default(),
+        }
+    }
+
+    fn log(&mut self, limit: usize, event: StreamEvent) {
+        if limit == 0 {
+            self.journal_let_go += 1;
+            return;
+        }
+        if self.journal.len() >= limit {
+            self.journal.pop_front();
+            self.journal_let_go += 1;
+        }
+        self.journal.push_back(event);
+    }
+
+    fn run_due(
+        &mut self,
+        state: &MockState,
+        topic: &Topic,
+        config: &StreamConfig,
+        now: i64,
+        wall: bool,
+    ) {
+        for qi in 0..self.queries.len() {
+            loop {
+                // Writes of completed batches become servable first.
+                let next = self.queries[qi].next_attempt(topic);
+                let apply_until = next.filter(|&t| t <= now).unwrap_or(now);
+                self.apply(state, qi, apply_until, wall, config.journal_events);
+                let Some(start) = next.filter(|&t| t <= now) else {
+                    break;
+                };
+                self.run_batch(state, topic, config, qi, start, now, wall);
+            }
+            self.apply(state, qi, now, wall, config.journal_events);
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn run_batch(
+        &mut self,
+        state: &MockState,
+        topic: &Topic,
+        config: &StreamConfig,
+        qi: usize,
+        start: i64,
+        now: i64,
+        wall: bool,
+    ) {
+        let began = Instant::now();
+        let parts = topic.partition_count();
+        let reader = self.reader;
+        let q = &mut self.queries[qi];
+        q.offsets.resize(parts as usize, 0);
+        let start_offsets = q.offsets.clone();
+        let mut records: Vec<TopicRecord> = Vec::new();
+        for p in 0..parts {
+            let read = topic.read(p, q.offsets[p as usize], start);
+            q.offsets[p as usize] += read.len() as u64;
+            records.extend(read);
+        }
+        let rows: Vec<&Decoded> = records
+            .iter()
+            .map(|r| r.decoded.get(reader).unwrap_or(&FALLBACK))
+            .collect();
+        let outcome = q.query.run_batch(&rows, config.spark);
+        let batch_id = q.query.batches - 1;
+        let spec = &q.query.spec;
+        let view_name = spec.view_name.clone();
+        let mut writes = Vec::with_capacity(outcome.accepted.len());
+        for &i in &outcome.accepted {
+            let (Some(rec), Ok(row)) = (records.get(i), rows[i]) else {
+                continue;
+            };
+            // Like the ingest path: events before feature_start_time are not materialized.
+            if !q.online || q.feature_start_time.is_some_and(|fst| row.ts < fst) {
+                continue;
+            }
+            let Some(key) =
+                EntityKey::from_values(spec.key_columns.iter().map(|&c| &row.values[c]))
+            else {
+                continue;
+            };
+            writes.push(PendingWrite {
+                key,
+                ts: row.ts,
+                values: spec
+                    .value_columns
+                    .iter()
+                    .map(|&c| row.values[c].clone())
+                    .collect(),
+                produced_at: rec.produced_at,
+                partition: rec.partition,
+                offset: rec.offset,
+            });
+        }
+        let overhead = nanos(config.batch_overhead);
+        let processing = if wall {
+            i64::try_from(began.elapsed().as_nanos()).unwrap_or(0)
+        } else {
+            0
+        };
+        let visible_at = start.max(if wall { now } else { start }) + processing + overhead;
+        let duration = visible_at - start;
+        let mut dropped = [0u64; 3];
+        for (_, reason, _) in &outcome.dropped {
+            dropped[reason_index(*reason)] += 1;
+        }
+        for (a, d) in q.dropped.iter_mut().zip(dropped) {
+            *a += d;
+        }
+        let n = outcome.num_input_rows as f64;
+        let since_last = q.last_start.map(|l| (start - l) as f64 / 1e9);
+        q.progress.push(BatchProgress {
+            batch_id,
+            started_at: start,
+            num_input_rows: outcome.num_input_rows as u64,
+            input_rows_per_second: since_last.filter(|s| *s > 0.0).map(|s| n / s),
+            processed_rows_per_second: (duration > 0).then(|| n / (duration as f64 / 1e9)),
+            duration_ms: u64::try_from(duration / 1_000_000).unwrap_or(0),
+            watermark: outcome.watermark,
+            event_time: outcome.event_time,
+            aggregation: outcome.aggregation,
+            dedup: outcome.dedup,
+            start_offsets,
+            end_offsets: q.offsets.clone(),
+            num_output_rows: if spec.is_time_interval() {
+                outcome.tile_writes.len() as u64
+            } else {
+                writes.len() as u64
+            },
+            dropped,
+        });
+        q.last_start = Some(start);
+        q.busy_until = visible_at;
+        q.pending.push_back(Pending {
+            visible_at,
+            batch_id,
+            writes,
+        });
+        for (i, reason, detail) in outcome.dropped {
+            if let Some(rec) = records.get(i) {
+                let event = StreamEvent {
+                    view: view_name.clone(),
+                    batch_id,
+                    partition: rec.partition,
+                    offset: rec.offset,
+                    outcome: reason.as_str(),
+                    detail: Some(detail),
+                    produced_at: microbatch::ms(rec.produced_at),
+                    servable_at: None,
+                    freshness_ms: None,
+                };
+                self.log(config.journal_events, event);
+            }
+        }
+        self.write_offline(state, topic, &records);
+    }
+
+    /// The batch source of a stream holds every valid record, dropped or not: append each record
+    /// once, when the first query reads it.
+    fn write_offline(&mut self, state: &MockState, topic: &Topic, records: &[TopicRecord]) {
+        let index = state.repo.push_sources.len() + self.source;
+        for rec in records {
+            let p = rec.partition as usize;
+            if self.offline_next.len() <= p {
+                self.offline_next.resize(p + 1, 0);
+            }
+            if rec.offset < self.offline_next[p] {
+                continue;
+            }
+            self.offline_next[p] = rec.offset + 1;
+            if let Some(Ok(row)) = rec.decoded.get(self.reader) {
+                let seq = state.record_seq.fetch_add(1, Ordering::Relaxed);
+                state.offline.append(
+                    index,
+                    OfflineRow {
+                        seq,
+                        request: u64::MAX,
+                        ingested_at: rec.appended_at,
+                        ts: row.ts,
+                        values: row.values.clone(),
+                    },
+                );
+            }
+        }
+        let _ = topic;
+    }
+
+    /// Applies the writes of completed batches (visible at or before `until`).
+    fn apply(&mut self, state: &MockState, qi: usize, until: i64, wall: bool, limit: usize) {
+        while self.queries[qi]
+            .pending
+            .front()
+            .is_some_and(|p| p.visible_at <= until)
+        {
+            let Some(pending) = self.queries[qi].pending.pop_front() else {
+                break;
+            };
+            // On the wall clock rows are servable when they are actually written.
+            let servable_at = if wall {
+                crate::clock::wall_now().max(pending.visible_at)
+            } else {
+                pending.visible_at
+            };
+            let q = &mut self.queries[qi];
+            let view = q.query.spec.view;
+            let view_name = q.query.spec.view_name.clone();
+            let mut events = Vec::with_capacity(pending.writes.len());
+            for w in pending.writes {
+                let seq = state.record_seq.fetch_add(1, Ordering::Relaxed);
+                if q.attributes {
+                    state.online.put_attributes(
+                        view,
+                        w.key,
+                        AttributeRow {
+                            ts: w.ts,
+                            seq,
+                            values: w.values,
+                        },
+                    );
+                } else {
+                    state
+                        .online
+                        .put_event_with(view, w.key, w.ts, seq, w.values, q.same_ts);
+                }
+                q.rows_written += 1;
+                let f = q.freshness.record(servable_at, w.produced_at);
+                events.push((w.partition, w.offset, w.produced_at, f));
+            }
+            for (partition, offset, produced_at, f) in events {
+                self.freshness.record(servable_at, produced_at);
+                self.log(
+                    limit,
+                    StreamEvent {
+                        view: view_name.clone(),
+                        batch_id: pending.batch_id,
+                        partition,
+                        offset,
+                        outcome: "materialized",
+                        detail: None,
+                        produced_at: microbatch::ms(produced_at),
+                        servable_at: Some(microbatch::ms(servable_at)),
+                        freshness_ms: Some(f),
+                    },
+                );
+            }
+        }
+    }
+}
+
+static FALLBACK: Decoded = Err(String::new());
+
+impl LiveQuery {
+    /// When the next micro-batch starts, if unread records exist: Spark's processing-time
+    /// trigger tries at the first trigger time after the previous batch's (or at once when that
+    /// batch overran), then on each interval boundary, and skips tries that find no new data.
+    fn next_attempt(&self, topic: &Topic) -> Option<i64> {
+        let parts = topic.partition_count();
+        let earliest = (0..parts)
+            .filter_map(|p| {
+                topic.first_appended_at(p, self.offsets.get(p as usize).copied().unwrap_or(0))
+            })
+            .min()?;
+        let first_try = match self.last_start {
+            None => self.started_at,
+            Some(last) if self.trigger > 0 => {
+                (last - last.rem_euclid(self.trigger) + self.trigger).max(self.busy_until)
+            }
+            Some(_) => self.busy_until,
+        };
+        if earliest <= first_try || self.trigger == 0 {
+            return Some(first_try.max(earliest));
+        }
+        // The first boundary at or after the earliest unread record.
+        let rem = earliest.rem_euclid(self.trigger);
+        Some(if rem == 0 {
+            earliest
+        } else {
+            earliest - rem + self.trigger
+        })
+    }
+
+    fn progress_rows(&self) -> u64 {
+        self.offsets.iter().sum()
+    }
+}
+
+impl MockState {
+    /// Produces JSON records to a topic, as a Kafka producer would: each record is appended to
+    /// `partition`, or to the partition its join keys hash to, stamped `produced_at` (default:
+    /// now on the mock clock). Records that do not match the schema are appended too; the engine
+    /// drops and counts them. Returns each record's offset, in input order.
+    pub fn produce(
+        &self,
+        topic: &str,
+        records: &[Json],
+        partition: Option<u32>,
+        produced_at: Option<i64>,
+    ) -> Result<Vec<Offset>, StreamError> {
+        let t = self
+            .streams
+            .topic(topic)
+            .ok_or_else(|| StreamError::UnknownTopic(topic.to_owned()))?;
+        let now = self.clock.now();
+        let produced_at = produced_at.unwrap_or(now);
+        let mut out = Vec::with_capacity(records.len());
+        for record in records {
+            let payload = Bytes::from(serde_json::to_vec(record).unwrap_or_default());
+            let p = partition.unwrap_or_else(|| t.partition_for(record));
+            let decoded = t.decode(&payload);
+            let offset = t.append(p, payload, decoded, produced_at, now, None);
+            out.push(Offset {
+                partition: p,
+                offset,
+            });
+        }
+        self.after_append();
+        Ok(out)
+    }
+
+    /// Appends one consumed record (the value bytes) to a topic's partition, as a Kafka consumer
+    /// does for each record it polls; `broker_offset` is the record's offset in the real broker.
+    /// Returns the record's offset in the mock's topic.
+    pub fn append(
+        &self,
+        topic: &str,
+        partition: u32,
+        payload: Bytes,
+        produced_at: i64,
+        broker_offset: Option<u64>,
+    ) -> Result<u64, StreamError> {
+        let t = self
+            .streams
+            .topic(topic)
+            .ok_or_else(|| StreamError::UnknownTopic(topic.to_owned()))?;
+        let decoded = t.decode(&payload);
+        let offset = t.append(
+            partition,
+            payload,
+            decoded,
+            produced_at,
+            self.clock.now(),
+            broker_offset,
+        );
+        self.after_append();
+        Ok(offset)
+    }
+
+    /// Runs the micro-batches due now. On the virtual clock this is how time reaches the
+    /// engine: call it after moving `clock` directly (the admin API and
+    /// [`crate::MockTecton::advance_clock`] do).
+    pub fn run_streams(&self) {
+        self.streams.tick(self);
+    }
+
+    fn after_append(&self) {
+        if self.clock.is_virtual() {
+            self.streams.tick(self);
+        } else {
+            self.streams.notify();
+        }
+    }
+}
+
+/// Drives the streams on the wall clock until the state is gone: sleeps until the next batch or
+/// write is due, or until records arrive.
+pub async fn drive(state: Weak<MockState>) {
+    loop {
+        let (next, wake) = {
+            let Some(s) = state.upgrade() else { return };
+            if !s.clock.is_virtual() {
+                s.streams.tick(&s);
+            }
+            let now = s.clock.now();
+            let next = if s.clock.is_virtual() {
+                None
+            } else {
+                s.streams.next_due().map(|t| t.saturating_sub(now).max(0))
+            };
+            (next, Arc::clone(&s))
+        };
+        // Wake at the next due time, on new records, or every 200 ms to notice the state's end
+        // and a switch between clocks.
+        let nap = next.map_or(200_000_000, |n| n.min(200_000_000));
+        let sleep = tokio::time::sleep(Duration::from_nanos(u64::try_from(nap).unwrap_or(0)));
+        tokio::select! {
+            () = sleep => {}
+            () = wake.streams.wake.notified() => {}
+        }
+        drop(wake);
+    }
+}
