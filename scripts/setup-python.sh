@@ -59,4 +59,13 @@ fi
 
 # Fail here, not in the Rust test, if the install is unusable.
 "$vpy" -c 'from tecton_client import TectonClient' >/dev/null
+
+# --- Load report schema: a reference JSON Schema validator, used by
+# reports/tests/load_schema.rs to check report.json against the published schema.
+SCHEMA_PIN="jsonschema==4.26.0"
+if ! "$vpy" -c 'import importlib.metadata as m, sys; sys.exit(m.version("jsonschema") != "'"${SCHEMA_PIN##*==}"'")' >/dev/null 2>&1; then
+    "$vpy" -m pip install --quiet --disable-pip-version-check --no-input "$SCHEMA_PIN"
+fi
+"$vpy" -c 'import jsonschema' >/dev/null
+
 echo "$vpy"

@@ -3,7 +3,9 @@
 #
 #   scripts/test.sh            # what .ci/run calls (CI=true there)
 #
-# 1. the Python virtualenv with the official tecton-client (for the client compatibility test),
+# 1. the Python virtualenv with the official tecton-client (for the client compatibility test)
+#    and jsonschema (for the load report schema test), and headless Chromium (for the HTML
+#    load report test),
 # 2. formatting and lints (rustfmt, clippy with warnings as errors),
 # 3. every test of the workspace (unit, integration, property and snapshot tests; the
 #    conformance suite against the reference sink, every mutant and the Python example sink).
@@ -14,6 +16,9 @@ step() { printf '\n==> %s\n' "$*"; }
 
 step "Python environment for the official client"
 scripts/setup-python.sh
+
+step "Headless Chromium for the HTML report test"
+scripts/setup-browser.sh
 
 step "cargo fmt --check"
 cargo fmt --all -- --check

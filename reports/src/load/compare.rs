@@ -204,3 +204,68 @@ fn describe_change(m: &Metric, old: Option<f64>, new: Option<f64>) -> String {
         (None, None) => "n/a".to_string(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::load::sample::sweep;
+
+    fn regressions(c: &Comparison) -> Vec<(f64, String)> {
+        c.regressions()
+            .map(|(p, m)| {
+                (
+                    p.offered_rate,
+                    format!("{}:{}", super::super::markdown::name(p.pattern), m.metric),
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_same_run_has_no_regressions() {
+        let r = sweep();
+        let c = compare(&r, &r);
+        assert!(!c.has_regressions());
+        assert_eq!(c.points.len(), 12);
+        assert!(c.only_in_baseline.is_empty() && c.only_in_new.is_empty());
+    }
+
+    #[test]
+    fn moves_the_wrong_way_beyond_the_tolerance_are_regressions() {
+        let old = sweep();
+        let mut new = old.clone();
+        new.points[0].latency_ms.p99 *= 1.5; // 110 -> 165 ms
+        new.points[1].latency_ms.p99 *= 1.05; // within 10 %
+        new.points[2].achieved_rate = 980.0; // 2 % of 1,000 lost
+        new.points[3].errors.insert("503".into(), 400); // +1 % of 40,000 requests
+        new.points[7].latency_ms.p50 = 1.8; // kafka 1.1 -> 1.8 ms: +64 % but < 1 ms
+        new.points[8].freshness_ms = None; // kafka freshness lost
+        new.points[9].latency_ms.p99 = 1.0; // better is never a regression
+        let c = compare(&old, &new);
+        assert_eq!(
+            regressions(&c),
+            [
+                (100.0, "push:latency.p99".to_string()),
+                (1000.0, "push:achieved_rate".to_string()),
+                (2000.0, "push:errors.rate".to_string()),
+                (1000.0, "kafka:freshness.p50".to_string()),
+                (1000.0, "kafka:freshness.p99".to_string()),
+            ]
+        );
+        let (_, m) = c.regressions().next().unwrap_or_else(|| unreachable!());
+        assert_eq!(m.change, "+50.0%");
+    }
+
+    #[test]
+    fn points_in_only_one_run_are_listed() {
+        let old = sweep();
+        let mut new = old.clone();
+        new.points.remove(0);
+        new.points[0].offered_rate = 600.0;
+        let c = compare(&old, &new);
+        let rates = |l: &[UnmatchedPoint]| l.iter().map(|u| u.offered_rate).collect::<Vec<_>>();
+        assert_eq!(rates(&c.only_in_baseline), [100.0, 500.0]);
+        assert_eq!(rates(&c.only_in_new), [600.0]);
+        assert_eq!(c.points.len(), 10);
+    }
+}

@@ -42,7 +42,7 @@ impl Default for CostModel {
             stream_usd_per_hour: 0.60,
             stream_usd_per_million_records: 0.05,
             spark_cluster_usd_per_hour: 3.00,
-            spark_records_per_s_per_cluster: 5_000.0,
+            spark_records_per_s_per_cluster: 20_000.0,
             default_records_per_request: 1.0,
         }
     }
@@ -244,4 +244,67 @@ pub struct PointCost {
 /// The cost of every point of `report`.
 pub fn costs(report: &LoadReport, model: &CostModel) -> Vec<PointCost> {
     report.points.iter().map(|p| model.point_cost(p)).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::load::sample::sweep;
+
+    #[test]
+    fn the_cost_crossover_is_where_both_patterns_cost_the_same() {
+        let m = CostModel::default();
+        let r = m.cost_crossover(5.0).unwrap_or_default();
+        // (0.60 + 3.00) / ((1.00 / 5 + 1.25 - 0.05 - 1.25) * 3600 / 1e6)
+        assert!((r - 6666.67).abs() < 0.01, "{r}");
+        assert!((m.kafka_usd_per_hour(r) - m.push_usd_per_hour(r, 5.0)).abs() < 1e-9);
+        assert!(m.kafka_usd_per_hour(r * 0.99) > m.push_usd_per_hour(r * 0.99, 5.0));
+        // Bigger batches make push cheaper per record: the crossover moves up, or vanishes.
+        assert!(m.cost_crossover(10.0).unwrap_or(f64::INFINITY) > r);
+        assert_eq!(m.cost_crossover(1000.0), None);
+    }
+
+    #[test]
+    fn a_crossover_past_a_cluster_step_pays_for_the_next_cluster() {
+        let mut m = CostModel::default();
+        m.set("spark_records_per_s_per_cluster=1000")
+            .unwrap_or_default();
+        // One cluster would break even at 3.60 / 0.00342 = 1,053/s, beyond its 1,000/s; two
+        // clusters at 6.60 / 0.00342 = 1,930/s, within their 2,000/s.
+        let r = m.cost_crossover(1.0).unwrap_or_default();
+        assert!((r - 1929.82).abs() < 0.01, "{r}");
+        assert_eq!(m.spark_clusters(r), 2.0);
+        assert!(m.kafka_usd_per_hour(r) <= m.push_usd_per_hour(r, 1.0) + 1e-9);
+    }
+
+    #[test]
+    fn point_costs_use_the_measured_batch_size() {
+        let r = sweep();
+        let c = costs(&r, &CostModel::default());
+        // push at 1,000/s in batches of 5: 720,000 requests/h, $0.72 + $4.50 of writes.
+        assert_eq!(c[2].requests_per_hour, 720_000.0);
+        assert!((c[2].usd_per_hour - 5.22).abs() < 1e-9);
+        // kafka at 10,000/s: one cluster, $0.60 + $1.80 + $3.00 + $45.00.
+        assert_eq!(c[11].spark_cluster_hours_per_hour, 1.0);
+        assert!((c[11].usd_per_hour - 50.40).abs() < 1e-9);
+    }
+
+    #[test]
+    fn settings_are_checked() {
+        let mut m = CostModel::default();
+        assert!(m.set("spark_cluster_usd_per_hour = 4.5").is_ok());
+        assert_eq!(m.spark_cluster_usd_per_hour, 4.5);
+        let err = |s: &str| {
+            CostModel::default()
+                .set(s)
+                .err()
+                .map(|e| e.0)
+                .unwrap_or_default()
+        };
+        assert!(err("spark=1").contains("unknown cost parameter `spark`"));
+        assert!(err("stream_usd_per_hour").contains("key=value"));
+        assert!(err("stream_usd_per_hour=-1").contains(">= 0"));
+        assert!(err("stream_usd_per_hour=abc").contains("not a number"));
+        assert!(err("spark_records_per_s_per_cluster=0").contains("greater than 0"));
+    }
 }

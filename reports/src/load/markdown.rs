@@ -333,3 +333,49 @@ pub(super) fn value_cell(metric: &str, v: Option<f64>) -> String {
         fmt_int(v)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::load::sample::sweep;
+    use crate::load::{compare, evaluate_with, Threshold};
+
+    #[test]
+    fn sweep_snapshot() {
+        insta::assert_snapshot!(render(&sweep(), &ReportOptions::default()));
+    }
+
+    #[test]
+    fn sweep_with_thresholds_and_comparison_snapshot() {
+        let report = sweep();
+        let mut baseline = report.clone();
+        baseline.started_at = "2026-01-14T10:00:00Z".into();
+        baseline.points[1].latency_ms.p99 = 80.0;
+        baseline.points[10].achieved_rate = 5000.0;
+        baseline.points.remove(0);
+        let thresholds: Vec<Threshold> = [
+            "push.freshness.p99<500ms",
+            "kafka.latency.p99<=2s",
+            "push.errors.rate<1%",
+            "push.latency.p99.change<10%",
+        ]
+        .iter()
+        .filter_map(|t| t.parse().ok())
+        .collect();
+        let opts = ReportOptions {
+            thresholds: evaluate_with(&report, &thresholds, Some(&baseline)),
+            comparison: Some(compare(&baseline, &report)),
+            ..ReportOptions::default()
+        };
+        insta::assert_snapshot!(render(&report, &opts));
+    }
+
+    #[test]
+    fn an_empty_report_renders_without_tables() {
+        let out = render(&LoadReport::default(), &ReportOptions::default());
+        assert!(out.contains("# Load report: no points"));
+        assert!(out.contains("nothing to recommend"));
+        assert!(out.contains("No run points."));
+        assert!(!out.contains("## Cost"));
+    }
+}

@@ -233,3 +233,20 @@ pub fn write_all(dir: &Path, report: &LoadReport, opts: &ReportOptions) -> io::R
     std::fs::write(dir.join("report.json"), render_json(report, opts))?;
     Ok(())
 }
+
+#[cfg(test)]
+pub(crate) mod sample {
+    //! The handmade two-pattern sweep (`reports/tests/fixtures/two-pattern-sweep.json`):
+    //! push and kafka at 100 to 10,000 records/s with the `tecton` profile, push saturating
+    //! (429s, timeouts) from 5,000/s on.
+    use super::*;
+
+    pub(crate) const SWEEP_JSON: &str = include_str!("../../tests/fixtures/two-pattern-sweep.json");
+
+    pub(crate) fn sweep() -> LoadReport {
+        match parse_report(SWEEP_JSON) {
+            Ok(r) => r,
+            Err(e) => panic!("the sweep fixture must parse: {e}"),
+        }
+    }
+}

@@ -198,7 +198,7 @@ pub fn recommend(report: &LoadReport, cost: &CostModel, criteria: &Criteria) -> 
             .filter(|(c, _)| *c)
             .map(|(_, w)| *w)
             .collect();
-            because = format!("Kafka + Spark because {}.", why.join(" and "));
+            because = format!("Kafka + Spark because {}.", join_and(&why));
             Choice::Kafka
         } else if push_holds {
             let why = if kafka.is_none() {
@@ -294,6 +294,33 @@ impl Crossover {
     }
 }
 
+impl Crossover {
+    /// The rate by each criterion, for people.
+    pub fn by_criterion(&self) -> String {
+        let r = |v: Option<f64>| {
+            v.map(|v| format!("{}/s", fmt_int(v)))
+                .unwrap_or_else(|| "none".to_string())
+        };
+        format!(
+            "By criterion: cost {} (example prices, {:.1} records per push request); capacity {}; \
+             freshness {}.",
+            r(self.cost_rate),
+            self.records_per_request,
+            r(self.capacity_rate),
+            r(self.freshness_rate)
+        )
+    }
+}
+
+/// `a`, `a and b`, `a, b and c`.
+fn join_and(items: &[&str]) -> String {
+    match items {
+        [] => String::new(),
+        [one] => (*one).to_string(),
+        [init @ .., last] => format!("{} and {last}", init.join(", ")),
+    }
+}
+
 fn describe(name: &str, p: &RunPoint, c: &Criteria) -> String {
     let fresh = p
         .freshness_ms
@@ -312,4 +339,75 @@ fn describe(name: &str, p: &RunPoint, c: &Criteria) -> String {
 /// Offered rates compare equal within a millionth, so `1000` and `999.9999999` match.
 pub(super) fn same_rate(a: f64, b: f64) -> bool {
     (a - b).abs() <= 1e-6 * a.abs().max(b.abs()).max(1.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::load::sample::sweep;
+
+    fn choices(r: &Recommendation) -> Vec<Choice> {
+        r.bands.iter().map(|b| b.choice).collect()
+    }
+
+    #[test]
+    fn the_sweep_recommends_push_below_the_crossover_and_kafka_above() {
+        let r = recommend(&sweep(), &CostModel::default(), &Criteria::default());
+        use Choice::*;
+        assert_eq!(choices(&r), [Push, Push, Push, Push, Kafka, Kafka]);
+        let c = &r.crossover;
+        assert_eq!(c.rate, Some(5000.0));
+        assert_eq!(c.basis.as_deref(), Some("capacity"));
+        assert_eq!(c.below, Some(2000.0));
+        assert_eq!(c.capacity_rate, Some(5000.0));
+        assert_eq!(c.freshness_rate, Some(5000.0));
+        assert_eq!(c.records_per_request, 5.0);
+        assert!((c.cost_rate.unwrap_or_default() - 6666.67).abs() < 0.01);
+        assert_eq!(
+            c.sentence(),
+            "Crossover between 2,000/s and 5,000/s (first seen at 5,000/s): from there on push \
+             no longer holds the offered rate while Kafka + Spark does."
+        );
+        assert_eq!(
+            r.bands[4].because,
+            "Kafka + Spark because push does not hold this rate and push is no fresher at p99."
+        );
+        assert_eq!((r.bands[4].from_rate, r.bands[4].to_rate), (2000.0, 5000.0));
+    }
+
+    #[test]
+    fn cheaper_kafka_wins_even_where_push_holds() {
+        let mut cost = CostModel::default();
+        cost.set("spark_cluster_usd_per_hour=0.5")
+            .unwrap_or_default();
+        let r = recommend(&sweep(), &cost, &Criteria::default());
+        let c = &r.crossover;
+        assert_eq!(c.basis.as_deref(), Some("cost"));
+        // (0.60 + 0.50) / 0.00054 = 2,037/s, between the 2,000 and 5,000 sweeps.
+        assert!((c.rate.unwrap_or_default() - 2037.04).abs() < 0.01);
+        assert!(c
+            .sentence()
+            .starts_with("Crossover at 2,037/s: from there on Kafka + Spark costs no more"));
+    }
+
+    #[test]
+    fn a_pattern_alone_or_nothing_holding_is_said_so() {
+        let mut r = sweep();
+        r.points.retain(|p| p.pattern == Some(Pattern::Push));
+        let rec = recommend(&r, &CostModel::default(), &Criteria::default());
+        use Choice::*;
+        assert_eq!(choices(&rec), [Push, Push, Push, Push, Neither, Neither]);
+        assert_eq!(
+            rec.bands[0].because,
+            "Push because push holds this rate (Kafka + Spark not measured)."
+        );
+        assert_eq!(rec.crossover.capacity_rate, None);
+        assert!(recommend(
+            &LoadReport::default(),
+            &CostModel::default(),
+            &Criteria::default()
+        )
+        .bands
+        .is_empty());
+    }
 }

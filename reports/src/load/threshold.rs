@@ -390,6 +390,9 @@ impl fmt::Display for Threshold {
             self.metric.unit()
         };
         let value = match unit {
+            Unit::Millis if self.limit >= 1000.0 && self.limit % 1000.0 == 0.0 => {
+                format!("{}s", trim_float(self.limit / 1000.0))
+            }
             Unit::Millis => format!("{}ms", trim_float(self.limit)),
             Unit::Fraction => format!("{}%", trim_float(self.limit * 100.0)),
             Unit::Count | Unit::PerSecond => trim_float(self.limit),
@@ -508,16 +511,37 @@ fn evaluate_one(
             detail: "a `.change` threshold needs a baseline run (--compare OLD.json)".into(),
         };
     }
+    // Why a point has no value, for the detail sentence.
+    let mut missing: Option<String> = None;
     let observations: Vec<Observation> = points
         .iter()
         .map(|p| {
             let value = if t.change {
-                baseline
-                    .and_then(|b| super::find_point(b, p.pattern, p.offered_rate))
-                    .and_then(|old| relative_change(t.metric.value(old)?, t.metric.value(p)?))
+                match baseline.and_then(|b| super::find_point(b, p.pattern, p.offered_rate)) {
+                    None => {
+                        missing.get_or_insert_with(|| {
+                            format!("no baseline point at {}/s", super::fmt_int(p.offered_rate))
+                        });
+                        None
+                    }
+                    Some(old) => t
+                        .metric
+                        .value(old)
+                        .zip(t.metric.value(p))
+                        .and_then(|(o, n)| relative_change(o, n)),
+                }
             } else {
                 t.metric.value(p)
             };
+            if value.is_none() {
+                missing.get_or_insert_with(|| {
+                    format!(
+                        "{} not measured at {}/s",
+                        t.metric.name(),
+                        super::fmt_int(p.offered_rate)
+                    )
+                });
+            }
             Observation {
                 offered_rate: p.offered_rate,
                 value,
@@ -533,17 +557,8 @@ fn evaluate_one(
             t.metric.format_value(v)
         }
     };
-    let detail = if let Some(o) = observations.iter().find(|o| o.value.is_none()) {
-        format!(
-            "{} not measured at {}/s{}",
-            t.metric.name(),
-            super::fmt_int(o.offered_rate),
-            if t.change {
-                " (no value at this point in one of the runs)"
-            } else {
-                ""
-            }
-        )
+    let detail = if let Some(why) = missing {
+        why
     } else {
         // The worst observation: the one furthest on the wrong side of the limit.
         let worse = |a: f64, b: f64| match t.op {
@@ -596,5 +611,174 @@ pub(super) fn relative_change(old: f64, new: f64) -> Option<f64> {
         })
     } else {
         Some((new - old) / old.abs())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::load::sample::sweep;
+
+    fn t(s: &str) -> Threshold {
+        match s.parse() {
+            Ok(t) => t,
+            Err(e) => panic!("{e}"),
+        }
+    }
+
+    fn reason(s: &str) -> String {
+        match s.parse::<Threshold>() {
+            Ok(t) => panic!("`{s}` parsed as {t:?}"),
+            Err(e) => e.reason,
+        }
+    }
+
+    #[test]
+    fn the_documented_examples_parse_to_their_meaning() {
+        let f = t("push.freshness.p99<500ms");
+        assert_eq!(
+            (f.pattern, &f.metric, f.op, f.limit, f.change),
+            (
+                Pattern::Push,
+                &Metric::Freshness(Stat::P99),
+                Op::Lt,
+                500.0,
+                false
+            )
+        );
+        let k = t("kafka.latency.p99<=2s");
+        assert_eq!(
+            (k.metric.clone(), k.op, k.limit),
+            (Metric::Latency(Stat::P99), Op::Le, 2000.0)
+        );
+        let e = t("push.errors.rate<1%");
+        assert_eq!((e.metric.clone(), e.limit), (Metric::ErrorRate(None), 0.01));
+        let s = t("sink.achieved_rate>=900");
+        assert_eq!(
+            (s.pattern, s.metric.clone(), s.op, s.limit),
+            (Pattern::Sink, Metric::AchievedRate, Op::Ge, 900.0)
+        );
+        let c = t(" push.latency.p99.change <= 10% ");
+        assert!(c.change);
+        assert!((c.limit - 0.10).abs() < 1e-12);
+        assert_eq!(
+            t("push.errors.429.rate<0.5%").metric,
+            Metric::ErrorRate(Some("429".into()))
+        );
+        assert_eq!(t("kafka.latency.p50<800us").limit, 0.8);
+    }
+
+    #[test]
+    fn the_canonical_form_parses_back_to_the_same_threshold() {
+        for s in [
+            "push.freshness.p99<500ms",
+            "kafka.latency.p999<=2s",
+            "push.errors.rate<1%",
+            "sink.achieved_rate>=900",
+            "kafka.achieved_ratio>0.99",
+            "push.errors.timeout.count==0",
+            "push.late_sends.rate<0.1%",
+            "push.latency_uncorrected.max<1m",
+            "kafka.freshness.p50.change<=+25%",
+        ] {
+            let first = t(s);
+            assert_eq!(t(&first.to_string()), first, "{s} -> {first}");
+        }
+        assert_eq!(
+            t("kafka.latency.p99<=2000ms").to_string(),
+            "kafka.latency.p99<=2s"
+        );
+        assert_eq!(
+            t("kafka.latency.p99<1.5s").to_string(),
+            "kafka.latency.p99<1500ms"
+        );
+    }
+
+    #[test]
+    fn bad_expressions_say_what_is_wrong() {
+        assert!(reason("flink.latency.p99<1s").contains("unknown pattern `flink`"));
+        assert!(reason("push.latency.p95<1s").contains("unknown statistic `p95`"));
+        assert!(reason("push.freshness.p999<1s").contains("freshness has no p999"));
+        assert!(reason("push.speed<1").contains("unknown metric `speed`"));
+        assert!(reason("push.latency.p99").contains("no comparison"));
+        assert!(reason("push.latency.p99<").contains("missing value"));
+        assert!(reason("push.latency.p99<5h").contains("unknown duration unit `h`"));
+        assert!(reason("push.errors.rate<1ms").contains("percentage"));
+        assert!(reason("push.late_sends<3%").contains("a count takes no unit"));
+        assert!(reason("push.latency.p99<fast").contains("not a number"));
+        assert!(reason("push.latency.p99=<5").contains("use one of"));
+        let e = match "x<1".parse::<Threshold>() {
+            Err(e) => e.to_string(),
+            Ok(_) => String::new(),
+        };
+        assert!(e.starts_with("bad threshold `x<1`:"), "{e}");
+    }
+
+    #[test]
+    fn a_threshold_holds_only_when_every_point_of_its_pattern_passes() {
+        let r = sweep();
+        let res = evaluate(
+            &r,
+            &[
+                t("push.freshness.p99<500ms"),
+                t("kafka.freshness.p99<5s"),
+                t("push.errors.rate<1%"),
+                t("kafka.achieved_ratio>=99%"),
+            ],
+        );
+        assert!(!res[0].passed);
+        let failing: Vec<f64> = res[0]
+            .observations
+            .iter()
+            .filter(|o| !o.passed)
+            .map(|o| o.offered_rate)
+            .collect();
+        assert_eq!(failing, [5000.0, 10000.0]);
+        assert_eq!(
+            res[0].detail,
+            "9.80 s at 10,000/s; fails at 2 of 6 point(s)"
+        );
+        assert!(res[1].passed, "{}", res[1].detail);
+        assert_eq!(res[1].detail, "worst 3.30 s at 10,000/s across 6 point(s)");
+        assert!(!res[2].passed);
+        assert!(res[3].passed);
+    }
+
+    #[test]
+    fn missing_data_fails_instead_of_passing_silently() {
+        let mut r = sweep();
+        r.points[0].freshness_ms = None;
+        let res = evaluate(
+            &r,
+            &[
+                t("push.freshness.p99<1m"),
+                t("sink.achieved_rate>=1"),
+                t("push.latency.p99.change<10%"),
+            ],
+        );
+        assert!(!res[0].passed);
+        assert_eq!(res[0].detail, "freshness.p99 not measured at 100/s");
+        assert!(!res[1].passed);
+        assert_eq!(res[1].detail, "no sink point in this report");
+        assert!(!res[2].passed);
+        assert!(res[2].detail.contains("needs a baseline"));
+    }
+
+    #[test]
+    fn change_thresholds_read_against_the_baseline() {
+        let new = sweep();
+        let mut old = new.clone();
+        old.points[1].latency_ms.p99 = 100.0; // new is 118: +18 %
+        let res = evaluate_with(
+            &new,
+            &[
+                t("push.latency.p99.change<10%"),
+                t("push.latency.p99.change<20%"),
+            ],
+            Some(&old),
+        );
+        assert!(!res[0].passed);
+        assert_eq!(res[0].detail, "+18.0% at 500/s; fails at 1 of 6 point(s)");
+        assert!(res[1].passed, "{}", res[1].detail);
     }
 }
