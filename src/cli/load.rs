@@ -116,7 +116,7 @@ struct CommonArgs {
     #[arg(long, default_value = "10s")]
     timeout: String,
     /// How long to wait after the last send for the stream or the sink to finish.
-    #[arg(long, default_value = "30s")]
+    #[arg(long, default_value = "60s")]
     settle: String,
     /// The seed of every random choice (default: a fresh one, printed).
     #[arg(long)]
