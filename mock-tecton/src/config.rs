@@ -4,6 +4,7 @@ use std::net::SocketAddr;
 
 use crate::decisions;
 use crate::faults::FaultSet;
+use crate::profile::TectonProfile;
 use crate::repo::Repository;
 
 /// Settings for one mock instance.
@@ -27,6 +28,8 @@ pub struct Config {
     pub faults: FaultSet,
     /// The micro-batch engine of stream sources.
     pub stream: crate::stream::StreamConfig,
+    /// Tecton's latency and capacity (`None`: the raw mock, as fast as this machine).
+    pub profile: Option<TectonProfile>,
 }
 
 impl Default for Config {
@@ -48,6 +51,7 @@ impl Config {
             virtual_start: None,
             faults: FaultSet::default(),
             stream: crate::stream::StreamConfig::default(),
+            profile: None,
         }
     }
 
@@ -84,6 +88,12 @@ impl Config {
     /// Sets the micro-batch engine's configuration.
     pub fn stream(mut self, stream: crate::stream::StreamConfig) -> Self {
         self.stream = stream;
+        self
+    }
+
+    /// Answers with Tecton's latency and capacity (see [`crate::profile`]).
+    pub fn profile(mut self, profile: TectonProfile) -> Self {
+        self.profile = Some(profile);
         self
     }
 

@@ -145,3 +145,69 @@ pub const STREAM_NO_DATA_BATCHES: bool = false;
 /// Trigger precedence: a stream source's `trigger_interval` in the repository, else `serve
 /// --trigger-interval`, else Tecton's defaults ([`CONTINUOUS_TRIGGER`], [`TIME_INTERVAL_TRIGGER`]).
 pub const STREAM_TRIGGER_SOURCE_FIRST: bool = true;
+
+/// The defaults of the `tecton` latency and capacity profile (`serve --profile tecton`), each
+/// with where it comes from. Tecton publishes ranges and rules of thumb, not distributions: where
+/// it gives a range the profile takes its middle, and where it gives nothing the choice is
+/// marked as the mock's own. Every value can be changed in a profile file.
+pub mod tecton_profile {
+    /// Median ingest latency for a request of one record, in ms. Tecton's "Stream Ingest API
+    /// performance" page reports p50 of 55–57 ms for single-record requests at 100–1,000
+    /// requests/s (DynamoDB, online and offline writes, with a transformation):
+    /// <https://docs.tecton.ai/docs/beta/defining-features/feature-views/stream-feature-view/stream-feature-view-with-rift/stream-ingest-api-performance>
+    pub const INGEST_ONE_P50_MS: f64 = 55.0;
+    /// p99 ingest latency for one record, in ms: the middle of the 108–165 ms range on the same
+    /// page.
+    pub const INGEST_ONE_P99_MS: f64 = 136.0;
+    /// Median ingest latency for a request of ten records, in ms: the middle of the 82–112 ms
+    /// range on the same page (20–200 requests/s).
+    pub const INGEST_TEN_P50_MS: f64 = 97.0;
+    /// p99 ingest latency for ten records, in ms: the middle of the 156–213 ms range on the
+    /// same page.
+    pub const INGEST_TEN_P99_MS: f64 = 185.0;
+    /// Ingest capacity, in records/s, before the service has scaled up. Tecton documents no
+    /// figure; it advises the Stream Ingest API below about 1,000 records/s and Kafka or Kinesis
+    /// above ("Stream Feature View" and "Flink integration" pages:
+    /// <https://docs.tecton.ai/docs/beta/defining-features/feature-views/stream-feature-view>),
+    /// so the profile starts there. The mock's own choice.
+    pub const INGEST_INITIAL_RECORDS_PER_S: f64 = 1_000.0;
+    /// How long demand must be observed before ingest capacity follows it, in seconds. The
+    /// Stream Ingest API page says only that 429s rise "during sudden increases in request
+    /// volume" until the service has scaled; the profile borrows the feature server's
+    /// documented autoscaling delay of 60 s ("Scaling the feature server":
+    /// <https://docs.tecton.ai/docs/beta/running-in-production/scaling-feature-server>).
+    pub const INGEST_SCALE_PERIOD_S: f64 = 60.0;
+    /// Utilization the ingest service scales to: after each period, capacity becomes the
+    /// observed demand divided by this (never below the initial capacity). The feature server
+    /// scales up above 50 % concurrency utilization (same page); the profile uses 50 % too.
+    pub const INGEST_TARGET_UTILIZATION: f64 = 0.5;
+    /// Seconds of capacity a burst may use at once, for ingest and serving: a request is
+    /// refused when it would take the service more than this far ahead of its rate. The mock's
+    /// own choice (Tecton documents none).
+    pub const BURST_S: f64 = 1.0;
+    /// Feature server capacity in requests/s (rows of a batch request count one each). Tecton's
+    /// limits page gives "roughly 200 QPS" as the default provisioned capacity
+    /// (<https://docs.tecton.ai/docs/beta/running-in-production/limits>); beyond it the server
+    /// answers 429 ("Monitoring online serving":
+    /// <https://docs.tecton.ai/docs/beta/running-in-production/monitoring/online-serving>),
+    /// without `Retry-After`.
+    pub const SERVING_CAPACITY_QPS: f64 = 200.0;
+    /// A feature server request not answered after this many ms gets a 504: Tecton's default
+    /// request timeout of 2 s ("Monitoring online serving" above, and "Latency budgets":
+    /// <https://docs.tecton.ai/docs/beta/reading-feature-data/reading-feature-data-for-inference/latency-budgets>).
+    pub const SERVING_TIMEOUT_MS: u64 = 2_000;
+    /// Median feature server latency in ms: compute p50 7 ms at 10k QPS without cache
+    /// ("Caching": <https://docs.tecton.ai/docs/beta/running-in-production/caching>) plus a
+    /// DynamoDB read p50 of 3–4 ms ("Selecting your online store":
+    /// <https://docs.tecton.ai/docs/beta/setting-up-tecton/connecting-an-online-store-aws/selecting-your-online-store>).
+    pub const SERVING_P50_MS: f64 = 10.5;
+    /// p99 feature server latency in ms: compute p99 29 ms plus a DynamoDB read p99 of
+    /// 20–25 ms (same pages). Adding percentiles overstates the sum's p99 a little, which
+    /// errs on the slow side.
+    pub const SERVING_P99_MS: f64 = 51.5;
+    /// Fixed cost of each Spark micro-batch, in ms, on top of the trigger interval. Not a
+    /// Tecton figure: measured by running a small Structured Streaming job (watermark,
+    /// 10-minute tumbling window, sum and count, update mode) on local Spark, which took about
+    /// 0.8 s per micro-batch whatever the batch size.
+    pub const SPARK_BATCH_OVERHEAD_MS: u64 = 800;
+}

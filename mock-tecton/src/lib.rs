@@ -33,6 +33,7 @@ pub mod faults;
 pub mod ingest;
 pub mod journal;
 pub mod json;
+pub mod profile;
 pub mod repo;
 pub mod retrieval;
 pub mod schema;

@@ -7,6 +7,7 @@ use crate::config::Config;
 use crate::faults::FaultEngine;
 use crate::ingest::{IngestContext, IngestPlan};
 use crate::journal::Journal;
+use crate::profile::Profile;
 use crate::repo::Repository;
 use crate::store::{OfflineLog, OnlineStore};
 
@@ -35,6 +36,8 @@ pub struct MockState {
     pub faults: FaultEngine,
     /// Topics and micro-batch queries of the stream sources.
     pub streams: crate::stream::Streams,
+    /// Tecton's latency and capacity, when the profile is on.
+    pub profile: Option<Profile>,
 }
 
 impl MockState {
@@ -56,6 +59,7 @@ impl MockState {
             records_per_source: config.records_per_source,
             max_body_bytes: config.max_body_bytes,
             faults: FaultEngine::new(config.faults.clone()),
+            profile: config.profile.clone().map(Profile::new),
             repo,
         }
     }

@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use anyhow::Context as _;
 use clap::Args;
+use mock_tecton::profile::TectonProfile;
 use mock_tecton::{decisions, Config, MockTecton};
 
 use super::RepoSource;
@@ -35,6 +36,44 @@ pub struct ServeArgs {
     /// Fault rules to install at start (TOML; change them live with POST /_mock/faults).
     #[arg(long, value_name = "FILE")]
     faults: Option<std::path::PathBuf>,
+    /// Latency and capacity: `raw` answers as fast as this machine can; `tecton` adds Tecton's
+    /// documented ingest latency, 429s while ingest scales, ~200 QPS feature server capacity
+    /// and its 2 s timeout.
+    #[arg(long, value_enum, default_value_t = ProfileName::Raw)]
+    profile: ProfileName,
+    /// Every number of the `tecton` profile from a TOML file (implies `--profile tecton`).
+    #[arg(long, value_name = "FILE")]
+    profile_file: Option<std::path::PathBuf>,
+    /// Seed of the profile's latency draws (overrides the file's).
+    #[arg(long, value_name = "N")]
+    profile_seed: Option<u64>,
+}
+
+/// The latency and capacity profiles `serve` knows.
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum ProfileName {
+    /// The raw mock: no added latency, no capacity limits.
+    Raw,
+    /// Tecton's documented latency and capacity.
+    Tecton,
+}
+
+/// The profile the flags ask for, if any.
+fn profile(args: &ServeArgs) -> anyhow::Result<Option<TectonProfile>> {
+    let mut profile = match &args.profile_file {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read {}", path.display()))?;
+            TectonProfile::from_toml(&text)
+                .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?
+        }
+        None if args.profile == ProfileName::Tecton => TectonProfile::default(),
+        None => return Ok(None),
+    };
+    if let Some(seed) = args.profile_seed {
+        profile.seed = seed;
+    }
+    Ok(Some(profile))
 }
 
 /// Serves until Ctrl-C, then lets in-flight requests finish.
@@ -56,6 +95,9 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
             .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
         config = config.faults(set);
     }
+    if let Some(profile) = profile(&args)? {
+        config = config.profile(profile);
+    }
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     runtime.block_on(async {
         let mock = MockTecton::start(config)
@@ -64,6 +106,9 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         println!("mock Tecton serving at {}", mock.url());
         println!("  ingest:  POST {}/ingest", mock.url());
         println!("  admin:   GET  {}/_mock/health", mock.url());
+        if let Some(p) = &mock.state().profile {
+            println!("  profile: tecton (seed {})", p.knobs().seed);
+        }
         tokio::signal::ctrl_c()
             .await
             .context("cannot wait for Ctrl-C")?;

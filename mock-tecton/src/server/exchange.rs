@@ -24,6 +24,7 @@ use crate::decisions;
 use crate::faults::{Decision, FaultAction, RequestFacts};
 use crate::ingest::{self, Dialect, IngestError};
 use crate::journal::{Entry, Outcome};
+use crate::profile::Traffic;
 use crate::repo::ServiceAccount;
 use crate::serving::{self, Endpoint, PathTarget, ServingContext, ServingError};
 use crate::state::MockState;
@@ -234,24 +235,38 @@ async fn exchange(state: Arc<MockState>, api: Api, req: Request) -> Response {
         Err(BodyError::TooLarge(n)) => record.entry.request_bytes = *n,
         Err(BodyError::Unreadable) => {}
     }
-    if let Some(decision) = &fault {
-        if let Some(resp) =
-            act_before_handling(decision, &mut record, control.as_deref(), &api).await
-        {
-            return resp.into_response(record);
+    // Under the Tecton profile the feature server answers 504 at its timeout, whatever held
+    // the request (the profile's latency, an injected latency or hang).
+    let deadline = match (&api, &state.profile) {
+        (Api::Serving { .. }, Some(p)) => Some(p.serving_timeout()),
+        _ => None,
+    };
+    let handled = async {
+        if let Some(decision) = &fault {
+            if let Some(early) =
+                act_before_handling(decision, &mut record, control.as_deref(), &api).await
+            {
+                return Err(early);
+            }
         }
-    }
-
-    let outcome = read_and_handle(
-        &state,
-        &api,
-        &parts,
-        body,
-        &mut record,
-        &mut fault,
-        control.as_deref(),
-    )
-    .await;
+        read_and_handle(
+            &state,
+            &api,
+            &parts,
+            body,
+            &mut record,
+            &mut fault,
+            control.as_deref(),
+        )
+        .await
+    };
+    let outcome = match deadline {
+        None => handled.await,
+        Some(limit) => {
+            let timed = tokio::time::timeout(limit, handled).await;
+            timed.unwrap_or_else(|_| Err(serving_timeout(&mut record, limit)))
+        }
+    };
     let (status, bytes, headers) = match outcome {
         Ok(Answer(s, b, h)) => (s, b, h),
         Err(early) => return early.into_response(record),
@@ -371,6 +386,21 @@ async fn act_before_handling(
         | FaultAction::Dribble { .. }
         | FaultAction::SchemaDrift { .. } => None,
     }
+}
+
+/// The feature server's 504 when a request outlives the profile's timeout.
+fn serving_timeout(record: &mut ExchangeRecord, limit: Duration) -> Early {
+    let label = format!("tecton profile: 504 after {} ms", limit.as_millis());
+    record.entry.fault = Some(match record.entry.fault.take() {
+        Some(earlier) => format!("{earlier}; {label}"),
+        None => label,
+    });
+    let body = ServingError::new(504, decisions::injected_serving_message(504)).body();
+    Early::Answer(
+        StatusCode::GATEWAY_TIMEOUT,
+        Bytes::from(body.to_string()),
+        HeaderMap::new(),
+    )
 }
 
 /// Holds the request until the client hangs up, or until `max`, then closes without answering.
@@ -567,6 +597,17 @@ async fn read_and_handle(
             if let Some(early) = act_before_handling(decision, record, control, api).await {
                 return Err(early);
             }
+        }
+    }
+    if let (None, Some(profile)) = (fault.as_ref(), &state.profile) {
+        let traffic = match api {
+            Api::Ingest(_) => Traffic::of_ingest(&json),
+            Api::Serving { .. } => Traffic::of_serving(&json),
+        };
+        let decision = fault.insert(profile.decide(traffic));
+        record.note_fault(decision);
+        if let Some(early) = act_before_handling(decision, record, control, api).await {
+            return Err(early);
         }
     }
     let (drift, process) = match fault.as_ref().map(|d| &d.action) {
