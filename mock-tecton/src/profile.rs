@@ -576,10 +576,12 @@ mod tests {
         };
         let p = Profile::new(knobs.clone());
         let kinds: Vec<String> = (0..15)
-            .map(|_| match p.decide_at(Traffic::Serving { rows: 1 }, 0).action {
-                FaultAction::Latency { .. } => "latency".into(),
-                other => other.label(),
-            })
+            .map(
+                |_| match p.decide_at(Traffic::Serving { rows: 1 }, 0).action {
+                    FaultAction::Latency { .. } => "latency".into(),
+                    other => other.label(),
+                },
+            )
             .collect();
         assert_eq!(kinds.iter().filter(|k| *k == "latency").count(), 10);
         assert_eq!(kinds[10..], vec!["status 429".to_string(); 5][..]);

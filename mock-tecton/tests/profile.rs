@@ -155,7 +155,10 @@ async fn a_held_feature_request_gets_504_at_the_timeout() {
     );
     let entry = h.mock.journal().pop().unwrap();
     assert_eq!(entry.status, 504);
-    assert!(entry.fault.unwrap().ends_with("tecton profile: 504 after 300 ms"));
+    assert!(entry
+        .fault
+        .unwrap()
+        .ends_with("tecton profile: 504 after 300 ms"));
 }
 
 #[tokio::test]

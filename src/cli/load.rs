@@ -88,8 +88,10 @@ struct CommonArgs {
     url: Option<String>,
     #[command(flatten)]
     repo: RepoSource,
-    /// The in-process mock's latency and capacity profile.
-    #[arg(long, default_value = "raw", value_parser = ["raw"])]
+    /// The mock's latency and capacity profile: `raw` (as fast as this machine) or `tecton`
+    /// (Tecton's documented latencies and capacities; seeded with --seed). Applies to the
+    /// in-process mock; with --url it only labels the report (start `serve --profile tecton`).
+    #[arg(long, default_value = "raw", value_parser = ["raw", "tecton"])]
     profile: String,
     /// Editor API key for pushes and the sink.
     #[arg(long, default_value = "demo-editor-key")]
@@ -214,11 +216,21 @@ fn run_points(points: Vec<(Pattern, Plan)>, args: CommonArgs) -> anyhow::Result<
                 None
             }
             None => {
-                let mock = MockTecton::start(Config::new(repo.clone()))
+                let mut config = Config::new(repo.clone());
+                if args.profile == "tecton" {
+                    let mut profile = mock_tecton::profile::TectonProfile::default();
+                    profile.seed = seed;
+                    config = config.profile(profile);
+                }
+                let mock = MockTecton::start(config)
                     .await
                     .context("cannot start the in-process mock")?;
                 setup.url = mock.url();
-                println!("mock Tecton started in-process at {}", mock.url());
+                println!(
+                    "mock Tecton started in-process at {} (profile {})",
+                    mock.url(),
+                    args.profile
+                );
                 Some(mock)
             }
         };
