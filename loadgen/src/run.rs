@@ -11,6 +11,7 @@
 //! within one millisecond go out together; their latency is still measured from each one's
 //! own due time.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -38,6 +39,9 @@ pub struct RunSpec {
     pub timeout: Duration,
     /// Draw a live progress bar (only on a terminal).
     pub progress: bool,
+    /// Keys (`user_id`s) whose acknowledged records are counted, for a check through the
+    /// feature server afterwards: the first this many distinct keys sent.
+    pub sample_keys: usize,
 }
 
 impl RunSpec {
@@ -51,6 +55,7 @@ impl RunSpec {
             late_after: Duration::from_millis(10),
             timeout: Duration::from_secs(10),
             progress: false,
+            sample_keys: 0,
         }
     }
 }
@@ -64,6 +69,8 @@ pub struct Finished {
     pub duration: Duration,
     /// When the run started (Unix ns), the zero of every due time.
     pub started_ns: i64,
+    /// The sampled keys and how many of their records were acknowledged.
+    pub sample: Vec<(String, u64)>,
 }
 
 impl Finished {
@@ -121,6 +128,7 @@ pub async fn run_http(
     let started_ns = unix_now_ns();
     let ticker = spawn_ticker(start, recorder.clone(), progress.clone());
 
+    let mut sample = Sample::new(spec.sample_keys);
     let total = spec.plan.total_records();
     let mut k = 0u64;
     while k < total {
@@ -130,12 +138,13 @@ pub async fn run_http(
             break;
         };
         let due_ns = started_ns + due.as_nanos() as i64;
-        let records = (k..=last)
+        let records: Vec<_> = (k..=last)
             .map(|i| {
                 let at = spec.plan.due(i).unwrap_or(due);
                 source.next(started_ns + at.as_nanos() as i64)
             })
             .collect();
+        let hits = sample.hits(&records);
         let req = target.request(records, due_ns);
         let intended = start + due;
         if intended > Instant::now() {
@@ -147,9 +156,14 @@ pub async fn run_http(
         let actual = Instant::now();
         let late = actual.saturating_duration_since(intended) > spec.late_after;
         lock(&recorder).sent(n, late, actual - start);
-        let (client, recorder) = (client.clone(), recorder.clone());
+        let (client, recorder, acked) = (client.clone(), recorder.clone(), sample.acked.clone());
         tokio::spawn(async move {
             let outcome = target::send(&client, req).await;
+            if outcome == Outcome::Ok {
+                for i in hits {
+                    acked[i].fetch_add(1, Ordering::Relaxed);
+                }
+            }
             let done = Instant::now();
             let corrected = done - intended;
             let mut r = lock(&recorder);
@@ -180,7 +194,53 @@ pub async fn run_http(
         recorder,
         duration,
         started_ns,
+        sample: sample.counts(),
     })
+}
+
+/// The sampled keys of a run and their acknowledged records.
+struct Sample {
+    keys: Vec<String>,
+    max: usize,
+    acked: Arc<Vec<AtomicU64>>,
+}
+
+impl Sample {
+    fn new(max: usize) -> Self {
+        Sample {
+            keys: Vec::with_capacity(max),
+            max,
+            acked: Arc::new((0..max).map(|_| AtomicU64::new(0)).collect()),
+        }
+    }
+
+    /// The sample indices of `records` (one per record of a sampled key), adding new keys
+    /// while there is room.
+    fn hits(&mut self, records: &[crate::records::Record]) -> Vec<usize> {
+        let mut out = Vec::new();
+        for r in records {
+            let Some(key) = r.get("user_id").and_then(|v| v.as_str()) else {
+                continue;
+            };
+            match self.keys.iter().position(|k| k == key) {
+                Some(i) => out.push(i),
+                None if self.keys.len() < self.max => {
+                    out.push(self.keys.len());
+                    self.keys.push(key.to_string());
+                }
+                None => {}
+            }
+        }
+        out
+    }
+
+    fn counts(&self) -> Vec<(String, u64)> {
+        self.keys
+            .iter()
+            .zip(self.acked.iter())
+            .map(|(k, n)| (k.clone(), n.load(Ordering::Relaxed)))
+            .collect()
+    }
 }
 
 /// Closes an interval every second and refreshes the progress line.

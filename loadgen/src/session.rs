@@ -48,6 +48,13 @@ pub struct Setup {
     pub sink_command: Option<String>,
     /// How long to wait after the last send for the stream to catch up (`kafka`, `sink`).
     pub settle: Duration,
+    /// Keys checked through get-features after a push or kafka point (0: none). Needs the
+    /// demo's feature service (`check_service`) and generated records.
+    pub check_keys: usize,
+    /// Feature service read by the check, with a Consumer key.
+    pub check_service: String,
+    /// Consumer key for the check.
+    pub consumer_key: String,
 }
 
 impl Setup {
@@ -70,6 +77,9 @@ impl Setup {
             progress: false,
             sink_command: None,
             settle: Duration::from_secs(60),
+            check_keys: 20,
+            check_service: "fraud_detection".into(),
+            consumer_key: "demo-consumer-key".into(),
         }
     }
 
@@ -90,6 +100,11 @@ impl Setup {
             late_after: self.late_after,
             timeout: self.timeout,
             progress: self.progress,
+            sample_keys: if self.input.is_none() {
+                self.check_keys
+            } else {
+                0
+            },
         }
     }
 }
@@ -111,8 +126,33 @@ pub enum LoadError {
     Sink(String),
 }
 
+/// A measured point and the check of its sampled keys through the feature server.
+#[derive(Debug, Clone)]
+pub struct Measured {
+    /// The measurements.
+    pub point: RunPoint,
+    /// The get-features check (`None` when not made).
+    pub check: Option<KeyCheck>,
+}
+
+/// Sampled keys read back through get-features: does the served count of each key's records
+/// equal the records acknowledged for it?
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct KeyCheck {
+    /// Keys read.
+    pub checked: usize,
+    /// Keys whose served count matched.
+    pub agreed: usize,
+    /// The first disagreements: key, acknowledged records, served count (or the error).
+    pub disagreements: Vec<(String, u64, String)>,
+}
+
+/// The feature the check reads: records of a key in the last day (a CONTINUOUS count, so a
+/// record counts as soon as it is servable).
+const CHECK_FEATURE: &str = "user_transaction_amount_totals.amt_count_1d_continuous";
+
 /// Runs one point: `pattern` at `plan` against the mock at `setup.url`.
-pub async fn run_point(setup: &Setup, pattern: Pattern, plan: Plan) -> Result<RunPoint, LoadError> {
+pub async fn run_point(setup: &Setup, pattern: Pattern, plan: Plan) -> Result<Measured, LoadError> {
     let admin = reqwest::Client::builder()
         .timeout(Duration::from_secs(10))
         .build()
@@ -130,7 +170,11 @@ pub async fn run_point(setup: &Setup, pattern: Pattern, plan: Plan) -> Result<Ru
                 source: setup.push_source.clone(),
             };
             let done = run::run_http(&setup.spec(plan), &target, &mut records, &mut rng).await?;
-            Ok(done.point(pattern, offered))
+            let check = check_keys(&admin, setup, &done.sample).await;
+            Ok(Measured {
+                point: done.point(pattern, offered),
+                check,
+            })
         }
         Pattern::Kafka => {
             let target = Target::Kafka {
@@ -141,11 +185,15 @@ pub async fn run_point(setup: &Setup, pattern: Pattern, plan: Plan) -> Result<Ru
             let mut point = done.point(pattern, offered);
             point.freshness_ms =
                 stream_freshness(&admin, setup, point.records_acknowledged).await?;
-            Ok(point)
+            let check = check_keys(&admin, setup, &done.sample).await;
+            Ok(Measured { point, check })
         }
         Pattern::Sink => crate::sink::run_sink(setup, &setup.spec(plan), &mut records, &admin)
             .await
-            .map(|done| done.point(pattern, offered)),
+            .map(|done| Measured {
+                point: done.point(pattern, offered),
+                check: None,
+            }),
     }
 }
 
@@ -231,4 +279,60 @@ fn freshness(v: &Value) -> Option<FreshnessMs> {
         p99: v["p99"].as_f64()?,
         max: v["max"].as_f64()?,
     })
+}
+
+/// Reads each sampled key's record count through get-features and compares it with the
+/// records acknowledged for it. `None` when there is nothing to check or the feature service
+/// does not serve the checked feature (another repository).
+async fn check_keys(
+    admin: &reqwest::Client,
+    setup: &Setup,
+    sample: &[(String, u64)],
+) -> Option<KeyCheck> {
+    let url = format!("{}/api/v1/feature-service/get-features", setup.url);
+    let mut check = KeyCheck::default();
+    for (key, acked) in sample.iter().filter(|(_, n)| *n > 0) {
+        let body = serde_json::json!({"params": {
+            "workspaceName": setup.workspace,
+            "featureServiceName": setup.check_service,
+            "joinKeyMap": {"user_id": key},
+            "metadataOptions": {"includeNames": true},
+        }});
+        let resp = admin
+            .post(&url)
+            .header(
+                "Authorization",
+                format!("Tecton-key {}", setup.consumer_key),
+            )
+            .json(&body)
+            .send()
+            .await;
+        let served = match resp {
+            Ok(r) if r.status().is_success() => r.json::<Value>().await.ok(),
+            _ => None,
+        };
+        let Some(served) = served else {
+            check.checked += 1;
+            check
+                .disagreements
+                .push((key.clone(), *acked, "get-features failed".into()));
+            continue;
+        };
+        let names = served["metadata"]["features"].as_array()?;
+        let at = names.iter().position(|f| f["name"] == CHECK_FEATURE)?;
+        let value = &served["result"]["features"][at];
+        let count = value
+            .as_str()
+            .and_then(|s| s.parse::<u64>().ok())
+            .or_else(|| value.as_u64());
+        check.checked += 1;
+        if count == Some(*acked) {
+            check.agreed += 1;
+        } else if check.disagreements.len() < 5 {
+            check
+                .disagreements
+                .push((key.clone(), *acked, value.to_string()));
+        }
+    }
+    (check.checked > 0).then_some(check)
 }

@@ -168,6 +168,7 @@ pub(crate) async fn run_sink(
         recorder,
         duration,
         started_ns,
+        sample: Vec::new(),
     })
 }
 

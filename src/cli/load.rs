@@ -243,9 +243,18 @@ fn run_points(points: Vec<(Pattern, Plan)>, args: CommonArgs) -> anyhow::Result<
                 plan.duration(),
                 plan.total_records()
             );
-            let point = session::run_point(&setup, pattern, plan).await?;
-            println!("      {}", summary(&point));
-            out.push(point);
+            let measured = session::run_point(&setup, pattern, plan).await?;
+            println!("      {}", summary(&measured.point));
+            if let Some(c) = &measured.check {
+                println!(
+                    "      get-features check: {}/{} sampled keys serve exactly their acknowledged records",
+                    c.agreed, c.checked
+                );
+                for (key, acked, served) in &c.disagreements {
+                    println!("        {key}: {acked} acknowledged, served {served}");
+                }
+            }
+            out.push(measured.point);
         }
         if let Some(mock) = mock {
             mock.shutdown().await;
