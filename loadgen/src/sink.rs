@@ -83,11 +83,29 @@ pub(crate) async fn run_sink(
     let start = Instant::now();
     let started_ns = unix_now_ns();
     let ticker = spawn_ticker(start, recorder.clone(), progress.clone());
+    // The journal is read beside the writer, so that reading it never delays a due line.
     let mut journal = JournalReader::new(setup, spec, started_ns, admin.clone());
+    let (stop, mut stopped) = tokio::sync::oneshot::channel::<()>();
+    let reader = {
+        let recorder = recorder.clone();
+        tokio::spawn(async move {
+            loop {
+                let result = journal.poll(&recorder).await;
+                if result.is_err() {
+                    return (journal, result);
+                }
+                tokio::select! {
+                    _ = &mut stopped => break,
+                    () = tokio::time::sleep(Duration::from_millis(200)) => {}
+                }
+            }
+            let result = journal.poll(&recorder).await;
+            (journal, result)
+        })
+    };
 
     let total = spec.plan.total_records();
     let mut line = Vec::with_capacity(512);
-    let mut next_poll = start;
     for k in 0..total {
         let Some(due) = spec.plan.due(k) else { break };
         let record = source.next(started_ns + due.as_nanos() as i64);
@@ -115,10 +133,6 @@ pub(crate) async fn run_sink(
         if let Some(p) = &progress {
             p.bar.inc(1);
         }
-        if actual >= next_poll {
-            journal.poll(&recorder).await?;
-            next_poll = actual + Duration::from_millis(200);
-        }
     }
     if let Some(mut s) = stdin.take() {
         let _ = s.shutdown().await;
@@ -137,7 +151,11 @@ pub(crate) async fn run_sink(
             None
         }
     };
-    journal.poll(&recorder).await?;
+    let _ = stop.send(());
+    let (journal, polled) = reader
+        .await
+        .map_err(|e| LoadError::Mock(format!("the journal reader failed: {e}")))?;
+    polled?;
     ticker.abort();
     let tail = match stderr {
         Some(task) => task.await.unwrap_or_default(),
