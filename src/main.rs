@@ -30,7 +30,7 @@ enum Command {
     Conformance(cli::conformance::ConformanceArgs),
     /// Open-loop load through the push, Kafka or sink pattern; writes HTML, Markdown and JSON.
     #[command(subcommand)]
-    Load(cli::load::LoadCommand),
+    Load(Box<cli::load::LoadCommand>),
 }
 
 fn main() -> ExitCode {
@@ -41,7 +41,7 @@ fn main() -> ExitCode {
         Command::Offline(args) => cli::features::run_offline(args),
         Command::Consistency(args) => cli::features::run_consistency(args),
         Command::Conformance(args) => cli::conformance::run(args),
-        Command::Load(cmd) => cli::load::run(cmd),
+        Command::Load(cmd) => cli::load::run(*cmd),
     };
     match result {
         Ok(code) => code,

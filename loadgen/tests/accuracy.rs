@@ -2,6 +2,8 @@
 //! keeps, the coordinated-omission correction, and memory that does not grow with a run.
 //! Runs are short and loopback-only; tolerances leave room for a busy machine.
 
+#![allow(clippy::unwrap_used)] // helpers outside #[test] functions
+
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};

@@ -1,6 +1,8 @@
 //! Each pattern end to end against the in-process mock: what is acknowledged is servable
 //! (checked through get-features), and freshness means what the docs say it means.
 
+#![allow(clippy::unwrap_used)] // helpers outside #[test] functions
+
 use std::time::Duration;
 
 use loadgen::plan::Plan;

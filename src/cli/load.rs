@@ -218,9 +218,10 @@ fn run_points(points: Vec<(Pattern, Plan)>, args: CommonArgs) -> anyhow::Result<
             None => {
                 let mut config = Config::new(repo.clone());
                 if args.profile == "tecton" {
-                    let mut profile = mock_tecton::profile::TectonProfile::default();
-                    profile.seed = seed;
-                    config = config.profile(profile);
+                    config = config.profile(mock_tecton::profile::TectonProfile {
+                        seed,
+                        ..Default::default()
+                    });
                 }
                 let mock = MockTecton::start(config)
                     .await
