@@ -65,9 +65,12 @@ pub(crate) async fn run_sink(
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
+        // Its own process group, so that a kill reaches whatever the shell started.
+        .process_group(0)
         .kill_on_drop(true)
         .spawn()
         .map_err(|e| LoadError::Sink(format!("cannot start `sh -c {command:?}`: {e}")))?;
+    let group = child.id();
     let mut stdin = child.stdin.take();
     let stderr = child.stderr.take().map(|mut s| {
         tokio::spawn(async move {
@@ -119,12 +122,22 @@ pub(crate) async fn run_sink(
         line.clear();
         let _ = serde_json::to_writer(&mut line, &record);
         line.push(b'\n');
+        // A sink that stops reading fills the pipe; after --settle it is declared stalled.
         let written = match stdin.as_mut() {
-            Some(s) => s.write_all(&line).await.is_ok(),
-            None => false,
+            Some(s) => tokio::time::timeout(setup.settle, s.write_all(&line)).await,
+            None => Ok(Err(std::io::ErrorKind::BrokenPipe.into())),
         };
-        if !written {
-            // The sink closed its stdin (it exited): the rest of the plan cannot be delivered.
+        if written.is_err() {
+            lock(&recorder).completed(
+                0,
+                Duration::ZERO,
+                Duration::ZERO,
+                Outcome::Failed("sink_stalled".into()),
+            );
+        }
+        if !matches!(written, Ok(Ok(()))) {
+            // The sink closed its stdin (it exited) or stopped reading: the rest of the plan
+            // cannot be delivered.
             stdin = None;
             break;
         }
@@ -141,6 +154,7 @@ pub(crate) async fn run_sink(
     let status = match tokio::time::timeout(setup.settle, child.wait()).await {
         Ok(status) => status.ok(),
         Err(_) => {
+            kill_group(group).await;
             let _ = child.kill().await;
             lock(&recorder).completed(
                 0,
@@ -157,8 +171,14 @@ pub(crate) async fn run_sink(
         .map_err(|e| LoadError::Mock(format!("the journal reader failed: {e}")))?;
     polled?;
     ticker.abort();
+    // Anything of the group still running (a background process holding stderr) goes too.
+    kill_group(group).await;
     let tail = match stderr {
-        Some(task) => task.await.unwrap_or_default(),
+        Some(task) => tokio::time::timeout(Duration::from_secs(2), task)
+            .await
+            .ok()
+            .and_then(Result::ok)
+            .unwrap_or_default(),
         None => String::new(),
     };
     if let Some(status) = status {
@@ -188,6 +208,19 @@ pub(crate) async fn run_sink(
         started_ns,
         sample: Vec::new(),
     })
+}
+
+/// `kill -KILL -- -<pgid>`: the sink's whole process group (std has no safe call for it).
+async fn kill_group(group: Option<u32>) {
+    if let Some(pid) = group {
+        let _ = Command::new("kill")
+            .args(["-KILL", "--", &format!("-{pid}")])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .await;
+    }
 }
 
 /// Reads the mock's journal from where it left off and records what the sink's writes did.

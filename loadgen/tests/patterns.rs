@@ -161,3 +161,16 @@ async fn a_sink_that_fails_is_an_error_not_a_silent_zero() {
     assert_eq!(p.records_acknowledged, 0);
     assert_eq!(p.errors.get("sink_exit_3"), Some(&1), "{:?}", p.errors);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sink_that_stops_reading_is_declared_stalled_not_waited_on_forever() {
+    let mock = mock(None).await;
+    let mut setup = Setup::demo(mock.url(), SEED);
+    setup.settle = Duration::from_millis(500);
+    // Never reads stdin, never exits on its own: the pipe fills after some 64 KiB.
+    setup.sink_command = Some("sleep 30".into());
+    let p = point(&setup, Pattern::Sink, 2000.0, 1.0).await.point;
+    assert_eq!(p.errors.get("sink_stalled"), Some(&1), "{:?}", p.errors);
+    assert!(p.records_sent < 2000, "{} lines written", p.records_sent);
+    assert_eq!(p.records_acknowledged, 0);
+}
