@@ -134,6 +134,12 @@ impl Recorder {
         self.last_send = self.last_send.max(at);
     }
 
+    /// `requests` planned requests were never sent: the run was past its end plus the grace.
+    /// They count as late sends, not as sent records.
+    pub fn unsent(&mut self, requests: u64) {
+        self.late_sends += requests;
+    }
+
     /// A request carrying `records` ended: `corrected` is measured from its intended start,
     /// `uncorrected` from its actual start.
     pub fn completed(

@@ -130,9 +130,22 @@ pub async fn run_http(
 
     let mut sample = Sample::new(spec.sample_keys);
     let total = spec.plan.total_records();
+    let cutoff = start + spec.plan.duration() + grace(spec.plan.duration());
     let mut k = 0u64;
     while k < total {
         let n = rng.range(min, max).min(total - k);
+        if Instant::now() > cutoff {
+            // Behind by more than the grace: what is left is never sent, and each request
+            // of it counts as late (k6's dropped iterations).
+            let mut unsent = 1;
+            k += n;
+            while k < total {
+                k += rng.range(min, max).min(total - k);
+                unsent += 1;
+            }
+            lock(&recorder).unsent(unsent);
+            break;
+        }
         let last = k + n - 1;
         let Some(due) = spec.plan.due(last) else {
             break;
@@ -241,6 +254,11 @@ impl Sample {
             .map(|(k, n)| (k.clone(), n.load(Ordering::Relaxed)))
             .collect()
     }
+}
+
+/// How long past its planned end a run may still send: a tenth of the duration, at least 1 s.
+pub(crate) fn grace(duration: Duration) -> Duration {
+    (duration / 10).max(Duration::from_secs(1))
 }
 
 /// Closes an interval every second and refreshes the progress line.

@@ -109,8 +109,13 @@ pub(crate) async fn run_sink(
 
     let total = spec.plan.total_records();
     let mut line = Vec::with_capacity(512);
+    let cutoff = start + spec.plan.duration() + crate::run::grace(spec.plan.duration());
     for k in 0..total {
         let Some(due) = spec.plan.due(k) else { break };
+        if Instant::now() > cutoff {
+            lock(&recorder).unsent(total - k);
+            break;
+        }
         let record = source.next(started_ns + due.as_nanos() as i64);
         let intended = start + due;
         if intended > Instant::now() {

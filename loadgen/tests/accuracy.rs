@@ -184,3 +184,40 @@ async fn memory_does_not_grow_with_the_length_of_a_run() {
         p.intervals.len()
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_that_cannot_keep_up_stops_at_its_end_and_counts_what_it_could_not_send() {
+    // Every request takes 50 ms on one connection: 20 requests/s at best, 100/s planned.
+    let (mock, _state) = server(1, Duration::from_millis(50)).await;
+    let started = Instant::now();
+    let done = run(
+        &mock,
+        Plan::constant(100.0, Duration::from_secs(1)).unwrap(),
+        1,
+    )
+    .await;
+    let took = started.elapsed();
+    let p = done.point(Pattern::Push, 100.0);
+    // It stops at the end plus the 1 s grace (and the last request's 50 ms), not after the
+    // five seconds the whole plan would need at this pace.
+    assert!(
+        took < Duration::from_millis(3500),
+        "seed {SEED}: took {took:?}"
+    );
+    assert!(
+        (20..=50).contains(&p.records_sent),
+        "seed {SEED}: sent {}",
+        p.records_sent
+    );
+    // Everything unsent or sent behind schedule is a late send; nothing vanishes.
+    assert!(
+        p.late_sends >= 100 - p.records_sent,
+        "seed {SEED}: {} late",
+        p.late_sends
+    );
+    assert!(
+        p.achieved_rate < 30.0,
+        "seed {SEED}: achieved {}",
+        p.achieved_rate
+    );
+}
