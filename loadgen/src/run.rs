@@ -22,7 +22,7 @@ use crate::plan::Plan;
 use crate::recorder::{Outcome, Recorder};
 use crate::records::RecordSource;
 use crate::rng::Rng;
-use crate::target::{self, Target};
+use crate::target::Target;
 
 /// How a run is driven, apart from what it sends.
 #[derive(Debug, Clone)]
@@ -118,7 +118,7 @@ pub async fn run_http(
     if spec.connections == 0 {
         return Err(RunError::Invalid("connections must be at least 1".into()));
     }
-    let client = target.client(spec.connections, spec.timeout)?;
+    let client = target.client(spec.connections, spec.timeout);
     let is_push = matches!(target, Target::Push { .. });
     let recorder = Arc::new(Mutex::new(Recorder::new()));
     let slots = Arc::new(Semaphore::new(spec.connections));
@@ -171,7 +171,7 @@ pub async fn run_http(
         lock(&recorder).sent(n, late, actual - start);
         let (client, recorder, acked) = (client.clone(), recorder.clone(), sample.acked.clone());
         tokio::spawn(async move {
-            let outcome = target::send(&client, req).await;
+            let outcome = client.send(req).await;
             if outcome == Outcome::Ok {
                 for i in hits {
                     acked[i].fetch_add(1, Ordering::Relaxed);
