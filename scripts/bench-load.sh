@@ -52,8 +52,8 @@ wrk_rps() {
   wrk -t2 -c"$CONN" -d"${DUR}s" -s "$WORK/post.lua" "$URL/ingest" | awk '/Requests\/sec/ {print $2}'
 }
 
-ours() { # rate -> "achieved late errors"
-  "$BIN" load run --url "$URL" --pattern push --rate "$1" --duration "${DUR}s" --batch 1 \
+ours() { # rate [batch] -> "achieved late errors p99 uncorrected-p99"
+  "$BIN" load run --url "$URL" --pattern push --rate "$1" --duration "${DUR}s" --batch "${2:-1}" \
     --connections "$CONN" --seed 1 --quiet --input "$WORK/one.jsonl" --out "$WORK/r" >/dev/null
   python3 -c 'import json,sys; p=json.load(open(sys.argv[1]))["points"][0]
 print(round(p["achieved_rate"],1), p["late_sends"], sum(p["errors"].values()), p["latency_ms"]["p99"], p["latency_uncorrected_ms"]["p99"])' "$WORK/r/report.json"
@@ -71,5 +71,10 @@ echo "rate accuracy (push, 1 record per request, ${DUR}s each):"
 printf '  %10s %12s %9s %8s %7s %12s %12s\n' offered achieved ratio late errors "p99 ms" "uncorr p99"
 for r in $RATES; do
   read -r achieved late errors p99 up99 < <(ours "$r")
+  printf '  %10s %12s %9s %8s %7s %12s %12s\n' "$r" "$achieved" "$(python3 -c "print(round($achieved / $r, 4))")" "$late" "$errors" "$p99" "$up99"
+done
+echo "and in batches of 10 records per request:"
+for r in 10 ${BATCH_RATES:-50000}; do
+  read -r achieved late errors p99 up99 < <(ours "$r" 10)
   printf '  %10s %12s %9s %8s %7s %12s %12s\n' "$r" "$achieved" "$(python3 -c "print(round($achieved / $r, 4))")" "$late" "$errors" "$p99" "$up99"
 done
