@@ -69,13 +69,17 @@ fn run_chromium(browser: &Path, profile: &Path, extra: &[String], page: &Path) -
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
+    // Read stdout while Chromium runs: a DOM larger than the pipe buffer would block it.
+    let mut stdout = child.stdout.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut out = Vec::new();
+        std::io::Read::read_to_end(&mut stdout, &mut out).map(|_| out)
+    });
     let started = Instant::now();
     loop {
         if let Some(status) = child.try_wait().unwrap() {
-            let mut out = Vec::new();
-            std::io::Read::read_to_end(&mut child.stdout.take().unwrap(), &mut out).unwrap();
             assert!(status.success(), "chromium {extra:?} exited with {status}");
-            return out;
+            return reader.join().unwrap().unwrap();
         }
         if started.elapsed() > DEADLINE {
             let _ = child.kill();

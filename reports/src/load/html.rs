@@ -4,7 +4,7 @@
 
 use std::fmt::Write as _;
 
-use super::markdown::{band_label, errors_cell, name, provenance, title, value_cell};
+use super::markdown::{band_label, cost_cells, errors_cell, name, provenance, title, value_cell};
 use super::svg::{self, esc, Chart, Mark, Scale, Series};
 use super::{
     costs, fmt_int, fmt_ms, fmt_pct, fmt_usd, recommend, Choice, LoadReport, Pattern,
@@ -17,6 +17,16 @@ pub(crate) const PUSH_COLOR: &str = "#1f6fd1";
 pub(crate) const KAFKA_COLOR: &str = "#e8730c";
 /// The user's sink's colour.
 pub(crate) const SINK_COLOR: &str = "#129e84";
+
+/// Pale shades of the pattern colours, for a baseline run's lines.
+fn baseline_color(p: Option<Pattern>) -> &'static str {
+    match p {
+        Some(Pattern::Push) => "#97b9e6",
+        Some(Pattern::Kafka) => "#f2bd8f",
+        Some(Pattern::Sink) => "#8fd1c4",
+        None => "#b8bec8",
+    }
+}
 
 fn color(p: Option<Pattern>) -> &'static str {
     match p {
@@ -89,8 +99,8 @@ pub(super) fn render(report: &LoadReport, opts: &ReportOptions) -> String {
         t = esc(&title(report))
     );
     chips(&mut out, opts);
-    recommendation(&mut out, report, opts, &rec);
-    charts(&mut out, report, &rec);
+    recommendation(&mut out, opts, &rec);
+    charts(&mut out, report, opts, &rec);
     results(&mut out, report);
     cost(&mut out, report, opts);
     thresholds(&mut out, opts);
@@ -133,12 +143,7 @@ fn chips(out: &mut String, opts: &ReportOptions) {
     out.push_str("</div>");
 }
 
-fn recommendation(
-    out: &mut String,
-    report: &LoadReport,
-    opts: &ReportOptions,
-    rec: &Recommendation,
-) {
+fn recommendation(out: &mut String, opts: &ReportOptions, rec: &Recommendation) {
     out.push_str("<section class=\"card\" id=\"recommendation\"><h2>Recommendation</h2>");
     if rec.bands.is_empty() {
         out.push_str(
@@ -182,7 +187,6 @@ fn recommendation(
         fmt_pct(c.min_achieved_ratio),
         fmt_pct(c.max_error_rate)
     );
-    let _ = report;
 }
 
 /// Points of one pattern, lowest offered rate first.
@@ -212,6 +216,7 @@ fn series(
         label,
         color: color(pattern),
         dash,
+        width: None,
         points: points
             .iter()
             .filter_map(|p| f(p).map(|v| (p.offered_rate, v)))
@@ -247,7 +252,7 @@ fn trim(v: f64) -> String {
     s.trim_end_matches('0').trim_end_matches('.').to_string()
 }
 
-fn charts(out: &mut String, report: &LoadReport, rec: &Recommendation) {
+fn charts(out: &mut String, report: &LoadReport, opts: &ReportOptions, rec: &Recommendation) {
     let groups = by_pattern(report);
     // A measured crossover lies between two swept rates: shade that bracket.
     let c = &rec.crossover;
@@ -273,6 +278,7 @@ fn charts(out: &mut String, report: &LoadReport, rec: &Recommendation) {
         x_scale: Scale::Log,
         y_scale,
         series: Vec::new(),
+        underlay: Vec::new(),
         marks: marks.clone(),
         diagonal: false,
         x_fmt: rate_tick,
@@ -306,11 +312,13 @@ fn charts(out: &mut String, report: &LoadReport, rec: &Recommendation) {
     );
     for (pattern, pts) in &groups {
         let n = name(*pattern);
-        achieved
-            .series
-            .push(series(n.to_string(), *pattern, None, pts, |p| {
-                Some(p.achieved_rate)
-            }));
+        // Patterns that keep up coincide here: earlier ones are drawn wider underneath, so
+        // each stays visible as a band around the next.
+        let mut line = series(n.to_string(), *pattern, None, pts, |p| {
+            Some(p.achieved_rate)
+        });
+        line.width = Some(2.2 + 2.4 * (groups.len() - 1 - achieved.series.len()) as f64);
+        achieved.series.push(line);
         for (stat, dash, f) in [
             (
                 "p50",
@@ -353,6 +361,48 @@ fn charts(out: &mut String, report: &LoadReport, rec: &Recommendation) {
             |p| Some(p.error_rate(Some("429")) * 100.0),
         ));
     }
+    if let Some(c) = &opts.comparison {
+        // The baseline's headline figure per chart, in a pale shade of each pattern's colour,
+        // under this run's lines.
+        for (chart, metric, scale) in [
+            (&mut achieved, "achieved_rate", 1.0),
+            (&mut latency, "latency.p99", 1.0),
+            (&mut freshness, "freshness.p99", 1.0),
+            (&mut errors, "errors.rate", 100.0),
+        ] {
+            for (pattern, _) in &groups {
+                let points: Vec<(f64, f64)> = c
+                    .points
+                    .iter()
+                    .filter(|p| p.pattern == *pattern)
+                    .filter_map(|p| {
+                        let m = p.metrics.iter().find(|m| m.metric == metric)?;
+                        Some((p.offered_rate, m.old? * scale))
+                    })
+                    .collect();
+                if !points.is_empty() {
+                    let what = match metric {
+                        "achieved_rate" => "",
+                        "errors.rate" => " errors",
+                        _ => " p99",
+                    };
+                    let label = format!("{}{what} baseline", name(*pattern));
+                    chart.underlay.push(Series {
+                        label,
+                        color: baseline_color(*pattern),
+                        dash: Some("3 3"),
+                        width: None,
+                        points,
+                    });
+                }
+            }
+        }
+    }
+    // A single run is best read over time first; its rate plots have one point each.
+    let single = report.points.len() == 1;
+    if single {
+        timeline(out, report);
+    }
     out.push_str("<div class=\"grid\" id=\"plots\">");
     for (id, chart) in [
         ("plot-achieved", &achieved),
@@ -364,6 +414,95 @@ fn charts(out: &mut String, report: &LoadReport, rec: &Recommendation) {
             out,
             "<section class=\"card\" id=\"{id}\">{}</section>",
             svg::render(chart)
+        );
+    }
+    out.push_str("</div>");
+    if !single {
+        timeline(out, report);
+    }
+}
+
+/// At most this many points get per-interval plots; beyond it the lines would be a tangle.
+const TIMELINE_MAX_POINTS: usize = 4;
+
+/// Per-interval plots (acknowledged records/s and p99 latency over the run) for a single run or
+/// a small sweep: they show how a run followed its plan (ramps, steps, bursts) and when it fell
+/// behind, which the per-point figures average away.
+fn timeline(out: &mut String, report: &LoadReport) {
+    let points: Vec<&RunPoint> = report
+        .points
+        .iter()
+        .filter(|p| p.intervals.len() >= 2)
+        .collect();
+    if points.is_empty() || report.points.len() > TIMELINE_MAX_POINTS {
+        return;
+    }
+    // Lines of one pattern at several rates are told apart by their dash.
+    const DASHES: [Option<&str>; 4] = [None, Some("7 4"), Some("2 3"), Some("10 3 2 3")];
+    let chart = |title: &str, y_label: &str, y_scale, y_fmt: fn(f64) -> String| Chart {
+        title: title.to_string(),
+        x_label: "seconds since the run started".to_string(),
+        y_label: y_label.to_string(),
+        x_scale: Scale::Linear,
+        y_scale,
+        series: Vec::new(),
+        underlay: Vec::new(),
+        marks: Vec::new(),
+        diagonal: false,
+        x_fmt: trim,
+        y_fmt,
+    };
+    let mut acked = chart(
+        "Acknowledged records per second",
+        "records/s",
+        Scale::Linear,
+        rate_tick,
+    );
+    let mut p99 = chart(
+        "Latency p99 per interval (corrected)",
+        "latency (log scale)",
+        Scale::Log,
+        ms_tick,
+    );
+    for (i, p) in points.iter().enumerate() {
+        let label = format!("{} {}/s", name(p.pattern), rate_tick(p.offered_rate));
+        let dash = DASHES[i % DASHES.len()];
+        let mut rate = Vec::new();
+        for (j, iv) in p.intervals.iter().enumerate() {
+            // An interval lasts until the next one starts; the last one as long as the one before.
+            let next = p.intervals.get(j + 1).map(|n| n.t_s - iv.t_s);
+            let prev = j.checked_sub(1).map(|k| iv.t_s - p.intervals[k].t_s);
+            let dt = next.or(prev).filter(|d| *d > 0.0).unwrap_or(1.0);
+            rate.push((iv.t_s, iv.records_acknowledged as f64 / dt));
+        }
+        acked.series.push(Series {
+            label: label.clone(),
+            color: color(p.pattern),
+            dash,
+            width: None,
+            points: rate,
+        });
+        p99.series.push(Series {
+            label,
+            color: color(p.pattern),
+            dash,
+            width: None,
+            points: p
+                .intervals
+                .iter()
+                .map(|iv| (iv.t_s, iv.latency_p99_ms))
+                .collect(),
+        });
+    }
+    out.push_str("<div class=\"grid\" id=\"timeline\">");
+    for (id, c) in [
+        ("plot-acked-over-time", &acked),
+        ("plot-p99-over-time", &p99),
+    ] {
+        let _ = write!(
+            out,
+            "<section class=\"card\" id=\"{id}\">{}</section>",
+            svg::render(c)
         );
     }
     out.push_str("</div>");
@@ -428,14 +567,12 @@ fn cost(out: &mut String, report: &LoadReport, opts: &ReportOptions) {
          <th>Requests/h</th><th>Spark cluster-h/h</th><th>Cost/h</th><th>Cost per 1M records</th></tr>",
     );
     for c in costs(report, &opts.cost) {
+        let [rpr, requests, spark] = cost_cells(&c);
         let _ = write!(
             out,
-            "<tr><td class=\"l\">{}</td><td>{}</td><td>{:.1}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            "<tr><td class=\"l\">{}</td><td>{}</td><td>{rpr}</td><td>{requests}</td><td>{spark}</td><td>{}</td><td>{}</td></tr>",
             swatch(c.pattern),
             fmt_int(c.offered_rate),
-            c.records_per_request,
-            fmt_int(c.requests_per_hour),
-            c.spark_cluster_hours_per_hour,
             fmt_usd(c.usd_per_hour),
             fmt_usd(c.usd_per_million_records)
         );
@@ -563,4 +700,63 @@ fn delta_table<'a>(
         );
     }
     out.push_str("</table>");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::load::sample::sweep;
+
+    #[test]
+    fn the_page_is_self_contained_with_four_plots() {
+        let page = render(&sweep(), &ReportOptions::default());
+        assert_eq!(page.matches("<svg class=\"chart\"").count(), 4);
+        for id in [
+            "plot-achieved",
+            "plot-latency",
+            "plot-freshness",
+            "plot-errors",
+        ] {
+            assert!(page.contains(&format!("id=\"{id}\"")), "{id}");
+        }
+        // Two patterns: p50, p99 and p99.9 latency lines for each, one achieved line each.
+        assert_eq!(page.matches("<polyline").count(), 2 + 6 + 4 + 4);
+        assert!(!page.contains("<script") && !page.contains("<link") && !page.contains(" src="));
+        // The only URL is the SVG namespace, which is a name, not a fetch.
+        assert_eq!(
+            page.matches("http").count(),
+            page.matches("http://www.w3.org/2000/svg").count()
+        );
+        assert!(
+            page.contains("crossover 2k–5k/s"),
+            "the measured crossover bracket is marked"
+        );
+        assert!(page.contains("EXAMPLE prices"));
+    }
+
+    #[test]
+    fn a_single_run_gets_plots_over_time() {
+        let mut r = sweep();
+        r.points.truncate(1);
+        let page = render(&r, &ReportOptions::default());
+        assert!(page.contains("id=\"plot-acked-over-time\""));
+        assert!(page.contains("id=\"plot-p99-over-time\""));
+        // 100 records acknowledged in each one-second interval.
+        assert!(
+            page.contains("push 100/s: 1 → 100"),
+            "tooltip of the second interval"
+        );
+        // A twelve-point sweep does not.
+        assert!(!render(&sweep(), &ReportOptions::default()).contains("plot-acked-over-time"));
+    }
+
+    #[test]
+    fn text_from_the_report_is_escaped() {
+        let mut r = sweep();
+        r.profile = "<script>alert(1)</script>".into();
+        r.points[0].errors.insert("<b>".into(), 1);
+        let page = render(&r, &ReportOptions::default());
+        assert!(!page.contains("<script>") && !page.contains("<b>"));
+        assert!(page.contains("&lt;script&gt;"));
+    }
 }

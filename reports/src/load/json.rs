@@ -88,3 +88,40 @@ pub fn parse_report(text: &str) -> Result<LoadReport, ReadError> {
     }
     Ok(report)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::load::sample::{sweep, SWEEP_JSON};
+
+    fn err(text: &str) -> String {
+        match parse_report(text) {
+            Ok(_) => panic!("accepted {text:?}"),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    #[test]
+    fn a_stored_report_of_another_kind_or_version_is_refused_clearly() {
+        let newer = SWEEP_JSON.replacen("\"schema_version\": 1", "\"schema_version\": 2", 1);
+        assert_eq!(
+            err(&newer),
+            "load report schema_version 2 is not supported (this tool reads 1)"
+        );
+        assert!(err("{\"sink\": \"x\", \"scenarios\": []}").starts_with("not a load report"));
+        assert!(err("not json").starts_with("not a load report"));
+        let missing = read_report(Path::new("/nonexistent/report.json"));
+        assert!(matches!(missing, Err(ReadError::Io(_))));
+    }
+
+    #[test]
+    fn the_written_version_is_always_the_current_one() {
+        let mut r = sweep();
+        r.schema_version = 0;
+        let back = parse_report(&render_json(&r, &ReportOptions::default()));
+        assert_eq!(
+            back.map(|b| b.schema_version).ok(),
+            Some(LOAD_SCHEMA_VERSION)
+        );
+    }
+}

@@ -216,14 +216,12 @@ fn cost(out: &mut String, report: &LoadReport, opts: &ReportOptions) {
     out.push_str("| Pattern | Offered/s | Records/request | Requests/h | Spark cluster-h/h | Cost/h | Cost per 1M records |\n");
     out.push_str("|---|---:|---:|---:|---:|---:|---:|\n");
     for c in costs(report, &opts.cost) {
+        let [rpr, requests, spark] = cost_cells(&c);
         let _ = writeln!(
             out,
-            "| {} | {} | {:.1} | {} | {} | {} | {} |",
+            "| {} | {} | {rpr} | {requests} | {spark} | {} | {} |",
             name(c.pattern),
             fmt_int(c.offered_rate),
-            c.records_per_request,
-            fmt_int(c.requests_per_hour),
-            c.spark_cluster_hours_per_hour,
             fmt_usd(c.usd_per_hour),
             fmt_usd(c.usd_per_million_records)
         );
@@ -236,6 +234,23 @@ fn cost(out: &mut String, report: &LoadReport, opts: &ReportOptions) {
         .map(|(k, v)| format!("`{k}={v}`"))
         .collect();
     let _ = writeln!(out, "{}.\n", params.join(", "));
+}
+
+/// Records/request, requests/h and Spark cluster-h/h, with `–` where a pattern has none.
+pub(super) fn cost_cells(c: &super::PointCost) -> [String; 3] {
+    if c.pattern == Some(Pattern::Kafka) {
+        [
+            "–".into(),
+            "–".into(),
+            format!("{}", c.spark_cluster_hours_per_hour),
+        ]
+    } else {
+        [
+            format!("{:.1}", c.records_per_request),
+            fmt_int(c.requests_per_hour),
+            "–".into(),
+        ]
+    }
 }
 
 fn thresholds(out: &mut String, opts: &ReportOptions) {

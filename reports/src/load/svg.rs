@@ -12,6 +12,8 @@ const LEFT: f64 = 70.0;
 const RIGHT: f64 = 20.0;
 const TOP: f64 = 40.0;
 const BOTTOM: f64 = 80.0;
+/// Series with more points than this are drawn as a bare line.
+const MAX_MARKERS: usize = 40;
 
 /// An axis scale.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -31,6 +33,8 @@ pub(crate) struct Series {
     pub color: &'static str,
     /// `stroke-dasharray`, `None` for a solid line.
     pub dash: Option<&'static str>,
+    /// Stroke width; `None` for the stylesheet's.
+    pub width: Option<f64>,
     /// `(x, y)` points, drawn in x order.
     pub points: Vec<(f64, f64)>,
 }
@@ -60,6 +64,8 @@ pub(crate) struct Chart {
     pub y_scale: Scale,
     /// The lines.
     pub series: Vec<Series>,
+    /// Lines drawn under `series` (a baseline run), listed after them in the legend.
+    pub underlay: Vec<Series>,
     /// Vertical marks: a dashed line at `at`, the range from `from` shaded, and a caption.
     pub marks: Vec<Mark>,
     /// Draw the `y = x` reference line (achieved vs offered).
@@ -113,11 +119,11 @@ impl Axis {
             }
             Scale::Log => {
                 let (a, b) = (
-                    self.lo.log10().round() as i32,
-                    self.hi.log10().round() as i32,
+                    self.lo.log10().floor() as i32,
+                    self.hi.log10().ceil() as i32,
                 );
-                let decades = b - a;
-                let mults: &[f64] = if decades <= 2 {
+                // 1-2-5 ticks up to three decades, then powers of ten only.
+                let mults: &[f64] = if self.hi / self.lo <= 1000.0 * (1.0 + 1e-9) {
                     &[1.0, 2.0, 5.0]
                 } else {
                     &[1.0]
@@ -166,14 +172,36 @@ fn domain(scale: Scale, values: &[f64]) -> (f64, f64) {
             }
             let min = pos.iter().copied().fold(f64::INFINITY, f64::min);
             let max = pos.iter().copied().fold(0.0, f64::max);
-            let lo = 10f64.powf(min.log10().floor());
-            let mut hi = 10f64.powf(max.log10().ceil());
+            // A margin on both sides keeps end points off the frame; the edges are 1, 2 or 5
+            // times a power of ten so the first and last ticks sit on them.
+            let lo = nice_floor(min / 1.3);
+            let mut hi = nice_ceil(max * 1.3);
             if hi <= lo {
                 hi = lo * 10.0;
             }
             (lo, hi)
         }
     }
+}
+
+/// The largest 1, 2 or 5 times a power of ten that is at most `v` (`v` > 0).
+fn nice_floor(v: f64) -> f64 {
+    let p = 10f64.powf(v.log10().floor());
+    [5.0, 2.0, 1.0]
+        .into_iter()
+        .map(|m| m * p)
+        .find(|c| *c <= v * (1.0 + 1e-9))
+        .unwrap_or(p)
+}
+
+/// The smallest 1, 2 or 5 times a power of ten that is at least `v` (`v` > 0).
+fn nice_ceil(v: f64) -> f64 {
+    let p = 10f64.powf(v.log10().floor());
+    [1.0, 2.0, 5.0, 10.0]
+        .into_iter()
+        .map(|m| m * p)
+        .find(|c| *c >= v * (1.0 - 1e-9))
+        .unwrap_or(10.0 * p)
 }
 
 /// 1, 2 or 5 times a power of ten, at least `raw`.
@@ -204,17 +232,16 @@ fn drawable(scale: Scale, v: f64) -> bool {
 
 /// Renders `chart` as an inline `<svg>` element.
 pub(crate) fn render(chart: &Chart) -> String {
-    let legend_rows = chart.series.len().div_ceil(3).max(1) as f64;
+    let drawn: Vec<&Series> = chart.underlay.iter().chain(&chart.series).collect();
+    let legend: Vec<&Series> = chart.series.iter().chain(&chart.underlay).collect();
+    let legend_rows = legend.len().div_ceil(3).max(1) as f64;
     let height = HEIGHT + (legend_rows - 1.0) * 18.0;
     let plot_bottom = height - BOTTOM - (legend_rows - 1.0) * 18.0;
-    let mut xs: Vec<f64> = chart
-        .series
+    let mut xs: Vec<f64> = drawn
         .iter()
         .flat_map(|s| s.points.iter().map(|p| p.0))
         .collect();
-    xs.extend(chart.marks.iter().map(|m| m.at));
-    let mut ys: Vec<f64> = chart
-        .series
+    let mut ys: Vec<f64> = drawn
         .iter()
         .flat_map(|s| s.points.iter().map(|p| p.1))
         .collect();
@@ -288,8 +315,15 @@ pub(crate) fn render(chart: &Chart) -> String {
             );
         }
     }
+    // Marks outside the data's range are left to the text; they would squeeze the data.
+    let (xmin, xmax) = drawn
+        .iter()
+        .flat_map(|s| s.points.iter().map(|p| p.0))
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| {
+            (a.min(v), b.max(v))
+        });
     for mark in &chart.marks {
-        if !drawable(chart.x_scale, mark.at) {
+        if !drawable(chart.x_scale, mark.at) || mark.at < xmin || mark.at > xmax {
             continue;
         }
         let px = x.pos(mark.at);
@@ -317,7 +351,7 @@ pub(crate) fn render(chart: &Chart) -> String {
         );
     }
     let mut any = false;
-    for series in &chart.series {
+    for series in &drawn {
         let mut pts: Vec<(f64, f64)> = series
             .points
             .iter()
@@ -337,13 +371,23 @@ pub(crate) fn render(chart: &Chart) -> String {
             .dash
             .map(|d| format!(r#" stroke-dasharray="{d}""#))
             .unwrap_or_default();
+        let width = series
+            .width
+            .map(|w| format!(r#" style="stroke-width:{w}""#))
+            .unwrap_or_default();
         let _ = write!(
             s,
-            r#"<polyline class="series" points="{}" stroke="{}"{dash}/>"#,
+            r#"<polyline class="series" points="{}" stroke="{}"{dash}{width}/>"#,
             path.join(" "),
             series.color
         );
-        for (a, b) in &pts {
+        // Markers (and their tooltips) only where they do not crowd into a band.
+        let markers = if pts.len() <= MAX_MARKERS {
+            &pts[..]
+        } else {
+            &[]
+        };
+        for (a, b) in markers {
             let _ = write!(
                 s,
                 r#"<circle cx="{:.1}" cy="{:.1}" r="3.2" fill="{}"><title>{}: {} → {}</title></circle>"#,
@@ -365,7 +409,7 @@ pub(crate) fn render(chart: &Chart) -> String {
         );
     }
     // Legend: three entries per row under the axis caption.
-    for (i, series) in chart.series.iter().enumerate() {
+    for (i, series) in legend.iter().enumerate() {
         let col = (i % 3) as f64;
         let row = (i / 3) as f64;
         let lx = LEFT + col * 175.0;
@@ -403,8 +447,10 @@ mod tests {
                 label: "push".into(),
                 color: "#000",
                 dash: None,
+                width: None,
                 points,
             }],
+            underlay: Vec::new(),
             marks: vec![Mark {
                 from: Some(1000.0),
                 at: 1500.0,
@@ -420,12 +466,15 @@ mod tests {
     fn log_axes_span_whole_decades_and_skip_non_positive_values() {
         let svg = render(&chart(
             Scale::Log,
-            vec![(100.0, 0.0), (1000.0, 12.0), (10_000.0, 480.0)],
+            vec![(100.0, 0.0), (1000.0, 1.2), (10_000.0, 4800.0)],
         ));
         assert!(svg.starts_with("<svg") && svg.ends_with("</svg>"));
         // Two points drawn (the zero is not), plus their tooltips.
         assert_eq!(svg.matches("<circle").count(), 2);
         assert!(svg.contains(">10<") && svg.contains(">1000<"), "{svg}");
+        // y spans 0.5 to 10,000: powers of ten only; x spans 50 to 20,000: 1-2-5 steps.
+        assert!(!svg.contains(">5<") && !svg.contains(">20<"), "{svg}");
+        assert!(svg.contains(">200<"));
         assert!(svg.contains("t &lt;1&gt;"), "titles are escaped");
         assert!(svg.contains("crossover"));
     }
@@ -443,6 +492,8 @@ mod tests {
         assert_eq!(nice_step(1.3), 2.0);
         assert_eq!(nice_step(33.0), 50.0);
         assert_eq!(domain(Scale::Linear, &[0.0, 7.3]), (-0.24, 8.0));
-        assert_eq!(domain(Scale::Log, &[55.0, 2100.0]), (10.0, 10_000.0));
+        assert_eq!(domain(Scale::Log, &[55.0, 2100.0]), (20.0, 5_000.0));
+        assert_eq!(domain(Scale::Log, &[100.0, 10_000.0]), (50.0, 20_000.0));
+        assert_eq!(domain(Scale::Log, &[1000.0]), (500.0, 2_000.0));
     }
 }
