@@ -80,6 +80,7 @@ fn bad_flags_are_clear_errors_before_any_load() {
         (vec!["run", "--threshold", "push.nope<1"], "push.nope<1"),
         (vec!["sweep", "--rates", "1..5"], "constant rates"),
         (vec!["run", "--users", "0"], "users must be"),
+        (vec!["run", "--cost", "spark=x"], "--cost"),
         (
             vec!["run", "--input", "/nonexistent.jsonl"],
             "cannot read /nonexistent.jsonl",

@@ -154,6 +154,10 @@ struct CommonArgs {
     /// A stored report.json to compare with: regressions are shown in the reports.
     #[arg(long, value_name = "OLD.json")]
     compare: Option<PathBuf>,
+    /// A cost model price or capacity, e.g. `spark_cluster_usd_per_hour=4.2` (repeatable; the
+    /// defaults are examples).
+    #[arg(long = "cost", value_name = "KEY=VALUE")]
+    costs: Vec<String>,
     /// No progress bar, even on a terminal.
     #[arg(long)]
     quiet: bool,
@@ -199,6 +203,11 @@ fn run_points(points: Vec<(Pattern, Plan)>, args: CommonArgs) -> anyhow::Result<
         .map(reports::load::read_report)
         .transpose()
         .context("--compare")?;
+    let mut cost = reports::load::CostModel::default();
+    for setting in &args.costs {
+        cost.set(setting)
+            .map_err(|e| anyhow::anyhow!("--cost: {e}"))?;
+    }
     if points.iter().any(|(p, _)| *p == Pattern::Sink) && args.sink_command.is_none() {
         anyhow::bail!("the sink pattern needs --sink-command '<command>'");
     }
