@@ -178,3 +178,46 @@ impl Http {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::{json, Value};
+
+    use super::*;
+
+    fn records() -> Vec<Record> {
+        let r = json!({"user_id": "u\"1", "amt": 1.5});
+        vec![r.as_object().unwrap().clone(); 2]
+    }
+
+    #[test]
+    fn push_body_is_the_ingest_request_and_kafka_body_an_array() {
+        let push = Target::Push {
+            url: "http://h".into(),
+            api_key: "k".into(),
+            workspace: "prod".into(),
+            source: "tx".into(),
+        };
+        let req = push.request(records(), 5);
+        assert_eq!(req.url, "http://h/ingest");
+        let body: Value = serde_json::from_slice(&req.body).unwrap();
+        assert_eq!(
+            body,
+            json!({"workspace_name": "prod", "dry_run": false, "records": {"tx": [
+                {"record": {"user_id": "u\"1", "amt": 1.5}},
+                {"record": {"user_id": "u\"1", "amt": 1.5}}]}})
+        );
+
+        let kafka = Target::Kafka {
+            url: "http://h".into(),
+            topic: "t".into(),
+        };
+        let req = kafka.request(records(), 1_700_000_000_000_000_123);
+        assert_eq!(
+            req.url,
+            "http://h/_mock/topics/t?produced_at_ns=1700000000000000123"
+        );
+        let body: Value = serde_json::from_slice(&req.body).unwrap();
+        assert_eq!(body.as_array().map(Vec::len), Some(2));
+    }
+}
