@@ -97,3 +97,14 @@ fn bad_flags_are_clear_errors_before_any_load() {
         );
     }
 }
+
+#[test]
+fn an_unreachable_mock_is_a_clear_error() {
+    let out = load(&["run", "--url", "http://127.0.0.1:1", "--duration", "1s"]);
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("cannot reach the mock at http://127.0.0.1:1"),
+        "{err}"
+    );
+}
