@@ -216,7 +216,11 @@ fn offline_reports_bad_input_clearly() {
         "{\"user_id\":\"u1\",\"amt\":\"x\"}\n",
     )
     .unwrap();
-    std::fs::write(dir.join("spine.jsonl"), "{\"user_id\":\"u1\"}\n").unwrap();
+    std::fs::write(
+        dir.join("spine.jsonl"),
+        "{\"user_id\":\"u1\",\"timestamp\":\"2024-06-01T00:00:00Z\"}\n",
+    )
+    .unwrap();
     let out = bin()
         .current_dir(&dir)
         .args([
@@ -231,7 +235,177 @@ fn offline_reports_bad_input_clearly() {
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
-        err.contains("events.jsonl: records refused") && err.contains("expected Float64"),
+        err.contains("events.jsonl:1: ") && err.contains("expected Float64"),
         "{err}"
     );
+}
+
+/// The bug: errors said `record 4` for line 15 (a per-request index), mixing 0- and 1-based
+/// numbers. Now every bad line is named by file and 1-based line, blank lines counted.
+#[test]
+fn offline_events_errors_name_the_file_and_its_1_based_line() {
+    let dir = temp_dir("offline-lines");
+    let good = EVENTS.lines().next().unwrap();
+    let mut text = String::new();
+    for i in 1..=16 {
+        match i {
+            3 => text.push('\n'), // a blank line still counts
+            7 => text.push_str("{\"user_id\":\"u1\",\"amt\":1.0}\n"),
+            15 => text.push_str(&good.replace("10.0", "\"ten\"")),
+            _ => text.push_str(good),
+        }
+        if i != 3 && i != 7 {
+            text.push('\n');
+        }
+    }
+    std::fs::write(dir.join("events.jsonl"), text).unwrap();
+    std::fs::write(
+        dir.join("spine.jsonl"),
+        "{\"user_id\":\"u1\",\"timestamp\":\"2024-06-01T00:00:00Z\"}\n",
+    )
+    .unwrap();
+    let out = bin()
+        .current_dir(&dir)
+        .args([
+            "offline",
+            "--events",
+            "events.jsonl",
+            "--spine",
+            "spine.jsonl",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("events.jsonl:7: field `transaction_id`"),
+        "{err}"
+    );
+    assert!(err.contains("events.jsonl:15: field `amt`"), "{err}");
+    assert!(!err.contains("record "), "{err}");
+
+    // A bad spine row is named by its line too.
+    std::fs::write(
+        dir.join("spine.jsonl"),
+        "{\"user_id\":\"u1\",\"timestamp\":\"2024-06-01T00:00:00Z\"}\n\n{\"user_id\":\"u1\",\"timestamp\":\"yesterday\"}\n",
+    )
+    .unwrap();
+    let out = bin()
+        .current_dir(&dir)
+        .args([
+            "offline",
+            "--events",
+            "events.jsonl",
+            "--spine",
+            "spine.jsonl",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("spine.jsonl:3: field `timestamp`"), "{err}");
+}
+
+/// The bug: with u1's events at 10:00 (amt 10) and 11:00 (amt 20) and a point at 10:30, the
+/// online side was read after both were pushed (20.0) and the check exited 1.
+#[test]
+fn consistency_of_clean_events_with_a_point_between_them_exits_0() {
+    let dir = temp_dir("consistency-between");
+    std::fs::write(
+        dir.join("clean.jsonl"),
+        concat!(
+            r#"{"user_id":"u1","transaction_id":"a","merchant":"acme","amt":10.0,"is_fraud":0,"timestamp":"2024-05-31T10:00:00Z"}"#,
+            "\n",
+            r#"{"user_id":"u1","transaction_id":"b","merchant":"acme","amt":20.0,"is_fraud":0,"timestamp":"2024-05-31T11:00:00Z"}"#,
+            "\n"
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("points.jsonl"),
+        "{\"user_id\":\"u1\",\"timestamp\":\"2024-05-31T10:30:00Z\"}\n",
+    )
+    .unwrap();
+    let out = bin()
+        .current_dir(&dir)
+        .args([
+            "consistency",
+            "--events",
+            "clean.jsonl",
+            "--points",
+            "points.jsonl",
+        ])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("online equals offline for every feature"),
+        "{stdout}"
+    );
+}
+
+/// `--arrival-field`: a column saying when each event reached the online store. The 10:00
+/// event arrives at 10:45, so at 10:30 the feature server had nothing; the report says why.
+#[test]
+fn consistency_arrival_field_shows_a_late_arrival_with_its_cause() {
+    let dir = temp_dir("consistency-arrival");
+    std::fs::write(
+        dir.join("late.jsonl"),
+        concat!(
+            r#"{"user_id":"u1","transaction_id":"a","merchant":"acme","amt":10.0,"is_fraud":0,"timestamp":"2024-05-31T10:00:00Z","arrived":"2024-05-31T10:45:00Z"}"#,
+            "\n",
+            r#"{"user_id":"u1","transaction_id":"b","merchant":"acme","amt":20.0,"is_fraud":0,"timestamp":"2024-05-31T11:00:00Z","arrived":"2024-05-31T11:00:00Z"}"#,
+            "\n"
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("points.jsonl"),
+        "{\"user_id\":\"u1\",\"timestamp\":\"2024-05-31T10:30:00Z\"}\n{\"user_id\":\"u1\",\"timestamp\":\"2024-05-31T11:30:00Z\"}\n",
+    )
+    .unwrap();
+    let run = |extra: &[&str]| {
+        bin()
+            .current_dir(&dir)
+            .args([
+                "consistency",
+                "--events",
+                "late.jsonl",
+                "--points",
+                "points.jsonl",
+            ])
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    let out = run(&["--arrival-field", "arrived", "--format", "json"]);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let rows = report["differences"].as_array().unwrap();
+    assert!(!rows.is_empty());
+    for row in rows {
+        assert_eq!(row["timestamp"], "2024-05-31T10:30:00Z", "{row}");
+        assert_eq!(row["causes"], serde_json::json!(["late arrival"]), "{row}");
+    }
+    let md = String::from_utf8_lossy(&run(&["--arrival-field", "arrived"]).stdout).to_string();
+    assert!(md.contains("| late arrival |"), "{md}");
+
+    // Without the column the file is not valid for the schema: the extra field is named.
+    let out = run(&[]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("late.jsonl:1: "));
+    let out = run(&["--arrival-field", "nope"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("late.jsonl:1: no arrival field `nope`"));
 }

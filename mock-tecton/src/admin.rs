@@ -286,6 +286,10 @@ struct SpineRequest {
     timestamp_field: String,
     #[serde(default = "default_max_rows")]
     max_rows: usize,
+    /// Consistency only: `"event_time"` (default) or `"ingestion"`.
+    arrival: Option<String>,
+    /// Consistency only: a field of the push source holding each record's arrival time.
+    arrival_field: Option<String>,
 }
 
 fn default_timestamp_field() -> String {
@@ -293,7 +297,7 @@ fn default_timestamp_field() -> String {
 }
 
 fn default_max_rows() -> usize {
-    20
+    crate::consistency::DEFAULT_MAX_ROWS
 }
 
 impl SpineRequest {
@@ -318,7 +322,7 @@ impl SpineRequest {
             )));
         }
         let spine = crate::retrieval::spine_from_json(&req.spine, &req.timestamp_field)
-            .map_err(AdminError::BadRequest)?;
+            .map_err(|e| AdminError::BadRequest(e.to_string()))?;
         Ok((req, service, spine))
     }
 }
@@ -347,7 +351,29 @@ async fn consistency(
     body: axum::body::Bytes,
 ) -> Result<Json<Json_>, AdminError> {
     let (req, service, points) = SpineRequest::parse(&s, &body)?;
-    let report = crate::consistency::check(&s, &service, &points, req.max_rows)
-        .map_err(|e| AdminError::BadRequest(e.message))?;
+    use crate::consistency::{check, Arrival, CheckOptions};
+    let arrival = match (req.arrival.as_deref(), req.arrival_field) {
+        (None | Some("event_time"), None) => Arrival::EventTime,
+        (Some("ingestion"), None) => Arrival::Ingestion,
+        (None, Some(field)) => Arrival::Field(field),
+        (Some(_), Some(_)) => {
+            return Err(AdminError::BadRequest(
+                "give either `arrival` or `arrival_field`, not both".into(),
+            ))
+        }
+        (Some(other), None) => {
+            return Err(AdminError::BadRequest(format!(
+                "arrival `{other}`: expected \"event_time\" or \"ingestion\""
+            )))
+        }
+    };
+    let options = CheckOptions {
+        arrival,
+        max_rows: req.max_rows,
+    };
+    let report = check(&s, &service, &points, &options).map_err(|e| match e.status {
+        404 => AdminError::NotFound(e.message),
+        _ => AdminError::BadRequest(e.message),
+    })?;
     Ok(Json(json!(report)))
 }

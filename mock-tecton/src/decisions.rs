@@ -1,7 +1,6 @@
 //! Every choice the mock makes where Tecton's behaviour is not documented, in one place.
 //!
-//! Each item names the gap (see `spec/tecton-api.md` §8 and `DESIGN.md`, "Decisions where
-//! Tecton's behaviour is unknown") and what the mock does about it. When Tecton's behaviour
+//! Each item names the gap and what the mock does about it. When Tecton's behaviour
 //! becomes known, this is the file to change.
 
 use serde_json::Value as Json;
@@ -210,4 +209,17 @@ pub mod tecton_profile {
     /// 10-minute tumbling window, sum and count, update mode) on local Spark, which took about
     /// 0.8 s per micro-batch whatever the batch size.
     pub const SPARK_BATCH_OVERHEAD_MS: u64 = 800;
+}
+
+/// Whether an attribute view keeps a row stamped `ts`. Tecton's point-in-time query removes
+/// feature rows stamped before `feature_start_time` (its `RespectFeatureStartTimeNode`); the mock
+/// ignores such a row everywhere, so it is never served online and never found by retrieval.
+///
+/// Aggregations are different: their offline store holds partial aggregates from before the
+/// start so that the first served aggregate is complete. The mock stores and aggregates every
+/// event whatever its time, and instead nulls every aggregate feature (count included) while
+/// the request time is before the start (TIME_INTERVAL: while `fl(t)` is), online and offline
+/// alike ([`crate::engine::SeriesSpec::before_start`]).
+pub fn attribute_row_kept(feature_start_time: Option<i64>, ts: i64) -> bool {
+    feature_start_time.is_none_or(|fst| ts >= fst)
 }

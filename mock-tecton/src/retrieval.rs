@@ -2,11 +2,12 @@
 //! (join keys, timestamp) rows, computed from the offline log as Tecton's training-data queries
 //! compute them.
 //!
-//! Aggregates follow the offline window rules (`spec/semantics.md` §4.1) over every logged
-//! event, duplicates included; an entity with no events gets the empty-window values (count 0,
+//! Aggregates follow the window rules of [`crate::engine`] over every logged event, duplicates
+//! and events from before feature_start_time included; every aggregate is null while the spine
+//! time is before the start. An entity with no events gets the empty-window values (count 0,
 //! lists `[]`). Attributes take the row with the latest *event time* at or before the spine
-//! time (later ingestion wins a tie), valid while `t < ts + ttl`. Events before
-//! feature_start_time are not in the offline store, as in Tecton's materialized store.
+//! time (later ingestion wins a tie), valid while `t < ts + ttl`; rows stamped before
+//! feature_start_time are ignored ([`crate::decisions::attribute_row_kept`]).
 
 use std::collections::HashMap;
 
@@ -95,7 +96,9 @@ fn index_view(state: &MockState, view_idx: usize) -> ViewData {
         let keys: Vec<usize> = view.join_keys.iter().filter_map(|(k, _)| col(k)).collect();
         let inputs: Vec<usize> = view.input_columns().into_iter().filter_map(col).collect();
         for row in state.offline.rows(source) {
-            if view.feature_start_time.is_some_and(|fst| row.ts < fst) {
+            if spec.is_none()
+                && !crate::decisions::attribute_row_kept(view.feature_start_time, row.ts)
+            {
                 continue;
             }
             let Some(key) = EntityKey::from_values(keys.iter().map(|&c| &row.values[c])) else {
@@ -185,22 +188,36 @@ fn point_in_time(
     }
 }
 
+/// A spine row that cannot be read: its 0-based position in the input and what is wrong.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SpineError {
+    /// Position of the row in the input (0-based).
+    pub index: usize,
+    /// What is wrong with it.
+    pub message: String,
+}
+
+impl std::fmt::Display for SpineError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "spine[{}]: {}", self.index, self.message)
+    }
+}
+
 /// Reads a spine from JSON objects: join keys plus a `timestamp_field` (ISO-8601).
-pub fn spine_from_json(rows: &[Json], timestamp_field: &str) -> Result<Vec<SpineRow>, String> {
+pub fn spine_from_json(rows: &[Json], timestamp_field: &str) -> Result<Vec<SpineRow>, SpineError> {
     rows.iter()
         .enumerate()
-        .map(|(i, row)| {
+        .map(|(index, row)| {
+            let err = |message: String| SpineError { index, message };
             let Json::Object(obj) = row else {
-                return Err(format!("spine row {i}: expected a JSON object"));
+                return Err(err("expected a JSON object".into()));
             };
             let ts = obj
                 .get(timestamp_field)
                 .and_then(Json::as_str)
-                .ok_or_else(|| {
-                    format!("spine row {i}: missing string field `{timestamp_field}`")
-                })?;
-            let timestamp =
-                crate::schema::parse_timestamp(ts).map_err(|e| format!("spine row {i}: {e}"))?;
+                .ok_or_else(|| err(format!("missing string field `{timestamp_field}`")))?;
+            let timestamp = crate::schema::parse_timestamp(ts)
+                .map_err(|e| err(format!("field `{timestamp_field}`: {e}")))?;
             let mut join_keys = obj.clone();
             join_keys.shift_remove(timestamp_field);
             Ok(SpineRow {

@@ -288,11 +288,42 @@ async fn faults_are_installed_live_through_the_admin_api() {
             status["rules"][0]["matched"].as_u64(),
             status["rules"][0]["fired"].as_u64()
         ),
-        (Some(2), Some(2))
+        (Some(2), Some(1))
     );
     h.http.delete(&url).send().await.unwrap();
     let status: serde_json::Value = h.http.get(&url).send().await.unwrap().json().await.unwrap();
     assert_eq!(status["rules"], json!([]));
+}
+
+/// The bug: after a `times = 2` rule answered 429, 429, 200, 200 the status showed fired 4,
+/// equal to matched, while the journal held 2 faults.
+#[tokio::test]
+async fn faults_status_counts_fired_as_what_fired_not_what_matched() {
+    let h = demo().await;
+    let url = format!("{}/_mock/faults", h.mock.url());
+    let ok = h.http.post(&url).json(&json!({"seed": 1, "rules": [{"name": "throttle", "times": 2, "action": {"kind": "status", "status": 429}}]})).send().await.unwrap();
+    assert_eq!(ok.status().as_u16(), 200);
+    let mut statuses = Vec::new();
+    for _ in 0..4 {
+        statuses.push(send(&h, Duration::from_secs(5)).await.unwrap().0);
+    }
+    assert_eq!(statuses, [429, 429, 200, 200]);
+    let status: serde_json::Value = h.http.get(&url).send().await.unwrap().json().await.unwrap();
+    assert_eq!(
+        (
+            status["rules"][0]["matched"].as_u64(),
+            status["rules"][0]["fired"].as_u64()
+        ),
+        (Some(4), Some(2))
+    );
+    let journal = h.admin("/journal").await;
+    let faults = journal["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| !e["fault"].is_null())
+        .count();
+    assert_eq!(faults, 2);
 }
 
 #[tokio::test]

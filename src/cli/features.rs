@@ -4,15 +4,17 @@
 //! Both read their data either from a running mock (`--url`, through its admin API) or from a
 //! file of push-source records loaded into an in-process mock (`--events`).
 
+use std::collections::HashMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{bail, Context as _};
 use clap::{Args, ValueEnum};
+use mock_tecton::consistency::{check, Arrival, CheckOptions, ConsistencyReport};
 use mock_tecton::state::MockState;
 use mock_tecton::{Config, Repository};
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 
 use super::RepoSource;
 
@@ -56,6 +58,15 @@ pub enum ReportFormat {
     Md,
 }
 
+/// Arrival rules of `consistency` (besides `--arrival-field`).
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ArrivalRule {
+    /// An event arrives at its event time, or at the previous event's arrival when later.
+    EventTime,
+    /// An event arrives when the mock acknowledged it (needs --url).
+    Ingestion,
+}
+
 /// Arguments of `offline`.
 #[derive(Args)]
 pub struct OfflineArgs {
@@ -83,6 +94,16 @@ pub struct ConsistencyArgs {
     /// How many differing rows to list.
     #[arg(long, default_value_t = 20)]
     max_rows: usize,
+    /// A field of each event holding the time it reached the online store (default: its event
+    /// time, or the previous event's arrival when that is later). Taken off the record before
+    /// loading when the push source's schema does not have it; with --url it must be a field of
+    /// the push source.
+    #[arg(long, value_name = "FIELD", conflicts_with = "arrival")]
+    arrival_field: Option<String>,
+    /// How arrival times are decided when no --arrival-field is given: `ingestion` (the mock
+    /// time each record was acknowledged) needs --url.
+    #[arg(long, value_enum, default_value_t = ArrivalRule::EventTime)]
+    arrival: ArrivalRule,
     /// Output format.
     #[arg(long, value_enum, default_value_t = ReportFormat::Md)]
     format: ReportFormat,
@@ -91,7 +112,8 @@ pub struct ConsistencyArgs {
     out: Option<PathBuf>,
 }
 
-fn read_jsonl(path: &Path) -> anyhow::Result<Vec<Value>> {
+/// The non-blank lines of a JSON Lines file, parsed, each with its 1-based line number.
+fn read_jsonl(path: &Path) -> anyhow::Result<Vec<(usize, Value)>> {
     let text =
         std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
     text.lines()
@@ -99,9 +121,21 @@ fn read_jsonl(path: &Path) -> anyhow::Result<Vec<Value>> {
         .filter(|(_, l)| !l.trim().is_empty())
         .map(|(i, l)| {
             serde_json::from_str(l)
-                .with_context(|| format!("{}:{}: not a JSON object", path.display(), i + 1))
+                .map(|v| (i + 1, v))
+                .with_context(|| format!("{}:{}: not valid JSON", path.display(), i + 1))
         })
         .collect()
+}
+
+/// Reads a spine or points file, naming the file and line of a bad row.
+fn read_spine(
+    path: &Path,
+    timestamp_field: &str,
+) -> anyhow::Result<(Vec<Value>, Vec<mock_tecton::retrieval::SpineRow>)> {
+    let (lines, rows): (Vec<usize>, Vec<Value>) = read_jsonl(path)?.into_iter().unzip();
+    let spine = mock_tecton::retrieval::spine_from_json(&rows, timestamp_field)
+        .map_err(|e| anyhow::anyhow!("{}:{}: {}", path.display(), lines[e.index], e.message))?;
+    Ok((rows, spine))
 }
 
 /// The feature service named by `--service`, or the repository's first.
@@ -113,8 +147,16 @@ fn service_name(data: &DataSource, repo: &Repository) -> anyhow::Result<String> 
     }
 }
 
-/// An in-process mock holding the `--events` records (loaded as a backfill: no TTL check).
-fn in_process(repo: Repository, data: &DataSource) -> anyhow::Result<MockState> {
+/// Most bad lines listed before giving up, so one systematic mistake does not flood the screen.
+const MAX_LINE_ERRORS: usize = 20;
+
+/// An in-process mock holding the `--events` records (loaded as a backfill: no TTL check), and
+/// when `arrival_field` is given, each record's arrival time by record sequence number.
+fn in_process(
+    repo: Repository,
+    data: &DataSource,
+    arrival_field: Option<&str>,
+) -> anyhow::Result<(MockState, HashMap<u64, i64>)> {
     let Some(path) = &data.events else {
         bail!("give --url (a running mock) or --events (records to load)");
     };
@@ -123,38 +165,78 @@ fn in_process(repo: Repository, data: &DataSource) -> anyhow::Result<MockState> 
         (None, Some(p)) => p.name.clone(),
         (None, None) => bail!("the repository has no push source"),
     };
+    let schema = repo
+        .push_sources
+        .iter()
+        .find(|p| p.name == source)
+        .map(|p| p.schema.clone())
+        .with_context(|| format!("the repository has no push source named `{source}`"))?;
     let workspace = repo
         .workspaces
         .iter()
         .find(|w| w.live)
         .map(|w| w.name.clone())
         .context("the repository has no live workspace")?;
-    let records: Vec<Map<String, Value>> = read_jsonl(path)?
-        .into_iter()
-        .enumerate()
-        .map(|(i, v)| match v {
-            // Accept both bare records and the ingest API's {"record": {...}} wrapping.
+    let mut records = Vec::new();
+    let mut arrivals = Vec::new();
+    let mut errors = Vec::new();
+    for (line, value) in read_jsonl(path)? {
+        let at = format!("{}:{line}", path.display());
+        // Accept both bare records and the ingest API's {"record": {...}} wrapping.
+        let value = match value {
             Value::Object(mut o)
                 if o.len() == 1 && o.get("record").is_some_and(Value::is_object) =>
             {
-                match o.remove("record") {
-                    Some(Value::Object(r)) => Ok(r),
-                    _ => bail!("{}:{}: not a record", path.display(), i + 1),
-                }
+                o.remove("record").unwrap_or_default()
             }
-            Value::Object(o) => Ok(o),
-            _ => bail!(
-                "{}:{}: a record must be a JSON object",
-                path.display(),
-                i + 1
-            ),
-        })
-        .collect::<anyhow::Result<_>>()?;
+            v => v,
+        };
+        let Value::Object(mut record) = value else {
+            errors.push(format!("{at}: a record must be a JSON object"));
+            continue;
+        };
+        if let Some(field) = arrival_field {
+            let time = match record.get(field) {
+                Some(Value::String(s)) => mock_tecton::schema::parse_timestamp(s)
+                    .map_err(|e| format!("{at}: field `{field}`: {e}")),
+                Some(_) => Err(format!(
+                    "{at}: field `{field}` must be an ISO-8601 timestamp string"
+                )),
+                None => Err(format!("{at}: no arrival field `{field}`")),
+            };
+            match time {
+                Ok(t) => arrivals.push(t),
+                Err(e) => errors.push(e),
+            }
+            if schema.index_of(field).is_none() {
+                record.shift_remove(field);
+            }
+        }
+        if let Err(field_errors) = mock_tecton::schema::validate_record(&schema, &record) {
+            let message: Vec<String> = field_errors.iter().map(ToString::to_string).collect();
+            errors.push(format!("{at}: {}", message.join("; ")));
+        }
+        records.push(record);
+    }
+    if !errors.is_empty() {
+        let more = errors.len().saturating_sub(MAX_LINE_ERRORS);
+        errors.truncate(MAX_LINE_ERRORS);
+        if more > 0 {
+            errors.push(format!("… and {more} more"));
+        }
+        bail!(
+            "{} has records push source `{source}` refuses:\n  {}",
+            path.display(),
+            errors.join("\n  ")
+        );
+    }
     let state = MockState::new(&Config::new(repo));
+    let first = state.record_seq.load(std::sync::atomic::Ordering::Relaxed);
     state
         .load_records(&workspace, &source, records)
         .map_err(|e| anyhow::anyhow!("{}: records refused: {}", path.display(), e.body()))?;
-    Ok(state)
+    let arrivals = (first..).zip(arrivals).collect();
+    Ok((state, arrivals))
 }
 
 /// POSTs to a running mock's admin API.
@@ -196,7 +278,7 @@ fn write_out(out: Option<&Path>, text: &str) -> anyhow::Result<()> {
 
 /// Runs `offline`.
 pub fn run_offline(args: OfflineArgs) -> anyhow::Result<ExitCode> {
-    let spine_json = read_jsonl(&args.spine)?;
+    let (spine_json, spine) = read_spine(&args.spine, &args.data.timestamp_field)?;
     let rows: Vec<Value> = if let Some(url) = &args.data.url {
         let mut body = json!({"spine": spine_json, "timestamp_field": args.data.timestamp_field});
         if let Some(s) = &args.data.service {
@@ -212,15 +294,12 @@ pub fn run_offline(args: OfflineArgs) -> anyhow::Result<ExitCode> {
     } else {
         let repo = args.data.repo.load()?;
         let service = service_name(&args.data, &repo)?;
-        let state = in_process(repo, &args.data)?;
+        let (state, _) = in_process(repo, &args.data, None)?;
         let fs = state
             .repo
             .feature_service(&service)
             .with_context(|| format!("no feature service named `{service}`"))?;
         let features = mock_tecton::serving::served_features(&state.repo, fs);
-        let spine =
-            mock_tecton::retrieval::spine_from_json(&spine_json, &args.data.timestamp_field)
-                .map_err(|e| anyhow::anyhow!("{}: {e}", args.spine.display()))?;
         let values = mock_tecton::retrieval::offline_features(&state, &features, &spine)
             .map_err(|e| anyhow::anyhow!("{}", e.message))?;
         mock_tecton::retrieval::rows_to_json(&features, &spine, &values)
@@ -235,24 +314,40 @@ pub fn run_offline(args: OfflineArgs) -> anyhow::Result<ExitCode> {
 
 /// Runs `consistency`; exits 1 when online and offline differ.
 pub fn run_consistency(args: ConsistencyArgs) -> anyhow::Result<ExitCode> {
-    let points_json = read_jsonl(&args.points)?;
-    let report: mock_tecton::consistency::ConsistencyReport = if let Some(url) = &args.data.url {
+    let (points_json, points) = read_spine(&args.points, &args.data.timestamp_field)?;
+    let report: ConsistencyReport = if let Some(url) = &args.data.url {
         let mut body = json!({"spine": points_json, "timestamp_field": args.data.timestamp_field, "max_rows": args.max_rows});
         if let Some(s) = &args.data.service {
             body["service"] = json!(s);
+        }
+        match (&args.arrival_field, args.arrival) {
+            (Some(field), _) => body["arrival_field"] = json!(field),
+            (None, ArrivalRule::Ingestion) => body["arrival"] = json!("ingestion"),
+            (None, ArrivalRule::EventTime) => {}
         }
         let value = remote(url, "consistency", &body)?;
         serde_json::from_value(value)
             .context("the mock's consistency report has an unexpected shape")?
     } else {
+        if args.arrival == ArrivalRule::Ingestion {
+            bail!("--arrival ingestion needs --url: records loaded from --events are all ingested at one instant");
+        }
         let repo = args.data.repo.load()?;
         let service = service_name(&args.data, &repo)?;
-        let state = in_process(repo, &args.data)?;
-        let points =
-            mock_tecton::retrieval::spine_from_json(&points_json, &args.data.timestamp_field)
-                .map_err(|e| anyhow::anyhow!("{}: {e}", args.points.display()))?;
-        mock_tecton::consistency::check(&state, &service, &points, args.max_rows)
-            .map_err(|e| anyhow::anyhow!("{}", e.message))?
+        let (state, times) = in_process(repo, &args.data, args.arrival_field.as_deref())?;
+        let options = CheckOptions {
+            arrival: match args.arrival_field {
+                Some(_) => Arrival::Times(times),
+                None => Arrival::EventTime,
+            },
+            max_rows: args.max_rows,
+        };
+        let mut report = check(&state, &service, &points, &options)
+            .map_err(|e| anyhow::anyhow!("{}", e.message))?;
+        if let Some(field) = &args.arrival_field {
+            report.arrival = format!("the `{field}` field of {}", display(&args.data.events));
+        }
+        report
     };
     let text = match args.format {
         ReportFormat::Json => format!("{}\n", serde_json::to_string_pretty(&report)?),
@@ -264,6 +359,11 @@ pub fn run_consistency(args: ConsistencyArgs) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::from(1)
     })
+}
+
+fn display(path: &Option<PathBuf>) -> String {
+    path.as_deref()
+        .map_or_else(String::new, |p| p.display().to_string())
 }
 
 /// RFC 4180 CSV: the union of keys in first-seen order; nested values as JSON text.

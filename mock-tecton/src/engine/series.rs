@@ -11,8 +11,7 @@
 //!
 //! Before `feature_start_time` every feature is null, count included: CONTINUOUS when
 //! `t < fst`, TIME_INTERVAL when `fl(t) < fst`. Events stamped before `feature_start_time` are
-//! stored and counted like any other; dropping them at ingestion (DESIGN: "not materialized") is
-//! the caller's decision.
+//! stored and counted like any other, so the first aggregate served at the start is complete.
 //!
 //! # Fine tiles
 //! Events are grouped into epoch-aligned fine tiles of a fixed size, each holding its events

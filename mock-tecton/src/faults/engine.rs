@@ -113,7 +113,8 @@ impl FaultEngine {
             .store(Arc::new(Self::build(FaultSet::default())));
     }
 
-    /// The installed rules with how often each matched and fired.
+    /// The installed rules with how often each matched (passed its filters) and fired (applied
+    /// its fault: a `pass` step or a spent `times` limit is not a firing).
     pub fn status(&self) -> serde_json::Value {
         let inst = self.installed.load();
         serde_json::json!({
@@ -158,17 +159,24 @@ impl FaultEngine {
                     continue;
                 }
             }
-            if let Some(times) = rule.times {
-                if state.fired.fetch_add(1, Ordering::Relaxed) >= times {
-                    continue;
-                }
-            } else {
-                state.fired.fetch_add(1, Ordering::Relaxed);
+            // Claim one of the rule's firings before taking its action, so concurrent requests
+            // never fire it more than `times`; give the claim back when nothing fires.
+            let limit = rule.times.unwrap_or(u64::MAX);
+            if state
+                .fired
+                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |f| {
+                    (f < limit).then_some(f + 1)
+                })
+                .is_err()
+            {
+                continue;
             }
             let Some(action) = next_action(state) else {
+                state.fired.fetch_sub(1, Ordering::Relaxed);
                 continue;
             };
             if action == FaultAction::Pass {
+                state.fired.fetch_sub(1, Ordering::Relaxed);
                 return None;
             }
             let name = rule.name.clone().unwrap_or_else(|| format!("rule {index}"));

@@ -25,7 +25,7 @@ use crate::duration::Human;
 use crate::faults::FaultAction;
 use crate::repo::{Repository, Role, ServiceAccount};
 use crate::schema::{format_rfc3339, validate_record, Field, Schema, Value};
-use crate::store::{AttributeRow, EntityKey, OfflineLog, OfflineRow, OnlineStore};
+use crate::store::{OfflineLog, OfflineRow, OnlineStore};
 
 /// What the ingest path needs from the mock.
 pub struct IngestContext<'a> {
@@ -314,8 +314,8 @@ fn write(ctx: &IngestContext<'_>, rec: Checked, metrics: &mut [(usize, u64, u64)
     let seq = ctx.record_seq.fetch_add(1, Ordering::Relaxed);
     let push = &ctx.repo.push_sources[rec.source];
     for sub in ctx.plan.subscriptions(rec.source) {
-        // Events before feature_start_time are not materialized, online or offline.
-        if sub.feature_start_time.is_some_and(|fst| rec.ts < fst) {
+        // Attribute views ignore rows before feature_start_time; aggregations keep every event.
+        if !sub.keeps(rec.ts) {
             continue;
         }
         let Some(m) = metrics.iter_mut().find(|m| m.0 == sub.view) else {
@@ -324,32 +324,9 @@ fn write(ctx: &IngestContext<'_>, rec: Checked, metrics: &mut [(usize, u64, u64)
         if sub.offline && push.log_offline {
             m.2 += 1;
         }
-        if !sub.online {
-            continue;
+        if sub.apply_online(ctx.online, rec.ts, seq, &rec.values) {
+            m.1 += 1;
         }
-        let Some(key) = EntityKey::from_values(sub.key_columns.iter().map(|&c| &rec.values[c]))
-        else {
-            continue;
-        };
-        let values: Vec<Value> = sub
-            .value_columns
-            .iter()
-            .map(|&c| rec.values[c].clone())
-            .collect();
-        if sub.attributes {
-            ctx.online.put_attributes(
-                sub.view,
-                key,
-                AttributeRow {
-                    ts: rec.ts,
-                    seq,
-                    values,
-                },
-            );
-        } else {
-            ctx.online.put_event(sub.view, key, rec.ts, seq, values);
-        }
-        m.1 += 1;
     }
     if push.log_offline {
         ctx.offline.append(

@@ -2,6 +2,8 @@
 //! so the request path does no name lookups.
 
 use crate::repo::{Repository, ViewKind};
+use crate::schema::Value;
+use crate::store::{AttributeRow, EntityKey, OnlineStore};
 
 /// One feature view subscribed to one push source.
 #[derive(Debug, Clone)]
@@ -22,6 +24,43 @@ pub struct Subscription {
     pub online: bool,
     /// Written offline.
     pub offline: bool,
+}
+
+impl Subscription {
+    /// Whether this view keeps a record stamped `ts` at all: attribute views ignore rows before
+    /// `feature_start_time` ([`crate::decisions::attribute_row_kept`]); aggregations keep every
+    /// event.
+    pub fn keeps(&self, ts: i64) -> bool {
+        !self.attributes || crate::decisions::attribute_row_kept(self.feature_start_time, ts)
+    }
+
+    /// Applies one validated record (values in source-schema order) to the online store: the
+    /// ingest path and the consistency replay both write through here. False when the view is
+    /// not online, does not keep the row, or the record has no usable entity key.
+    pub fn apply_online(&self, online: &OnlineStore, ts: i64, seq: u64, record: &[Value]) -> bool {
+        if !self.online || !self.keeps(ts) {
+            return false;
+        }
+        let Some(key) = EntityKey::from_values(self.key_columns.iter().map(|&c| &record[c])) else {
+            return false;
+        };
+        let values: Vec<Value> = self
+            .value_columns
+            .iter()
+            .map(|&c| record[c].clone())
+            .collect();
+        if self.attributes {
+            online.put_attributes(self.view, key, AttributeRow { ts, seq, values });
+        } else {
+            online.put_event(self.view, key, ts, seq, values);
+        }
+        true
+    }
+
+    /// The entity key of a record (values in source-schema order) for this view.
+    pub fn entity_key(&self, record: &[Value]) -> Option<EntityKey> {
+        EntityKey::from_values(self.key_columns.iter().map(|&c| &record[c]))
+    }
 }
 
 /// Routing for every push source.

@@ -5,7 +5,6 @@ use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::ops::Range;
 
-use serde::Deserialize;
 use toml::Spanned;
 
 use super::model::*;
@@ -74,139 +73,121 @@ impl fmt::Display for RepoErrors {
 
 type S<T> = Spanned<T>;
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawRepo {
-    #[serde(default)]
-    workspaces: Vec<RawWorkspace>,
-    #[serde(default)]
-    service_accounts: Vec<RawServiceAccount>,
-    #[serde(default)]
-    entities: Vec<RawEntity>,
-    #[serde(default)]
-    push_sources: Vec<RawSource>,
-    #[serde(default)]
-    stream_sources: Vec<RawSource>,
-    #[serde(default)]
-    feature_views: Vec<RawView>,
-    #[serde(default)]
-    feature_services: Vec<RawService>,
+// The raw shape of a repository file, as `read` builds it: every value here has the right
+// kind; what the values mean is checked below.
+
+pub(super) struct RawRepo {
+    pub workspaces: Vec<RawWorkspace>,
+    pub service_accounts: Vec<RawServiceAccount>,
+    pub entities: Vec<RawEntity>,
+    pub push_sources: Vec<RawSource>,
+    pub stream_sources: Vec<RawSource>,
+    pub feature_views: Vec<RawView>,
+    pub feature_services: Vec<RawService>,
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawWorkspace {
-    name: S<String>,
-    #[serde(default = "yes")]
-    live: bool,
+pub(super) struct RawWorkspace {
+    pub name: S<String>,
+    pub live: bool,
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawServiceAccount {
-    name: S<String>,
-    api_key: S<String>,
-    #[serde(default)]
-    roles: HashMap<String, S<OneOrMany<Role>>>,
+pub(super) struct RawServiceAccount {
+    pub name: S<String>,
+    pub api_key: S<String>,
+    /// Workspace name and its roles, in file order.
+    pub roles: Vec<(String, S<Vec<Role>>)>,
 }
 
-#[derive(Deserialize)]
-#[serde(untagged)]
-enum OneOrMany<T> {
-    One(T),
-    Many(Vec<T>),
+pub(super) struct RawField {
+    pub name: S<String>,
+    pub ty: S<String>,
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawField {
-    name: S<String>,
-    #[serde(rename = "type")]
-    ty: S<String>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawEntity {
-    name: S<String>,
-    join_keys: Vec<RawField>,
+pub(super) struct RawEntity {
+    pub name: S<String>,
+    pub join_keys: Vec<RawField>,
 }
 
 /// Push and stream sources share a shape; stream-only fields are refused on push sources.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawSource {
-    name: S<String>,
-    #[serde(default)]
-    schema: Vec<RawField>,
-    schema_from: Option<S<String>>,
-    timestamp_field: Option<S<String>>,
-    log_offline: Option<S<bool>>,
-    topic: Option<S<String>>,
-    watermark_delay_threshold: Option<S<String>>,
-    #[serde(default)]
-    deduplication_columns: Vec<S<String>>,
-    trigger_interval: Option<S<String>>,
+pub(super) struct RawSource {
+    pub name: S<String>,
+    pub schema: Vec<RawField>,
+    pub schema_from: Option<S<String>>,
+    pub timestamp_field: Option<S<String>>,
+    pub log_offline: Option<S<bool>>,
+    pub topic: Option<S<String>>,
+    pub watermark_delay_threshold: Option<S<String>>,
+    pub deduplication_columns: Vec<S<String>>,
+    pub trigger_interval: Option<S<String>>,
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawView {
-    name: S<String>,
-    sources: S<Vec<S<String>>>,
-    entities: S<Vec<S<String>>>,
-    timestamp_field: Option<S<String>>,
-    #[serde(default = "yes")]
-    online: bool,
-    #[serde(default = "yes")]
-    offline: bool,
-    feature_start_time: Option<S<String>>,
-    batch_schedule: Option<S<String>>,
-    stream_processing_mode: Option<S<StreamProcessingMode>>,
-    aggregation_interval: Option<S<String>>,
-    aggregations: Option<S<Vec<RawAggregation>>>,
-    attributes: Option<S<Vec<S<String>>>>,
-    ttl: Option<S<String>>,
+pub(super) struct RawView {
+    pub name: S<String>,
+    pub sources: S<Vec<S<String>>>,
+    pub entities: S<Vec<S<String>>>,
+    pub timestamp_field: Option<S<String>>,
+    pub online: bool,
+    pub offline: bool,
+    pub feature_start_time: Option<S<String>>,
+    pub batch_schedule: Option<S<String>>,
+    pub stream_processing_mode: Option<S<StreamProcessingMode>>,
+    pub aggregation_interval: Option<S<String>>,
+    pub aggregations: Option<S<Vec<RawAggregation>>>,
+    pub attributes: Option<S<Vec<S<String>>>>,
+    pub ttl: Option<S<String>>,
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawAggregation {
-    column: S<String>,
-    function: S<String>,
-    window: S<String>,
-    offset: Option<S<String>>,
-    name: Option<S<String>>,
+pub(super) struct RawAggregation {
+    pub column: S<String>,
+    pub function: S<String>,
+    pub window: S<String>,
+    pub offset: Option<S<String>>,
+    pub name: Option<S<String>>,
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawService {
-    name: S<String>,
-    features: Vec<S<String>>,
-}
-
-fn yes() -> bool {
-    true
+pub(super) struct RawService {
+    pub name: S<String>,
+    pub features: Vec<S<String>>,
 }
 
 /// Collects errors with positions computed from byte spans.
-struct Diag<'a> {
+pub(super) struct Diag<'a> {
     text: &'a str,
     origin: &'a str,
     errors: Vec<RepoError>,
+    /// Names of objects (or `source.column`s) left out because of a reported mistake:
+    /// references to them are not reported again.
+    pub broken: HashSet<String>,
 }
 
 impl Diag<'_> {
     fn at(&mut self, span: Range<usize>, field: impl Into<String>, message: impl Into<String>) {
-        let (line, column) = line_col(self.text, span.start);
+        self.at_opt(Some(span), field, message);
+    }
+
+    /// An error at a position when one is known.
+    pub(super) fn at_opt(
+        &mut self,
+        span: Option<Range<usize>>,
+        field: impl Into<String>,
+        message: impl Into<String>,
+    ) {
+        let (line, column) = span.map_or((None, None), |s| {
+            let (l, c) = line_col(self.text, s.start);
+            (Some(l), Some(c))
+        });
         self.errors.push(RepoError {
             origin: self.origin.to_owned(),
-            line: Some(line),
-            column: Some(column),
+            line,
+            column,
             field: field.into(),
             message: message.into(),
         });
+    }
+
+    /// Whether an error was already reported for this field path.
+    pub(super) fn reported(&self, field: &str) -> bool {
+        self.errors.iter().any(|e| e.field == field)
     }
 
     fn duration(&mut self, s: &S<String>, field: &str) -> Option<i64> {
@@ -250,29 +231,21 @@ fn line_col(text: &str, offset: usize) -> (usize, usize) {
 }
 
 pub(super) fn load(text: &str, origin: &str) -> Result<Repository, RepoErrors> {
-    let raw: RawRepo = toml::from_str(text).map_err(|e| {
-        let (line, column) = e.span().map_or((None, None), |s| {
-            let (l, c) = line_col(text, s.start);
-            (Some(l), Some(c))
-        });
-        RepoErrors(vec![RepoError {
-            origin: origin.to_owned(),
-            line,
-            column,
-            field: String::new(),
-            message: e.message().to_owned(),
-        }])
-    })?;
     let mut d = Diag {
         text,
         origin,
         errors: Vec::new(),
+        broken: HashSet::new(),
     };
-    let repo = validate(raw, &mut d);
-    if d.errors.is_empty() {
-        Ok(repo)
-    } else {
-        Err(RepoErrors(d.errors))
+    let repo = super::read::read(text, &mut d).map(|raw| validate(raw, &mut d));
+    match repo {
+        Some(repo) if d.errors.is_empty() => Ok(repo),
+        _ => {
+            // In file order, so a reader can fix them top to bottom.
+            d.errors
+                .sort_by_key(|e| (e.line.unwrap_or(usize::MAX), e.column.unwrap_or(0)));
+            Err(RepoErrors(d.errors))
+        }
     }
 }
 
@@ -354,11 +327,7 @@ fn accounts(raw: &RawRepo, workspaces: &[Workspace], d: &mut Diag<'_>) -> Vec<Se
                     format!("no workspace named `{ws}`"),
                 );
             }
-            let list = match r.get_ref() {
-                OneOrMany::One(r) => vec![*r],
-                OneOrMany::Many(rs) => rs.clone(),
-            };
-            roles.insert(ws.clone(), list);
+            roles.insert(ws.clone(), r.get_ref().clone());
         }
         out.push(ServiceAccount {
             name: a.name.get_ref().clone(),
@@ -419,7 +388,8 @@ fn entities(raw: &RawRepo, d: &mut Diag<'_>) -> Vec<Entity> {
 }
 
 /// Builds a schema, checking names and types; fields are nullable until a view says otherwise.
-fn schema(d: &mut Diag<'_>, fields: &[RawField], path: &str) -> Schema {
+/// A field with a bad type is left out and remembered as `source.field` in `d.broken`.
+fn schema(d: &mut Diag<'_>, source: &str, fields: &[RawField], path: &str) -> Schema {
     let mut seen = HashSet::new();
     let mut out = Vec::new();
     for (k, f) in fields.iter().enumerate() {
@@ -430,12 +400,15 @@ fn schema(d: &mut Diag<'_>, fields: &[RawField], path: &str) -> Schema {
                 format!("field `{}` is declared twice", f.name.get_ref()),
             );
         }
-        if let Some(t) = parse_type(d, f, format!("{path}.schema[{k}].type")) {
-            out.push(Field {
+        match parse_type(d, f, format!("{path}.schema[{k}].type")) {
+            Some(t) => out.push(Field {
                 name: f.name.get_ref().clone(),
                 data_type: t,
                 nullable: true,
-            });
+            }),
+            None => {
+                d.broken.insert(format!("{source}.{}", f.name.get_ref()));
+            }
         }
     }
     Schema { fields: out }
@@ -451,6 +424,9 @@ fn timestamp_field(d: &mut Diag<'_>, s: &RawSource, schema: &Schema, path: &str)
                 format!("{path}.timestamp_field"),
                 format!("`{}` is {}, not Timestamp", f.name, f.data_type),
             ),
+            None if d
+                .broken
+                .contains(&format!("{}.{}", s.name.get_ref(), ts.get_ref())) => {}
             None => d.at(
                 ts.span(),
                 format!("{path}.timestamp_field"),
@@ -464,8 +440,12 @@ fn timestamp_field(d: &mut Diag<'_>, s: &RawSource, schema: &Schema, path: &str)
         .iter()
         .filter(|f| f.data_type == DataType::Timestamp)
         .collect();
+    let prefix = format!("{}.", s.name.get_ref());
+    let bad_types = d.broken.iter().any(|b| b.starts_with(&prefix));
     match ts.as_slice() {
         [one] => one.name.clone(),
+        // A field whose type was refused may be the Timestamp one: already reported.
+        [] if bad_types => String::new(),
         [] => {
             d.at(
                 s.name.span(),
@@ -533,7 +513,7 @@ fn push_sources(raw: &RawRepo, d: &mut Diag<'_>) -> Vec<PushSource> {
                 "a push source needs a schema",
             );
         }
-        let mut sch = schema(d, &s.schema, &path);
+        let mut sch = schema(d, s.name.get_ref(), &s.schema, &path);
         let ts = timestamp_field(d, s, &sch, &path);
         mark_not_null(&mut sch, &ts);
         out.push(PushSource {
@@ -585,7 +565,7 @@ fn stream_sources(raw: &RawRepo, push: &[PushSource], d: &mut Diag<'_>) -> Vec<S
                 }
             },
             (None, false) => {
-                let sch = schema(d, &s.schema, &path);
+                let sch = schema(d, s.name.get_ref(), &s.schema, &path);
                 let ts = timestamp_field(d, s, &sch, &path);
                 (sch, ts)
             }
@@ -705,7 +685,10 @@ fn views(
                 schemas.push((&p.name, &p.schema, &p.timestamp_field));
             } else if let Some(st) = stream.iter().find(|st| &st.name == s.get_ref()) {
                 schemas.push((&st.name, &st.schema, &st.timestamp_field));
-            } else {
+            } else if !d.broken.contains(s.get_ref())
+                && !d.broken.contains("push_sources[*]")
+                && !d.broken.contains("stream_sources[*]")
+            {
                 d.at(
                     s.span(),
                     format!("{path}.sources[{k}]"),
@@ -718,6 +701,7 @@ fn views(
             let mut ty: Option<DataType> = None;
             for (src, sch, _) in &schemas {
                 match sch.fields.iter().find(|f| &f.name == col.get_ref()) {
+                    None if d.broken.contains(&format!("{src}.{}", col.get_ref())) => return None,
                     None => {
                         d.at(
                             col.span(),
@@ -756,6 +740,7 @@ fn views(
         }
         for (k, e) in v.entities.get_ref().iter().enumerate() {
             match entities.iter().find(|en| &en.name == e.get_ref()) {
+                None if d.broken.contains(e.get_ref()) || d.broken.contains("entities[*]") => {}
                 None => d.at(
                     e.span(),
                     format!("{path}.entities[{k}]"),
@@ -806,7 +791,10 @@ fn views(
                     None
                 }
             });
-        if (v.online || v.offline) && v.feature_start_time.is_none() {
+        if (v.online || v.offline)
+            && v.feature_start_time.is_none()
+            && !d.reported(&format!("{path}.feature_start_time"))
+        {
             d.at(
                 v.name.span(),
                 format!("{path}.feature_start_time"),
@@ -828,11 +816,15 @@ fn views(
                 None
             }
             (None, None) => {
-                d.at(
-                    v.name.span(),
-                    path.clone(),
-                    "give aggregations or attributes",
-                );
+                if !d.reported(&format!("{path}.aggregations"))
+                    && !d.reported(&format!("{path}.attributes"))
+                {
+                    d.at(
+                        v.name.span(),
+                        path.clone(),
+                        "give aggregations or attributes",
+                    );
+                }
                 None
             }
             (None, Some(attrs)) => {
@@ -856,12 +848,15 @@ fn views(
                 }
                 let mut attributes = Vec::new();
                 for (k, a) in attrs.get_ref().iter().enumerate() {
-                    if let Some(t) = column_type(d, a, format!("{path}.attributes[{k}]")) {
-                        attributes.push(Attribute {
+                    match column_type(d, a, format!("{path}.attributes[{k}]")) {
+                        Some(t) => attributes.push(Attribute {
                             name: a.get_ref().clone(),
                             column: a.get_ref().clone(),
                             data_type: t,
-                        });
+                        }),
+                        None => {
+                            d.broken.insert(v.name.get_ref().clone());
+                        }
                     }
                 }
                 let ttl = v
@@ -919,12 +914,17 @@ fn views(
                         .offset
                         .as_ref()
                         .map(|o| d.duration(o, &format!("{fpath}.offset")).map(|o| -o));
+                    // A feature left out is not reported again where a service names it.
                     let (Some(function), Some(input), Some(window)) = (function, input, window)
                     else {
+                        d.broken.insert(v.name.get_ref().clone());
                         continue;
                     };
                     let offset = match offset {
-                        Some(None) => continue,
+                        Some(None) => {
+                            d.broken.insert(v.name.get_ref().clone());
+                            continue;
+                        }
                         Some(Some(o)) => o,
                         None => 0,
                     };
@@ -932,6 +932,7 @@ fn views(
                         Ok(t) => t,
                         Err(e) => {
                             d.at(a.function.span(), format!("{fpath}.function"), e);
+                            d.broken.insert(v.name.get_ref().clone());
                             continue;
                         }
                     };
@@ -975,7 +976,10 @@ fn views(
                 })
             }
         };
-        let Some(kind) = kind else { continue };
+        let Some(kind) = kind else {
+            d.broken.insert(v.name.get_ref().clone());
+            continue;
+        };
         out.push(FeatureView {
             name: v.name.get_ref().clone(),
             id: object_id(v.name.get_ref()),
@@ -1039,11 +1043,13 @@ fn services(raw: &RawRepo, views: &[FeatureView], d: &mut Diag<'_>) -> Vec<Featu
                 None => (f.get_ref().as_str(), None),
             };
             let Some(view) = views.iter().find(|v| v.name == view_name) else {
-                d.at(
-                    f.span(),
-                    field,
-                    format!("no feature view named `{view_name}`"),
-                );
+                if !d.broken.contains(view_name) && !d.broken.contains("feature_views[*]") {
+                    d.at(
+                        f.span(),
+                        field,
+                        format!("no feature view named `{view_name}`"),
+                    );
+                }
                 continue;
             };
             let all: Vec<String> = view.features().into_iter().map(|(n, _)| n).collect();
@@ -1051,11 +1057,13 @@ fn services(raw: &RawRepo, views: &[FeatureView], d: &mut Diag<'_>) -> Vec<Featu
                 None => all,
                 Some(feat) if all.iter().any(|n| n == feat) => vec![feat.to_owned()],
                 Some(feat) => {
-                    d.at(
-                        f.span(),
-                        field,
-                        format!("feature view `{view_name}` has no feature `{feat}`"),
-                    );
+                    if !d.broken.contains(view_name) {
+                        d.at(
+                            f.span(),
+                            field,
+                            format!("feature view `{view_name}` has no feature `{feat}`"),
+                        );
+                    }
                     continue;
                 }
             };

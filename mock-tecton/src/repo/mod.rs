@@ -8,6 +8,7 @@
 
 mod load;
 mod model;
+mod read;
 
 pub use load::{RepoError, RepoErrors};
 pub use model::*;

@@ -1,0 +1,145 @@
+//! Why online and offline differ at one point: the records of the entity, when they were pushed
+//! and when they arrived, explain each differing row.
+
+use serde::{Deserialize, Serialize};
+
+use super::arrival::Logged;
+use crate::schema::format_rfc3339;
+
+/// The reason a feature differs online and offline at a point.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Cause {
+    /// An event stamped at or before the point arrived after it: offline counts it, the feature
+    /// server could not have.
+    #[serde(rename = "late arrival")]
+    LateArrival,
+    /// An attribute row was pushed after a newer one: the online store keeps the most recently
+    /// pushed row, offline takes the newest by event time.
+    #[serde(rename = "pushed out of order")]
+    PushedOutOfOrder,
+    /// Two events of one entity share a timestamp: the online store keeps the last written,
+    /// the offline log keeps both.
+    #[serde(rename = "same key and timestamp replaced online")]
+    SameKeyAndTimestamp,
+    /// An attribute row stamped after the point had already arrived (its arrival time is before
+    /// its event time) and was served online; offline it lies outside the point's window.
+    #[serde(rename = "outside window online only")]
+    OutsideWindowOnlineOnly,
+    /// The view's records are not in the offline store (the view is not offline, or its push
+    /// sources do not log offline): offline retrieval finds nothing.
+    #[serde(rename = "not in the offline store")]
+    NotOffline,
+    /// The view is not online: the feature server has nothing to serve.
+    #[serde(rename = "not served online")]
+    NotOnline,
+    /// None of the above: a defect of the mock; please report it.
+    #[serde(rename = "unexplained")]
+    Unexplained,
+}
+
+impl Cause {
+    /// The cause as the report spells it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Cause::LateArrival => "late arrival",
+            Cause::PushedOutOfOrder => "pushed out of order",
+            Cause::SameKeyAndTimestamp => "same key and timestamp replaced online",
+            Cause::OutsideWindowOnlineOnly => "outside window online only",
+            Cause::NotOffline => "not in the offline store",
+            Cause::NotOnline => "not served online",
+            Cause::Unexplained => "unexplained",
+        }
+    }
+}
+
+/// What a differing feature reads at point `t`.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Reads {
+    /// An attribute: one row.
+    Attribute,
+    /// An aggregate: the events stamped in `[lo, hi]` (inclusive).
+    Window {
+        /// The earliest event time in the window.
+        lo: i64,
+        /// The latest event time in the window.
+        hi: i64,
+    },
+}
+
+/// The causes (most direct first) and a sentence naming the records involved, for one entity
+/// and one feature at point `t`. `records` are the entity's records the view keeps, in the
+/// order the online store applied them.
+pub(super) fn diagnose(records: &[&Logged], reads: Reads, t: i64) -> (Vec<Cause>, String) {
+    let mut causes = Vec::new();
+    let mut details = Vec::new();
+    let at = format_rfc3339;
+    let arrived: Vec<&Logged> = records.iter().copied().filter(|r| r.arrival <= t).collect();
+    if let Reads::Window { lo, hi } = reads {
+        let inside = |r: &Logged| lo <= r.ts && r.ts <= hi;
+        let late: Vec<&&Logged> = records
+            .iter()
+            .filter(|r| inside(r) && r.arrival > t)
+            .collect();
+        if let Some(first) = late.first() {
+            causes.push(Cause::LateArrival);
+            details.push(format!(
+                "{} event(s) in the window arrived after the point (first: stamped {}, arrived {})",
+                late.len(),
+                at(first.ts),
+                at(first.arrival)
+            ));
+        }
+        let mut stamped: Vec<i64> = arrived.iter().filter(|r| inside(r)).map(|r| r.ts).collect();
+        stamped.sort_unstable();
+        if let Some(ts) = stamped.windows(2).find(|w| w[0] == w[1]).map(|w| w[0]) {
+            causes.push(Cause::SameKeyAndTimestamp);
+            details.push(format!(
+                "several events stamped {}: online keeps the last written, offline all",
+                at(ts)
+            ));
+        }
+    } else {
+        // Online serves the last applied row; offline the newest row stamped at or before `t`.
+        let online = arrived.last();
+        let offline = records
+            .iter()
+            .filter(|r| r.ts <= t)
+            .max_by_key(|r| (r.ts, r.seq));
+        if let Some(best) = offline.filter(|r| r.arrival > t) {
+            causes.push(Cause::LateArrival);
+            details.push(format!(
+                "the row stamped {} arrived {}, after the point",
+                at(best.ts),
+                at(best.arrival)
+            ));
+        }
+        if let Some(row) = online.filter(|r| r.ts > t) {
+            causes.push(Cause::OutsideWindowOnlineOnly);
+            details.push(format!(
+                "the row stamped {} arrived {}, before its event time, and is served online",
+                at(row.ts),
+                at(row.arrival)
+            ));
+        }
+        if let (Some(row), Some(best)) = (online, offline) {
+            if best.arrival <= t && row.ts < best.ts {
+                causes.push(Cause::PushedOutOfOrder);
+                details.push(format!(
+                    "the row stamped {} was pushed after the newer row stamped {}",
+                    at(row.ts),
+                    at(best.ts)
+                ));
+            } else if row.ts == best.ts && row.seq != best.seq {
+                causes.push(Cause::SameKeyAndTimestamp);
+                details.push(format!(
+                    "two rows stamped {}: online keeps the one applied last",
+                    at(row.ts)
+                ));
+            }
+        }
+    }
+    if causes.is_empty() {
+        causes.push(Cause::Unexplained);
+    }
+    (causes, details.join("; "))
+}
