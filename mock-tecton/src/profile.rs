@@ -418,7 +418,7 @@ impl Profile {
     pub fn decide_at(&self, traffic: Traffic, now_ns: u64) -> Decision {
         let draw = mix(
             self.knobs.seed,
-            0x7ec7_0a,
+            0x007e_c70a,
             self.draws.fetch_add(1, Ordering::Relaxed),
         );
         let (admitted, latency) = match traffic {

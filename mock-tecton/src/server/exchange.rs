@@ -262,10 +262,10 @@ async fn exchange(state: Arc<MockState>, api: Api, req: Request) -> Response {
     };
     let outcome = match deadline {
         None => handled.await,
-        Some(limit) => {
-            let timed = tokio::time::timeout(limit, handled).await;
-            timed.unwrap_or_else(|_| Err(serving_timeout(&mut record, limit)))
-        }
+        Some(limit) => match tokio::time::timeout(limit, handled).await {
+            Ok(outcome) => outcome,
+            Err(_) => Err(serving_timeout(&mut record, limit)),
+        },
     };
     let (status, bytes, headers) = match outcome {
         Ok(Answer(s, b, h)) => (s, b, h),
