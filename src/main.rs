@@ -41,6 +41,9 @@ enum Command {
     /// Stream sources (Kafka + Spark pattern): replay micro-batches, simulate load.
     #[command(subcommand)]
     Stream(cli::stream::StreamCommand),
+    /// Open-loop load through the push, Kafka or sink pattern; writes HTML, Markdown and JSON.
+    #[command(subcommand)]
+    Load(Box<cli::load::LoadCommand>),
 }
 
 fn main() -> ExitCode {
@@ -53,6 +56,7 @@ fn main() -> ExitCode {
         Command::Conformance(args) => cli::conformance::run(args),
         Command::Scenarios(cmd) => cli::scenarios::run(cmd),
         Command::Stream(cmd) => cli::stream::run(cmd),
+        Command::Load(cmd) => cli::load::run(*cmd),
     };
     match result {
         Ok(code) => code,

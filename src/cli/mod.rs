@@ -3,6 +3,7 @@
 
 pub mod conformance;
 pub mod features;
+pub mod load;
 pub mod repo;
 pub mod scenarios;
 pub mod serve;

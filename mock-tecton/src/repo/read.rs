@@ -452,11 +452,11 @@ fn source(f: &mut Fields<'_, '_, '_>) -> Option<RawSource> {
         log_offline: f.opt_bool("log_offline"),
         topic: f.opt_string("topic", STRING),
         watermark_delay_threshold: f.opt_string("watermark_delay_threshold", DURATION),
+        trigger_interval: f.opt_string("trigger_interval", DURATION),
         deduplication_columns: f
             .names("deduplication_columns")
             .map(S::into_inner)
             .unwrap_or_default(),
-        trigger_interval: f.opt_string("trigger_interval", DURATION),
         name: name?,
     })
 }
