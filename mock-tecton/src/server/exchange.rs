@@ -588,7 +588,9 @@ async fn read_and_handle(
             ))
         }
     };
-    if let (Api::Ingest(dialect), None, true) = (api, fault.as_ref(), state.faults.is_empty()) {
+    // The fast path skips fault and profile decisions, so it runs only when neither applies.
+    let plain = state.faults.is_empty() && state.profile.is_none();
+    if let (Api::Ingest(dialect), None, true) = (api, fault.as_ref(), plain) {
         // A valid request goes straight from bytes to typed values; anything else (including
         // every error) takes the full path below.
         let ctx = state.ingest_context(record.entry.seq);
