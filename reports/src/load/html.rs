@@ -4,7 +4,7 @@
 
 use std::fmt::Write as _;
 
-use super::markdown::{band_label, cost_cells, errors_cell, name, provenance, title, value_cell};
+use super::markdown::{band_label, cost_cells, name, provenance, result_cells, title, value_cell};
 use super::svg::{self, esc, Chart, Mark, Scale, Series};
 use super::{
     costs, fmt_int, fmt_ms, fmt_pct, fmt_usd, recommend, Choice, LoadReport, Pattern,
@@ -529,29 +529,16 @@ fn results(out: &mut String, report: &LoadReport) {
          <th>Freshness p99</th></tr>",
     );
     for p in &report.points {
-        let (fp50, fp99) = p
-            .freshness_ms
-            .map(|f| (fmt_ms(f.p50), fmt_ms(f.p99)))
-            .unwrap_or_else(|| ("n/a".into(), "n/a".into()));
-        let _ = write!(
-            out,
-            "<tr><td class=\"l\">{}</td><td>{}</td><td>{}</td><td>{}</td><td class=\"wrap\">{}</td><td>{}</td>\
-             <td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-            swatch(p.pattern),
-            fmt_int(p.offered_rate),
-            fmt_int(p.achieved_rate),
-            fmt_pct(p.achieved_ratio()),
-            esc(&errors_cell(p)),
-            fmt_pct(p.error_rate(Some("429"))),
-            fmt_int(p.late_sends as f64),
-            fmt_ms(p.latency_ms.p50),
-            fmt_ms(p.latency_ms.p99),
-            fmt_ms(p.latency_ms.p999),
-            fmt_ms(p.latency_ms.max),
-            fmt_ms(p.latency_uncorrected_ms.p99),
-            fp50,
-            fp99
-        );
+        let _ = write!(out, "<tr><td class=\"l\">{}</td>", swatch(p.pattern));
+        for (i, cell) in result_cells(p).iter().enumerate() {
+            // The errors cell (the fourth) is free text and wraps.
+            if i == 3 {
+                let _ = write!(out, "<td class=\"wrap\">{}</td>", esc(cell));
+            } else {
+                let _ = write!(out, "<td>{}</td>", esc(cell));
+            }
+        }
+        out.push_str("</tr>");
     }
     out.push_str("</table></div></section>");
 }

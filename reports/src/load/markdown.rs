@@ -160,28 +160,12 @@ fn results(out: &mut String, report: &LoadReport) {
     );
     out.push_str("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
     for p in &report.points {
-        let (fp50, fp99) = p
-            .freshness_ms
-            .map(|f| (fmt_ms(f.p50), fmt_ms(f.p99)))
-            .unwrap_or_else(|| ("n/a".into(), "n/a".into()));
-        let _ = writeln!(
-            out,
-            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
-            name(p.pattern),
-            fmt_int(p.offered_rate),
-            fmt_int(p.achieved_rate),
-            fmt_pct(p.achieved_ratio()),
-            errors_cell(p),
-            fmt_pct(p.error_rate(Some("429"))),
-            fmt_int(p.late_sends as f64),
-            fmt_ms(p.latency_ms.p50),
-            fmt_ms(p.latency_ms.p99),
-            fmt_ms(p.latency_ms.p999),
-            fmt_ms(p.latency_ms.max),
-            fmt_ms(p.latency_uncorrected_ms.p99),
-            fp50,
-            fp99
-        );
+        let mut row = format!("| {} |", name(p.pattern));
+        for cell in result_cells(p) {
+            let _ = write!(row, " {cell} |");
+        }
+        out.push_str(&row);
+        out.push('\n');
     }
     out.push_str(
         "\nLatency is measured from each request's intended start (coordinated omission \
@@ -191,6 +175,31 @@ fn results(out: &mut String, report: &LoadReport) {
 }
 
 /// `1.20% (429: 40, timeout: 2)`.
+/// The cells of a point's results row after the pattern, in the table's column order (the
+/// errors cell unescaped), so the Markdown and HTML tables cannot drift apart.
+pub(super) fn result_cells(p: &RunPoint) -> [String; 13] {
+    let (fp50, fp99) = p
+        .freshness_ms
+        .map(|f| (fmt_ms(f.p50), fmt_ms(f.p99)))
+        .unwrap_or_else(|| ("n/a".into(), "n/a".into()));
+    [
+        fmt_int(p.offered_rate),
+        fmt_int(p.achieved_rate),
+        fmt_pct(p.achieved_ratio()),
+        errors_cell(p),
+        fmt_pct(p.error_rate(Some("429"))),
+        fmt_int(p.late_sends as f64),
+        fmt_ms(p.latency_ms.p50),
+        fmt_ms(p.latency_ms.p99),
+        fmt_ms(p.latency_ms.p999),
+        fmt_ms(p.latency_ms.max),
+        fmt_ms(p.latency_uncorrected_ms.p99),
+        fp50,
+        fp99,
+    ]
+}
+
+/// The errors of a point by cause, for a table cell.
 pub(super) fn errors_cell(p: &RunPoint) -> String {
     let total = p.error_count(None);
     if total == 0 {
