@@ -65,6 +65,22 @@ fn serve_answers_and_stops_gracefully_on_sigint() {
     assert!(status.success(), "graceful shutdown exits 0, got {status}");
 }
 
+/// `tecton-sim offline --events events.jsonl --spine spine.jsonl EXTRA…` run in `dir`.
+fn offline_in(dir: &std::path::Path, extra: &[&str]) -> std::process::Output {
+    bin()
+        .current_dir(dir)
+        .args([
+            "offline",
+            "--events",
+            "events.jsonl",
+            "--spine",
+            "spine.jsonl",
+        ])
+        .args(extra)
+        .output()
+        .unwrap()
+}
+
 fn temp_dir(name: &str) -> std::path::PathBuf {
     let dir = std::env::temp_dir().join(format!("tecton-sim-{name}-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
@@ -81,17 +97,7 @@ fn offline_writes_point_in_time_rows_as_jsonl_and_csv() {
     let dir = temp_dir("offline");
     std::fs::write(dir.join("events.jsonl"), EVENTS).unwrap();
     std::fs::write(dir.join("spine.jsonl"), "{\"user_id\":\"u1\",\"timestamp\":\"2024-05-31T22:30:00Z\"}\n{\"user_id\":\"u1\",\"timestamp\":\"2024-06-01T00:00:00Z\"}\n").unwrap();
-    let out = bin()
-        .current_dir(&dir)
-        .args([
-            "offline",
-            "--events",
-            "events.jsonl",
-            "--spine",
-            "spine.jsonl",
-        ])
-        .output()
-        .unwrap();
+    let out = offline_in(&dir, &[]);
     assert!(
         out.status.success(),
         "{}",
@@ -114,19 +120,7 @@ fn offline_writes_point_in_time_rows_as_jsonl_and_csv() {
         30.5
     );
 
-    let out = bin()
-        .current_dir(&dir)
-        .args([
-            "offline",
-            "--events",
-            "events.jsonl",
-            "--spine",
-            "spine.jsonl",
-            "--format",
-            "csv",
-        ])
-        .output()
-        .unwrap();
+    let out = offline_in(&dir, &["--format", "csv"]);
     let csv = String::from_utf8_lossy(&out.stdout);
     let mut lines = csv.lines();
     assert!(
@@ -221,17 +215,7 @@ fn offline_reports_bad_input_clearly() {
         "{\"user_id\":\"u1\",\"timestamp\":\"2024-06-01T00:00:00Z\"}\n",
     )
     .unwrap();
-    let out = bin()
-        .current_dir(&dir)
-        .args([
-            "offline",
-            "--events",
-            "events.jsonl",
-            "--spine",
-            "spine.jsonl",
-        ])
-        .output()
-        .unwrap();
+    let out = offline_in(&dir, &[]);
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
@@ -264,17 +248,7 @@ fn offline_events_errors_name_the_file_and_its_1_based_line() {
         "{\"user_id\":\"u1\",\"timestamp\":\"2024-06-01T00:00:00Z\"}\n",
     )
     .unwrap();
-    let out = bin()
-        .current_dir(&dir)
-        .args([
-            "offline",
-            "--events",
-            "events.jsonl",
-            "--spine",
-            "spine.jsonl",
-        ])
-        .output()
-        .unwrap();
+    let out = offline_in(&dir, &[]);
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
@@ -290,17 +264,7 @@ fn offline_events_errors_name_the_file_and_its_1_based_line() {
         "{\"user_id\":\"u1\",\"timestamp\":\"2024-06-01T00:00:00Z\"}\n\n{\"user_id\":\"u1\",\"timestamp\":\"yesterday\"}\n",
     )
     .unwrap();
-    let out = bin()
-        .current_dir(&dir)
-        .args([
-            "offline",
-            "--events",
-            "events.jsonl",
-            "--spine",
-            "spine.jsonl",
-        ])
-        .output()
-        .unwrap();
+    let out = offline_in(&dir, &[]);
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("spine.jsonl:3: field `timestamp`"), "{err}");
