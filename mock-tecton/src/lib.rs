@@ -29,6 +29,7 @@ pub mod consistency;
 pub mod decisions;
 pub mod duration;
 pub mod engine;
+mod exchange;
 pub mod faults;
 #[cfg(feature = "fuzzing")]
 pub mod fuzz;
@@ -37,6 +38,7 @@ pub mod journal;
 pub mod json;
 pub mod kafka;
 pub mod profile;
+mod rejection;
 pub mod repo;
 pub mod retrieval;
 pub mod rng;

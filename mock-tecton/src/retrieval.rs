@@ -101,7 +101,7 @@ fn index_view(state: &MockState, view_idx: usize) -> Result<ViewData, ServingErr
         let rows = state
             .offline
             .rows(source)
-            .map_err(|e| ServingError::new(500, e.to_string()))?;
+            .map_err(|e| ServingError::Internal(e.to_string()))?;
         for row in rows {
             if spec.is_none()
                 && !crate::decisions::attribute_row_kept(view.feature_start_time, row.ts)

@@ -60,7 +60,7 @@ pub fn run(args: OfflineArgs) -> anyhow::Result<ExitCode> {
             .with_context(|| format!("no feature service named `{service}`"))?;
         let features = mock_tecton::serving::served_features(&state.repo, fs);
         let values = mock_tecton::retrieval::offline_features(&state, &features, &spine)
-            .map_err(|e| anyhow::anyhow!("{}", e.message))?;
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
         mock_tecton::retrieval::rows_to_json(&features, &spine, &values)
     };
     let text = match args.format {
