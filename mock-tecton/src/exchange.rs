@@ -216,6 +216,7 @@ pub(crate) fn handle(
 }
 
 /// The whole exchange for a mock without faults or profile: [`admit`], then [`handle`].
+#[cfg_attr(not(feature = "wiremock"), allow(dead_code))]
 pub(crate) fn answer(state: &MockState, api: &Api, req: Request<'_>) -> Answer {
     let seq = req.seq;
     match admit(state, api, req, true) {

@@ -48,6 +48,8 @@ pub mod serving;
 pub mod state;
 pub mod store;
 pub mod stream;
+#[cfg(feature = "wiremock")]
+pub mod wiremock;
 
 pub use config::{Config, Retention};
 pub use repo::Repository;
