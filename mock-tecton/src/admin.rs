@@ -12,8 +12,8 @@ use serde::Deserialize;
 use serde_json::{json, Value as Json_};
 
 use crate::duration;
-use crate::rejection::{reject, ErrorFormat, Rejection};
 use crate::faults::FaultSet;
+use crate::rejection::{reject, ErrorFormat, Rejection};
 use crate::schema::{format_rfc3339, parse_timestamp};
 use crate::state::MockState;
 use crate::store::OnlineEntry;
@@ -81,7 +81,10 @@ async fn json_errors(req: axum::extract::Request, next: axum::middleware::Next) 
         status,
         message: Some(message),
     };
-    Response::from_parts(parts, axum::body::Body::from(reject(ErrorFormat::Admin, why).body))
+    Response::from_parts(
+        parts,
+        axum::body::Body::from(reject(ErrorFormat::Admin, why).body),
+    )
 }
 
 fn bad_request(message: impl Into<String>) -> Response {
@@ -319,7 +322,7 @@ async fn set_faults(State(s): AppState, body: axum::body::Bytes) -> Response {
     };
     match s.faults.install(set) {
         Ok(()) => Json(s.faults.status()).into_response(),
-        Err(e) => bad_request(e),
+        Err(e) => bad_request(e.to_string()),
     }
 }
 

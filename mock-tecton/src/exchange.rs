@@ -263,7 +263,9 @@ fn authenticate<'s>(
     state: &'s MockState,
     headers: &HeaderMap,
 ) -> Result<&'s ServiceAccount, KeyError> {
-    let value = headers.get(header::AUTHORIZATION).ok_or(KeyError::Missing)?;
+    let value = headers
+        .get(header::AUTHORIZATION)
+        .ok_or(KeyError::Missing)?;
     let value = value.to_str().unwrap_or_default().trim();
     let key = match value.split_once(' ') {
         Some((scheme, key)) if scheme.eq_ignore_ascii_case("Tecton-key") => key.trim(),

@@ -760,7 +760,9 @@ pub fn check_faults(case: &FaultCase) -> Result<(), Finding> {
     };
     let engine = FaultEngine::new(FaultSet::default());
     match engine.install(set) {
-        Err(message) if message.trim().is_empty() => Err(format!("an empty refusal for {json}")),
+        Err(message) if message.to_string().trim().is_empty() => {
+            Err(format!("an empty refusal for {json}"))
+        }
         Err(_) => Ok(()),
         Ok(()) => {
             for path in &case.requests {

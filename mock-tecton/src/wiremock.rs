@@ -83,9 +83,9 @@
 use std::path::Path;
 use std::sync::Arc;
 
+use ::wiremock::{Request, Respond, ResponseTemplate};
 pub use axum::http::StatusCode;
 use axum::http::{header, HeaderValue};
-use ::wiremock::{Request, Respond, ResponseTemplate};
 
 use crate::exchange::{self, Answer, Api};
 use crate::ingest::{Dialect, IngestError};
@@ -290,7 +290,11 @@ fn route(path: &str) -> Option<Api> {
     let segments: Vec<String> = path
         .strip_prefix('/')?
         .split('/')
-        .map(|s| percent_encoding::percent_decode_str(s).decode_utf8().map(String::from))
+        .map(|s| {
+            percent_encoding::percent_decode_str(s)
+                .decode_utf8()
+                .map(String::from)
+        })
         .collect::<Result<_, _>>()
         .ok()?;
     let segments: Vec<&str> = segments.iter().map(String::as_str).collect();

@@ -18,7 +18,9 @@ const VIEWER: &str = "demo-viewer-key";
 const CONSUMER: &str = "demo-consumer-key";
 
 fn config() -> Config {
-    Config::default().virtual_clock(NOW).max_body_bytes(16 * 1024)
+    Config::default()
+        .virtual_clock(NOW)
+        .max_body_bytes(16 * 1024)
 }
 
 fn txn(user: &str, id: &str, amt: f64, ts: &str) -> Value {
@@ -109,32 +111,162 @@ async fn responders_answer_like_the_mock_byte_for_byte() {
     let v2 = json!({"workspaceName": "prod", "dryRun": false, "records": {"transactions": [txn("u3", "t9", 2.0, "2024-05-31T09:00:00Z")]}}).to_string();
     let cases: Vec<(&str, &str, Option<&str>, String)> = vec![
         // Stream Ingest: every row of the status table.
-        ("POST", "/ingest", Some(EDITOR), ingest("prod", "transactions", false, three.clone())),
-        ("POST", "/ingest", Some(EDITOR), ingest("prod", "transactions", true, three)),
+        (
+            "POST",
+            "/ingest",
+            Some(EDITOR),
+            ingest("prod", "transactions", false, three.clone()),
+        ),
+        (
+            "POST",
+            "/ingest",
+            Some(EDITOR),
+            ingest("prod", "transactions", true, three),
+        ),
         ("POST", "/v2/ingest", Some(EDITOR), v2),
-        ("POST", "/ingest", Some(EDITOR), ingest("prod", "transactions", false, vec![json!({"record": {"user_id": 7, "timestamp": "yesterday"}})])),
-        ("POST", "/ingest", Some(EDITOR), "{\"workspace_name\": ".into()),
-        ("POST", "/ingest", Some(EDITOR), json!({"workspace_name": "prod", "records": {}}).to_string()),
-        ("POST", "/ingest", None, ingest("prod", "transactions", false, vec![])),
-        ("POST", "/ingest", Some("no-such-key"), ingest("prod", "transactions", false, vec![])),
-        ("POST", "/ingest", Some(VIEWER), ingest("prod", "transactions", false, vec![txn("u1", "t4", 1.0, "2024-05-31T10:00:00Z")])),
-        ("POST", "/ingest", Some(EDITOR), ingest("nowhere", "transactions", false, vec![txn("u1", "t4", 1.0, "2024-05-31T10:00:00Z")])),
-        ("POST", "/ingest", Some(EDITOR), ingest("prod", "nothing", false, vec![txn("u1", "t4", 1.0, "2024-05-31T10:00:00Z")])),
+        (
+            "POST",
+            "/ingest",
+            Some(EDITOR),
+            ingest(
+                "prod",
+                "transactions",
+                false,
+                vec![json!({"record": {"user_id": 7, "timestamp": "yesterday"}})],
+            ),
+        ),
+        (
+            "POST",
+            "/ingest",
+            Some(EDITOR),
+            "{\"workspace_name\": ".into(),
+        ),
+        (
+            "POST",
+            "/ingest",
+            Some(EDITOR),
+            json!({"workspace_name": "prod", "records": {}}).to_string(),
+        ),
+        (
+            "POST",
+            "/ingest",
+            None,
+            ingest("prod", "transactions", false, vec![]),
+        ),
+        (
+            "POST",
+            "/ingest",
+            Some("no-such-key"),
+            ingest("prod", "transactions", false, vec![]),
+        ),
+        (
+            "POST",
+            "/ingest",
+            Some(VIEWER),
+            ingest(
+                "prod",
+                "transactions",
+                false,
+                vec![txn("u1", "t4", 1.0, "2024-05-31T10:00:00Z")],
+            ),
+        ),
+        (
+            "POST",
+            "/ingest",
+            Some(EDITOR),
+            ingest(
+                "nowhere",
+                "transactions",
+                false,
+                vec![txn("u1", "t4", 1.0, "2024-05-31T10:00:00Z")],
+            ),
+        ),
+        (
+            "POST",
+            "/ingest",
+            Some(EDITOR),
+            ingest(
+                "prod",
+                "nothing",
+                false,
+                vec![txn("u1", "t4", 1.0, "2024-05-31T10:00:00Z")],
+            ),
+        ),
         ("POST", "/ingest", Some(EDITOR), big),
         ("GET", "/ingest", Some(EDITOR), String::new()),
         ("POST", "/ingest/extra", Some(EDITOR), String::new()),
         // The feature server reads what was ingested above.
-        ("POST", "/api/v1/feature-service/get-features", Some(CONSUMER), get_features("fraud_detection", json!({"user_id": "u1"}), json!({}))),
-        ("POST", "/api/v1/feature-service/get-features", Some(CONSUMER), get_features("fraud_detection", json!({"user_id": "u3"}), json!({"includeNames": true, "includeEffectiveTimes": true, "includeDataTypes": true}))),
-        ("POST", "/api/v1/feature-service/get-features", Some(CONSUMER), get_features("fraud_detection", json!({}), json!({}))),
-        ("POST", "/api/v1/feature-service/get-features", Some(CONSUMER), get_features("nope", json!({"user_id": "u1"}), json!({}))),
-        ("POST", "/api/v1/feature-service/get-features", None, get_features("fraud_detection", json!({"user_id": "u1"}), json!({}))),
-        ("POST", "/api/v1/feature-service/get-features", Some(CONSUMER), "{1}".into()),
-        ("GET", "/api/v1/feature-service/get-features", Some(CONSUMER), String::new()),
-        ("POST", "/api/v1/feature-service/metadata", Some(CONSUMER), json!({"params": {"workspaceName": "prod", "featureServiceName": "fraud_detection"}}).to_string()),
-        ("GET", "/api/v2/workspaces/prod/feature-services/fraud_detection/metadata", Some(CONSUMER), String::new()),
-        ("POST", "/api/v2/workspaces/prod/feature-services/fraud%5Fdetection/get-features", Some(CONSUMER), json!({"params": {"joinKeyMap": {"user_id": "u2"}}}).to_string()),
-        ("POST", "/api/v1/feature-service/no-such-endpoint", Some(CONSUMER), String::new()),
+        (
+            "POST",
+            "/api/v1/feature-service/get-features",
+            Some(CONSUMER),
+            get_features("fraud_detection", json!({"user_id": "u1"}), json!({})),
+        ),
+        (
+            "POST",
+            "/api/v1/feature-service/get-features",
+            Some(CONSUMER),
+            get_features(
+                "fraud_detection",
+                json!({"user_id": "u3"}),
+                json!({"includeNames": true, "includeEffectiveTimes": true, "includeDataTypes": true}),
+            ),
+        ),
+        (
+            "POST",
+            "/api/v1/feature-service/get-features",
+            Some(CONSUMER),
+            get_features("fraud_detection", json!({}), json!({})),
+        ),
+        (
+            "POST",
+            "/api/v1/feature-service/get-features",
+            Some(CONSUMER),
+            get_features("nope", json!({"user_id": "u1"}), json!({})),
+        ),
+        (
+            "POST",
+            "/api/v1/feature-service/get-features",
+            None,
+            get_features("fraud_detection", json!({"user_id": "u1"}), json!({})),
+        ),
+        (
+            "POST",
+            "/api/v1/feature-service/get-features",
+            Some(CONSUMER),
+            "{1}".into(),
+        ),
+        (
+            "GET",
+            "/api/v1/feature-service/get-features",
+            Some(CONSUMER),
+            String::new(),
+        ),
+        (
+            "POST",
+            "/api/v1/feature-service/metadata",
+            Some(CONSUMER),
+            json!({"params": {"workspaceName": "prod", "featureServiceName": "fraud_detection"}})
+                .to_string(),
+        ),
+        (
+            "GET",
+            "/api/v2/workspaces/prod/feature-services/fraud_detection/metadata",
+            Some(CONSUMER),
+            String::new(),
+        ),
+        (
+            "POST",
+            "/api/v2/workspaces/prod/feature-services/fraud%5Fdetection/get-features",
+            Some(CONSUMER),
+            json!({"params": {"joinKeyMap": {"user_id": "u2"}}}).to_string(),
+        ),
+        (
+            "POST",
+            "/api/v1/feature-service/no-such-endpoint",
+            Some(CONSUMER),
+            String::new(),
+        ),
     ];
     for (method, path, key, body) in &cases {
         let from_mock = send(&http, &mock.url(), method, path, *key, body).await;
@@ -144,7 +276,11 @@ async fn responders_answer_like_the_mock_byte_for_byte() {
     // The cases cover every status the responders are documented to answer.
     let mut statuses = Vec::new();
     for (method, path, key, body) in &cases {
-        statuses.push(send(&http, &mock.url(), method, path, *key, body).await.status);
+        statuses.push(
+            send(&http, &mock.url(), method, path, *key, body)
+                .await
+                .status,
+        );
     }
     for status in [200, 400, 401, 403, 404, 405, 413] {
         assert!(statuses.contains(&status), "no case answers {status}");

@@ -88,8 +88,8 @@ pub fn run(args: ConsistencyArgs) -> anyhow::Result<ExitCode> {
             },
             max_rows: args.max_rows,
         };
-        let mut report = check(&state, &service, &points, &options)
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        let mut report =
+            check(&state, &service, &points, &options).map_err(|e| anyhow::anyhow!("{e}"))?;
         if let Some(field) = &args.arrival_field {
             report.arrival = format!("the `{field}` field of {}", display(&args.data.events));
         }

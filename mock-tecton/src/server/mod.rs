@@ -17,7 +17,7 @@ use tokio::task::JoinHandle;
 
 use crate::admin;
 use crate::config::Config;
-use crate::faults::FaultSet;
+use crate::faults::{FaultError, FaultSet};
 use crate::journal::Entry;
 use crate::kafka::KafkaConsumer;
 use crate::state::MockState;
@@ -153,7 +153,7 @@ impl MockTecton {
     }
 
     /// Replaces the fault rules (counters and scripts start over).
-    pub fn set_faults(&self, faults: FaultSet) -> Result<(), String> {
+    pub fn set_faults(&self, faults: FaultSet) -> Result<(), FaultError> {
         self.state.faults.install(faults)
     }
 

@@ -127,4 +127,3 @@ impl Drop for ExchangeRecord {
         self.state.journal.record(entry);
     }
 }
-
