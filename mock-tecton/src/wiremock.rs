@@ -17,6 +17,7 @@
 //!
 //! ```
 //! use mock_tecton::wiremock::{ErrorResponder, StatusCode, Tecton};
+//! use mock_tecton::Config;
 //! use serde_json::json;
 //! use wiremock::matchers::{method, path};
 //! use wiremock::{Mock, MockServer};
@@ -24,7 +25,9 @@
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! let server = MockServer::start().await;
-//! let tecton = Tecton::demo(); // the embedded fraud demo repository
+//! // The embedded fraud demo repository, on a clock stopped at 2024-06-01T00:00:00Z so the
+//! // record below is within its feature views' TTL (`Tecton::demo()` uses the wall clock).
+//! let tecton = Tecton::with_config(Config::default().virtual_clock(1_717_200_000_000_000_000));
 //! // The first ingest request is throttled, then the mock Tecton answers.
 //! Mock::given(method("POST"))
 //!     .and(path("/ingest"))
