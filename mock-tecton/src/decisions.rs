@@ -3,6 +3,7 @@
 //! Each item names the gap and what the mock does about it. When Tecton's behaviour
 //! becomes known, this is the file to change.
 
+use axum::http::StatusCode;
 use serde_json::Value as Json;
 
 /// Records per push source in one ingest request. Tecton documents no hard limit; its Kafka
@@ -43,9 +44,9 @@ pub const DEFAULT_HANG_MS: u64 = 60_000;
 /// The Stream Ingest API error body of an injected status: `errorType` and default message.
 /// Tecton documents the 429 and 5xx causes (throttling while scaling, internal errors,
 /// server-side timeouts) but not their bodies; the `requestError` shape is used for all.
-pub fn injected_error(status: u16) -> (&'static str, &'static str) {
+pub fn injected_error(status: StatusCode) -> (&'static str, &'static str) {
     use error_type::*;
-    match status {
+    match status.as_u16() {
         400 => (REQUEST_VALIDATION, "The request is invalid"),
         401 => (UNAUTHENTICATED, "invalid 'Tecton-key' authorization header"),
         403 => (
@@ -72,8 +73,8 @@ pub fn injected_error(status: u16) -> (&'static str, &'static str) {
 
 /// The feature server's message for an injected status; Tecton's client fixtures give the
 /// texts for 429, 503 and 504.
-pub fn injected_serving_message(status: u16) -> &'static str {
-    match status {
+pub fn injected_serving_message(status: StatusCode) -> &'static str {
+    match status.as_u16() {
         429 => "GetFeatures exceeded the concurrent request limit, please retry later",
         503 => "503 Service Temporarily Unavailable",
         504 => "Timed out",

@@ -93,10 +93,10 @@ impl Rejection {
             Rejection::NotFound(m) => IngestError::NotFound(m),
             Rejection::MethodNotAllowed(m) => IngestError::MethodNotAllowed(m),
             Rejection::PayloadTooLarge { limit } => IngestError::PayloadTooLarge { limit },
-            Rejection::Internal(m) => return injected_ingest(500, Some(m)),
-            Rejection::Status { status, message } => {
-                return injected_ingest(status.as_u16(), message)
+            Rejection::Internal(m) => {
+                return injected_ingest(StatusCode::INTERNAL_SERVER_ERROR, Some(m))
             }
+            Rejection::Status { status, message } => return injected_ingest(status, message),
         };
         error.body()
     }
@@ -111,9 +111,8 @@ impl Rejection {
             Rejection::Internal(m) => ServingError::Internal(m),
             Rejection::Status { status, message } => ServingError::Status {
                 status,
-                message: message.unwrap_or_else(|| {
-                    decisions::injected_serving_message(status.as_u16()).to_owned()
-                }),
+                message: message
+                    .unwrap_or_else(|| decisions::injected_serving_message(status).to_owned()),
             },
         }
     }
@@ -141,7 +140,7 @@ impl Rejection {
 }
 
 /// A `requestError` body for a status the ingest handler itself never answers.
-fn injected_ingest(status: u16, message: Option<String>) -> serde_json::Value {
+fn injected_ingest(status: StatusCode, message: Option<String>) -> serde_json::Value {
     let (kind, default) = decisions::injected_error(status);
     ingest::request_error(kind, message.as_deref().unwrap_or(default))
 }
