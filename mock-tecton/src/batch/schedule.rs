@@ -120,10 +120,10 @@ fn collect(state: &MockState, vb: &ViewBatch, windows: &[(i64, i64)]) -> Collect
             if windows.get(w).is_none_or(|&(start, _)| r.ts < start) {
                 continue;
             }
-            let Some(key) = EntityKey::from_values(
-                input.key_columns.iter().filter_map(|&c| r.values.get(c)),
-            )
-            .filter(|k| k.0.len() == view.join_keys.len()) else {
+            let Some(key) =
+                EntityKey::from_values(input.key_columns.iter().filter_map(|&c| r.values.get(c)))
+                    .filter(|k| k.0.len() == view.join_keys.len())
+            else {
                 continue;
             };
             let seq = state
@@ -132,7 +132,12 @@ fn collect(state: &MockState, vb: &ViewBatch, windows: &[(i64, i64)]) -> Collect
             let values = input
                 .value_columns
                 .iter()
-                .map(|&c| r.values.get(c).cloned().unwrap_or(crate::schema::Value::Null))
+                .map(|&c| {
+                    r.values
+                        .get(c)
+                        .cloned()
+                        .unwrap_or(crate::schema::Value::Null)
+                })
                 .collect();
             out[w].push((
                 key,
@@ -249,12 +254,7 @@ pub fn next_due(batches: &Batches) -> Option<i64> {
 
 /// Runs one window of a view now, whatever the schedule (Tecton's overwrite job): the batch
 /// source's rows present now replace what the view holds for their keys in `[start, end)`.
-pub fn run_now(
-    state: &MockState,
-    view: &str,
-    start: i64,
-    end: i64,
-) -> Result<JobRun, BatchError> {
+pub fn run_now(state: &MockState, view: &str, start: i64, end: i64) -> Result<JobRun, BatchError> {
     if start >= end {
         return Err(BatchError::BadRequest(format!(
             "the window must have start < end (got {} .. {})",

@@ -314,9 +314,7 @@ fn read_parquet(
             Field::Float(n) => Json::from(f64::from(*n)),
             Field::Double(n) => Json::from(*n),
             Field::Str(s) => Json::from(s.as_str()),
-            Field::TimestampMillis(ms) => {
-                Json::from(format_rfc3339(ms.saturating_mul(1_000_000)))
-            }
+            Field::TimestampMillis(ms) => Json::from(format_rfc3339(ms.saturating_mul(1_000_000))),
             Field::TimestampMicros(us) => Json::from(format_rfc3339(us.saturating_mul(1_000))),
             Field::Group(row) => Json::Object(
                 row.get_column_iter()

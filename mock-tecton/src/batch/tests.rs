@@ -19,10 +19,7 @@ fn t(s: &str) -> i64 {
 
 /// A unique file under the system's temporary directory holding `jsonl`.
 fn batch_file(name: &str, jsonl: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!(
-        "tecton-sim-batch-{}-{name}",
-        std::process::id()
-    ));
+    let dir = std::env::temp_dir().join(format!("tecton-sim-batch-{}-{name}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("temp dir");
     let path = dir.join("history.jsonl");
     std::fs::write(&path, jsonl).expect("batch file written");
@@ -125,7 +122,10 @@ fn offline(state: &MockState, user: &str, at: &str) -> Json {
     let fs = state.repo.feature_service("svc").expect("service");
     let features = crate::serving::served_features(&state.repo, fs);
     let spine = vec![SpineRow {
-        join_keys: json!({"user_id": user}).as_object().cloned().unwrap_or_default(),
+        join_keys: json!({"user_id": user})
+            .as_object()
+            .cloned()
+            .unwrap_or_default(),
         timestamp: t(at),
     }];
     let rows = offline_features(state, &features, &spine).expect("offline retrieval");

@@ -141,13 +141,13 @@ pub(super) fn sources(
                     .map(|st| (&st.schema, &st.timestamp_field))
             });
         let Some(file) = &cfg.path else { continue };
-        if file.get_ref().trim().is_empty() {
+        let named = !file.get_ref().trim().is_empty();
+        if !named {
             d.at_opt(
                 Some(file.span()),
                 format!("{field}.path"),
                 "must name a file",
             );
-            continue;
         }
         let format = match &cfg.format {
             Some(f) => match f.get_ref().to_ascii_lowercase().as_str() {
@@ -165,7 +165,7 @@ pub(super) fn sources(
             },
             None => {
                 let guessed = BatchFormat::from_extension(file.get_ref());
-                if guessed.is_none() {
+                if guessed.is_none() && named {
                     d.at_opt(
                         cfg.span.clone(),
                         format!("{field}.format"),
@@ -201,7 +201,7 @@ pub(super) fn sources(
                 continue; // reported with the source
             }
         }
-        if let (Some(format), Some(timestamp_field)) = (format, timestamp_field) {
+        if let (true, Some(format), Some(timestamp_field)) = (named, format, timestamp_field) {
             let file_path = PathBuf::from(file.get_ref());
             out.push(BatchSource {
                 source: name.clone(),
