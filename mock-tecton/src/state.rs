@@ -131,7 +131,7 @@ impl MockState {
         let offline = self.offline.clear();
         self.journal.clear();
         self.streams.reset(&self.repo, self.clock.now());
-        self.batch.reset(&self.repo, self.clock.now());
+        self.batch.reset(self.clock.now());
         self.record_seq
             .store(0, std::sync::atomic::Ordering::Relaxed);
         offline

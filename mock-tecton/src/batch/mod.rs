@@ -9,7 +9,7 @@
 //!   manual (overwrite) runs;
 //! - [`precedence`]: what a job does to the stores: its rows replace the stream's for the same
 //!   keys and interval;
-//! - [`http`]: `/_mock/batch/...`.
+//! - [`http`]: the admin routes under `/_mock/batch`.
 //!
 //! A job's output is the batch source's rows stamped in its window that were present when it
 //! ran; rows appended later are not in it. Every choice is in [`crate::decisions`]
@@ -150,7 +150,7 @@ impl Batches {
     /// Forgets every job and materialized row and the rows appended after start; the file's rows
     /// stay, and scheduled windows resume from the last boundary at or before `now` (no new
     /// backfill: `POST /_mock/batch/{view}/run` re-materializes a window).
-    pub fn reset(&self, repo: &Repository, now: i64) {
+    pub fn reset(&self, now: i64) {
         for s in &self.sources {
             let mut s = s.write().unwrap_or_else(|p| p.into_inner());
             let n = s.from_file;
@@ -164,7 +164,6 @@ impl Batches {
             }
         }
         lock(&self.jobs).clear();
-        let _ = repo;
     }
 
     /// The view's index in `views` by feature view name.
