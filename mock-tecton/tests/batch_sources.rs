@@ -468,3 +468,60 @@ aggregations = [{ column = "n", function = "sum", window = "1h" }]
     );
     assert_eq!(errors.len(), 7, "{errors:#?}");
 }
+
+#[tokio::test]
+async fn a_batch_job_replaces_the_stream_tiles_of_its_keys_and_interval() {
+    let dir = repo_dir("stream");
+    let h = start(&dir).await;
+    // The stream writes u1 and u2 into the [12:00, 13:00) tile of payment_sum.
+    let (status, offsets) = h
+        .post_raw(
+            "/_mock/topics/payments",
+            None,
+            concat!(
+                r#"{"user_id": "u1", "amt": 100.0, "ts": "2024-06-01T12:05:00Z"}"#,
+                "\n",
+                r#"{"user_id": "u2", "amt": 7.0, "ts": "2024-06-01T12:05:00Z"}"#
+            ),
+        )
+        .await;
+    assert_eq!(status, 200, "{offsets}");
+    // The batch source has u1 only in that interval.
+    let (status, _) = h
+        .post_raw(
+            "/_mock/batch/sources/payments/rows",
+            None,
+            r#"{"user_id": "u1", "amt": 1.0, "event_time": "2024-06-01T12:15:00Z"}"#,
+        )
+        .await;
+    assert_eq!(status, 200);
+    // 13:00: the tile is complete; the stream's values serve until the job has run.
+    let (status, _) = h
+        .post_raw(
+            "/_mock/clock",
+            None,
+            json!({"set": "2024-06-01T12:59:59Z"}).to_string(),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let streams = h.admin("/streams").await;
+    assert!(
+        streams["streams"][0]["queries"][0]["rows_written"]
+            .as_u64()
+            .is_some_and(|n| n >= 2),
+        "{streams}"
+    );
+    let (status, _) = h
+        .post_raw("/_mock/clock", None, json!({"advance": "1s"}).to_string())
+        .await;
+    assert_eq!(status, 200);
+    let u1 = online(&h, "u1").await;
+    assert_eq!(u1["payment_sum__amt_sum_1d_1h"], json!(31.0), "{u1}");
+    let u2 = online(&h, "u2").await;
+    assert_eq!(u2["payment_sum__amt_sum_1d_1h"], json!(47.0), "{u2}");
+    // Offline, a stream view's rows come from its batch source (the stream writes online only).
+    let off = offline(&h, "u1", "2024-06-01T13:00:00Z").await;
+    assert_eq!(off["payment_sum__amt_sum_1d_1h"], json!(31.0), "{off}");
+    h.mock.shutdown().await;
+    let _ = std::fs::remove_dir_all(dir);
+}
