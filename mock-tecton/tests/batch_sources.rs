@@ -91,7 +91,8 @@ name = "svc"
 features = ["click_sum", "order_last", "payment_sum"]
 "#;
 
-/// Writes `payments.parquet`: user_id, amt and a microsecond `event_time`.
+/// Writes `payments.parquet`: user_id, amt and a nanosecond `event_time` (pyarrow's default
+/// for pandas timestamps).
 fn write_parquet(path: &Path, rows: &[(&str, f64, i64)]) {
     use parquet::data_type::{ByteArray, ByteArrayType, DoubleType, Int64Type};
     use parquet::file::properties::WriterProperties;
@@ -102,7 +103,7 @@ fn write_parquet(path: &Path, rows: &[(&str, f64, i64)]) {
         "message payments {
             REQUIRED BYTE_ARRAY user_id (UTF8);
             REQUIRED DOUBLE amt;
-            REQUIRED INT64 event_time (TIMESTAMP_MICROS);
+            REQUIRED INT64 event_time (TIMESTAMP(NANOS,true));
         }",
     )
     .expect("schema");
@@ -116,7 +117,7 @@ fn write_parquet(path: &Path, rows: &[(&str, f64, i64)]) {
     let mut group = writer.next_row_group().expect("row group");
     let users: Vec<ByteArray> = rows.iter().map(|r| ByteArray::from(r.0)).collect();
     let amts: Vec<f64> = rows.iter().map(|r| r.1).collect();
-    let times: Vec<i64> = rows.iter().map(|r| r.2 / 1_000).collect();
+    let times: Vec<i64> = rows.iter().map(|r| r.2).collect();
     let mut col = group.next_column().expect("column").expect("user_id");
     col.typed::<ByteArrayType>()
         .write_batch(&users, None, None)

@@ -366,3 +366,38 @@ fn a_missing_file_is_a_start_error_naming_it() {
     assert!(msg.contains("/nonexistent/history.jsonl"), "{msg}");
     assert!(msg.contains("`events`"), "{msg}");
 }
+
+#[test]
+fn reset_forgets_jobs_and_appended_rows_but_keeps_the_file() {
+    let s = state(
+        "reset",
+        &[row("u1", 1.0, "2024-06-01T10:00:00Z")],
+        "2024-06-01T12:30:00Z",
+    );
+    s.batch_append(
+        "events",
+        &[json!({"user_id": "u1", "amt": 2.0, "ts": "2024-06-01T10:30:00Z"})],
+    )
+    .expect("append");
+    s.reset().expect("reset");
+    assert!(s.batch.jobs().is_empty());
+    let spend = view(&s, "spend");
+    assert!(s.batch.materialized(spend).is_some_and(|m| m.is_empty()));
+    assert_eq!(
+        online_sum(&s, "spend", "u1", "2024-06-01T12:30:00Z"),
+        Value::Null
+    );
+    // A manual run finds the file's row again, not the appended one.
+    let run = super::schedule::run_now(
+        &s,
+        "spend",
+        t("2024-06-01T00:00:00Z"),
+        t("2024-06-01T12:00:00Z"),
+    )
+    .expect("run");
+    assert_eq!(run.rows, 1);
+    assert_eq!(
+        online_sum(&s, "spend", "u1", "2024-06-01T12:30:00Z"),
+        Value::Float(1.0)
+    );
+}
