@@ -35,6 +35,7 @@ pub fn routes() -> Router<Arc<MockState>> {
         .route("/consistency", post(consistency))
         .route("/kafka", get(kafka))
         .merge(crate::stream::http::routes())
+        .merge(crate::batch::http::routes())
         .layer(axum::middleware::from_fn(json_errors))
 }
 

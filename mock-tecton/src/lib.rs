@@ -19,10 +19,12 @@
 //! Modules are named after Tecton's domain: [`repo`] (feature repository), [`schema`] (types,
 //! timestamps, record validation), [`ingest`] (Stream Ingest API), [`store`] (online and
 //! offline stores), [`engine`] (aggregations), [`clock`], [`journal`], [`admin`] (the
-//! `/_mock/` API), [`stream`] (topics and the micro-batch engine of the Kafka + Spark pattern).
+//! `/_mock/` API), [`stream`] (topics and the micro-batch engine of the Kafka + Spark pattern),
+//! [`batch`] (batch sources, backfill and batch materialization jobs).
 //! [`decisions`] holds every choice made where Tecton's behaviour is unknown.
 
 pub mod admin;
+pub mod batch;
 pub mod clock;
 pub mod config;
 pub mod consistency;

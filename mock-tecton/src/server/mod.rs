@@ -60,6 +60,10 @@ impl MockTecton {
         let addr = listener.local_addr()?;
         let state = Arc::new(MockState::new(&config));
         state.offline.prepare()?;
+        state
+            .start_batch()
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+        tokio::spawn(crate::batch::schedule::drive(Arc::downgrade(&state)));
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(conn::serve(listener, router(state.clone()), stopped));
         tokio::spawn(crate::stream::drive(Arc::downgrade(&state)));
