@@ -55,6 +55,7 @@
 #![warn(unreachable_pub, clippy::match_wildcard_for_single_variants)]
 
 pub mod answer;
+pub mod chaos;
 pub mod checks;
 pub mod report;
 pub mod runner;
