@@ -219,7 +219,11 @@ fn chance(u: &mut Unstructured<'_>, percent: u8) -> arbitrary::Result<bool> {
 
 /// A transient fault. `before_body` allows a reset before the body is read (such a rule cannot
 /// filter on the push source, so scripts never use it).
-fn transient(u: &mut Unstructured<'_>, before_body: bool) -> arbitrary::Result<FaultAction> {
+fn transient(
+    u: &mut Unstructured<'_>,
+    before_body: bool,
+    timeout_ms: u64,
+) -> arbitrary::Result<FaultAction> {
     let kinds = if before_body { 10 } else { 9 };
     Ok(match u.int_in_range(0..=kinds - 1)? {
         0 => FaultAction::Status {
@@ -232,8 +236,9 @@ fn transient(u: &mut Unstructured<'_>, before_body: bool) -> arbitrary::Result<F
             retry_after_s: None,
             message: None,
         },
+        // Held well past the timeout, so a sink without one is seen waiting.
         2 => FaultAction::Hang {
-            max_ms: Some(u.int_in_range(1_000..=2_500)?),
+            max_ms: Some(u.int_in_range(timeout_ms * 3..=timeout_ms * 3 + 1_000)?),
         },
         3 => FaultAction::ResetAfterBody {
             process: u.arbitrary()?,
@@ -303,11 +308,12 @@ fn bounded_rule(
     u: &mut Unstructured<'_>,
     budget: u64,
     index: usize,
+    timeout_ms: u64,
 ) -> arbitrary::Result<FaultRule> {
     let mut rule = match u.int_in_range(0u8..=9)? {
         // One action, a few times.
         0..=4 => {
-            let action = transient(u, true)?;
+            let action = transient(u, true, timeout_ms)?;
             let times = u.int_in_range(1..=budget.min(4))?;
             filtered(&action, FaultRule::new(action.clone()).times(times))
         }
@@ -324,7 +330,7 @@ fn bounded_rule(
                 } else {
                     let times = u.int_in_range(1..=left.min(3))?;
                     left -= times;
-                    steps.push((transient(u, false)?, Some(times)));
+                    steps.push((transient(u, false, timeout_ms)?, Some(times)));
                 }
             }
             filtered(&FaultAction::Pass, FaultRule::script(steps))
@@ -332,7 +338,7 @@ fn bounded_rule(
         // Every other request (or every third) fails, for `times` faults: spreads single
         // failures over many batches, which is what backoff and jitter are judged on.
         _ => {
-            let action = transient(u, false)?;
+            let action = transient(u, false, timeout_ms)?;
             let healthy = u.int_in_range(1..=2)?;
             // Often the whole budget: jitter is judged on eight or more same-position retries.
             let times = if u.arbitrary()? {
@@ -384,7 +390,9 @@ impl<'a> Arbitrary<'a> for Schedule {
         let records = u.int_in_range(5..=40)?;
         let batch_size = *u.choose(&[1, 3, 5, 7, 10, 10, 10, 10])?;
         let keys = u.int_in_range(1..=6)?;
-        let timeout_ms = *u.choose(&[300, 400, 500])?;
+        // Generous next to the built-in scenarios' 0.3 s: a loaded machine must not make a good
+        // sink time out on a healthy answer.
+        let timeout_ms = *u.choose(&[500, 750, 1_000])?;
         let fatal = chance(u, 20)?;
         let mut s = Schedule {
             records,
@@ -402,7 +410,7 @@ impl<'a> Arbitrary<'a> for Schedule {
             let action = if chance(u, 40)? {
                 definite(u)?
             } else {
-                match transient(u, true)? {
+                match transient(u, true, s.timeout_ms)? {
                     // A slow answer stops nothing: a fatal schedule needs a failure.
                     a if !is_failure(&a) => FaultAction::Status {
                         status: 503,
@@ -431,7 +439,7 @@ impl<'a> Arbitrary<'a> for Schedule {
             if budget == 0 {
                 break;
             }
-            let rule = bounded_rule(u, budget, index)?;
+            let rule = bounded_rule(u, budget, index, s.timeout_ms)?;
             budget -= fault_bound(&rule).unwrap_or(budget).min(budget);
             s.rules.push(rule);
         }
