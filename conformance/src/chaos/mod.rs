@@ -47,6 +47,12 @@ pub const LISTED_CHECKS: [CheckId; 4] = [
     CheckId::Timeout,
 ];
 
+/// The `timeout` check's slack in chaos scenarios, in place of its 150 ms default: a search
+/// runs hundreds of hangs, so a loaded machine's scheduling delay must not fail a good sink.
+/// Hangs are held three times the timeout, far past `timeout × 1.25 + 500 ms`, so a sink
+/// without a timeout is still seen.
+pub const TIMEOUT_SLACK_MS: i64 = 500;
+
 /// How a search runs.
 #[derive(Debug, Clone)]
 pub struct ChaosOptions {
@@ -488,7 +494,7 @@ struct FaultsDoc<'a> {
 #[derive(Serialize)]
 struct ExpectDoc {
     outcome: ExpectedOutcome,
-    checks: Vec<&'static str>,
+    checks: Vec<toml::Value>,
     wall_limit_s: f64,
 }
 
@@ -512,7 +518,16 @@ pub fn scenario_text(s: &Schedule, name: &str, description: &str) -> Result<Stri
         faults: FaultsDoc { rules: &s.rules },
         expect: ExpectDoc {
             outcome,
-            checks: LISTED_CHECKS.iter().map(|c| c.as_str()).collect(),
+            checks: LISTED_CHECKS
+                .iter()
+                .map(|c| match c {
+                    CheckId::Timeout => toml::Value::Table(toml::Table::from_iter([
+                        ("id".to_owned(), toml::Value::from(c.as_str())),
+                        ("slack_ms".to_owned(), toml::Value::from(TIMEOUT_SLACK_MS)),
+                    ])),
+                    _ => toml::Value::from(c.as_str()),
+                })
+                .collect(),
             wall_limit_s: s.wall_limit().as_secs_f64(),
         },
     };

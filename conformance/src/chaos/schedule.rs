@@ -312,13 +312,13 @@ fn bounded_rule(
 ) -> arbitrary::Result<FaultRule> {
     let mut rule = match u.int_in_range(0u8..=9)? {
         // One action, a few times.
-        0..=4 => {
+        0..=3 => {
             let action = transient(u, true, timeout_ms)?;
             let times = u.int_in_range(1..=budget.min(4))?;
             filtered(&action, FaultRule::new(action.clone()).times(times))
         }
         // A script: faults with healthy stretches between, then healthy for good.
-        5 | 6 => {
+        4 | 5 => {
             let mut left = budget;
             let mut steps = Vec::new();
             for i in 0..u.int_in_range(2..=4)? {
@@ -341,7 +341,7 @@ fn bounded_rule(
             let action = transient(u, false, timeout_ms)?;
             let healthy = u.int_in_range(1..=2)?;
             // Often the whole budget: jitter is judged on eight or more same-position retries.
-            let times = if u.arbitrary()? {
+            let times = if chance(u, 70)? {
                 budget
             } else {
                 u.int_in_range(1..=budget)?
@@ -387,8 +387,10 @@ fn bounded_rule(
 
 impl<'a> Arbitrary<'a> for Schedule {
     fn arbitrary(u: &mut Unstructured<'a>) -> arbitrary::Result<Self> {
-        let records = u.int_in_range(5..=40)?;
-        let batch_size = *u.choose(&[1, 3, 5, 7, 10, 10, 10, 10])?;
+        // Up to 80 records in batches as small as 1: jitter needs eight or more batches that
+        // each fail once.
+        let records = u.int_in_range(5..=80)?;
+        let batch_size = *u.choose(&[1, 2, 3, 5, 7, 10, 10, 10])?;
         let keys = u.int_in_range(1..=6)?;
         // Generous next to the built-in scenarios' 0.3 s: a loaded machine must not make a good
         // sink time out on a healthy answer.
@@ -401,7 +403,7 @@ impl<'a> Arbitrary<'a> for Schedule {
             max_retries: if fatal {
                 u.int_in_range(1..=4)?
             } else {
-                *u.choose(&[1, 2, 3, 4, 5, 6, 8, 10, 12, 12])?
+                *u.choose(&[2, 3, 4, 5, 6, 8, 10, 12, 12, 16])?
             },
             timeout_ms,
             rules: Vec::new(),
