@@ -217,14 +217,14 @@ pub async fn search(
             }
             Ok(r) => target_check(&r.results, opts.deny_warnings),
         };
-        run.suite.results.push(result);
+        run.suite.results.push(result.clone());
         if run.error.is_some() {
             break;
         }
         let Some(check) = failed else { continue };
 
         let (minimal, last, runs, steps) =
-            shrink_failure(&schedule, check, seed, subject, opts, &mut progress).await;
+            shrink_failure(&schedule, result, check, subject, opts, &mut progress).await;
         let name = scenario_name(seed, true);
         let dir_word = opts
             .out_dir
@@ -284,17 +284,21 @@ pub async fn search(
 /// Shrinks a failing schedule: the minimal one, its failing run, runs spent, steps kept.
 async fn shrink_failure(
     original: &Schedule,
+    failed: ScenarioResult,
     check: CheckId,
-    seed: u64,
     subject: &Subject<'_>,
     opts: &ChaosOptions,
     progress: &mut impl FnMut(Progress<'_>),
 ) -> (Schedule, ScenarioResult, u32, u32) {
+    let seed = failed.seed;
     let name = scenario_name(seed, true);
     let mut current = original.clone();
     // The original's run, under the minimal scenario's name, until a candidate replaces it.
-    let mut last = run_schedule(&current, &name, seed, subject, String::new()).await;
-    let mut runs = 1u32;
+    let mut last = ScenarioResult {
+        scenario: name.clone(),
+        ..failed
+    };
+    let mut runs = 0u32;
     let mut steps = 0u32;
     'shrinking: loop {
         for candidate in shrink::candidates(&current) {
@@ -320,15 +324,6 @@ async fn shrink_failure(
             }
         }
         break;
-    }
-    // A timing failure may not repeat on the original's re-run: keep the first run then.
-    if !last
-        .run
-        .as_ref()
-        .is_ok_and(|r| fails(&r.results, check, opts.deny_warnings))
-        && steps == 0
-    {
-        last = run_schedule(original, &name, seed, subject, String::new()).await;
     }
     (current, last, runs, steps)
 }
