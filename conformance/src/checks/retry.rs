@@ -55,6 +55,12 @@ pub(super) fn retry_retryable(obs: &Observation) -> CheckResult {
             .take_while(|x| x.class != Class::Acked)
             .filter(|x| x.body.is_none() && x.class.retryable())
             .count();
+        // Likewise, such attempts after this one, before the next acknowledgement, may have
+        // been its retries.
+        let unread_after = obs.exchanges[i + 1..]
+            .iter()
+            .take_while(|x| x.class != Class::Acked)
+            .any(|x| x.body.is_none() && x.class.retryable());
         let mut dropped = Vec::new();
         let mut exhausted = false;
         let mut pending = 0usize;
@@ -68,7 +74,7 @@ pub(super) fn retry_retryable(obs: &Observation) -> CheckResult {
                 continue;
             }
             pending += 1;
-            let later = at.iter().any(|&p| p > i);
+            let later = unread_after || at.iter().any(|&p| p > i);
             let used = at.iter().filter(|&&p| p <= i).count();
             if later {
                 continue;
