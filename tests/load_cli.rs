@@ -108,3 +108,128 @@ fn an_unreachable_mock_is_a_clear_error() {
         "{err}"
     );
 }
+
+/// The broker from `scripts/kafka-broker.sh start` (as `scripts/test.sh` exports it). Without it
+/// the test FAILS when `CI` is set and otherwise prints a `SKIPPED: ...` notice and passes.
+fn kafka_bootstrap() -> Option<String> {
+    use std::io::Write as _;
+    if let Ok(addr) = std::env::var("TECTON_SIM_KAFKA_BOOTSTRAP") {
+        if !addr.is_empty() {
+            return Some(addr);
+        }
+    }
+    if std::env::var_os("CI").is_some() {
+        panic!("TECTON_SIM_KAFKA_BOOTSTRAP is not set: CI must start the broker (scripts/kafka-broker.sh start, as scripts/test.sh does)");
+    }
+    let notice = "\n==================================================================\n\
+         SKIPPED: load_cli kafka: no broker (TECTON_SIM_KAFKA_BOOTSTRAP is not set).\n\
+         \x20        Run `scripts/kafka-broker.sh start` and export its address.\n\
+         ==================================================================\n\n";
+    let _ = std::io::stderr().write_all(notice.as_bytes());
+    None
+}
+
+#[test]
+fn the_kafka_pattern_produces_through_a_real_broker() {
+    let Some(addr) = kafka_bootstrap() else {
+        return;
+    };
+    let dir = out_dir("broker");
+    std::fs::create_dir_all(&dir).unwrap();
+    // A topic of its own, so reruns against the same broker start clean.
+    let topic = format!(
+        "load_{}_{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis()
+    );
+    let config = dir.join("repo.toml");
+    std::fs::write(
+        &config,
+        mock_tecton::repo::DEMO_TOML
+            .replace("topic = \"transactions\"", &format!("topic = \"{topic}\"")),
+    )
+    .unwrap();
+    let out = load(&[
+        "run",
+        "--pattern",
+        "kafka",
+        "--rate",
+        "300",
+        "--duration",
+        "1s",
+        "--seed",
+        "11",
+        // The CONTINUOUS view is servable at once; the 30 s-trigger views are not waited for.
+        "--settle",
+        "3s",
+        "--kafka-bootstrap",
+        &addr,
+        "--config",
+        config.to_str().unwrap(),
+        "--out",
+        dir.to_str().unwrap(),
+        "--threshold",
+        "kafka.achieved_ratio>=99%",
+        "--threshold",
+        "kafka.errors.rate==0",
+    ]);
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}{}", text(&out.stderr));
+    assert!(
+        stdout.contains(&format!("producing to topic `{topic}` on {addr}")),
+        "{stdout}"
+    );
+    // Every sampled user serves exactly the records acknowledged by the broker.
+    assert!(stdout.contains("20/20 sampled keys"), "{stdout}");
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("report.json")).unwrap()).unwrap();
+    let p = &json["points"][0];
+    assert_eq!(p["pattern"], "kafka");
+    assert_eq!(p["records_sent"], 300);
+    assert_eq!(p["records_acknowledged"], 300);
+    let fresh = &p["freshness_ms"];
+    assert!(fresh["p50"].as_f64().is_some_and(|v| v > 0.0), "{fresh}");
+    // Event sent → servable through a broker, a consumer and a micro-batch: not instant, and
+    // within the settle time.
+    assert!(
+        fresh["max"].as_f64().is_some_and(|v| v < 3_000.0),
+        "{fresh}"
+    );
+
+    // The records are on the broker (not in the mock's in-memory topic): 300 of them.
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let on_broker = rt.block_on(async {
+        use rskafka::client::partition::{OffsetAt, UnknownTopicHandling};
+        let client = rskafka::client::ClientBuilder::new(vec![addr.clone()])
+            .build()
+            .await
+            .unwrap();
+        let mut total = 0;
+        for t in client.list_topics().await.unwrap() {
+            if t.name != topic {
+                continue;
+            }
+            for p in t.partitions {
+                let pc = client
+                    .partition_client(topic.as_str(), p, UnknownTopicHandling::Error)
+                    .await
+                    .unwrap();
+                // Read every record back: offsets alone may have gaps.
+                let end = pc.get_offset(OffsetAt::Latest).await.unwrap();
+                let mut offset = pc.get_offset(OffsetAt::Earliest).await.unwrap();
+                while offset < end {
+                    let (records, _) = pc.fetch_records(offset, 1..1_000_000, 1_000).await.unwrap();
+                    let Some(last) = records.last() else { break };
+                    offset = last.offset + 1;
+                    total += records.len();
+                }
+            }
+        }
+        total
+    });
+    assert_eq!(on_broker, 300);
+    std::fs::remove_dir_all(&dir).unwrap();
+}

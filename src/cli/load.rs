@@ -105,6 +105,11 @@ struct CommonArgs {
     /// Stream source (kafka pattern).
     #[arg(long, default_value = "transactions_stream")]
     stream_source: String,
+    /// The kafka pattern produces to the stream source's topic on this Kafka-protocol broker
+    /// (`HOST:PORT`) instead of the mock's in-memory topic; the in-process mock consumes from
+    /// it (with --url, start the mock with `serve --kafka-bootstrap` on the same broker).
+    #[arg(long, value_name = "HOST:PORT")]
+    kafka_bootstrap: Option<String>,
     /// Most requests in flight at once (the connection pool's size).
     #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u64).range(1..=10_000))]
     connections: u64,
@@ -232,6 +237,13 @@ fn run_points(points: Vec<(Pattern, Plan)>, args: CommonArgs) -> anyhow::Result<
                         ..Default::default()
                     });
                 }
+                if let Some(bootstrap) = &args.kafka_bootstrap {
+                    // `latest`: records left on the broker by earlier runs are not this run's.
+                    config = config.kafka(
+                        mock_tecton::kafka::KafkaConfig::new(bootstrap.clone())
+                            .start(mock_tecton::kafka::StartAt::Latest),
+                    );
+                }
                 let mock = MockTecton::start(config)
                     .await
                     .context("cannot start the in-process mock")?;
@@ -241,6 +253,12 @@ fn run_points(points: Vec<(Pattern, Plan)>, args: CommonArgs) -> anyhow::Result<
                     mock.url(),
                     args.profile
                 );
+                if let Some(bootstrap) = &args.kafka_bootstrap {
+                    println!(
+                        "kafka: producing to topic `{}` on {bootstrap}, consumed by the mock",
+                        setup.topic
+                    );
+                }
                 Some(mock)
             }
         };
@@ -327,6 +345,14 @@ fn setup(args: &CommonArgs, repo: &Repository, seed: u64) -> anyhow::Result<Setu
     setup.push_source.clone_from(&args.source);
     setup.stream_source.clone_from(&args.stream_source);
     setup.topic = topic;
+    if let Some(b) = &args.kafka_bootstrap {
+        anyhow::ensure!(
+            b.rsplit_once(':')
+                .is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok()),
+            "--kafka-bootstrap `{b}`: expected HOST:PORT"
+        );
+    }
+    setup.kafka_bootstrap.clone_from(&args.kafka_bootstrap);
     setup.events = EventSpec {
         users: args.users,
         merchants: args.merchants,
