@@ -67,6 +67,88 @@ fn a_run_writes_three_reports_and_thresholds_set_the_exit_code() {
 }
 
 #[test]
+fn cost_and_criteria_flags_reach_every_report_labelled() {
+    let dir = out_dir("settings");
+    let d = dir.to_str().unwrap();
+    let out = load(&[
+        "sweep",
+        "--patterns",
+        "push",
+        "--rates",
+        "100",
+        "--duration",
+        "1s",
+        "--seed",
+        "5",
+        "--out",
+        d,
+        "--cost",
+        "spark_cluster_usd_per_hour=4.2,push_usd_per_million_requests=0.5",
+        // No loopback push is servable within a microsecond: push cannot be chosen.
+        "--freshness-target",
+        "1us",
+        "--max-error-rate",
+        "0.5%",
+    ]);
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}{}", text(&out.stderr));
+    assert!(
+        stdout.contains("p99 freshness target: 1 µs (given)"),
+        "{stdout}"
+    );
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("report.json")).unwrap()).unwrap();
+    assert_eq!(json["schema_version"], 2);
+    let a = &json["analysis"];
+    assert_eq!(a["cost_model"]["spark_cluster_usd_per_hour"], 4.2);
+    assert_eq!(a["cost_model"]["push_usd_per_million_requests"], 0.5);
+    // Unset parameters keep their example values.
+    assert_eq!(a["cost_model"]["stream_usd_per_hour"], 0.6);
+    assert_eq!(
+        a["given"]["cost_model"],
+        serde_json::json!([
+            "spark_cluster_usd_per_hour",
+            "push_usd_per_million_requests"
+        ])
+    );
+    assert_eq!(
+        a["given"]["criteria"],
+        serde_json::json!(["freshness_target", "max_error_rate"])
+    );
+    let criteria = &a["recommendation"]["criteria"];
+    assert_eq!(criteria["freshness_target_ms"], 0.001);
+    assert_eq!(criteria["max_error_rate"], 0.005);
+    assert_eq!(criteria["min_achieved_ratio"], 0.99);
+    // The target decides: push held the rate but missed it.
+    let band = &a["recommendation"]["bands"][0];
+    assert_eq!(band["choice"], "neither", "{band}");
+    assert!(
+        band["because"]
+            .as_str()
+            .unwrap()
+            .contains("freshness target"),
+        "{band}"
+    );
+
+    let md = std::fs::read_to_string(dir.join("report.md")).unwrap();
+    assert!(
+        md.contains("`spark_cluster_usd_per_hour=4.2` (given)"),
+        "{md}"
+    );
+    assert!(md.contains("`stream_usd_per_hour=0.6` (example)"), "{md}");
+    assert!(
+        md.contains("2 of 7 parameters given, the rest EXAMPLES"),
+        "{md}"
+    );
+    assert!(md.contains("with at most 0.50% errors (given)"), "{md}");
+    assert!(md.contains("at least 99.0% of it (default)"), "{md}");
+    let html = std::fs::read_to_string(dir.join("report.html")).unwrap();
+    assert!(html.contains("<code>spark_cluster_usd_per_hour=4.2</code> (given)"));
+    assert!(html.contains("<code>stream_usd_per_hour=0.6</code> (example)"));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
 fn bad_flags_are_clear_errors_before_any_load() {
     for (args, says) in [
         (vec!["run", "--rate", "fast"], "rate `fast` is not a number"),
@@ -81,6 +163,18 @@ fn bad_flags_are_clear_errors_before_any_load() {
         (vec!["sweep", "--rates", "1..5"], "constant rates"),
         (vec!["run", "--users", "0"], "users must be"),
         (vec!["run", "--cost", "spark=x"], "--cost"),
+        (
+            vec!["run", "--cost", "stream_usd_per_hour=1,nope=2"],
+            "unknown cost parameter `nope`",
+        ),
+        (
+            vec!["run", "--freshness-target", "soon"],
+            "--freshness-target: bad criterion",
+        ),
+        (
+            vec!["run", "--min-achieved-ratio", "150%"],
+            "between 0 and 100%",
+        ),
         (
             vec!["run", "--input", "/nonexistent.jsonl"],
             "cannot read /nonexistent.jsonl",
