@@ -327,3 +327,51 @@ fn the_kafka_pattern_produces_through_a_real_broker() {
     assert_eq!(on_broker, 300);
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn the_demo_serves_judges_the_reference_sink_and_writes_a_report() {
+    let dir = out_dir("demo");
+    let out = Command::new(env!("CARGO_BIN_EXE_tecton-sim"))
+        .args(["demo", "--duration", "1s", "--rates", "100,1000", "--out"])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}{}", text(&out.stderr));
+    // The mock answered a push and served its features.
+    assert!(
+        stdout.contains("POST /ingest (Editor key, one transaction) → 200 OK"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("amt_count_1d_continuous=\"1\""), "{stdout}");
+    // The reference sink passes the whole suite.
+    let suite = stdout
+        .lines()
+        .find(|l| l.contains(" scenarios: "))
+        .unwrap_or_default();
+    assert!(
+        suite.contains("passed, 0 warned, 0 failed, 0 could not run"),
+        "{stdout}"
+    );
+    // Both patterns at both rates, with Tecton's profile, and a recommendation.
+    assert!(stdout.contains("recommendation: "), "{stdout}");
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("report.json")).unwrap()).unwrap();
+    assert_eq!(json["profile"], "tecton");
+    let points: Vec<(String, f64)> = json["points"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            (
+                p["pattern"].as_str().unwrap().to_string(),
+                p["offered_rate"].as_f64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(points.len(), 4, "{points:?}");
+    assert!(json["points"][1]["freshness_ms"]["p99"].is_number());
+    assert!(stdout.contains(&format!("Open {}", dir.join("report.html").display())));
+    assert!(dir.join("report.html").is_file());
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -2,6 +2,7 @@
 //! process exit code; errors become `error: …` on stderr and exit code 2.
 
 pub mod conformance;
+pub mod demo;
 pub mod features;
 pub mod load;
 pub mod repo;
