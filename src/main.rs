@@ -24,6 +24,9 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// A one-minute tour: the mock, the conformance suite on the reference sink, and a short
+    /// push-versus-Kafka load sweep with its HTML report.
+    Demo(cli::demo::DemoArgs),
     /// Serve the mock Tecton APIs until Ctrl-C.
     Serve(cli::serve::ServeArgs),
     /// Check or print a feature repository file.
@@ -49,6 +52,7 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::Demo(args) => cli::demo::run(args),
         Command::Serve(args) => cli::serve::run(args),
         Command::Repo(cmd) => cli::repo::run(cmd),
         Command::Offline(args) => cli::offline::run(args),

@@ -1,6 +1,7 @@
 //! An open-loop load generator for the mock Tecton, and the measurements that choose between
 //! ingestion patterns: push through the Stream Ingest API, produce to a stream source's topic
-//! (Kafka + Spark micro-batches), or feed the user's own sink command.
+//! (Kafka + Spark micro-batches; the mock's in-memory topic, or a real broker through
+//! [`broker`]), or feed the user's own sink command.
 //!
 //! The schedule comes from the [`plan`] alone; latency is measured from each request's due
 //! time (coordinated-omission corrected) beside the uncorrected view; every percentile comes
@@ -24,6 +25,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod broker;
 pub mod plan;
 pub mod recorder;
 pub mod records;

@@ -20,9 +20,10 @@ use tokio::sync::Semaphore;
 
 use crate::plan::Plan;
 use crate::recorder::{Outcome, Recorder};
+use crate::records::Record;
 use crate::records::RecordSource;
 use crate::rng::Rng;
-use crate::target::Target;
+use crate::target::{Http, Target};
 
 /// How a run is driven, apart from what it sends.
 #[derive(Debug, Clone)]
@@ -101,6 +102,42 @@ pub(crate) fn unix_now_ns() -> i64 {
         .map_or(0, |d| d.as_nanos() as i64)
 }
 
+/// How the engine hands a batch of records to the system under test: build the request
+/// while the schedule waits, send it on its own task when it is due.
+pub(crate) trait Sender: Send + Sync + 'static {
+    /// A request, ready to go.
+    type Request: Send + 'static;
+    /// The request carrying `records`, due at `due_ns` (Unix ns).
+    fn request(&self, records: Vec<Record>, due_ns: i64) -> Self::Request;
+    /// Sends one request and says how it ended, within the sender's timeout.
+    fn send(&self, req: Self::Request) -> impl std::future::Future<Output = Outcome> + Send;
+    /// Whether an acknowledgement means the records are servable (push), so that the
+    /// request's latency is also its records' freshness.
+    fn ack_is_servable(&self) -> bool;
+}
+
+/// An HTTP target and its pooled client.
+struct HttpSender {
+    target: Target,
+    client: Http,
+}
+
+impl Sender for HttpSender {
+    type Request = crate::target::Request;
+
+    fn request(&self, records: Vec<Record>, due_ns: i64) -> Self::Request {
+        self.target.request(records, due_ns)
+    }
+
+    fn send(&self, req: Self::Request) -> impl std::future::Future<Output = Outcome> + Send {
+        self.client.send(req)
+    }
+
+    fn ack_is_servable(&self) -> bool {
+        matches!(self.target, Target::Push { .. })
+    }
+}
+
 /// Runs `spec` against an HTTP `target` with records from `source`; batch sizes come from
 /// `rng`.
 pub async fn run_http(
@@ -109,6 +146,25 @@ pub async fn run_http(
     source: &mut RecordSource,
     rng: &mut Rng,
 ) -> Result<Finished, RunError> {
+    check(spec)?;
+    let sender = HttpSender {
+        target: target.clone(),
+        client: target.client(spec.connections, spec.timeout),
+    };
+    run_with(spec, Arc::new(sender), source, rng).await
+}
+
+/// Runs `spec` producing to a real Kafka-protocol broker through `producer`.
+pub async fn run_broker(
+    spec: &RunSpec,
+    producer: Arc<crate::broker::Producer>,
+    source: &mut RecordSource,
+    rng: &mut Rng,
+) -> Result<Finished, RunError> {
+    run_with(spec, producer, source, rng).await
+}
+
+fn check(spec: &RunSpec) -> Result<(), RunError> {
     let (min, max) = spec.batch;
     if min == 0 || max < min {
         return Err(RunError::Invalid(format!(
@@ -118,8 +174,19 @@ pub async fn run_http(
     if spec.connections == 0 {
         return Err(RunError::Invalid("connections must be at least 1".into()));
     }
-    let client = target.client(spec.connections, spec.timeout);
-    let is_push = matches!(target, Target::Push { .. });
+    Ok(())
+}
+
+/// The open loop itself, over any [`Sender`].
+pub(crate) async fn run_with<S: Sender>(
+    spec: &RunSpec,
+    sender: Arc<S>,
+    source: &mut RecordSource,
+    rng: &mut Rng,
+) -> Result<Finished, RunError> {
+    check(spec)?;
+    let (min, max) = spec.batch;
+    let is_push = sender.ack_is_servable();
     let recorder = Arc::new(Mutex::new(Recorder::new()));
     let slots = Arc::new(Semaphore::new(spec.connections));
     let progress = Progress::new(spec.progress, spec.plan.total_records());
@@ -158,7 +225,7 @@ pub async fn run_http(
             })
             .collect();
         let hits = sample.hits(&records);
-        let req = target.request(records, due_ns);
+        let req = sender.request(records, due_ns);
         let intended = start + due;
         if intended > Instant::now() {
             tokio::time::sleep_until(intended.into()).await;
@@ -169,9 +236,9 @@ pub async fn run_http(
         let actual = Instant::now();
         let late = actual.saturating_duration_since(intended) > spec.late_after;
         lock(&recorder).sent(n, late, actual - start);
-        let (client, recorder, acked) = (client.clone(), recorder.clone(), sample.acked.clone());
+        let (sender, recorder, acked) = (sender.clone(), recorder.clone(), sample.acked.clone());
         tokio::spawn(async move {
-            let outcome = client.send(req).await;
+            let outcome = sender.send(req).await;
             if outcome == Outcome::Ok {
                 for i in hits {
                     acked[i].fetch_add(1, Ordering::Relaxed);

@@ -2,11 +2,13 @@
 //! pattern's freshness, and hand back a [`RunPoint`].
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use reports::load::{FreshnessMs, Pattern, RunPoint};
 use serde_json::Value;
 
+use crate::broker::Producer;
 use crate::plan::Plan;
 use crate::records::{EventSpec, RecordSource, RecordsError};
 use crate::rng::Rng;
@@ -28,6 +30,9 @@ pub struct Setup {
     pub stream_source: String,
     /// The stream source's topic.
     pub topic: String,
+    /// A real Kafka-protocol broker (`HOST:PORT`) for the `kafka` pattern; `None`: the mock's
+    /// in-memory topic. The mock must consume from the same broker.
+    pub kafka_bootstrap: Option<String>,
     /// Generated events, unless `input` is set.
     pub events: EventSpec,
     /// Records from a JSONL file instead of generated ones.
@@ -67,6 +72,7 @@ impl Setup {
             push_source: "transactions".into(),
             stream_source: "transactions_stream".into(),
             topic: "transactions".into(),
+            kafka_bootstrap: None,
             events: EventSpec::default(),
             input: None,
             seed,
@@ -124,6 +130,9 @@ pub enum LoadError {
     /// The sink command could not be run.
     #[error("{0}")]
     Sink(String),
+    /// The Kafka broker could not be used.
+    #[error(transparent)]
+    Broker(#[from] crate::broker::BrokerError),
 }
 
 /// A measured point and the check of its sampled keys through the feature server.
@@ -177,11 +186,24 @@ pub async fn run_point(setup: &Setup, pattern: Pattern, plan: Plan) -> Result<Me
             })
         }
         Pattern::Kafka => {
-            let target = Target::Kafka {
-                url: setup.url.clone(),
-                topic: setup.topic.clone(),
+            let done = match &setup.kafka_bootstrap {
+                None => {
+                    let target = Target::Kafka {
+                        url: setup.url.clone(),
+                        topic: setup.topic.clone(),
+                    };
+                    run::run_http(&setup.spec(plan), &target, &mut records, &mut rng).await?
+                }
+                Some(bootstrap) => {
+                    let producer =
+                        Producer::connect(bootstrap, &setup.topic, setup.timeout).await?;
+                    consumer_caught_up(&admin, setup, producer.partition_count()).await?;
+                    // What the consumer read before this point is not this point's.
+                    reset(&admin, &setup.url).await?;
+                    let spec = setup.spec(plan);
+                    run::run_broker(&spec, Arc::new(producer), &mut records, &mut rng).await?
+                }
             };
-            let done = run::run_http(&setup.spec(plan), &target, &mut records, &mut rng).await?;
             let mut point = done.point(pattern, offered);
             point.freshness_ms =
                 stream_freshness(&admin, setup, point.records_acknowledged).await?;
@@ -213,6 +235,60 @@ pub async fn reset(admin: &reqwest::Client, url: &str) -> Result<(), LoadError> 
     Ok(())
 }
 
+/// Waits until the mock consumes every partition of the topic from the broker with no lag, so
+/// that the run starts from a quiet topic and none of its records is skipped (a consumer that
+/// starts at `latest` skips what came before its first offset). At most `settle`.
+async fn consumer_caught_up(
+    admin: &reqwest::Client,
+    setup: &Setup,
+    partitions: usize,
+) -> Result<(), LoadError> {
+    let url = format!("{}/_mock/kafka", setup.url);
+    let deadline = Instant::now() + setup.settle.max(Duration::from_secs(5));
+    loop {
+        let resp = admin
+            .get(&url)
+            .send()
+            .await
+            .map_err(|e| LoadError::Mock(format!("GET {url}: {e}")))?;
+        if resp.status() == reqwest::StatusCode::NOT_FOUND {
+            return Err(LoadError::Mock(format!(
+                "the mock at {} does not consume from Kafka: start it with `tecton-sim serve \
+                 --kafka-bootstrap {}` (or leave out --url)",
+                setup.url,
+                setup.kafka_bootstrap.as_deref().unwrap_or("HOST:PORT")
+            )));
+        }
+        let body: Value = resp
+            .json()
+            .await
+            .map_err(|e| LoadError::Mock(format!("GET {url}: {e}")))?;
+        let ready: Vec<&Value> = body["partitions"]
+            .as_array()
+            .map(|ps| {
+                ps.iter()
+                    .filter(|p| p["topic"] == setup.topic.as_str())
+                    .filter(|p| p["next_offset"].is_i64() && p["lag"] == 0)
+                    .collect()
+            })
+            .unwrap_or_default();
+        if ready.len() >= partitions {
+            return Ok(());
+        }
+        if Instant::now() >= deadline {
+            return Err(LoadError::Mock(format!(
+                "the mock at {} did not catch up with topic `{}` on the broker within {:?}: \
+                 is it consuming from {}? (GET {url}: {body})",
+                setup.url,
+                setup.topic,
+                setup.settle,
+                setup.kafka_bootstrap.as_deref().unwrap_or_default()
+            )));
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 /// Waits until every query of the stream source has made each acknowledged record servable
 /// or dropped it (or `settle` passes), then reads the source's freshness histogram: servable
 /// time minus produced time (the due time sent as `produced_at_ns`), kept by the mock for
@@ -227,30 +303,47 @@ async fn stream_freshness(
         setup.url, setup.stream_source
     );
     let deadline = Instant::now() + setup.settle;
+    let mut last: Option<Value> = None;
     loop {
-        let resp = admin
-            .get(&url)
-            .send()
-            .await
-            .map_err(|e| LoadError::Mock(format!("GET {url}: {e}")))?;
-        if !resp.status().is_success() {
-            return Err(LoadError::Mock(format!(
-                "GET {url} answered {}: no stream source `{}`?",
-                resp.status(),
-                setup.stream_source
-            )));
-        }
-        let body: Value = resp
-            .json()
-            .await
-            .map_err(|e| LoadError::Mock(format!("GET {url}: {e}")))?;
-        if caught_up(&body, acknowledged) || Instant::now() >= deadline {
-            if !caught_up(&body, acknowledged) {
-                eprintln!(
-                    "      the stream had not processed every record after --settle {:?}; freshness covers those it had",
-                    setup.settle
-                );
+        // A busy mock may miss the admin client's timeout while it materializes a large
+        // backlog: that is worth another try, not the end of the run.
+        let read = match admin.get(&url).send().await {
+            Ok(resp) if resp.status().is_success() => resp
+                .json::<Value>()
+                .await
+                .map_err(|e| format!("GET {url}: {e}")),
+            Ok(resp) => {
+                return Err(LoadError::Mock(format!(
+                    "GET {url} answered {}: no stream source `{}`?",
+                    resp.status(),
+                    setup.stream_source
+                )))
             }
+            Err(e) => Err(format!("GET {url}: {e}")),
+        };
+        let mut failure = None;
+        match read {
+            Ok(body) => {
+                if caught_up(&body, acknowledged) {
+                    return Ok(freshness(&body["freshness_ms"]));
+                }
+                last = Some(body);
+            }
+            Err(e) => failure = Some(e),
+        }
+        if Instant::now() >= deadline {
+            let Some(body) = last else {
+                eprintln!(
+                    "      could not read the stream's progress within --settle {:?} ({}); freshness not measured",
+                    setup.settle,
+                    failure.unwrap_or_default()
+                );
+                return Ok(None);
+            };
+            eprintln!(
+                "      the stream had not processed every record after --settle {:?}; freshness covers those it had",
+                setup.settle
+            );
             return Ok(freshness(&body["freshness_ms"]));
         }
         tokio::time::sleep(Duration::from_millis(200)).await;

@@ -2,7 +2,7 @@
 //!
 //! ```sh
 //! cargo run -p reports --example render_load_report -- IN.json OUT_DIR \
-//!     [--cost key=value]... [--threshold EXPR]... [--compare OLD.json]
+//!     [--cost key=value]... [--criterion key=value]... [--threshold EXPR]... [--compare OLD.json]
 //! ```
 //!
 //! Exits 1 when a threshold fails, 2 on bad input.
@@ -24,7 +24,7 @@ fn main() -> ExitCode {
 
 fn run() -> Result<ExitCode, Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
-    let usage = "usage: render_load_report IN.json OUT_DIR [--cost k=v]... [--threshold EXPR]... [--compare OLD.json]";
+    let usage = "usage: render_load_report IN.json OUT_DIR [--cost k=v]... [--criterion k=v]... [--threshold EXPR]... [--compare OLD.json]";
     let input = PathBuf::from(args.next().ok_or(usage)?);
     let out = PathBuf::from(args.next().ok_or(usage)?);
     let report = read_report(&input)?;
@@ -34,7 +34,8 @@ fn run() -> Result<ExitCode, Box<dyn std::error::Error>> {
     while let Some(flag) = args.next() {
         let value = args.next().ok_or_else(|| format!("{flag} needs a value"))?;
         match flag.as_str() {
-            "--cost" => opts.cost.set(&value)?,
+            "--cost" => opts.set_cost(&value)?,
+            "--criterion" => opts.set_criterion(&value)?,
             "--threshold" => thresholds.push(value.parse::<Threshold>()?),
             "--compare" => baseline = Some(read_report(&PathBuf::from(value))?),
             other => return Err(format!("unknown option {other}; {usage}").into()),

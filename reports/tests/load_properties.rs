@@ -148,7 +148,7 @@ proptest! {
         thresholds in prop::collection::vec(expression(), 0..3),
     ) {
         let report = LoadReport {
-            schema_version: 1,
+            schema_version: reports::load::LOAD_SCHEMA_VERSION,
             tool_version: "0.1.0".into(),
             seed: 1,
             profile: "raw".into(),

@@ -160,11 +160,15 @@ fn full_options(report: &LoadReport) -> ReportOptions {
     .iter()
     .map(|t| t.parse().unwrap())
     .collect();
-    ReportOptions {
+    let mut opts = ReportOptions {
         thresholds: evaluate_with(report, &thresholds, Some(&baseline)),
         comparison: Some(compare(&baseline, report)),
         ..ReportOptions::default()
-    }
+    };
+    // Given settings, as `--cost` and `--freshness-target` would set them.
+    opts.set_cost("spark_cluster_usd_per_hour=4.2").unwrap();
+    opts.set_criterion("freshness_target=3s").unwrap();
+    opts
 }
 
 #[test]
@@ -241,7 +245,17 @@ fn the_validator_rejects_what_the_schema_forbids() {
         ),
         (
             "wrong version",
-            Box::new(|v| v["schema_version"] = 2.into()),
+            Box::new(|v| v["schema_version"] = 1.into()),
+        ),
+        (
+            "unknown given cost parameter",
+            Box::new(|v| v["analysis"]["given"]["cost_model"][0] = "spark".into()),
+        ),
+        (
+            "bad freshness target",
+            Box::new(|v| {
+                v["analysis"]["recommendation"]["criteria"]["freshness_target_ms"] = "1s".into()
+            }),
         ),
         (
             "bad freshness",

@@ -105,6 +105,11 @@ struct CommonArgs {
     /// Stream source (kafka pattern).
     #[arg(long, default_value = "transactions_stream")]
     stream_source: String,
+    /// The kafka pattern produces to the stream source's topic on this Kafka-protocol broker
+    /// (`HOST:PORT`) instead of the mock's in-memory topic; the in-process mock consumes from
+    /// it (with --url, start the mock with `serve --kafka-bootstrap` on the same broker).
+    #[arg(long, value_name = "HOST:PORT")]
+    kafka_bootstrap: Option<String>,
     /// Most requests in flight at once (the connection pool's size).
     #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u64).range(1..=10_000))]
     connections: u64,
@@ -154,10 +159,22 @@ struct CommonArgs {
     /// A stored report.json to compare with: regressions are shown in the reports.
     #[arg(long, value_name = "OLD.json")]
     compare: Option<PathBuf>,
-    /// A cost model price or capacity, e.g. `spark_cluster_usd_per_hour=4.2` (repeatable; the
-    /// defaults are examples).
-    #[arg(long = "cost", value_name = "KEY=VALUE")]
+    /// Cost model prices and capacities, e.g. `spark_cluster_usd_per_hour=4.2,push_usd_per_million_requests=0.5`
+    /// (comma-separated or repeated; unset ones are EXAMPLE prices, labelled so in the reports).
+    #[arg(long = "cost", value_name = "KEY=VALUE,...", value_delimiter = ',')]
     costs: Vec<String>,
+    /// The p99 freshness (event sent → servable) a pattern must reach for the recommendation to
+    /// choose it, e.g. `1s`, `500ms` (default: no target).
+    #[arg(long, value_name = "DURATION")]
+    freshness_target: Option<String>,
+    /// The recommendation's share of the offered rate a pattern must achieve to hold it, e.g.
+    /// `99%` or `0.99` (default 99%).
+    #[arg(long, value_name = "RATIO")]
+    min_achieved_ratio: Option<String>,
+    /// The recommendation's largest share of failed requests for a pattern to hold a rate,
+    /// e.g. `1%` (default 1%).
+    #[arg(long, value_name = "RATIO")]
+    max_error_rate: Option<String>,
     /// No progress bar, even on a terminal.
     #[arg(long)]
     quiet: bool,
@@ -203,10 +220,28 @@ fn run_points(points: Vec<(Pattern, Plan)>, args: CommonArgs) -> anyhow::Result<
         .map(reports::load::read_report)
         .transpose()
         .context("--compare")?;
-    let mut cost = reports::load::CostModel::default();
+    let mut opts = ReportOptions::default();
     for setting in &args.costs {
-        cost.set(setting)
+        opts.set_cost(setting)
             .map_err(|e| anyhow::anyhow!("--cost: {e}"))?;
+    }
+    for (flag, key, value) in [
+        (
+            "--freshness-target",
+            "freshness_target",
+            &args.freshness_target,
+        ),
+        (
+            "--min-achieved-ratio",
+            "min_achieved_ratio",
+            &args.min_achieved_ratio,
+        ),
+        ("--max-error-rate", "max_error_rate", &args.max_error_rate),
+    ] {
+        if let Some(v) = value {
+            opts.set_criterion(&format!("{key}={v}"))
+                .map_err(|e| anyhow::anyhow!("{flag}: {e}"))?;
+        }
     }
     if points.iter().any(|(p, _)| *p == Pattern::Sink) && args.sink_command.is_none() {
         anyhow::bail!("the sink pattern needs --sink-command '<command>'");
@@ -232,6 +267,13 @@ fn run_points(points: Vec<(Pattern, Plan)>, args: CommonArgs) -> anyhow::Result<
                         ..Default::default()
                     });
                 }
+                if let Some(bootstrap) = &args.kafka_bootstrap {
+                    // `latest`: records left on the broker by earlier runs are not this run's.
+                    config = config.kafka(
+                        mock_tecton::kafka::KafkaConfig::new(bootstrap.clone())
+                            .start(mock_tecton::kafka::StartAt::Latest),
+                    );
+                }
                 let mock = MockTecton::start(config)
                     .await
                     .context("cannot start the in-process mock")?;
@@ -241,6 +283,12 @@ fn run_points(points: Vec<(Pattern, Plan)>, args: CommonArgs) -> anyhow::Result<
                     mock.url(),
                     args.profile
                 );
+                if let Some(bootstrap) = &args.kafka_bootstrap {
+                    println!(
+                        "kafka: producing to topic `{}` on {bootstrap}, consumed by the mock",
+                        setup.topic
+                    );
+                }
                 Some(mock)
             }
         };
@@ -279,15 +327,21 @@ fn run_points(points: Vec<(Pattern, Plan)>, args: CommonArgs) -> anyhow::Result<
         started_at,
         points: measured?,
     };
-    let opts = ReportOptions {
-        thresholds: reports::load::evaluate_with(&report, &thresholds, baseline.as_ref()),
-        comparison: baseline
-            .as_ref()
-            .map(|old| reports::load::compare(old, &report)),
-        ..ReportOptions::default()
-    };
+    opts.thresholds = reports::load::evaluate_with(&report, &thresholds, baseline.as_ref());
+    opts.comparison = baseline
+        .as_ref()
+        .map(|old| reports::load::compare(old, &report));
     reports::load::write_all(&args.out, &report, &opts)
         .with_context(|| format!("cannot write the reports into {}", args.out.display()))?;
+    let rec = reports::load::recommend(&report, &opts.cost, &opts.criteria);
+    if !rec.bands.is_empty() {
+        println!("recommendation: {}", rec.crossover_sentence());
+        println!(
+            "  ({} Costs: {}.)",
+            opts.criteria_sentence(),
+            opts.prices_label()
+        );
+    }
     println!("reports: {}/report.{{html,md,json}}", args.out.display());
     for t in &opts.thresholds {
         let verdict = if t.passed { "pass" } else { "FAIL" };
@@ -327,6 +381,14 @@ fn setup(args: &CommonArgs, repo: &Repository, seed: u64) -> anyhow::Result<Setu
     setup.push_source.clone_from(&args.source);
     setup.stream_source.clone_from(&args.stream_source);
     setup.topic = topic;
+    if let Some(b) = &args.kafka_bootstrap {
+        anyhow::ensure!(
+            b.rsplit_once(':')
+                .is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok()),
+            "--kafka-bootstrap `{b}`: expected HOST:PORT"
+        );
+    }
+    setup.kafka_bootstrap.clone_from(&args.kafka_bootstrap);
     setup.events = EventSpec {
         users: args.users,
         merchants: args.merchants,

@@ -3,6 +3,7 @@
 
 pub mod conformance;
 pub mod consistency;
+pub mod demo;
 pub mod features;
 pub mod load;
 pub mod offline;

@@ -24,6 +24,9 @@ pub(crate) fn fmt_int(v: f64) -> String {
 pub(crate) fn fmt_ms(v: f64) -> String {
     if !v.is_finite() {
         "n/a".to_string()
+    } else if v > 0.0 && v < 0.01 {
+        // Microseconds would read as `0.00 ms`.
+        format!("{:.0} µs", v * 1000.0)
     } else if v < 1.0 {
         format!("{v:.2} ms")
     } else if v < 10.0 {

@@ -154,7 +154,7 @@ fn recommendation(out: &mut String, opts: &ReportOptions, rec: &Recommendation) 
     let _ = write!(
         out,
         "<p class=\"lead\">{}</p><p class=\"note\">{}</p>",
-        esc(&rec.crossover.sentence()),
+        esc(&rec.crossover_sentence()),
         esc(&rec.crossover.by_criterion())
     );
     out.push_str(
@@ -176,16 +176,14 @@ fn recommendation(out: &mut String, opts: &ReportOptions, rec: &Recommendation) 
             b.reasons.iter().map(|r| esc(r)).collect::<Vec<_>>().join("<br>")
         );
     }
-    let c = &opts.criteria;
     let _ = write!(
         out,
-        "</table><p class=\"note\">A pattern holds a rate when it achieves at least {} of it with \
-         at most {} errors. Each band is judged by the measurements at its upper edge. The \
-         crossover is the lowest rate where Kafka + Spark costs no more (cost model), push stops \
-         holding the rate while Kafka holds it, or push's p99 freshness is no better than \
-         Kafka's. Costs use <span class=\"example\">example prices</span>.</p></section>",
-        fmt_pct(c.min_achieved_ratio),
-        fmt_pct(c.max_error_rate)
+        "</table><p class=\"note\">{} Each band is judged by the measurements at its upper \
+         edge. The crossover is the lowest rate where Kafka + Spark costs no more (cost model), \
+         push stops holding the rate while Kafka holds it, or push's p99 freshness is no better \
+         than Kafka's. Costs use <span class=\"example\">{}</span>.</p></section>",
+        esc(&opts.criteria_sentence()),
+        esc(&opts.prices_label())
     );
 }
 
@@ -547,11 +545,13 @@ fn cost(out: &mut String, report: &LoadReport, opts: &ReportOptions) {
     if report.points.is_empty() {
         return;
     }
-    out.push_str(
+    let _ = write!(
+        out,
         "<section class=\"card\" id=\"cost\"><h2>Cost per hour of sustained load \
-         <span class=\"example\">EXAMPLE prices, not quotes</span></h2>\
+         <span class=\"example\">{}</span></h2>\
          <table><tr><th class=\"l\">Pattern</th><th>Offered/s</th><th>Records/request</th>\
          <th>Requests/h</th><th>Spark cluster-h/h</th><th>Cost/h</th><th>Cost per 1M records</th></tr>",
+        esc(&opts.prices_label())
     );
     for c in costs(report, &opts.cost) {
         let [rpr, requests, spark] = cost_cells(&c);
@@ -565,13 +565,14 @@ fn cost(out: &mut String, report: &LoadReport, opts: &ReportOptions) {
         );
     }
     out.push_str(
-        "</table><p class=\"note\">Model parameters (each settable as <code>key=value</code>): ",
+        "</table><p class=\"note\">Model parameters (each settable with <code>--cost \
+         key=value</code>): ",
     );
     let params: Vec<String> = opts
         .cost
         .parameters()
         .iter()
-        .map(|(k, v)| format!("<code>{k}={v}</code>"))
+        .map(|(k, v)| format!("<code>{k}={v}</code> ({})", opts.cost_source(k)))
         .collect();
     let _ = write!(
         out,

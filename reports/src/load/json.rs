@@ -22,11 +22,20 @@ struct JsonReport<'a> {
 #[derive(Serialize)]
 struct Analysis<'a> {
     cost_model: &'a CostModel,
+    given: Given<'a>,
     costs: Vec<PointCost>,
     recommendation: Recommendation,
     thresholds: &'a [ThresholdResult],
     #[serde(skip_serializing_if = "Option::is_none")]
     comparison: Option<&'a Comparison>,
+}
+
+/// The settings the user gave; every other cost parameter is an example default and every
+/// other criterion the default.
+#[derive(Serialize)]
+struct Given<'a> {
+    cost_model: &'a [&'static str],
+    criteria: &'a [&'static str],
 }
 
 /// Renders `report.json`. Its `schema_version` is always [`LOAD_SCHEMA_VERSION`]: the file is
@@ -38,6 +47,10 @@ pub fn render_json(report: &LoadReport, opts: &ReportOptions) -> String {
         report: &report,
         analysis: Analysis {
             cost_model: &opts.cost,
+            given: Given {
+                cost_model: &opts.cost_given,
+                criteria: &opts.criteria_given,
+            },
             costs: costs(&report, &opts.cost),
             recommendation: recommend(&report, &opts.cost, &opts.criteria),
             thresholds: &opts.thresholds,
@@ -66,7 +79,7 @@ impl fmt::Display for ReadError {
             ReadError::Json(e) => write!(f, "not a load report (report.json): {e}"),
             ReadError::Version(v) => write!(
                 f,
-                "load report schema_version {v} is not supported (this tool reads {LOAD_SCHEMA_VERSION})"
+                "load report schema_version {v} is not supported (this tool reads 1 and {LOAD_SCHEMA_VERSION})"
             ),
         }
     }
@@ -83,7 +96,7 @@ pub fn read_report(path: &Path) -> Result<LoadReport, ReadError> {
 /// Parses the text of a `report.json`.
 pub fn parse_report(text: &str) -> Result<LoadReport, ReadError> {
     let report: LoadReport = serde_json::from_str(text).map_err(ReadError::Json)?;
-    if report.schema_version != LOAD_SCHEMA_VERSION {
+    if !super::LOAD_SCHEMA_VERSIONS_READ.contains(&report.schema_version) {
         return Err(ReadError::Version(report.schema_version));
     }
     Ok(report)
@@ -103,11 +116,14 @@ mod tests {
 
     #[test]
     fn a_stored_report_of_another_kind_or_version_is_refused_clearly() {
-        let newer = SWEEP_JSON.replacen("\"schema_version\": 1", "\"schema_version\": 2", 1);
+        let newer = SWEEP_JSON.replacen("\"schema_version\": 2", "\"schema_version\": 3", 1);
         assert_eq!(
             err(&newer),
-            "load report schema_version 2 is not supported (this tool reads 1)"
+            "load report schema_version 3 is not supported (this tool reads 1 and 2)"
         );
+        // A version 1 report has the same points: it is still a baseline.
+        let older = SWEEP_JSON.replacen("\"schema_version\": 2", "\"schema_version\": 1", 1);
+        assert_eq!(parse_report(&older).map(|r| r.points.len()).ok(), Some(12));
         assert!(err("{\"sink\": \"x\", \"scenarios\": []}").starts_with("not a load report"));
         assert!(err("not json").starts_with("not a load report"));
         let missing = read_report(Path::new("/nonexistent/report.json"));

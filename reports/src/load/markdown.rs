@@ -90,7 +90,7 @@ fn recommendation(out: &mut String, report: &LoadReport, opts: &ReportOptions) {
         out.push_str("No push or kafka point: nothing to recommend.\n\n");
         return;
     }
-    let _ = writeln!(out, "{}\n", rec.crossover.sentence());
+    let _ = writeln!(out, "{}\n", rec.crossover_sentence());
     out.push_str(
         "| Rate band (records/s) | Choose | Because | Push: achieved · freshness p99 · cost/h | Kafka: achieved · freshness p99 · cost/h |\n",
     );
@@ -130,13 +130,11 @@ fn recommendation(out: &mut String, report: &LoadReport, opts: &ReportOptions) {
             cell(Pattern::Kafka)
         );
     }
-    let c = &opts.criteria;
     let _ = writeln!(
         out,
-        "\nA pattern holds a rate when it achieves at least {} of it with at most {} errors. \
-         Each band is judged at its upper edge. Costs use example prices.\n",
-        fmt_pct(c.min_achieved_ratio),
-        fmt_pct(c.max_error_rate)
+        "\n{} Each band is judged at its upper edge. Costs use {}.\n",
+        opts.criteria_sentence(),
+        opts.prices_label()
     );
 }
 
@@ -218,10 +216,16 @@ fn cost(out: &mut String, report: &LoadReport, opts: &ReportOptions) {
     if report.points.is_empty() {
         return;
     }
-    out.push_str("## Cost per hour of sustained load (EXAMPLE prices)\n\n");
-    out.push_str(
-        "> The prices are examples, not quotes; each parameter below can be set as `key=value`.\n\n",
+    let _ = writeln!(
+        out,
+        "## Cost per hour of sustained load ({})\n",
+        opts.prices_label()
     );
+    out.push_str(if opts.prices_are_examples() {
+        "> The prices are examples, not quotes; set each parameter below with `--cost key=value`.\n\n"
+    } else {
+        "> Parameters marked (example) are example defaults, not quotes; set them with `--cost key=value`.\n\n"
+    });
     out.push_str("| Pattern | Offered/s | Records/request | Requests/h | Spark cluster-h/h | Cost/h | Cost per 1M records |\n");
     out.push_str("|---|---:|---:|---:|---:|---:|---:|\n");
     for c in costs(report, &opts.cost) {
@@ -240,7 +244,7 @@ fn cost(out: &mut String, report: &LoadReport, opts: &ReportOptions) {
         .cost
         .parameters()
         .iter()
-        .map(|(k, v)| format!("`{k}={v}`"))
+        .map(|(k, v)| format!("`{k}={v}` ({})", opts.cost_source(k)))
         .collect();
     let _ = writeln!(out, "{}.\n", params.join(", "));
 }

@@ -29,7 +29,7 @@ pub use compare::{
 pub use cost::{costs, CostModel, CostParseError, PointCost, COST_KEYS};
 pub(crate) use format::{fmt_int, fmt_ms, fmt_pct, fmt_usd};
 pub use json::{parse_report, read_report, render_json, ReadError};
-pub use recommend::{recommend, Band, Choice, Criteria, Crossover, Recommendation};
+pub use recommend::{recommend, Band, Choice, Criteria, Crossover, Recommendation, CRITERIA_KEYS};
 pub use schema::LOAD_REPORT_SCHEMA;
 pub use threshold::{
     evaluate, evaluate_with, Metric, Observation, Op, Stat, Threshold, ThresholdError,
@@ -37,7 +37,11 @@ pub use threshold::{
 };
 
 /// Version of the JSON form of [`LoadReport`].
-pub const LOAD_SCHEMA_VERSION: u32 = 1;
+pub const LOAD_SCHEMA_VERSION: u32 = 2;
+
+/// Older versions [`read_report`] still reads for `--compare`: their points have the same
+/// fields (version 2 added settings to `analysis`, which a baseline does not need).
+pub const LOAD_SCHEMA_VERSIONS_READ: [u32; 2] = [1, 2];
 
 /// How events reach the features under test.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -205,9 +209,89 @@ pub struct ReportOptions {
     pub cost: CostModel,
     /// When a pattern is said to hold a rate, for the recommendation.
     pub criteria: Criteria,
+    /// Cost model parameters the user set (the others are example defaults).
+    pub cost_given: Vec<&'static str>,
+    /// Criteria the user set (the others are defaults).
+    pub criteria_given: Vec<&'static str>,
 }
 
 impl ReportOptions {
+    /// Sets one cost model parameter (`key=value`) and remembers it was given, so the reports
+    /// label it as the user's and not an example.
+    pub fn set_cost(&mut self, setting: &str) -> Result<(), CostParseError> {
+        self.cost.set(setting)?;
+        let key = setting.split_once('=').map_or("", |(k, _)| k.trim());
+        if let Some(k) = COST_KEYS.iter().find(|k| **k == key) {
+            if !self.cost_given.contains(k) {
+                self.cost_given.push(k);
+            }
+        }
+        Ok(())
+    }
+
+    /// Sets one recommendation criterion (`key=value`, see [`Criteria::set`]) and remembers
+    /// it was given.
+    pub fn set_criterion(&mut self, setting: &str) -> Result<(), String> {
+        let key = self.criteria.set(setting)?;
+        if !self.criteria_given.contains(&key) {
+            self.criteria_given.push(key);
+        }
+        Ok(())
+    }
+
+    /// Whether every cost parameter is an example default.
+    pub fn prices_are_examples(&self) -> bool {
+        self.cost_given.is_empty()
+    }
+
+    /// `example` or `given` for a cost parameter.
+    pub fn cost_source(&self, key: &str) -> &'static str {
+        if self.cost_given.contains(&key) {
+            "given"
+        } else {
+            "example"
+        }
+    }
+
+    /// `default` or `given` for a criterion.
+    pub fn criterion_source(&self, key: &str) -> &'static str {
+        if self.criteria_given.contains(&key) {
+            "given"
+        } else {
+            "default"
+        }
+    }
+
+    /// The criteria for people: `holds ≥ 99% of the rate (default) with ≤ 1% errors
+    /// (default); p99 freshness target 1.00 s (given)`.
+    pub fn criteria_sentence(&self) -> String {
+        let c = &self.criteria;
+        let target = c
+            .freshness_target_ms
+            .map_or_else(|| "none".to_string(), fmt_ms);
+        format!(
+            "A pattern holds a rate when it achieves at least {} of it ({}) with at most {} \
+             errors ({}); p99 freshness target: {} ({}).",
+            fmt_pct(c.min_achieved_ratio),
+            self.criterion_source(CRITERIA_KEYS[0]),
+            fmt_pct(c.max_error_rate),
+            self.criterion_source(CRITERIA_KEYS[1]),
+            target,
+            self.criterion_source(CRITERIA_KEYS[2]),
+        )
+    }
+
+    /// How the reports name the prices: examples, the user's, or a mix.
+    pub fn prices_label(&self) -> String {
+        match self.cost_given.len() {
+            0 => "EXAMPLE prices, not quotes".to_string(),
+            n if n == COST_KEYS.len() => "your prices".to_string(),
+            n => format!(
+                "{n} of {} parameters given, the rest EXAMPLES",
+                COST_KEYS.len()
+            ),
+        }
+    }
     /// Whether every threshold passed (true without thresholds). A CLI exits non-zero
     /// otherwise.
     pub fn thresholds_passed(&self) -> bool {

@@ -341,7 +341,7 @@ impl FromStr for Threshold {
 }
 
 /// Reads a limit in `unit`: `500ms`, `2s`, `1%`, `0.01`, `900`, `900/s`.
-fn parse_value(v: &str, unit: Unit) -> Result<f64, String> {
+pub(super) fn parse_value(v: &str, unit: Unit) -> Result<f64, String> {
     if v.is_empty() {
         return Err("missing value after the operator".to_string());
     }
@@ -379,7 +379,8 @@ fn parse_value(v: &str, unit: Unit) -> Result<f64, String> {
             ))
         }
     };
-    Ok(n * factor)
+    // A percentage divides (95 / 100 is exactly 0.95; 95 * 0.01 is not).
+    Ok(if suffix == "%" { n / 100.0 } else { n * factor })
 }
 
 impl fmt::Display for Threshold {
