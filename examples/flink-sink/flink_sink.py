@@ -186,6 +186,21 @@ def build_writer_function(config, state_dir, fail_at):
     return WriteShard()
 
 
+def ensure_topic(config, partitions):
+    """Creates the stream source's topic when the broker does not have it yet."""
+    from kafka.admin import KafkaAdminClient, NewTopic
+    from kafka.errors import TopicAlreadyExistsError
+
+    admin = KafkaAdminClient(bootstrap_servers=config.kafka_bootstrap, request_timeout_ms=10000)
+    try:
+        if config.topic not in admin.list_topics():
+            admin.create_topics([NewTopic(config.topic, num_partitions=partitions, replication_factor=1)])
+    except TopicAlreadyExistsError:
+        pass
+    finally:
+        admin.close()
+
+
 def run_job(config, port, state_dir, fail_at, checkpoint_ms):
     from pyflink.common import Configuration, Types
     from pyflink.datastream import StreamExecutionEnvironment
@@ -226,6 +241,7 @@ def main():
     parser.add_argument("--input", help="a JSON Lines file instead of stdin (e.g. $SINK_INPUT)")
     parser.add_argument("--kafka-bootstrap", default="", help="produce to this broker (the Kafka pattern)")
     parser.add_argument("--kafka-topic", default="", help="the stream source's topic (default transactions)")
+    parser.add_argument("--kafka-partitions", type=int, default=1, help="partitions of the topic if it is created")
     args = parser.parse_args()
     env = dict(os.environ)
     if args.kafka_topic:
@@ -236,6 +252,13 @@ def main():
         fail_usage(str(e))
     fail_at = int(os.environ["FLINK_SINK_FAIL_AT"]) if os.environ.get("FLINK_SINK_FAIL_AT") else None
     checkpoint_ms = int(os.environ.get("SINK_CHECKPOINT_MS") or 1000)
+
+    if config.kafka_bootstrap:
+        try:
+            ensure_topic(config, args.kafka_partitions)
+        except Exception as e:  # an unreachable broker: nothing was written
+            print(f"flink_sink.py: the Kafka broker {config.kafka_bootstrap} is not usable: {e}", file=sys.stderr)
+            return 1
 
     bad_input = []
     stream = open(args.input, encoding="utf-8") if args.input else sys.stdin
