@@ -257,8 +257,8 @@ fn acknowledged(journal: &Value) -> BTreeMap<String, usize> {
     counts
 }
 
-/// Kills nothing but the task: the writer fails on its first attempt at input line 150 of 300,
-/// Flink restores the last checkpoint and the socket source replays. The journal must show
+/// Fails the task mid-stream: on its first attempt the writer writes what it holds at input
+/// line 155 of 300 and then fails, Flink restores the last checkpoint and the source replays. The journal must show
 /// that only records acknowledged after that checkpoint were sent twice, and the offline store
 /// that none was lost.
 #[test]
@@ -266,7 +266,7 @@ fn a_task_failure_resends_only_records_acknowledged_after_the_checkpoint() {
     let Some(python) = flink_python() else { return };
     let mock = Served::start(&["--virtual-clock", "2024-06-01T00:00:00Z"]);
     const TOTAL: usize = 300;
-    const FAIL_AT: usize = 150;
+    const FAIL_AT: usize = 155;
     let mut sink = Command::new("sh")
         .args(["-c", &sink_command(&python, "")])
         .env("TECTON_URL", &mock.url)
@@ -305,7 +305,8 @@ fn a_task_failure_resends_only_records_acknowledged_after_the_checkpoint() {
     let out = sink.wait_with_output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
-    assert!(stderr.contains("injected failure at input line 150"), "{stderr}");
+    assert!(stderr.contains("injected failure at input line 155"), "{stderr}");
+    assert!(stderr.contains("the writer ran 2 attempts"), "{stderr}");
 
     let counts = acknowledged(&get(&mock.url, "/_mock/journal").unwrap());
     let resent: Vec<usize> = counts
@@ -317,7 +318,7 @@ fn a_task_failure_resends_only_records_acknowledged_after_the_checkpoint() {
     let rows = offline["offline"][0]["rows"].as_array().unwrap();
     let mut stored: Vec<&str> = rows
         .iter()
-        .map(|r| r["transaction_id"].as_str().unwrap_or_default())
+        .map(|r| r["record"]["transaction_id"].as_str().unwrap_or_default())
         .collect();
     stored.sort_unstable();
     stored.dedup();
@@ -334,12 +335,13 @@ fn a_task_failure_resends_only_records_acknowledged_after_the_checkpoint() {
     );
     assert_eq!(counts.len(), TOTAL, "a record was never acknowledged");
     assert_eq!(stored.len(), TOTAL, "a record is missing offline: {offline}");
+    // The hook wrote record FAIL_AT just before failing: no checkpoint can cover it.
     assert!(
-        !resent.is_empty(),
-        "the restart re-sent nothing: was the failure before any write?"
+        resent.contains(&FAIL_AT),
+        "input #{FAIL_AT} was acknowledged before the failure and must be sent again: {resent:?}"
     );
     assert!(
-        resent.iter().all(|&i| i < FAIL_AT),
+        resent.iter().all(|&i| i <= FAIL_AT),
         "a record after the failure point was sent twice: {resent:?}"
     );
     assert!(

@@ -10,7 +10,8 @@ per line, read as they arrive. Environment: TECTON_URL, TECTON_API_KEY, TECTON_W
 TECTON_PUSH_SOURCE; SINK_BATCH_SIZE (10), SINK_MAX_RETRIES (3), SINK_TIMEOUT_S (10), SINK_SEED
 (0), SINK_LINGER_MS (100: a partial batch waits at most this long), SINK_SHARDS (1: writing
 shards; records of one key always share one), SINK_KEY_FIELDS (user_id), SINK_CHECKPOINT_MS
-(1000), FLINK_SINK_FAIL_AT (test hook: the first attempt of the task fails at that input line).
+(1000), FLINK_SINK_FAIL_AT (test hook: the task's first attempt writes what it holds, then fails, at
+that input line).
 
 Exit 0 when every record was acknowledged, 1 when some were not (stderr says which and why),
 2 on bad configuration. Prints {"records_written","write_requests","write_errors"} at exit.
@@ -21,6 +22,7 @@ import glob
 import json
 import os
 import random
+import shutil
 import socket
 import sys
 import tempfile
@@ -155,13 +157,16 @@ def build_writer_function(config, state_dir, fail_at):
         def process_element(self, value, ctx):
             seq_text, _, line = value.partition("\t")
             seq = int(seq_text)
-            if fail_at is not None and seq == fail_at and self.attempt == 0:
-                raise RuntimeError(f"injected failure at input line {seq} (FLINK_SINK_FAIL_AT)")
             shard = self.state.value() or ShardState()
             first = shard.high_seq < 0
             if not shard.offer(seq, json.loads(line)):
                 return  # replayed after a restore: in the restored buffer or acknowledged before
                 yield
+            if fail_at is not None and seq == fail_at and self.attempt == 0:
+                # The test hook: a crash right after Tecton acknowledged a write, before any
+                # checkpoint could record it (the worst moment for duplicates).
+                self._flush(shard)
+                raise RuntimeError(f"injected failure at input line {seq} (FLINK_SINK_FAIL_AT)")
             timers = ctx.timer_service()
             if first:
                 timers.register_event_time_timer(END_OF_INPUT)
@@ -275,6 +280,12 @@ def main():
         with open(path) as f:
             for name, value in json.load(f).items():
                 totals[name] += value
+    attempts = {os.path.basename(p).split("-")[2] for p in glob.glob(os.path.join(state_dir, "metrics-*.json"))}
+    if len(attempts) > 1:
+        print(
+            f"flink_sink.py: the writer ran {len(attempts)} attempts (Flink restored the last checkpoint in between)",
+            file=sys.stderr,
+        )
     failed = list(bad_input)
     for path in glob.glob(os.path.join(state_dir, "failed-*.jsonl")):
         with open(path) as f:
@@ -282,6 +293,7 @@ def main():
     print(json.dumps({name: totals[name] for name in METRIC_NAMES[:3]}), flush=True)
     for seq, reason in sorted(failed):
         print(f"not written: input #{seq}: {reason}", file=sys.stderr)
+    shutil.rmtree(state_dir, ignore_errors=True)
     if failed:
         print(f"flink_sink.py: {len(failed)} records were not written", file=sys.stderr, flush=True)
         return 1
