@@ -202,9 +202,11 @@ class FakeProducer:
         self.failures = failures
         self.sent = []
         self.acked = []
+        self.timestamps = []
 
-    def send(self, topic, value, key):
+    def send(self, topic, value, key, timestamp_ms=None):
         self.sent.append((topic, key, json.loads(value)["transaction_id"]))
+        self.timestamps.append(timestamp_ms)
         if self.failures:
             self.failures -= 1
             return FakeFuture(RuntimeError("NotLeaderForPartitionError"))
@@ -231,6 +233,11 @@ class KafkaWriterTest(unittest.TestCase):
         self.assertEqual(self.producer.sent[0][:2], ("transactions", b'["u1"]'))
         self.assertEqual(self.counters.values["write_requests"], 2)
         self.assertEqual(self.counters.values["records_written"], 2)
+
+    def test_the_event_time_becomes_the_kafka_timestamp(self):
+        w = self.make(failures=0)
+        w.write([dict(record(0), timestamp="2024-05-31T23:00:00Z"), dict(record(1), timestamp="soon")])
+        self.assertEqual(self.producer.timestamps, [1717196400000, None])
 
     def test_gives_up_after_the_budget(self):
         w = self.make(failures=100, max_retries=1)
