@@ -296,6 +296,8 @@ fn a_task_failure_resends_only_records_acknowledged_after_the_checkpoint() {
         assert!(Instant::now() < deadline, "the job wrote nothing in 180 s");
         std::thread::sleep(Duration::from_millis(100));
     }
+    // Time for a checkpoint (every second) to complete over the first records.
+    std::thread::sleep(Duration::from_secs(3));
     for i in 10..TOTAL {
         stdin.write_all(line(i).as_bytes()).unwrap();
         stdin.flush().unwrap();
@@ -305,7 +307,10 @@ fn a_task_failure_resends_only_records_acknowledged_after_the_checkpoint() {
     let out = sink.wait_with_output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
-    assert!(stderr.contains("injected failure at input line 155"), "{stderr}");
+    assert!(
+        stderr.contains("injected failure at input line 155"),
+        "{stderr}"
+    );
     assert!(stderr.contains("the writer ran 2 attempts"), "{stderr}");
 
     let counts = acknowledged(&get(&mock.url, "/_mock/journal").unwrap());
@@ -334,7 +339,11 @@ fn a_task_failure_resends_only_records_acknowledged_after_the_checkpoint() {
         String::from_utf8_lossy(&out.stdout).trim()
     );
     assert_eq!(counts.len(), TOTAL, "a record was never acknowledged");
-    assert_eq!(stored.len(), TOTAL, "a record is missing offline: {offline}");
+    assert_eq!(
+        stored.len(),
+        TOTAL,
+        "a record is missing offline: {offline}"
+    );
     // The hook wrote record FAIL_AT just before failing: no checkpoint can cover it.
     assert!(
         resent.contains(&FAIL_AT),
@@ -349,12 +358,20 @@ fn a_task_failure_resends_only_records_acknowledged_after_the_checkpoint() {
         "everything was re-sent from the start: no checkpoint was restored: {resent:?}"
     );
     // The re-sent records are one contiguous run: those acknowledged after the checkpoint.
-    assert_eq!(resent.last().unwrap() - resent[0] + 1, resent.len(), "{resent:?}");
+    assert_eq!(
+        resent.last().unwrap() - resent[0] + 1,
+        resent.len(),
+        "{resent:?}"
+    );
 }
 
 /// A civil UTC timestamp `secs_ago` seconds before now (RFC 3339, whole seconds).
 fn utc_ago(secs_ago: u64) -> String {
-    let secs = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs() - secs_ago;
+    let secs = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        - secs_ago;
     let (days, rem) = ((secs / 86_400) as i64, secs % 86_400);
     // Days since 1970-01-01 to a civil date (Howard Hinnant's algorithm).
     let z = days + 719_468;
@@ -445,7 +462,9 @@ fn kafka_mode_records_become_servable_features() {
             "-c",
             &sink_command(
                 &python,
-                &format!("--kafka-bootstrap {bootstrap} --kafka-topic {topic} --kafka-partitions 2"),
+                &format!(
+                    "--kafka-bootstrap {bootstrap} --kafka-topic {topic} --kafka-partitions 2"
+                ),
             ),
         ])
         .env("SINK_BATCH_SIZE", "10")

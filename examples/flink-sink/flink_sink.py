@@ -10,7 +10,8 @@ per line, read as they arrive. Environment: TECTON_URL, TECTON_API_KEY, TECTON_W
 TECTON_PUSH_SOURCE; SINK_BATCH_SIZE (10), SINK_MAX_RETRIES (3), SINK_TIMEOUT_S (10), SINK_SEED
 (0), SINK_LINGER_MS (100: a partial batch waits at most this long), SINK_SHARDS (1: writing
 shards; records of one key always share one), SINK_KEY_FIELDS (user_id), SINK_CHECKPOINT_MS
-(1000), FLINK_SINK_FAIL_AT (test hook: the task's first attempt writes what it holds, then fails, at
+(1000), SINK_KAFKA_BATCH_SIZE (500: records per acknowledged flush in the Kafka mode),
+FLINK_SINK_FAIL_AT (test hook: the task's first attempt writes what it holds, then fails, at
 that input line).
 
 Exit 0 when every record was acknowledged, 1 when some were not (stderr says which and why),

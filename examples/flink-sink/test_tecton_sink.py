@@ -251,6 +251,10 @@ class ConfigTest(unittest.TestCase):
         self.assertEqual(c.records_per_request, 10)
         self.assertEqual((c.max_retries, c.timeout_s, c.key_fields), (3, 10.0, ("user_id",)))
 
+    def test_kafka_batches_are_not_bound_by_the_ingest_limit(self):
+        c = SinkConfig.from_env({"SINK_BATCH_SIZE": "10"}, kafka_bootstrap="127.0.0.1:9092")
+        self.assertEqual(c.records_per_request, 500)
+
     def test_bad_values_name_the_variable(self):
         with self.assertRaisesRegex(ValueError, "SINK_TIMEOUT_S"):
             SinkConfig.from_env({"TECTON_URL": "http://x", "TECTON_PUSH_SOURCE": "s", "SINK_TIMEOUT_S": "soon"})
