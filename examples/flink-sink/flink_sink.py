@@ -217,8 +217,8 @@ def run_job(config, port, state_dir, fail_at, checkpoint_ms):
     conf.set_string("python.executable", sys.executable)
     conf.set_string("python.client.executable", sys.executable)
     conf.set_string("restart-strategy.type", "fixed-delay")
-    conf.set_string("restart-strategy.fixed-delay.attempts", "3")
-    conf.set_string("restart-strategy.fixed-delay.delay", "200 ms")
+    conf.set_string("restart-strategy.fixed-delay.attempts", "10")
+    conf.set_string("restart-strategy.fixed-delay.delay", "500 ms")
     # Small Python bundles: elements reach the writer as they come, not 1,000 at a time.
     conf.set_string("python.fn-execution.bundle.size", "100")
     conf.set_string("python.fn-execution.bundle.time", "5")
@@ -273,7 +273,9 @@ def main():
     try:
         run_job(config, relay.port, state_dir, fail_at, checkpoint_ms)
     except Exception as e:  # the job itself failed: nothing more can be said of the records
-        print(f"flink_sink.py: the Flink job failed: {str(e).splitlines()[0]}", file=sys.stderr, flush=True)
+        causes = [line.strip() for line in str(e).splitlines() if line.strip().startswith("Caused by")]
+        why = causes[-1] if causes else str(e).splitlines()[0]
+        print(f"flink_sink.py: the Flink job failed: {why}", file=sys.stderr, flush=True)
         return 1
 
     totals = {name: 0 for name in METRIC_NAMES}
