@@ -330,6 +330,17 @@ fn a_task_failure_resends_only_records_acknowledged_after_the_checkpoint() {
         String::from_utf8_lossy(&out.stdout).trim()
     );
     assert_eq!(counts.len(), TOTAL, "a record was never acknowledged");
+    // The metrics line counts every attempt's acknowledged records, duplicates included.
+    let metrics: Value = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .last()
+        .unwrap();
+    assert_eq!(
+        metrics["records_written"],
+        counts.values().sum::<usize>(),
+        "{metrics}"
+    );
     assert_eq!(
         stored.len(),
         TOTAL,

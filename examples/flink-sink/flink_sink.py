@@ -29,6 +29,7 @@ import sys
 import tempfile
 import threading
 import time
+import uuid
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
@@ -132,7 +133,9 @@ def build_writer_function(config, state_dir, fail_at):
             rng = random.Random(f"{config.seed}/{self.subtask}/{self.attempt}")
             make = KafkaWriter if config.kafka_bootstrap else IngestWriter
             self.writer = make(config, self.counters, rng)
-            self.tag = f"{self.subtask}-{self.attempt}"
+            # One file per opened instance: an instance opened again for the same attempt
+            # (its counters back at zero) must not overwrite what the first one counted.
+            self.tag = f"{self.subtask}-{self.attempt}-{uuid.uuid4().hex[:8]}"
             self.size = config.records_per_request
 
         def close(self):
