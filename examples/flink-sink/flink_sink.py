@@ -210,7 +210,7 @@ def ensure_topic(config, partitions):
         admin.close()
 
 
-def run_job(config, port, state_dir, fail_at, checkpoint_ms):
+def run_job(config, port, state_dir, fail_at, checkpoint_ms, tmp_dir):
     from pyflink.common import Configuration, Types
     from pyflink.datastream import StreamExecutionEnvironment
     from pyflink.datastream.data_stream import DataStream
@@ -219,6 +219,7 @@ def run_job(config, port, state_dir, fail_at, checkpoint_ms):
     # Flink's Python workers run this interpreter, whatever PATH says.
     conf.set_string("python.executable", sys.executable)
     conf.set_string("python.client.executable", sys.executable)
+    conf.set_string("io.tmp.dirs", tmp_dir)
     conf.set_string("restart-strategy.type", "fixed-delay")
     conf.set_string("restart-strategy.fixed-delay.attempts", "10")
     conf.set_string("restart-strategy.fixed-delay.delay", "500 ms")
@@ -273,9 +274,15 @@ def main():
     stream = open(args.input, encoding="utf-8") if args.input else sys.stdin
     relay = LineRelay(stream, lambda seq, _record, reason: bad_input.append((seq, reason)))
     state_dir = tempfile.mkdtemp(prefix="flink-sink-")
+    # Flink unpacks a 24 MB RPC jar and its working files into the JVM's temp directory and
+    # leaves them there: keep them in this run's directory, removed at exit.
+    jvm_tmp = os.path.join(state_dir, "tmp")
+    os.makedirs(jvm_tmp)
+    os.environ["JVM_ARGS"] = f"{os.environ.get('JVM_ARGS', '')} -Djava.io.tmpdir={jvm_tmp}".strip()
     try:
-        run_job(config, relay.port, state_dir, fail_at, checkpoint_ms)
+        run_job(config, relay.port, state_dir, fail_at, checkpoint_ms, jvm_tmp)
     except Exception as e:  # the job itself failed: nothing more can be said of the records
+        shutil.rmtree(state_dir, ignore_errors=True)
         causes = [line.strip() for line in str(e).splitlines() if line.strip().startswith("Caused by")]
         why = causes[-1] if causes else str(e).splitlines()[0]
         print(f"flink_sink.py: the Flink job failed: {why}", file=sys.stderr, flush=True)
