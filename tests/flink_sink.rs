@@ -333,8 +333,8 @@ fn a_task_failure_resends_only_records_acknowledged_after_the_checkpoint() {
     // The metrics line counts every attempt's acknowledged records, duplicates included.
     let metrics: Value = String::from_utf8_lossy(&out.stdout)
         .lines()
-        .filter_map(|l| serde_json::from_str(l).ok())
-        .last()
+        .rev()
+        .find_map(|l| serde_json::from_str(l).ok())
         .unwrap();
     assert_eq!(
         metrics["records_written"],
