@@ -4,8 +4,8 @@
 #   scripts/test.sh            # what .ci/run calls (CI=true there)
 #
 # 1. the Python virtualenvs: the official tecton-client (client compatibility test), jsonschema
-#    (load report schema test), pyarrow, pyspark, and apache-beam (the Beam example sink, its own
-#    venv), and headless Chromium (HTML load report test),
+#    (load report schema test), pyarrow, pyspark, apache-beam and apache-flink (the Beam and Flink
+#    example sinks, each in its own venv), and headless Chromium (HTML load report test),
 # 2. a Kafka-protocol broker on loopback (tansu, built once from crates.io and cached) for the
 #    end-to-end Kafka test, stopped when this script ends,
 # 3. formatting and lints (rustfmt, clippy with warnings as errors),
@@ -24,6 +24,11 @@ scripts/setup-browser.sh
 
 step "Python environment for the Beam example sink"
 scripts/setup-beam.sh
+
+step "Python environment for the Flink example sink"
+# apache-flink (PyFlink, runs on the machine's Java 17) and kafka-python, in .venv-flink: about
+# 850 MB, about 5 minutes from an empty pip cache. tests/flink_sink.rs fails under CI without it.
+scripts/setup-flink.sh
 
 step "Kafka-protocol broker for the end-to-end Kafka test"
 # The test reads the broker's address from TECTON_SIM_KAFKA_BOOTSTRAP; under CI it fails

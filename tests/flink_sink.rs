@@ -1,0 +1,514 @@
+//! The Apache Flink example sink (`examples/flink-sink/`), end to end.
+//!
+//! - its unit tests (`test_tecton_sink.py`: the sink logic against a scripted loopback server
+//!   and a fake Kafka producer) pass;
+//! - the whole conformance suite passes the PyFlink job;
+//! - a task failure mid-stream makes Flink restore the last checkpoint: the mock's journal
+//!   shows which records were sent again (only ones acknowledged after that checkpoint) and
+//!   that every record reached the offline store;
+//! - in the Kafka pattern the job produces to the stream source's topic on a real broker and
+//!   `tecton-sim serve --kafka-bootstrap` serves the features those records make.
+//!
+//! The virtualenv comes from `scripts/setup-flink.sh`, the broker from
+//! `scripts/kafka-broker.sh start` (`TECTON_SIM_KAFKA_BOOTSTRAP`). When one is missing the
+//! tests FAIL if the `CI` environment variable is set, and otherwise print a `SKIPPED: ...`
+//! notice and pass, so that `cargo test` works without PyPI access.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use serde_json::{json, Value};
+
+/// Extra wall-clock time per scenario: the built-in limits (10–60 s) assume a sink process
+/// that starts in well under a second; a PyFlink job starts a JVM, a mini-cluster and Python
+/// workers first (6 s on an idle 2-core machine, 20–30 s on a busy one).
+const STARTUP_ALLOWANCE_S: u64 = 120;
+
+/// One Flink job at a time: each starts a JVM and Python workers, and on a 2-core machine
+/// several at once starve each other past the scenarios' wall limits.
+static ONE_JOB_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn one_job_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    ONE_JOB_AT_A_TIME
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+fn root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn skip_or_fail(what: &str, fix: &str) {
+    assert!(std::env::var_os("CI").is_none(), "{what}: {fix}");
+    // Straight to the stderr handle: libtest hides eprintln! output of a passing test.
+    let _ = writeln!(std::io::stderr(), "SKIPPED: flink_sink: {what}; {fix}");
+}
+
+/// The Flink virtualenv's interpreter, or `None` (after a skip notice) where the test may skip.
+fn flink_python() -> Option<PathBuf> {
+    let python = root().join(".venv-flink/bin/python");
+    if python.is_file() {
+        return Some(python);
+    }
+    skip_or_fail(
+        &format!("{} is missing", python.display()),
+        "run scripts/setup-flink.sh before the tests",
+    );
+    None
+}
+
+fn kafka_bootstrap() -> Option<String> {
+    match std::env::var("TECTON_SIM_KAFKA_BOOTSTRAP") {
+        Ok(addr) if !addr.is_empty() => Some(addr),
+        _ => {
+            skip_or_fail(
+                "TECTON_SIM_KAFKA_BOOTSTRAP is not set",
+                "run `scripts/kafka-broker.sh start` and export its address (scripts/test.sh does)",
+            );
+            None
+        }
+    }
+}
+
+fn sink_command(python: &Path, args: &str) -> String {
+    format!(
+        "exec '{}' '{}' {args}",
+        python.display(),
+        root().join("examples/flink-sink/flink_sink.py").display()
+    )
+}
+
+fn temp(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("flink-sink-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+#[test]
+fn flink_example_unit_tests_pass() {
+    let Some(python) = flink_python() else { return };
+    let out = Command::new(python)
+        .args(["-m", "unittest", "test_tecton_sink"])
+        .current_dir(root().join("examples/flink-sink"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// The built-in scenarios with only `wall_limit_s` raised by [`STARTUP_ALLOWANCE_S`]: every
+/// input, fault, hint and expectation is the suite's own.
+fn scenarios_with_startup_allowance() -> (PathBuf, Vec<String>) {
+    let dir = temp("scenarios");
+    let mut names = Vec::new();
+    let source = root().join("scenarios");
+    for entry in std::fs::read_dir(&source).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_owned();
+        if path.is_dir() {
+            let copy = dir.join(&name);
+            std::fs::create_dir_all(&copy).unwrap();
+            for file in std::fs::read_dir(&path).unwrap() {
+                let file = file.unwrap().path();
+                std::fs::copy(&file, copy.join(file.file_name().unwrap())).unwrap();
+            }
+            continue;
+        }
+        if path.extension().is_none_or(|e| e != "toml") {
+            continue;
+        }
+        let text = std::fs::read_to_string(&path).unwrap();
+        let raised: String = text
+            .lines()
+            .map(|line| match line.strip_prefix("wall_limit_s = ") {
+                Some(n) => format!(
+                    "wall_limit_s = {}",
+                    n.trim().parse::<u64>().unwrap() + STARTUP_ALLOWANCE_S
+                ),
+                None => line.to_owned(),
+            })
+            .collect::<Vec<_>>()
+            .join("\n");
+        assert_ne!(text, raised, "{} has no wall_limit_s", path.display());
+        std::fs::write(dir.join(&name), raised + "\n").unwrap();
+        names.push(path.file_stem().unwrap().to_string_lossy().into_owned());
+    }
+    names.sort();
+    (dir, names)
+}
+
+/// The CI gate: every scenario, one after the other.
+#[test]
+fn flink_example_passes_every_scenario() {
+    let Some(python) = flink_python() else { return };
+    let (dir, names) = scenarios_with_startup_allowance();
+    assert_eq!(names.len(), 23, "{names:?}");
+    let _one = one_job_at_a_time();
+    let out = Command::new(env!("CARGO_BIN_EXE_tecton-sim"))
+        .args(["conformance", "--sink", &sink_command(&python, "")])
+        .arg("--scenarios")
+        .arg(&dir)
+        .output()
+        .unwrap();
+    let report = String::from_utf8_lossy(&out.stdout);
+    let _ = writeln!(std::io::stderr(), "{report}");
+    assert!(
+        out.status.success() && report.contains(" 0 fail") && report.contains(" 0 harness error"),
+        "{report}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// `tecton-sim serve` on a free loopback port, killed when dropped.
+struct Served {
+    child: Child,
+    url: String,
+}
+
+impl Served {
+    fn start(args: &[&str]) -> Served {
+        let port = free_port();
+        let child = Command::new(env!("CARGO_BIN_EXE_tecton-sim"))
+            .args(["serve", "-p", &port.to_string()])
+            .args(args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let served = Served {
+            child,
+            url: format!("http://127.0.0.1:{port}"),
+        };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while get(&served.url, "/_mock/journal").is_none() {
+            assert!(Instant::now() < deadline, "the mock did not start");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        served
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+fn get(base: &str, path: &str) -> Option<Value> {
+    runtime().block_on(async {
+        let resp = reqwest::get(format!("{base}{path}")).await.ok()?;
+        resp.json().await.ok()
+    })
+}
+
+fn record(i: usize, users: usize, amt: f64, timestamp: &str) -> String {
+    json!({"user_id": format!("user_{:03}", i % users), "transaction_id": format!("t{i:05}"),
+           "merchant": "m1", "amt": amt, "is_fraud": 0, "timestamp": timestamp})
+    .to_string()
+}
+
+/// The transaction ids of every ingest request the mock answered 200, with how often.
+fn acknowledged(journal: &Value) -> BTreeMap<String, usize> {
+    let mut counts = BTreeMap::new();
+    for entry in journal["entries"].as_array().unwrap() {
+        if entry["path"] != "/ingest" || entry["status"] != 200 {
+            continue;
+        }
+        let body: Value = serde_json::from_str(entry["request_body"].as_str().unwrap()).unwrap();
+        for r in body["records"]["transactions"].as_array().unwrap() {
+            let id = r["record"]["transaction_id"].as_str().unwrap().to_owned();
+            *counts.entry(id).or_insert(0) += 1;
+        }
+    }
+    counts
+}
+
+/// Fails the task mid-stream: on its first attempt the writer writes what it holds at input
+/// line 155 of 300 and then fails, Flink restores the last checkpoint and the source replays. The journal must show
+/// that only records acknowledged after that checkpoint were sent twice, and the offline store
+/// that none was lost.
+#[test]
+fn a_task_failure_resends_only_records_acknowledged_after_the_checkpoint() {
+    let Some(python) = flink_python() else { return };
+    let _one = one_job_at_a_time();
+    let mock = Served::start(&["--virtual-clock", "2024-06-01T00:00:00Z"]);
+    const TOTAL: usize = 300;
+    const FAIL_AT: usize = 155;
+    let mut sink = Command::new("sh")
+        .args(["-c", &sink_command(&python, "")])
+        .env("TECTON_URL", &mock.url)
+        .env("TECTON_API_KEY", "demo-editor-key")
+        .env("TECTON_WORKSPACE", "prod")
+        .env("TECTON_PUSH_SOURCE", "transactions")
+        .env("SINK_CHECKPOINT_MS", "1000")
+        .env("FLINK_SINK_FAIL_AT", FAIL_AT.to_string())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = sink.stdin.take().unwrap();
+    let line = |i: usize| {
+        let ts = format!("2024-05-31T{:02}:{:02}:00Z", (i / 60) % 24, i % 60);
+        record(i, 10, 1.0, &ts) + "\n"
+    };
+    // A few records, then the rest at 100/s once the job is writing: the failure then comes
+    // seconds into the stream, with checkpoints completed before it.
+    for i in 0..10 {
+        stdin.write_all(line(i).as_bytes()).unwrap();
+    }
+    stdin.flush().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(180);
+    while get(&mock.url, "/_mock/journal").unwrap()["counters"]["total"] == 0 {
+        assert!(Instant::now() < deadline, "the job wrote nothing in 180 s");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // Time for a checkpoint (every second) to complete over the first records.
+    std::thread::sleep(Duration::from_secs(3));
+    for i in 10..TOTAL {
+        stdin.write_all(line(i).as_bytes()).unwrap();
+        stdin.flush().unwrap();
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    drop(stdin);
+    let out = sink.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("injected failure at input line 155"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("the writer ran 2 attempts"), "{stderr}");
+
+    let counts = acknowledged(&get(&mock.url, "/_mock/journal").unwrap());
+    let resent: Vec<usize> = counts
+        .iter()
+        .filter(|(_, &n)| n > 1)
+        .map(|(id, _)| id[1..].parse().unwrap())
+        .collect();
+    let offline = get(&mock.url, "/_mock/offline").unwrap();
+    let rows = offline["offline"][0]["rows"].as_array().unwrap();
+    let mut stored: Vec<&str> = rows
+        .iter()
+        .map(|r| r["record"]["transaction_id"].as_str().unwrap_or_default())
+        .collect();
+    stored.sort_unstable();
+    stored.dedup();
+    let _ = writeln!(
+        std::io::stderr(),
+        "restart evidence: {} of {TOTAL} records acknowledged, {} distinct in the offline store; \
+         sent twice: {} records, input #{:?}..=#{:?}; metrics line: {}",
+        counts.len(),
+        stored.len(),
+        resent.len(),
+        resent.first(),
+        resent.last(),
+        String::from_utf8_lossy(&out.stdout).trim()
+    );
+    assert_eq!(counts.len(), TOTAL, "a record was never acknowledged");
+    // The metrics line counts every attempt's acknowledged records, duplicates included.
+    let metrics: Value = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .rev()
+        .find_map(|l| serde_json::from_str(l).ok())
+        .unwrap();
+    assert_eq!(
+        metrics["records_written"],
+        counts.values().sum::<usize>(),
+        "{metrics}"
+    );
+    assert_eq!(
+        stored.len(),
+        TOTAL,
+        "a record is missing offline: {offline}"
+    );
+    // The hook wrote record FAIL_AT just before failing: no checkpoint can cover it.
+    assert!(
+        resent.contains(&FAIL_AT),
+        "input #{FAIL_AT} was acknowledged before the failure and must be sent again: {resent:?}"
+    );
+    assert!(
+        resent.iter().all(|&i| i <= FAIL_AT),
+        "a record after the failure point was sent twice: {resent:?}"
+    );
+    assert!(
+        resent[0] > 0,
+        "everything was re-sent from the start: no checkpoint was restored: {resent:?}"
+    );
+    // The re-sent records are one contiguous run: those acknowledged after the checkpoint.
+    assert_eq!(
+        resent.last().unwrap() - resent[0] + 1,
+        resent.len(),
+        "{resent:?}"
+    );
+}
+
+/// A civil UTC timestamp `secs_ago` seconds before now (RFC 3339, whole seconds).
+fn utc_ago(secs_ago: u64) -> String {
+    let secs = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        - secs_ago;
+    let (days, rem) = ((secs / 86_400) as i64, secs % 86_400);
+    // Days since 1970-01-01 to a civil date (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem / 60 % 60,
+        rem % 60
+    )
+}
+
+fn sum_1h(url: &str, user: &str) -> Value {
+    runtime().block_on(async {
+        let resp: Value = reqwest::Client::new()
+            .post(format!("{url}/api/v1/feature-service/get-features"))
+            .header("Authorization", "Tecton-key demo-consumer-key")
+            .body(
+                json!({"params": {"workspaceName": "prod", "featureServiceName": "fraud_detection",
+                                  "joinKeyMap": {"user_id": user},
+                                  "metadataOptions": {"includeNames": true}}})
+                .to_string(),
+            )
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let names = resp["metadata"]["features"].as_array().unwrap();
+        let i = names
+            .iter()
+            .position(|f| f["name"] == "user_transaction_amount_totals.amt_sum_1h_continuous")
+            .unwrap();
+        resp["result"]["features"][i].clone()
+    })
+}
+
+/// The Kafka pattern: the same job with `--kafka-bootstrap` produces to the stream source's
+/// topic; the mock consumes it from the broker and get-features serves the sums.
+#[test]
+fn kafka_mode_records_become_servable_features() {
+    let Some(python) = flink_python() else { return };
+    let Some(bootstrap) = kafka_bootstrap() else {
+        return;
+    };
+    // A topic of its own, so reruns against the same broker start clean.
+    let topic = format!(
+        "flink_transactions_{}_{}",
+        std::process::id(),
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_millis()
+    );
+    let _one = one_job_at_a_time();
+    let dir = temp("kafka");
+    let demo = std::fs::read_to_string(root().join("mock-tecton/src/repo/default.toml")).unwrap();
+    let repo = dir.join("repo.toml");
+    std::fs::write(
+        &repo,
+        demo.replace("topic = \"transactions\"", &format!("topic = \"{topic}\"")),
+    )
+    .unwrap();
+    let mock = Served::start(&[
+        "-c",
+        repo.to_str().unwrap(),
+        "--kafka-bootstrap",
+        &bootstrap,
+        "--trigger-interval",
+        "200ms",
+    ]);
+    // 30 records for 3 users, amounts 1..=30, all within the last hour.
+    let input: String = (0..30)
+        .map(|i| record(i, 3, (i + 1) as f64, &utc_ago(600 - i as u64)) + "\n")
+        .collect();
+    let expected: Vec<f64> = (0..3)
+        .map(|u| (0..30).filter(|i| i % 3 == u).map(|i| (i + 1) as f64).sum())
+        .collect();
+    let mut sink = Command::new("sh")
+        .args([
+            "-c",
+            &sink_command(
+                &python,
+                &format!(
+                    "--kafka-bootstrap {bootstrap} --kafka-topic {topic} --kafka-partitions 2"
+                ),
+            ),
+        ])
+        .env("SINK_BATCH_SIZE", "10")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    sink.stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    let out = sink.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let metrics: Value = BufReader::new(out.stdout.as_slice())
+        .lines()
+        .map_while(Result::ok)
+        .filter_map(|l| serde_json::from_str(&l).ok())
+        .last()
+        .unwrap();
+    assert_eq!(metrics["records_written"], 30, "{metrics}");
+
+    let deadline = Instant::now() + Duration::from_secs(60);
+    for (u, want) in expected.iter().enumerate() {
+        let user = format!("user_{u:03}");
+        loop {
+            let got = sum_1h(&mock.url, &user);
+            if got == json!(want) {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{user}: get-features serves {got}, expected {want}; consumer: {}",
+                get(&mock.url, "/_mock/kafka").unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+}
