@@ -311,6 +311,9 @@ mod tests {
         }
         assert!(d.check_and_hold(4_999, 0));
         assert!(!d.check_and_hold(100, 0), "let go long ago");
-        assert!(!d.check_and_hold(8, 0), "the far key was let go by the first cut-off");
+        assert!(
+            !d.check_and_hold(8, 0),
+            "the far key was let go by the first cut-off"
+        );
     }
 }

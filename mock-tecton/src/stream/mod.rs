@@ -348,9 +348,7 @@ impl Streams {
                 s.queries
                     .iter_mut()
                     .filter_map(|q| {
-                        let batch = q
-                            .next_attempt_cached(topic)
-                            .or_else(|| Some(q.first_try()));
+                        let batch = q.next_attempt_cached(topic).or_else(|| Some(q.first_try()));
                         let write = q.pending.front().map(|p| p.visible_at);
                         batch.into_iter().chain(write).min()
                     })
@@ -1138,13 +1136,7 @@ mod tests {
         assert_eq!(q.trigger, 0, "the demo's first view is CONTINUOUS");
         q.progress
             .iter()
-            .map(|p| {
-                (
-                    (p.started_at - T0) / MS,
-                    p.num_input_rows,
-                    p.duration_ms,
-                )
-            })
+            .map(|p| ((p.started_at - T0) / MS, p.num_input_rows, p.duration_ms))
             .collect()
     }
 
@@ -1169,7 +1161,10 @@ mod tests {
         assert_eq!(f.count(), 30);
         assert_eq!(f.to_json()["max"], 1_500.0, "max: 1.6 s - 0.1 s");
         let min = f.quantile_ms(0.0).unwrap_or(0.0);
-        assert!((min - 800.0).abs() < 1.0, "min: 0.8 s (to the histogram's precision), {min}");
+        assert!(
+            (min - 800.0).abs() < 1.0,
+            "min: 0.8 s (to the histogram's precision), {min}"
+        );
     }
 
     #[test]
@@ -1178,10 +1173,7 @@ mod tests {
         produce_every_100ms(&state, 30, T0 + 20 * SECOND);
         // 1 row: 550 ms; then the 5 rows of (0, 550]: 750 ms; then the 8 of (550, 1300]: 900 ms.
         let batches = continuous_batches(&state);
-        assert_eq!(
-            batches[..3],
-            [(0, 1, 550), (550, 5, 750), (1300, 8, 900)]
-        );
+        assert_eq!(batches[..3], [(0, 1, 550), (550, 5, 750), (1300, 8, 900)]);
         let rows: u64 = batches.iter().map(|b| b.1).sum();
         assert_eq!(rows, 30, "every record in exactly one batch");
         for pair in batches.windows(2) {

@@ -22,8 +22,8 @@ use bytes::Bytes;
 use super::topic::{Decoded, Row};
 use super::{Freshness, StreamConfig};
 use crate::config::Config;
-use crate::ingest::Event;
 use crate::duration::{HOUR, SECOND};
+use crate::ingest::Event;
 use crate::repo::{Repository, StreamSource};
 use crate::schema::{DataType, Value};
 use crate::state::MockState;
@@ -208,7 +208,9 @@ impl Generator {
                 FieldGen::Other(t) => {
                     let r = rng.next();
                     match t {
-                        DataType::String => Value::String(self.merchants[(r % 50) as usize].clone()),
+                        DataType::String => {
+                            Value::String(self.merchants[(r % 50) as usize].clone())
+                        }
                         DataType::Int64 | DataType::Int32 => Value::Int((r % 2) as i64),
                         DataType::Float64 | DataType::Float32 => {
                             Value::Float((r % 100_000) as f64 / 100.0)
