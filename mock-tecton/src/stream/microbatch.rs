@@ -215,6 +215,9 @@ pub struct BatchOutcome {
     pub dedup: Option<OperatorStats>,
 }
 
+/// One tile's groups: each entity's partials and the last micro-batch that changed them.
+type TileGroups = HashMap<EntityKey, (Vec<Partial>, u64), foldhash::fast::RandomState>;
+
 /// One streaming query's state between micro-batches.
 #[derive(Debug, Clone)]
 pub struct Query {
@@ -228,7 +231,7 @@ pub struct Query {
     groups: usize,
     /// TIME_INTERVAL state: per tile start, each entity's partials and the last micro-batch
     /// that changed them.
-    tiles: BTreeMap<i64, HashMap<EntityKey, (Vec<Partial>, u64), foldhash::fast::RandomState>>,
+    tiles: BTreeMap<i64, TileGroups>,
     /// Micro-batches run so far (the next batch id).
     pub batches: u64,
     /// Rows read so far: orders ties between equal event times across micro-batches.
