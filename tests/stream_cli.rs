@@ -106,7 +106,11 @@ fn simulate_is_deterministic_for_a_seed_and_reports_drops_and_freshness() {
     let b = run();
     let without_wall = |s: &str| {
         s.lines()
-            .filter(|l| !l.starts_with("wall time"))
+            .filter(|l| {
+                !["wall time", "peers", "peak RSS"]
+                    .iter()
+                    .any(|t| l.starts_with(t))
+            })
             .collect::<Vec<_>>()
             .join("\n")
     };
@@ -125,4 +129,72 @@ fn simulate_is_deterministic_for_a_seed_and_reports_drops_and_freshness() {
     assert!(late > 0, "{a}");
     assert!(a.contains("freshness (all views): p50"), "{a}");
     assert!(a.contains("wall time"), "{a}");
+}
+
+#[test]
+fn simulate_counts_add_up_and_a_zero_second_trigger_follows_the_batch_duration() {
+    let out = bin()
+        .args([
+            "stream",
+            "simulate",
+            "--rate",
+            "200",
+            "--duration",
+            "2m",
+            "--users",
+            "50",
+            "--late-share",
+            "0.2",
+            "--seed",
+            "3",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.contains("24000 records"), "{text}");
+    let row = |view: &str| -> Vec<u64> {
+        let line = text.lines().find(|l| l.starts_with(view)).unwrap();
+        line.split_whitespace()
+            .skip(1)
+            .take(5)
+            .map(|n| n.parse().unwrap())
+            .collect()
+    };
+    let mut batches = 0;
+    for view in [
+        "user_transaction_amount_totals",
+        "user_transaction_counts",
+        "user_last_transaction",
+    ] {
+        let r = row(view);
+        // Every record is either written or dropped for a reason, once.
+        assert_eq!(r[1] + r[2] + r[3] + r[4], 24_000, "{view}: {text}");
+        batches += r[0];
+    }
+    // CONTINUOUS (0 s trigger): one micro-batch per 800 ms batch duration while records flow.
+    let continuous = row("user_transaction_amount_totals")[0];
+    assert!((148..=151).contains(&continuous), "{text}");
+    // TIME_INTERVAL and attributes: one per 30 s trigger, from the start to the last records.
+    assert_eq!(row("user_transaction_counts")[0], 5, "{text}");
+    assert!(
+        row("user_transaction_counts")[2] > 0,
+        "late rows dropped: {text}"
+    );
+    assert!(
+        text.contains(&format!("micro-batches: {batches} in all")),
+        "{text}"
+    );
+    for needle in [
+        "records/s",
+        "faster than simulated time",
+        "peers on the first",
+        "peak RSS",
+    ] {
+        assert!(text.contains(needle), "{needle}: {text}");
+    }
 }

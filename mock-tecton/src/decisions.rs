@@ -183,6 +183,22 @@ pub const DEFAULT_STREAM_JOURNAL_EVENTS: usize = 10_000;
 /// micro-batch as soon as the previous one completes and new data exists (Tecton's stream job).
 pub const CONTINUOUS_TRIGGER: i64 = 0;
 
+/// How long a micro-batch takes, which is what Tecton's 0 s trigger turns on: with
+/// `Trigger.ProcessingTime(0)` Spark starts the next micro-batch as soon as the previous one has
+/// completed (if new data exists), so a CONTINUOUS view's batch holds what arrived while the
+/// previous one ran, and its rows wait that long. Tecton publishes no batch duration. The mock
+/// gives every micro-batch a duration of `batch_overhead` plus `row_cost` per input row
+/// ([`crate::stream::StreamConfig`]); rows are servable at its end and the query's next batch
+/// starts no earlier. `tecton-sim stream simulate` and the `tecton` profile default to this
+/// value, [`tecton_profile::SPARK_BATCH_OVERHEAD_MS`] (local Spark took about 0.8 s per
+/// micro-batch whatever its size, so the default per-row cost is 0); `serve` without a profile
+/// uses 0, so that on the virtual clock a test sees CONTINUOUS rows servable at once.
+pub const STREAM_BATCH_DURATION: std::time::Duration =
+    std::time::Duration::from_millis(tecton_profile::SPARK_BATCH_OVERHEAD_MS);
+
+/// Default per-row processing time of a micro-batch (see [`STREAM_BATCH_DURATION`]).
+pub const STREAM_ROW_COST: std::time::Duration = std::time::Duration::ZERO;
+
 /// Trigger of every other stream job (TIME_INTERVAL and attribute views): 30 s (Tecton's stream
 /// job). Attribute views have no processing mode; Tecton defaults non-push stream views to
 /// TIME_INTERVAL, so they get its trigger.

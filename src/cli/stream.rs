@@ -67,9 +67,13 @@ pub struct SimulateArgs {
     /// Trigger interval for every query (default: 30 s TIME_INTERVAL, 0 s CONTINUOUS).
     #[arg(long)]
     trigger_interval: Option<String>,
-    /// Extra time before a micro-batch's rows are servable (e.g. `800ms`).
-    #[arg(long, default_value = "0s")]
-    batch_overhead: String,
+    /// Duration of every micro-batch, whatever its size: its rows are servable at its end and
+    /// the next starts no earlier (default: 800ms, local Spark's per-batch cost).
+    #[arg(long)]
+    batch_overhead: Option<String>,
+    /// Processing time per input row, added to the batch's duration (e.g. `2us`; default 0).
+    #[arg(long)]
+    row_cost: Option<String>,
     /// Late-row rule: 3.4 or 3.3.
     #[arg(long, default_value = "3.4")]
     spark: SparkVersion,
@@ -130,7 +134,18 @@ fn run_simulate(args: SimulateArgs) -> anyhow::Result<ExitCode> {
             .as_deref()
             .map(|t| duration_flag("trigger-interval", t))
             .transpose()?,
-        batch_overhead: duration_flag("batch-overhead", &args.batch_overhead)?,
+        batch_overhead: args
+            .batch_overhead
+            .as_deref()
+            .map(|t| duration_flag("batch-overhead", t))
+            .transpose()?
+            .unwrap_or(mock_tecton::decisions::STREAM_BATCH_DURATION),
+        row_cost: args
+            .row_cost
+            .as_deref()
+            .map(|t| duration_flag("row-cost", t))
+            .transpose()?
+            .unwrap_or(mock_tecton::decisions::STREAM_ROW_COST),
         spark: args.spark,
         materialize: args.materialize,
         ..StreamConfig::default()
@@ -155,7 +170,7 @@ fn run_simulate(args: SimulateArgs) -> anyhow::Result<ExitCode> {
         bar
     });
     let report = sim
-        .run(&repo, stream, |done, total| {
+        .run(&repo, stream.clone(), |done, total| {
             if let Some(bar) = &bar {
                 bar.set_length(total);
                 bar.set_position(done);
@@ -208,10 +223,47 @@ fn run_simulate(args: SimulateArgs) -> anyhow::Result<ExitCode> {
         "state: {} keys at the end, {} at peak; topic held at most {} unread records; {} online entities",
         report.state_rows, report.peak_state_rows, report.peak_topic_records, report.online_entities
     );
+    let batches: u64 = report.views.iter().map(|v| v.1).sum();
     println!(
-        "wall time {:.1} s ({:.0} records/s)",
-        secs,
-        report.records as f64 / secs.max(1e-9)
+        "micro-batches: {batches} in all; batch duration {} ms + {} us per row",
+        stream.batch_overhead.as_millis(),
+        stream.row_cost.as_secs_f64() * 1e6
     );
+    let per_record = |d: std::time::Duration| d.as_secs_f64() * 1e9;
+    println!(
+        "wall time {:.1} s: {:.0} records/s, {:.0}x faster than simulated time, {:.0} ns per record",
+        secs,
+        report.records as f64 / secs.max(1e-9),
+        duration as f64 / 1e9 / secs.max(1e-9),
+        secs * 1e9 / (report.records.max(1) as f64)
+    );
+    let engine = secs * 1e9 / (report.records.max(1) as f64);
+    let p = &report.peers;
+    let mut peers = format!(
+        "peers on the first {} records: generating alone {:.0} ns per record (the run takes {:.1}x that)",
+        p.events,
+        per_record(p.generate),
+        engine / per_record(p.generate).max(1e-9)
+    );
+    if let Some((push, d)) = &p.apply {
+        peers.push_str(&format!(
+            "; in-process ingest into push source `{push}` (apply_events) {:.0} ns per record (the run takes {:.2}x that)",
+            per_record(*d),
+            engine / per_record(*d).max(1e-9)
+        ));
+    }
+    println!("{peers}");
+    match peak_rss_bytes() {
+        Some(b) => println!("peak RSS {:.0} MiB", b as f64 / (1u64 << 20) as f64),
+        None => println!("peak RSS unknown (no /proc/self/status)"),
+    }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The process's peak resident set size (`VmHWM`), on Linux.
+fn peak_rss_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
 }

@@ -20,6 +20,7 @@ use crate::repo::{FeatureView, Repository, StreamProcessingMode, StreamSource, V
 use crate::schema::{DataType, Value};
 use crate::store::EntityKey;
 
+use super::dedup::{self, DedupState};
 use super::topic::Decoded;
 use super::watermark::{SparkVersion, Watermark};
 
@@ -214,6 +215,9 @@ pub struct BatchOutcome {
     pub dedup: Option<OperatorStats>,
 }
 
+/// One tile's groups: each entity's partials and the last micro-batch that changed them.
+type TileGroups = HashMap<EntityKey, (Vec<Partial>, u64), foldhash::fast::RandomState>;
+
 /// One streaming query's state between micro-batches.
 #[derive(Debug, Clone)]
 pub struct Query {
@@ -221,15 +225,13 @@ pub struct Query {
     pub spec: QuerySpec,
     /// The watermark.
     pub watermark: Watermark,
-    /// Held deduplication keys (64-bit hashes, see [`dedup_key`]) with the event time of their
-    /// first row.
-    dedup: HashMap<u64, i64>,
-    /// The same keys by event time (bucketed by second), so eviction touches only what leaves.
-    dedup_by_time: BTreeMap<i64, Vec<(i64, u64)>>,
+    /// Held deduplication keys.
+    dedup: DedupState,
     /// Aggregation groups held, counted over `tiles`.
     groups: usize,
-    /// TIME_INTERVAL state: partials per (entity, tile start).
-    tiles: BTreeMap<i64, HashMap<EntityKey, Vec<Partial>>>,
+    /// TIME_INTERVAL state: per tile start, each entity's partials and the last micro-batch
+    /// that changed them.
+    tiles: BTreeMap<i64, TileGroups>,
     /// Micro-batches run so far (the next batch id).
     pub batches: u64,
     /// Rows read so far: orders ties between equal event times across micro-batches.
@@ -242,8 +244,7 @@ impl Query {
         Query {
             watermark: Watermark::new(spec.watermark_delay),
             spec,
-            dedup: HashMap::new(),
-            dedup_by_time: BTreeMap::new(),
+            dedup: DedupState::default(),
             groups: 0,
             tiles: BTreeMap::new(),
             batches: 0,
@@ -256,6 +257,13 @@ impl Query {
         self.groups + self.dedup.len()
     }
 
+    /// Makes room for `keys` deduplication keys at once (see [`DedupState::reserve`]).
+    pub fn reserve_dedup(&mut self, keys: usize) {
+        if !self.spec.dedup_columns.is_empty() {
+            self.dedup.reserve(keys);
+        }
+    }
+
     /// Runs one micro-batch over `rows` (in read order) under `spark`'s late-row rule.
     pub fn run_batch(&mut self, rows: &[&Decoded], spark: SparkVersion) -> BatchOutcome {
         let mut out = BatchOutcome {
@@ -266,7 +274,10 @@ impl Query {
         let late_cutoff = self.watermark.late_cutoff(spark);
         let mut dedup_stats = OperatorStats::default();
         let mut agg_stats = OperatorStats::default();
-        let mut changed: BTreeMap<(EntityKey, i64), ()> = BTreeMap::new();
+        // Groups changed by this micro-batch, each once (its marker is the batch id).
+        let mut changed: Vec<(EntityKey, i64)> = Vec::new();
+        let batch = self.batches;
+        let time_interval = self.spec.is_time_interval();
         let (mut min, mut max, mut sum, mut n) = (i64::MAX, i64::MIN, 0i128, 0i128);
         for (i, decoded) in rows.iter().enumerate() {
             let row = match decoded {
@@ -276,9 +287,17 @@ impl Query {
                     continue;
                 }
             };
-            let Some(key) =
+            // Only tiles need the key itself; the other kinds check that it is one.
+            let key = if time_interval {
                 EntityKey::from_values(self.spec.key_columns.iter().map(|&c| &row.values[c]))
-            else {
+            } else {
+                self.spec
+                    .key_columns
+                    .iter()
+                    .all(|&c| matches!(row.values[c], Value::String(_) | Value::Int(_)))
+                    .then(|| EntityKey(Vec::new()))
+            };
+            let Some(key) = key else {
                 out.dropped.push((
                     i,
                     DropReason::Invalid,
@@ -287,8 +306,8 @@ impl Query {
                 continue;
             };
             if !self.spec.dedup_columns.is_empty() {
-                let dkey = dedup_key(&self.spec.dedup_columns, &row.values);
-                if self.dedup.contains_key(&dkey) {
+                let dkey = dedup::key(&self.spec.dedup_columns, &row.values);
+                if self.dedup.check_and_hold(dkey, row.ts) {
                     out.dropped.push((
                         i,
                         DropReason::Duplicate,
@@ -304,11 +323,6 @@ impl Query {
                     ));
                     continue;
                 }
-                self.dedup.insert(dkey, row.ts);
-                self.dedup_by_time
-                    .entry(row.ts.div_euclid(crate::duration::SECOND))
-                    .or_default()
-                    .push((row.ts, dkey));
                 dedup_stats.num_rows_updated += 1;
             }
             self.watermark.observe(row.ts);
@@ -334,13 +348,18 @@ impl Query {
                     continue;
                 }
                 let tile = self.tiles.entry(tile_start).or_default();
-                let group = match tile.entry(key.clone()) {
-                    std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
-                    std::collections::hash_map::Entry::Vacant(e) => {
-                        self.groups += 1;
-                        e.insert(partials.iter().map(|p| Partial::new(&p.function)).collect())
-                    }
+                if !tile.contains_key(&key) {
+                    self.groups += 1;
+                    let fresh = partials.iter().map(|p| Partial::new(&p.function)).collect();
+                    tile.insert(key.clone(), (fresh, u64::MAX));
+                }
+                let Some((group, marker)) = tile.get_mut(&key) else {
+                    continue;
                 };
+                if *marker != batch {
+                    *marker = batch;
+                    changed.push((key, tile_start));
+                }
                 for (partial, column) in group.iter_mut().zip(partials) {
                     let value = self
                         .spec
@@ -350,7 +369,6 @@ impl Query {
                     // Order-dependent partials break ties between equal event times by read order.
                     partial.update(value, row.ts, self.rows_read + i as u64);
                 }
-                changed.insert((key, tile_start), ());
             }
             out.accepted.push(i);
         }
@@ -358,8 +376,10 @@ impl Query {
             out.event_time = Some((min, max, i64::try_from(sum / n).unwrap_or(max)));
         }
         if let QueryKind::TimeInterval { interval, partials } = &self.spec.kind {
-            for (key, tile_start) in changed.into_keys() {
-                if let Some(group) = self.tiles.get(&tile_start).and_then(|t| t.get(&key)) {
+            // Written sorted by entity, then tile.
+            changed.sort_unstable();
+            for (key, tile_start) in changed {
+                if let Some((group, _)) = self.tiles.get(&tile_start).and_then(|t| t.get(&key)) {
                     out.tile_writes.push(TileWrite {
                         key,
                         tile_start,
@@ -390,25 +410,7 @@ impl Query {
         if !self.spec.dedup_columns.is_empty() {
             if let Some(evict) = self.watermark.eviction_cutoff() {
                 // Keys whose first event time is at or before the watermark leave.
-                while let Some(mut entry) = self.dedup_by_time.first_entry() {
-                    if entry.key().saturating_mul(crate::duration::SECOND) > evict {
-                        break;
-                    }
-                    let bucket = entry.get_mut();
-                    bucket.retain(|&(ts, key)| {
-                        let keep = ts > evict;
-                        if !keep && self.dedup.get(&key) == Some(&ts) {
-                            self.dedup.remove(&key);
-                            dedup_stats.num_rows_removed += 1;
-                        }
-                        keep
-                    });
-                    if bucket.is_empty() {
-                        entry.remove();
-                    } else {
-                        break;
-                    }
-                }
+                dedup_stats.num_rows_removed = self.dedup.evict(evict);
             }
             dedup_stats.num_rows_total = self.dedup.len() as u64;
             out.dedup = Some(dedup_stats);
@@ -418,25 +420,6 @@ impl Query {
         self.rows_read += rows.len() as u64;
         out
     }
-}
-
-/// The deduplication key of a row: a 64-bit hash of its deduplication columns. Held keys can
-/// number in the tens of millions under a 24 h watermark, so each costs 8 bytes instead of its
-/// text; two different keys collide with probability about n²/2⁶⁵ (1 in 5,000 for 86 million
-/// keys), which would drop one record as a false duplicate.
-fn dedup_key(columns: &[usize], values: &[Value]) -> u64 {
-    use std::hash::{Hash as _, Hasher as _};
-    // SipHash with fixed keys: the same key hashes the same in every run.
-    let mut h = std::hash::DefaultHasher::new();
-    for &c in columns {
-        match &values[c] {
-            Value::String(s) => s.hash(&mut h),
-            Value::Int(i) => i.hash(&mut h),
-            other => other.to_plain_json().to_string().hash(&mut h),
-        }
-        0xffu8.hash(&mut h);
-    }
-    h.finish()
 }
 
 /// A time as RFC 3339 UTC with milliseconds, as Spark prints event times.

@@ -2,6 +2,7 @@
 //! Tecton's Spark Structured Streaming job materializes them into the online and offline stores.
 //!
 //! - [`topic`]: in-memory, partitioned, offset-addressed topics (the embedded broker);
+//! - [`dedup`]: the compact deduplication state;
 //! - [`watermark`]: Spark's event-time watermark and its late-row rules (3.4 and 3.3);
 //! - [`microbatch`]: one feature view's query: dedup, watermark, tiles, what a batch writes;
 //! - [`progress`]: Spark-shaped progress and the freshness histogram;
@@ -12,6 +13,7 @@
 //! clock micro-batches run when the clock moves or records arrive, so runs are deterministic; on
 //! the wall clock a background task runs them when they are due.
 
+pub mod dedup;
 pub mod http;
 pub mod microbatch;
 pub mod progress;
@@ -47,9 +49,16 @@ pub struct StreamConfig {
     /// attribute views, 0 s for CONTINUOUS ones). A stream source's own `trigger_interval` in the
     /// repository takes precedence over this.
     pub trigger_interval: Option<Duration>,
-    /// Extra time from a micro-batch's start until its rows are servable, beyond its processing
-    /// (Spark's scheduling and the online store's write path). Default 0.
+    /// Modeled duration of every micro-batch, whatever its size (Spark's scheduling and the
+    /// online store's write path): its rows are servable this long after it starts, and the
+    /// query's next micro-batch starts no earlier (Spark runs one at a time), so with a 0 s
+    /// trigger the batch size follows from it. On the wall clock it is added to the measured
+    /// processing. Default 0; `stream simulate` and the `tecton` profile use
+    /// [`decisions::tecton_profile::SPARK_BATCH_OVERHEAD_MS`] (see
+    /// [`decisions::STREAM_BATCH_DURATION`]).
     pub batch_overhead: Duration,
+    /// Modeled processing time per input row, added to `batch_overhead`. Default 0.
+    pub row_cost: Duration,
     /// Which Spark rule judges late rows.
     pub spark: SparkVersion,
     /// Partitions of each in-memory topic.
@@ -66,6 +75,7 @@ impl Default for StreamConfig {
         StreamConfig {
             trigger_interval: None,
             batch_overhead: Duration::ZERO,
+            row_cost: Duration::ZERO,
             spark: SparkVersion::default(),
             partitions: decisions::DEFAULT_TOPIC_PARTITIONS,
             journal_events: decisions::DEFAULT_STREAM_JOURNAL_EVENTS,
@@ -326,6 +336,37 @@ impl Streams {
             .min()
     }
 
+    /// A time before which nothing can be due, even if records are appended meanwhile: the
+    /// earliest of [`Streams::next_due`] and, for each query that has read everything, the first
+    /// time it could start a micro-batch. A simulation appends records up to it without running
+    /// the engine.
+    pub fn next_wake(&self) -> Option<i64> {
+        (0..self.sources.len())
+            .filter_map(|i| {
+                let mut s = self.lock(i);
+                let topic = &self.topics[s.topic];
+                s.queries
+                    .iter_mut()
+                    .filter_map(|q| {
+                        let batch = q.next_attempt_cached(topic).or_else(|| Some(q.first_try()));
+                        let write = q.pending.front().map(|p| p.visible_at);
+                        batch.into_iter().chain(write).min()
+                    })
+                    .min()
+            })
+            .min()
+    }
+
+    /// Makes room for `keys` deduplication keys in every query of a source at once, so a long
+    /// simulation does not grow the tables step by step.
+    pub fn reserve_dedup(&self, source: usize, keys: usize) {
+        if source < self.sources.len() {
+            for q in &mut self.lock(source).queries {
+                q.query.reserve_dedup(keys);
+            }
+        }
+    }
+
     /// Empties topics, journals, histograms and query state; queries restart at `now`.
     pub fn reset(&self, repo: &Repository, now: i64) {
         for t in &self.topics {
@@ -377,6 +418,7 @@ impl Streams {
         json!({
             "spark": self.config.spark,
             "batch_overhead_ms": self.config.batch_overhead.as_secs_f64() * 1e3,
+            "row_cost_us": self.config.row_cost.as_secs_f64() * 1e6,
             "streams": streams,
         })
     }
@@ -545,6 +587,13 @@ pub fn default_trigger(kind: &ViewKind) -> i64 {
     }
 }
 
+/// The modeled duration (ns) of a micro-batch of `rows` input rows: `batch_overhead` plus
+/// `row_cost` per row.
+pub fn batch_duration(config: &StreamConfig, rows: usize) -> i64 {
+    let per_row = nanos(config.row_cost).saturating_mul(i64::try_from(rows).unwrap_or(i64::MAX));
+    nanos(config.batch_overhead).saturating_add(per_row)
+}
+
 fn nanos(d: Duration) -> i64 {
     i64::try_from(d.as_nanos()).unwrap_or(i64::MAX)
 }
@@ -691,25 +740,32 @@ impl SourceStream {
             {
                 continue;
             }
-            let Some(key) =
-                EntityKey::from_values(spec.key_columns.iter().map(|&c| &row.values[c]))
-            else {
-                continue;
+            // Without the stores only the record's times are needed (freshness, journal).
+            let (key, values) = if config.materialize {
+                let Some(key) =
+                    EntityKey::from_values(spec.key_columns.iter().map(|&c| &row.values[c]))
+                else {
+                    continue;
+                };
+                let values = spec
+                    .value_columns
+                    .iter()
+                    .map(|&c| row.values[c].clone())
+                    .collect();
+                (key, values)
+            } else {
+                (EntityKey(Vec::new()), Vec::new())
             };
             writes.push(PendingWrite {
                 key,
                 ts: row.ts,
-                values: spec
-                    .value_columns
-                    .iter()
-                    .map(|&c| row.values[c].clone())
-                    .collect(),
+                values,
                 produced_at: rec.produced_at,
                 partition: rec.partition,
                 offset: rec.offset,
             });
         }
-        let overhead = nanos(config.batch_overhead);
+        let overhead = batch_duration(config, outcome.num_input_rows);
         let processing = if wall {
             i64::try_from(began.elapsed().as_nanos()).unwrap_or(0)
         } else {
@@ -887,13 +943,7 @@ impl LiveQuery {
                 topic.first_appended_at(p, self.offsets.get(p as usize).copied().unwrap_or(0))
             })
             .min()?;
-        let first_try = match self.last_start {
-            None => self.started_at,
-            Some(last) if self.trigger > 0 => {
-                (last - last.rem_euclid(self.trigger) + self.trigger).max(self.busy_until)
-            }
-            Some(_) => self.busy_until,
-        };
+        let first_try = self.first_try();
         if earliest <= first_try || self.trigger == 0 {
             return Some(first_try.max(earliest));
         }
@@ -904,6 +954,18 @@ impl LiveQuery {
         } else {
             earliest - rem + self.trigger
         })
+    }
+
+    /// The first time the next micro-batch may start: the query's start, then the first trigger
+    /// time after the previous batch's start, but not before that batch has completed.
+    fn first_try(&self) -> i64 {
+        match self.last_start {
+            None => self.started_at,
+            Some(last) if self.trigger > 0 => {
+                (last - last.rem_euclid(self.trigger) + self.trigger).max(self.busy_until)
+            }
+            Some(_) => self.busy_until,
+        }
     }
 
     /// [`LiveQuery::next_attempt`], skipping the partition scan when nothing is unread or the
@@ -1028,5 +1090,125 @@ pub async fn drive(state: Weak<MockState>) {
             () = sleep => {}
             () = wake.notified() => {}
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+    use crate::duration::SECOND;
+
+    const MS: i64 = 1_000_000;
+    const T0: i64 = 1_717_200_000 * SECOND;
+
+    /// A demo mock on the virtual clock at T0 whose micro-batches take `overhead` plus `row_cost`
+    /// per row.
+    fn mock(overhead_ms: u64, row_cost_ms: u64) -> MockState {
+        MockState::new(
+            &Config::new(Repository::demo())
+                .virtual_clock(T0)
+                .stream(StreamConfig {
+                    batch_overhead: Duration::from_millis(overhead_ms),
+                    row_cost: Duration::from_millis(row_cost_ms),
+                    ..StreamConfig::default()
+                }),
+        )
+    }
+
+    /// Produces one record every 100 ms from T0 for `n` records, then runs what is due at `end`.
+    fn produce_every_100ms(state: &MockState, n: i64, end: i64) {
+        for i in 0..n {
+            state.clock.set(T0 + i * 100 * MS);
+            let record = json!({"user_id": format!("u{i}"), "transaction_id": format!("t{i}"),
+                "merchant": "m", "amt": 1.0, "is_fraud": 0, "timestamp": "2024-06-01T00:00:00Z"});
+            state
+                .produce("transactions", &[record], None, None)
+                .expect("the demo's topic");
+        }
+        state.clock.set(end);
+        state.run_streams();
+    }
+
+    /// The CONTINUOUS query's micro-batches: (start ms after T0, input rows, duration ms).
+    fn continuous_batches(state: &MockState) -> Vec<(i64, u64, u64)> {
+        let s = state.streams.lock(0);
+        let q = &s.queries[0];
+        assert_eq!(q.trigger, 0, "the demo's first view is CONTINUOUS");
+        q.progress
+            .iter()
+            .map(|p| ((p.started_at - T0) / MS, p.num_input_rows, p.duration_ms))
+            .collect()
+    }
+
+    #[test]
+    fn with_a_0s_trigger_the_next_batch_starts_when_the_previous_completes() {
+        let state = mock(800, 0);
+        produce_every_100ms(&state, 30, T0 + 10 * SECOND);
+        // Batch 0 starts with the first record; each next one when the previous has run 800 ms
+        // and holds what arrived meanwhile (a record appended at a batch's start is in it).
+        assert_eq!(
+            continuous_batches(&state),
+            vec![
+                (0, 1, 800),
+                (800, 8, 800),
+                (1600, 8, 800),
+                (2400, 8, 800),
+                (3200, 5, 800)
+            ]
+        );
+        // Freshness follows: the record at 100 ms is servable at 1.6 s, the end of its batch.
+        let f = state.streams.query_freshness(0, 0);
+        assert_eq!(f.count(), 30);
+        assert_eq!(f.to_json()["max"], 1_500.0, "max: 1.6 s - 0.1 s");
+        let min = f.quantile_ms(0.0).unwrap_or(0.0);
+        assert!(
+            (min - 800.0).abs() < 1.0,
+            "min: 0.8 s (to the histogram's precision), {min}"
+        );
+    }
+
+    #[test]
+    fn a_per_row_cost_lengthens_batches_so_they_grow_with_the_backlog() {
+        let state = mock(500, 50);
+        produce_every_100ms(&state, 30, T0 + 20 * SECOND);
+        // 1 row: 550 ms; then the 5 rows of (0, 550]: 750 ms; then the 8 of (550, 1300]: 900 ms.
+        let batches = continuous_batches(&state);
+        assert_eq!(batches[..3], [(0, 1, 550), (550, 5, 750), (1300, 8, 900)]);
+        let rows: u64 = batches.iter().map(|b| b.1).sum();
+        assert_eq!(rows, 30, "every record in exactly one batch");
+        for pair in batches.windows(2) {
+            assert_eq!(
+                pair[0].0 + i64::try_from(pair[0].2).unwrap_or(0),
+                pair[1].0,
+                "back to back"
+            );
+        }
+    }
+
+    #[test]
+    fn without_a_duration_every_record_is_its_own_batch_on_the_virtual_clock() {
+        let state = mock(0, 0);
+        produce_every_100ms(&state, 5, T0 + SECOND);
+        assert_eq!(
+            continuous_batches(&state),
+            (0..5).map(|i| (i * 100, 1, 0)).collect::<Vec<_>>()
+        );
+    }
+
+    #[test]
+    fn a_30s_trigger_is_not_moved_by_a_shorter_batch_duration() {
+        let state = mock(800, 0);
+        produce_every_100ms(&state, 400, T0 + 80 * SECOND);
+        let s = state.streams.lock(0);
+        let tiles = &s.queries[1];
+        let starts: Vec<i64> = tiles
+            .progress
+            .iter()
+            .map(|p| (p.started_at - T0) / SECOND)
+            .collect();
+        assert_eq!(starts, vec![0, 30, 60]);
+        let rows: Vec<u64> = tiles.progress.iter().map(|p| p.num_input_rows).collect();
+        assert_eq!(rows, vec![1, 300, 99]);
     }
 }

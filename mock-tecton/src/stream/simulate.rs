@@ -7,8 +7,14 @@
 //! for `late_share` of the records, by up to twice the watermark delay (so about half of those
 //! fall behind the watermark). Records are appended already decoded: the JSON round trip is the
 //! HTTP path's cost, not the engine's. One seed drives every choice.
+//!
+//! The engine runs only when something can be due ([`super::Streams::next_wake`]): records that
+//! arrive before then are appended without a run, which changes nothing a micro-batch reads
+//! (it reads what was appended by its start). Two peers are timed in the same run on the first
+//! records, so speeds can be compared on a busy machine: generating the records alone, and
+//! applying them through the in-process ingest path ([`MockState::apply_events`]) when a push
+//! source has the stream source's schema.
 
-use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
@@ -17,7 +23,8 @@ use super::topic::{Decoded, Row};
 use super::{Freshness, StreamConfig};
 use crate::config::Config;
 use crate::duration::{HOUR, SECOND};
-use crate::repo::Repository;
+use crate::ingest::Event;
+use crate::repo::{Repository, StreamSource};
 use crate::schema::{DataType, Value};
 use crate::state::MockState;
 
@@ -57,9 +64,27 @@ pub struct SimReport {
     pub peak_topic_records: u64,
     /// Entities in the online store at the end, over the source's views.
     pub online_entities: u64,
-    /// Wall time of the run.
+    /// Wall time of the run (without the peers).
     pub wall: std::time::Duration,
+    /// The peers, timed on the first records.
+    pub peers: Peers,
 }
+
+/// Peers timed in the same run on the first `events` records, for speed ratios that hold on a
+/// busy machine.
+#[derive(Debug, Clone, Default)]
+pub struct Peers {
+    /// Records the peers ran.
+    pub events: u64,
+    /// Generating the records alone, per record.
+    pub generate: std::time::Duration,
+    /// Generating them and applying them through the in-process ingest path, per record, with
+    /// the push source used; `None` when no push source has the stream source's schema.
+    pub apply: Option<(String, std::time::Duration)>,
+}
+
+/// Records the peers run at most.
+pub const PEER_EVENTS: u64 = 500_000;
 
 /// splitmix64: a small, seedable generator (the same one the fault engine draws from).
 struct Rng(u64);
@@ -83,6 +108,124 @@ impl Rng {
             0
         } else {
             self.next() % n
+        }
+    }
+}
+
+/// What each schema field of a generated record holds.
+enum FieldGen {
+    Timestamp,
+    Key(DataType),
+    Dedup(DataType),
+    Other(DataType),
+}
+
+/// Generates the simulation's records, the same for a seed.
+struct Generator {
+    rng: Rng,
+    fields: Vec<FieldGen>,
+    users: Vec<String>,
+    merchants: Vec<String>,
+    start: i64,
+    gap: f64,
+    late_share: f64,
+    late_span: i64,
+}
+
+/// One generated record.
+struct Generated {
+    arrival: i64,
+    ts: i64,
+    user: u64,
+    values: Vec<Value>,
+}
+
+impl Generator {
+    fn new(sim: &Simulation, source: &StreamSource, key_fields: &[String]) -> Self {
+        let fields = source
+            .schema
+            .fields
+            .iter()
+            .map(|f| {
+                let t = f.data_type.clone();
+                if f.name == source.timestamp_field {
+                    FieldGen::Timestamp
+                } else if key_fields.contains(&f.name) {
+                    FieldGen::Key(t)
+                } else if source.deduplication_columns.contains(&f.name) {
+                    FieldGen::Dedup(t)
+                } else {
+                    FieldGen::Other(t)
+                }
+            })
+            .collect();
+        let users = sim.users.max(1);
+        Generator {
+            rng: Rng(sim.seed),
+            fields,
+            // Strings made once: the records' cost is the engine's, not the formatter's.
+            users: (0..users.min(1 << 24)).map(|u| format!("u{u}")).collect(),
+            merchants: (0..50).map(|m| format!("m{m}")).collect(),
+            start: sim.start,
+            gap: SECOND as f64 / sim.rate,
+            late_share: sim.late_share,
+            late_span: if source.watermark_delay_threshold > 0 {
+                2 * source.watermark_delay_threshold
+            } else {
+                2 * HOUR
+            },
+        }
+    }
+
+    fn record(&mut self, i: u64, users: u64) -> Generated {
+        let rng = &mut self.rng;
+        let arrival = self.start + (i as f64 * self.gap) as i64;
+        let ts = if rng.unit() < self.late_share {
+            arrival - (rng.unit() * self.late_span as f64) as i64
+        } else {
+            arrival - (rng.unit() * SECOND as f64) as i64
+        };
+        let user = rng.below(users.max(1));
+        let values = self
+            .fields
+            .iter()
+            .map(|f| match f {
+                FieldGen::Timestamp => Value::Timestamp(ts),
+                FieldGen::Key(DataType::String) => Value::String(
+                    self.users
+                        .get(user as usize)
+                        .cloned()
+                        .unwrap_or_else(|| format!("u{user}")),
+                ),
+                FieldGen::Key(_) => Value::Int(user as i64),
+                FieldGen::Dedup(DataType::String) => {
+                    let mut text = String::with_capacity(12);
+                    text.push('e');
+                    text.push_str(itoa::Buffer::new().format(i));
+                    Value::String(text)
+                }
+                FieldGen::Dedup(_) => Value::Int(i as i64),
+                FieldGen::Other(t) => {
+                    let r = rng.next();
+                    match t {
+                        DataType::String => {
+                            Value::String(self.merchants[(r % 50) as usize].clone())
+                        }
+                        DataType::Int64 | DataType::Int32 => Value::Int((r % 2) as i64),
+                        DataType::Float64 | DataType::Float32 => {
+                            Value::Float((r % 100_000) as f64 / 100.0)
+                        }
+                        DataType::Bool => Value::Bool(r % 2 == 0),
+                        _ => Value::Null,
+                    }
+                }
+            })
+            .collect();
+        Generated {
+            arrival,
+            ts,
+            user,
+            values,
         }
     }
 }
@@ -127,67 +270,52 @@ impl Simulation {
         let readers = topic.readers().len();
         let partitions = u64::from(topic.partition_count());
         let total = (self.rate * self.duration as f64 / SECOND as f64).round() as u64;
-        let gap = SECOND as f64 / self.rate;
-        let late_span = if source.watermark_delay_threshold > 0 {
-            2 * source.watermark_delay_threshold
-        } else {
-            2 * HOUR
-        };
-        let mut rng = Rng(self.seed);
+        if !source.deduplication_columns.is_empty() {
+            // Every key stays held for the watermark delay: size the tables once.
+            let held = if source.watermark_delay_threshold > 0 {
+                self.rate * source.watermark_delay_threshold as f64 / SECOND as f64
+            } else {
+                total as f64
+            };
+            let keys = (total as f64).min(held * 1.05);
+            state
+                .streams
+                .reserve_dedup(index, usize::try_from(keys as u64).unwrap_or(usize::MAX));
+        }
+        let mut gen = Generator::new(self, &source, &key_fields);
         let began = Instant::now();
         let (mut peak_state, mut peak_topic) = (0u64, 0u64);
+        let mut wake = state.streams.next_wake();
         for i in 0..total {
-            let arrival = self.start + (i as f64 * gap) as i64;
-            let ts = if rng.unit() < self.late_share {
-                arrival - (rng.unit() * late_span as f64) as i64
-            } else {
-                arrival - (rng.unit() * SECOND as f64) as i64
-            };
-            let user = rng.below(self.users.max(1));
-            let values: Vec<Value> = source
-                .schema
-                .fields
-                .iter()
-                .map(|f| {
-                    if f.name == source.timestamp_field {
-                        Value::Timestamp(ts)
-                    } else if key_fields.contains(&f.name) {
-                        match f.data_type {
-                            DataType::String => Value::String(format!("u{user}")),
-                            _ => Value::Int(user as i64),
-                        }
-                    } else if source.deduplication_columns.contains(&f.name) {
-                        match f.data_type {
-                            DataType::String => Value::String(format!("e{i}")),
-                            _ => Value::Int(i as i64),
-                        }
-                    } else {
-                        let r = rng.next();
-                        match f.data_type {
-                            DataType::String => Value::String(format!("m{}", r % 50)),
-                            DataType::Int64 | DataType::Int32 => Value::Int((r % 2) as i64),
-                            DataType::Float64 | DataType::Float32 => {
-                                Value::Float((r % 100_000) as f64 / 100.0)
-                            }
-                            DataType::Bool => Value::Bool(r % 2 == 0),
-                            _ => Value::Null,
-                        }
-                    }
-                })
-                .collect();
-            let decoded: Arc<[Decoded]> = (0..readers)
-                .map(|_| {
-                    Ok(Row {
-                        values: values.clone(),
-                        ts,
-                    })
-                })
-                .collect();
+            let Generated {
+                arrival,
+                ts,
+                user,
+                values,
+            } = gen.record(i, self.users);
+            let mut decoded: Vec<Decoded> = Vec::with_capacity(readers);
+            for _ in 1..readers {
+                decoded.push(Ok(Row {
+                    values: values.clone(),
+                    ts,
+                }));
+            }
+            decoded.push(Ok(Row { values, ts }));
             // Entities stay in one partition, as with a keyed Kafka producer.
             let partition = u32::try_from(user % partitions).unwrap_or(0);
-            state.clock.set(arrival);
-            topic.append(partition, Bytes::new(), decoded, arrival, arrival, None);
-            state.run_streams();
+            topic.append(
+                partition,
+                Bytes::new(),
+                decoded.into(),
+                arrival,
+                arrival,
+                None,
+            );
+            if wake.is_none_or(|w| arrival >= w) {
+                state.clock.set(arrival);
+                state.run_streams();
+                wake = state.streams.next_wake();
+            }
             if i % 4096 == 0 {
                 tick(i, total);
                 peak_state = peak_state.max(state.streams.totals(index).state_rows);
@@ -201,13 +329,17 @@ impl Simulation {
             source.trigger_interval.unwrap_or(0),
         ];
         let end = self.start + self.duration;
-        state.clock.set(
-            end + triggers.iter().max().copied().unwrap_or(0)
-                + super::nanos(stream.batch_overhead)
-                + SECOND,
-        );
+        let mut at = end + triggers.iter().max().copied().unwrap_or(0) + SECOND;
+        state.clock.set(at);
         state.run_streams();
+        // Each run completes what is due by then; a 0 s trigger may chain more batches.
+        while let Some(next) = state.streams.next_due() {
+            at = at.max(next);
+            state.clock.set(at);
+            state.run_streams();
+        }
         tick(total, total);
+        let wall = began.elapsed();
         let totals = state.streams.totals(index);
         let progress = state.streams.progress(repo, index, 0);
         let mut view_rows = Vec::new();
@@ -227,7 +359,7 @@ impl Simulation {
                 state.streams.query_freshness(index, k),
             ));
         }
-        Ok(SimReport {
+        let report = SimReport {
             records: total,
             views: view_rows,
             freshness: state.streams.freshness(index),
@@ -235,7 +367,57 @@ impl Simulation {
             peak_state_rows: peak_state.max(totals.state_rows),
             peak_topic_records: peak_topic,
             online_entities: views.iter().map(|&v| state.online.len(v) as u64).sum(),
-            wall: began.elapsed(),
-        })
+            wall,
+            peers: Peers::default(),
+        };
+        drop(state);
+        let peers = self.peers(repo, &source, &key_fields, total.min(PEER_EVENTS));
+        Ok(SimReport { peers, ..report })
+    }
+
+    /// Times the peers on the first `events` records.
+    fn peers(
+        &self,
+        repo: &Repository,
+        source: &StreamSource,
+        key_fields: &[String],
+        events: u64,
+    ) -> Peers {
+        let per = |d: std::time::Duration| d / u32::try_from(events.max(1)).unwrap_or(u32::MAX);
+        let mut gen = Generator::new(self, source, key_fields);
+        let began = Instant::now();
+        for i in 0..events {
+            std::hint::black_box(gen.record(i, self.users));
+        }
+        let generate = per(began.elapsed());
+        let push = repo
+            .push_sources
+            .iter()
+            .find(|p| p.schema == source.schema && p.timestamp_field == source.timestamp_field);
+        let apply = push.map(|push| {
+            let state = MockState::new(&Config::new(repo.clone()).virtual_clock(self.start));
+            let mut gen = Generator::new(self, source, key_fields);
+            let began = Instant::now();
+            let mut chunk = Vec::with_capacity(1_000);
+            let mut i = 0;
+            while i < events {
+                chunk.clear();
+                let mut last = self.start;
+                while i < events && chunk.len() < 1_000 {
+                    let g = gen.record(i, self.users);
+                    last = g.arrival;
+                    chunk.push(Event::new(g.values));
+                    i += 1;
+                }
+                state.clock.set(last);
+                let _ = state.apply_events(&push.name, chunk.drain(..));
+            }
+            (push.name.clone(), per(began.elapsed()))
+        });
+        Peers {
+            events,
+            generate,
+            apply,
+        }
     }
 }
