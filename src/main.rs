@@ -30,9 +30,9 @@ enum Command {
     #[command(subcommand)]
     Repo(cli::repo::RepoCommand),
     /// Point-in-time features for a spine, from the offline store.
-    Offline(cli::features::OfflineArgs),
+    Offline(cli::offline::OfflineArgs),
     /// Compare online and point-in-time offline features; exits 1 when they differ.
-    Consistency(cli::features::ConsistencyArgs),
+    Consistency(cli::consistency::ConsistencyArgs),
     /// Run the conformance scenarios against a sink; exits 1 when a check fails.
     Conformance(cli::conformance::ConformanceArgs),
     /// List, show or validate conformance scenarios without running a sink.
@@ -51,8 +51,8 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Serve(args) => cli::serve::run(args),
         Command::Repo(cmd) => cli::repo::run(cmd),
-        Command::Offline(args) => cli::features::run_offline(args),
-        Command::Consistency(args) => cli::features::run_consistency(args),
+        Command::Offline(args) => cli::offline::run(args),
+        Command::Consistency(args) => cli::consistency::run(args),
         Command::Conformance(args) => cli::conformance::run(args),
         Command::Scenarios(cmd) => cli::scenarios::run(cmd),
         Command::Stream(cmd) => cli::stream::run(cmd),

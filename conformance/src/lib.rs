@@ -7,7 +7,8 @@
 //!
 //! The data flows one way: [`scenario`] (what to do) → [`runner`] (the mock and the sink) →
 //! [`checks`] (the verdicts, reading answers through [`answer`]) → [`report`] (plain data for the
-//! `reports` crate's renderers).
+//! `reports` crate's renderers). [`chaos`] builds on the runner: random fault schedules, and
+//! the first failure shrunk to a scenario file that replays it.
 //!
 //! # A Rust sink under the whole suite
 //!
@@ -55,6 +56,7 @@
 #![warn(unreachable_pub, clippy::match_wildcard_for_single_variants)]
 
 pub mod answer;
+pub mod chaos;
 pub mod checks;
 pub mod report;
 pub mod runner;

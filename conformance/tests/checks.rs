@@ -495,3 +495,41 @@ fn trusting_an_unreadable_200_warns_and_retrying_it_passes() {
     assert_eq!(check(CheckId::AckBody, &obs).0, Verdict::Pass);
     assert_eq!(check(CheckId::RetryRetryable, &obs).0, Verdict::Fail);
 }
+
+#[test]
+fn resets_before_the_body_count_toward_the_budget_of_the_records_sent_next() {
+    // The mock resets before reading the body, so those attempts carry no ids.
+    let reset = |j: &mut Journal, at: i64| {
+        j.send(at, &[], 0, Outcome::Reset, None, 1);
+        j.entries.last_mut().unwrap().request_body = Vec::new().into();
+    };
+    // One reset, then three 503s of records 0-1: four attempts, all of 1 + max_retries (3).
+    let mut j = Journal::new(input(2));
+    reset(&mut j, 0);
+    for at in [50, 150, 350] {
+        j.send(at, &[0, 1], 503, Outcome::Responded, Some("status 503"), 1);
+    }
+    let (v, why) = check(CheckId::RetryRetryable, &j.observe(1, "gave up"));
+    assert_eq!(v, Verdict::Pass, "{why}");
+
+    // Three resets, the last ending the run: the budget may have been spent there too.
+    let mut j = Journal::new(input(2));
+    j.send(0, &[0, 1], 503, Outcome::Responded, Some("status 503"), 1);
+    for at in [50, 150, 350] {
+        reset(&mut j, at);
+    }
+    let (v, why) = check(CheckId::RetryRetryable, &j.observe(1, "gave up"));
+    assert_eq!(v, Verdict::Pass, "{why}");
+
+    // A sink that stops after two attempts is still caught, with or without bodies.
+    let mut j = Journal::new(input(2));
+    reset(&mut j, 0);
+    j.send(50, &[0, 1], 503, Outcome::Responded, Some("status 503"), 1);
+    let (v, why) = check(CheckId::RetryRetryable, &j.observe(1, "gave up"));
+    assert_eq!(v, Verdict::Fail, "{why}");
+    let mut j = Journal::new(input(2));
+    j.send(0, &[0, 1], 503, Outcome::Responded, Some("status 503"), 1);
+    reset(&mut j, 50);
+    let (v, why) = check(CheckId::RetryRetryable, &j.observe(1, "gave up"));
+    assert_eq!(v, Verdict::Fail, "{why}");
+}

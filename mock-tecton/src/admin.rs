@@ -13,6 +13,7 @@ use serde_json::{json, Value as Json_};
 
 use crate::duration;
 use crate::faults::FaultSet;
+use crate::rejection::{reject, ErrorFormat, Rejection};
 use crate::schema::{format_rfc3339, parse_timestamp};
 use crate::state::MockState;
 use crate::store::OnlineEntry;
@@ -34,6 +35,7 @@ pub fn routes() -> Router<Arc<MockState>> {
         .route("/consistency", post(consistency))
         .route("/kafka", get(kafka))
         .merge(crate::stream::http::routes())
+        .merge(crate::batch::http::routes())
         .layer(axum::middleware::from_fn(json_errors))
 }
 
@@ -76,24 +78,22 @@ async fn json_errors(req: axum::extract::Request, next: axum::middleware::Next) 
         axum::http::header::CONTENT_TYPE,
         axum::http::HeaderValue::from_static("application/json"),
     );
-    let body = json!({ "error": message }).to_string();
-    Response::from_parts(parts, axum::body::Body::from(body))
+    let why = Rejection::Status {
+        status,
+        message: Some(message),
+    };
+    Response::from_parts(
+        parts,
+        axum::body::Body::from(reject(ErrorFormat::Admin, why).body),
+    )
 }
 
 fn bad_request(message: impl Into<String>) -> Response {
-    (
-        StatusCode::BAD_REQUEST,
-        Json(json!({"error": message.into()})),
-    )
-        .into_response()
+    reject(ErrorFormat::Admin, Rejection::Invalid(message.into())).into_response()
 }
 
 fn not_found(message: impl Into<String>) -> Response {
-    (
-        StatusCode::NOT_FOUND,
-        Json(json!({"error": message.into()})),
-    )
-        .into_response()
+    reject(ErrorFormat::Admin, Rejection::NotFound(message.into())).into_response()
 }
 
 async fn health(State(s): AppState) -> Json<Json_> {
@@ -130,11 +130,7 @@ async fn reset(State(s): AppState) -> Response {
 }
 
 fn internal_error(message: impl Into<String>) -> Response {
-    (
-        StatusCode::INTERNAL_SERVER_ERROR,
-        Json(json!({"error": message.into()})),
-    )
-        .into_response()
+    reject(ErrorFormat::Admin, Rejection::Internal(message.into())).into_response()
 }
 
 async fn config(State(s): AppState) -> Json<Json_> {
@@ -328,7 +324,7 @@ async fn set_faults(State(s): AppState, body: axum::body::Bytes) -> Response {
     };
     match s.faults.install(set) {
         Ok(()) => Json(s.faults.status()).into_response(),
-        Err(e) => bad_request(e),
+        Err(e) => bad_request(e.to_string()),
     }
 }
 
@@ -417,7 +413,7 @@ async fn offline_features(
         .ok_or_else(|| AdminError::NotFound(service.clone()))?;
     let features = crate::serving::served_features(&s.repo, fs);
     let rows = crate::retrieval::offline_features(&s, &features, &spine)
-        .map_err(|e| AdminError::BadRequest(e.message))?;
+        .map_err(|e| AdminError::BadRequest(e.message()))?;
     Ok(Json(
         json!({"rows": crate::retrieval::rows_to_json(&features, &spine, &rows)}),
     ))
@@ -449,9 +445,9 @@ async fn consistency(
         arrival,
         max_rows: req.max_rows,
     };
-    let report = check(&s, &service, &points, &options).map_err(|e| match e.status {
-        404 => AdminError::NotFound(e.message),
-        _ => AdminError::BadRequest(e.message),
+    let report = check(&s, &service, &points, &options).map_err(|e| match e.status() {
+        StatusCode::NOT_FOUND => AdminError::NotFound(e.message()),
+        _ => AdminError::BadRequest(e.message()),
     })?;
     Ok(Json(json!(report)))
 }

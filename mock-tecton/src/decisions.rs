@@ -3,6 +3,7 @@
 //! Each item names the gap and what the mock does about it. When Tecton's behaviour
 //! becomes known, this is the file to change.
 
+use axum::http::StatusCode;
 use serde_json::Value as Json;
 
 /// Records per push source in one ingest request. Tecton documents no hard limit; its Kafka
@@ -43,9 +44,9 @@ pub const DEFAULT_HANG_MS: u64 = 60_000;
 /// The Stream Ingest API error body of an injected status: `errorType` and default message.
 /// Tecton documents the 429 and 5xx causes (throttling while scaling, internal errors,
 /// server-side timeouts) but not their bodies; the `requestError` shape is used for all.
-pub fn injected_error(status: u16) -> (&'static str, &'static str) {
+pub fn injected_error(status: StatusCode) -> (&'static str, &'static str) {
     use error_type::*;
-    match status {
+    match status.as_u16() {
         400 => (REQUEST_VALIDATION, "The request is invalid"),
         401 => (UNAUTHENTICATED, "invalid 'Tecton-key' authorization header"),
         403 => (
@@ -72,8 +73,8 @@ pub fn injected_error(status: u16) -> (&'static str, &'static str) {
 
 /// The feature server's message for an injected status; Tecton's client fixtures give the
 /// texts for 429, 503 and 504.
-pub fn injected_serving_message(status: u16) -> &'static str {
-    match status {
+pub fn injected_serving_message(status: StatusCode) -> &'static str {
+    match status.as_u16() {
         429 => "GetFeatures exceeded the concurrent request limit, please retry later",
         503 => "503 Service Temporarily Unavailable",
         504 => "Timed out",
@@ -236,3 +237,91 @@ pub const OFFLINE_MAX_WAITING_FLUSHES: usize = 4;
 /// The offline store also writes waiting rows at least this often, so a quiet source reaches disk
 /// soon.
 pub const DEFAULT_OFFLINE_FLUSH_INTERVAL: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Batch schedule of a feature view reading a batch source: its `batch_schedule`, else Tecton's
+/// default for its kind: the `aggregation_interval` of a TIME_INTERVAL view, one day for a
+/// CONTINUOUS view (Tecton's SDK fixes CONTINUOUS views at one day whatever is set; the mock
+/// honours an explicit `batch_schedule` there so that tests can use short schedules), and one
+/// day for an attribute view (Tecton documents no default for non-aggregate stream views; its
+/// batch views default to a day).
+pub fn batch_schedule(view: &crate::repo::FeatureView) -> i64 {
+    use crate::repo::{StreamProcessingMode, ViewKind};
+    match (&view.kind, view.batch_schedule) {
+        (_, Some(schedule)) => schedule,
+        (
+            ViewKind::Aggregates {
+                mode: StreamProcessingMode::TimeInterval,
+                aggregation_interval: Some(iv),
+                ..
+            },
+            None,
+        ) => *iv,
+        _ => crate::duration::DAY,
+    }
+}
+
+/// Delay between the end of a batch window and its job: none. Tecton runs a window's job after
+/// the window has passed plus the source's `data_delay`, which the repository does not model, so
+/// the job for `[start, end)` runs as soon as the clock reaches `end` (on the virtual clock, when
+/// the clock is moved there; on the wall clock, within a fraction of a second).
+pub const BATCH_DATA_DELAY: i64 = 0;
+
+/// What a source's batch source holds: the rows of its `batch_config` file, present from the
+/// moment the mock starts, and rows appended later through `POST /_mock/batch/sources/{source}/rows`
+/// (present from their append). Records pushed to the Stream Ingest API or produced to a topic
+/// do not enter it: in Tecton the batch source is a separate table that the user's own pipeline
+/// fills, "expected to align" with the stream, and a test that wants them there appends them.
+pub const BATCH_SOURCE_IS_SEPARATE: bool = true;
+
+/// The backfill at start covers one window, from the first time a view can need to the last
+/// batch-schedule boundary at or before now (Tecton backfills from `feature_start_time` to the
+/// time materialization is enabled, and its first incremental job covers the next whole
+/// schedule window; its cold-start example writes online "up until" the last boundary).
+/// An attribute view starts at `feature_start_time` (earlier rows are ignored,
+/// [`attribute_row_kept`]); an aggregate view starts one reach (longest window plus offset plus
+/// a tile) earlier, since aggregates count events from before the start so the first served
+/// value is complete. Tecton splits long backfills into several jobs; the mock runs one.
+pub fn backfill_start(view: &crate::repo::FeatureView) -> i64 {
+    match (view.feature_start_time, view.series_spec()) {
+        (None, _) => i64::MIN,
+        (Some(fst), None) => fst,
+        (Some(fst), Some(spec)) => fst.saturating_sub(spec.reach()),
+    }
+}
+
+/// Data that reaches the batch source after the job of its window ran is not in that job's
+/// output, and later scheduled jobs do not pick it up: each covers only its own window. Tecton
+/// documents exactly this ("Data that arrives after the batch job has run will not be written to
+/// the offline store by future jobs") and fixes it with an overwrite job, which is
+/// `POST /_mock/batch/{view}/run` with the window here.
+pub const BATCH_LATE_DATA_NEEDS_RERUN: bool = true;
+
+/// Batch precedence. Tecton documents that "batch data always takes precedence over streaming
+/// data (when the entity and timestamp match)", not how it applies to tiles. The mock applies it
+/// per entity key and materialized interval: for each key in a job's output, the job's rows
+/// replace every event the stream or the Stream Ingest API wrote for that key in `[start, end)`,
+/// online (the key's events, so its TIME_INTERVAL tiles, are rebuilt from the batch rows) and
+/// offline (retrieval reads the batch rows instead of the logged ones). A key absent from the
+/// output keeps its stream data. An attribute view's online row becomes the job's last row of
+/// the interval ("Tecton will write the last value"), unless the online row is already stamped
+/// at or after the interval's end. Within a job every row is kept, duplicates included.
+pub const BATCH_PRECEDENCE_PER_KEY: bool = true;
+
+/// A batch file that cannot be read at all (missing, unreadable, not in its format, a CSV or
+/// Parquet file without a schema column) stops the mock from starting, naming the file. A row
+/// that does not fit the schema is skipped, counted and listed with its `file:line` (Parquet:
+/// row number), like an invalid stream record, so one bad row does not hide the rest.
+pub const BATCH_BAD_ROWS_SKIPPED: bool = true;
+
+/// Refused rows listed per batch source (the count is kept whatever the number).
+pub const BATCH_ROW_ERRORS_KEPT: usize = 100;
+
+/// Batch job runs listed by `GET /_mock/batch/jobs` (counters keep counting).
+pub const BATCH_JOBS_KEPT: usize = 1_000;
+
+/// Columns of a batch file that the source schema does not name are ignored: a batch table
+/// commonly carries more columns than its stream (partition columns, load times).
+pub const BATCH_EXTRA_COLUMNS_IGNORED: bool = true;
+
+/// An empty CSV cell is null, for every type (Spark's CSV reader's default `nullValue`).
+pub const BATCH_CSV_EMPTY_IS_NULL: bool = true;

@@ -478,7 +478,7 @@ pub fn check_ingest(state: &MockState, case: &IngestCase, request_seq: u64) -> R
     let dialect = if case.v2 { Dialect::V2 } else { Dialect::V1 };
     match handle_body(&ctx, account, dialect, &body) {
         Err(e) => {
-            let status = e.status();
+            let status = e.status().as_u16();
             if !matches!(status, 400 | 401 | 403 | 404 | 413) {
                 return Err(format!("refused with status {status}"));
             }
@@ -760,7 +760,9 @@ pub fn check_faults(case: &FaultCase) -> Result<(), Finding> {
     };
     let engine = FaultEngine::new(FaultSet::default());
     match engine.install(set) {
-        Err(message) if message.trim().is_empty() => Err(format!("an empty refusal for {json}")),
+        Err(message) if message.to_string().trim().is_empty() => {
+            Err(format!("an empty refusal for {json}"))
+        }
         Err(_) => Ok(()),
         Ok(()) => {
             for path in &case.requests {

@@ -40,7 +40,18 @@ pub trait TopicLog: Send + Sync + 'static {
         payload: Bytes,
         produced_at_ns: i64,
         broker_offset: Option<u64>,
-    ) -> Result<(), String>;
+    ) -> Result<(), AppendError>;
+}
+
+/// Why a consumed record was not appended.
+#[derive(Debug, thiserror::Error)]
+pub enum AppendError {
+    /// The mock the consumer feeds has stopped.
+    #[error("the mock has stopped")]
+    Stopped,
+    /// The stream engine refused the record.
+    #[error(transparent)]
+    Refused(#[from] crate::stream::StreamError),
 }
 
 /// The mock's own topics: each consumed record goes through [`MockState::append`], which
@@ -54,12 +65,10 @@ impl TopicLog for Weak<MockState> {
         payload: Bytes,
         produced_at_ns: i64,
         broker_offset: Option<u64>,
-    ) -> Result<(), String> {
-        let state = self.upgrade().ok_or("the mock has stopped")?;
-        state
-            .append(topic, partition, payload, produced_at_ns, broker_offset)
-            .map(|_| ())
-            .map_err(|e| e.to_string())
+    ) -> Result<(), AppendError> {
+        let state = self.upgrade().ok_or(AppendError::Stopped)?;
+        state.append(topic, partition, payload, produced_at_ns, broker_offset)?;
+        Ok(())
     }
 }
 
@@ -74,16 +83,19 @@ pub enum StartAt {
     Latest,
 }
 
-impl std::str::FromStr for StartAt {
-    type Err = String;
+/// A start position other than `earliest` or `latest`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown start `{0}`: use `earliest` or `latest`")]
+pub struct UnknownStart(pub String);
 
-    fn from_str(s: &str) -> Result<Self, String> {
+impl std::str::FromStr for StartAt {
+    type Err = UnknownStart;
+
+    fn from_str(s: &str) -> Result<Self, UnknownStart> {
         match s {
             "earliest" => Ok(StartAt::Earliest),
             "latest" => Ok(StartAt::Latest),
-            other => Err(format!(
-                "unknown start `{other}`: use `earliest` or `latest`"
-            )),
+            other => Err(UnknownStart(other.to_owned())),
         }
     }
 }
@@ -449,12 +461,20 @@ mod tests {
         assert!("newest"
             .parse::<StartAt>()
             .unwrap_err()
+            .to_string()
             .contains("earliest"));
     }
 
     struct Nowhere;
     impl TopicLog for Nowhere {
-        fn append(&self, _: &str, _: u32, _: Bytes, _: i64, _: Option<u64>) -> Result<(), String> {
+        fn append(
+            &self,
+            _: &str,
+            _: u32,
+            _: Bytes,
+            _: i64,
+            _: Option<u64>,
+        ) -> Result<(), AppendError> {
             Ok(())
         }
     }

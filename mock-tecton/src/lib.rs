@@ -19,16 +19,19 @@
 //! Modules are named after Tecton's domain: [`repo`] (feature repository), [`schema`] (types,
 //! timestamps, record validation), [`ingest`] (Stream Ingest API), [`store`] (online and
 //! offline stores), [`engine`] (aggregations), [`clock`], [`journal`], [`admin`] (the
-//! `/_mock/` API), [`stream`] (topics and the micro-batch engine of the Kafka + Spark pattern).
+//! `/_mock/` API), [`stream`] (topics and the micro-batch engine of the Kafka + Spark pattern),
+//! [`batch`] (batch sources, backfill and batch materialization jobs).
 //! [`decisions`] holds every choice made where Tecton's behaviour is unknown.
 
 pub mod admin;
+pub mod batch;
 pub mod clock;
 pub mod config;
 pub mod consistency;
 pub mod decisions;
 pub mod duration;
 pub mod engine;
+mod exchange;
 pub mod faults;
 #[cfg(feature = "fuzzing")]
 pub mod fuzz;
@@ -37,6 +40,7 @@ pub mod journal;
 pub mod json;
 pub mod kafka;
 pub mod profile;
+mod rejection;
 pub mod repo;
 pub mod retrieval;
 pub mod rng;
@@ -46,6 +50,8 @@ pub mod serving;
 pub mod state;
 pub mod store;
 pub mod stream;
+#[cfg(feature = "wiremock")]
+pub mod wiremock;
 
 pub use config::{Config, Retention};
 pub use repo::Repository;

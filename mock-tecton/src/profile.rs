@@ -84,16 +84,49 @@ impl Default for TectonProfile {
     }
 }
 
+/// Why a Tecton profile cannot be used.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ProfileError {
+    /// The file is not valid TOML of the profile's shape.
+    #[error("{0}")]
+    Syntax(String),
+    /// A rate, latency or period that must be positive is not.
+    #[error("`{field}` must be a positive number, not {value}")]
+    NotPositive {
+        /// The field.
+        field: &'static str,
+        /// Its value.
+        value: f64,
+    },
+    /// A 99th percentile below its median.
+    #[error("`{latency}_p99_ms` ({p99}) must be at least `{latency}_p50_ms` ({p50})")]
+    P99BelowP50 {
+        /// The latency's name (`ingest_one`, `ingest_ten`, `serving`).
+        latency: &'static str,
+        /// The median.
+        p50: f64,
+        /// The 99th percentile.
+        p99: f64,
+    },
+    /// A target utilization outside (0, 1].
+    #[error("`ingest_target_utilization` must be in (0, 1], not {0}")]
+    Utilization(f64),
+    /// A zero serving timeout.
+    #[error("`serving_timeout_ms` must be positive")]
+    ZeroTimeout,
+}
+
 impl TectonProfile {
     /// Reads a profile file (TOML); fields left out keep their defaults.
-    pub fn from_toml(text: &str) -> Result<Self, String> {
-        let profile: TectonProfile = toml::from_str(text).map_err(|e| e.to_string())?;
+    pub fn from_toml(text: &str) -> Result<Self, ProfileError> {
+        let profile: TectonProfile =
+            toml::from_str(text).map_err(|e| ProfileError::Syntax(e.to_string()))?;
         profile.validate()?;
         Ok(profile)
     }
 
     /// Checks that every number makes sense.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), ProfileError> {
         let positive = [
             ("ingest_one_p50_ms", self.ingest_one_p50_ms),
             ("ingest_ten_p50_ms", self.ingest_ten_p50_ms),
@@ -108,7 +141,10 @@ impl TectonProfile {
         ];
         for (name, v) in positive {
             if !(v.is_finite() && v > 0.0) {
-                return Err(format!("`{name}` must be a positive number, not {v}"));
+                return Err(ProfileError::NotPositive {
+                    field: name,
+                    value: v,
+                });
             }
         }
         let pairs = [
@@ -118,19 +154,19 @@ impl TectonProfile {
         ];
         for (name, p50, p99) in pairs {
             if !(p99.is_finite() && p99 >= p50) {
-                return Err(format!(
-                    "`{name}_p99_ms` ({p99}) must be at least `{name}_p50_ms` ({p50})"
-                ));
+                return Err(ProfileError::P99BelowP50 {
+                    latency: name,
+                    p50,
+                    p99,
+                });
             }
         }
         let u = self.ingest_target_utilization;
         if !(u > 0.0 && u <= 1.0) {
-            return Err(format!(
-                "`ingest_target_utilization` must be in (0, 1], not {u}"
-            ));
+            return Err(ProfileError::Utilization(u));
         }
         if self.serving_timeout_ms == 0 {
-            return Err("`serving_timeout_ms` must be positive".into());
+            return Err(ProfileError::ZeroTimeout);
         }
         Ok(())
     }

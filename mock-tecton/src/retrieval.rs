@@ -87,6 +87,19 @@ fn index_view(state: &MockState, view_idx: usize) -> Result<ViewData, ServingErr
     let spec = view.series_spec();
     let mut aggs: HashMap<EntityKey, Series> = HashMap::new();
     let mut attrs: HashMap<EntityKey, Vec<(i64, u64, Vec<Value>)>> = HashMap::new();
+    let mut add = |key: EntityKey, ts: i64, seq: u64, values: Vec<Value>| match &spec {
+        Some(spec) => aggs.entry(key).or_insert_with(|| Series::new(spec)).insert(
+            spec,
+            ts,
+            seq,
+            values,
+            SameTimestamp::Keep,
+        ),
+        None => attrs.entry(key).or_default().push((ts, seq, values)),
+    };
+    // Batch precedence: where a batch job materialized a key's interval, its rows replace the
+    // logged ones (crate::batch::precedence).
+    let batch = state.batch.materialized(view_idx).filter(|_| view.offline);
     for source_name in &view.sources {
         let Some(source) = state.plan.source_index(source_name) else {
             continue;
@@ -101,7 +114,7 @@ fn index_view(state: &MockState, view_idx: usize) -> Result<ViewData, ServingErr
         let rows = state
             .offline
             .rows(source)
-            .map_err(|e| ServingError::new(500, e.to_string()))?;
+            .map_err(|e| ServingError::Internal(e.to_string()))?;
         for row in rows {
             if spec.is_none()
                 && !crate::decisions::attribute_row_kept(view.feature_start_time, row.ts)
@@ -111,21 +124,15 @@ fn index_view(state: &MockState, view_idx: usize) -> Result<ViewData, ServingErr
             let Some(key) = EntityKey::from_values(keys.iter().map(|&c| &row.values[c])) else {
                 continue;
             };
-            let values: Vec<Value> = inputs.iter().map(|&c| row.values[c].clone()).collect();
-            match &spec {
-                Some(spec) => aggs.entry(key).or_insert_with(|| Series::new(spec)).insert(
-                    spec,
-                    row.ts,
-                    row.seq,
-                    values,
-                    SameTimestamp::Keep,
-                ),
-                None => attrs
-                    .entry(key)
-                    .or_default()
-                    .push((row.ts, row.seq, values)),
+            if batch.as_ref().is_some_and(|b| b.covers(&key, row.ts)) {
+                continue;
             }
+            let values: Vec<Value> = inputs.iter().map(|&c| row.values[c].clone()).collect();
+            add(key, row.ts, row.seq, values);
         }
+    }
+    for (key, row) in batch.iter().flat_map(|b| b.rows()) {
+        add(key.clone(), row.ts, row.seq, row.values.clone());
     }
     Ok(if spec.is_some() {
         ViewData::Aggregates(aggs)

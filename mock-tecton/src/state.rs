@@ -40,6 +40,8 @@ pub struct MockState {
     pub streams: crate::stream::Streams,
     /// The Kafka consumer's progress, when consuming from a broker.
     pub kafka: Option<std::sync::Arc<crate::kafka::KafkaStatus>>,
+    /// Batch sources and batch materialization jobs.
+    pub batch: crate::batch::Batches,
 }
 
 impl MockState {
@@ -70,6 +72,7 @@ impl MockState {
             max_body_bytes: config.max_body_bytes,
             faults: FaultEngine::new(config.faults.clone()),
             profile: config.profile.clone().map(Profile::new),
+            batch: crate::batch::Batches::new(&repo),
             repo,
         }
     }
@@ -128,6 +131,7 @@ impl MockState {
         let offline = self.offline.clear();
         self.journal.clear();
         self.streams.reset(&self.repo, self.clock.now());
+        self.batch.reset(self.clock.now());
         self.record_seq
             .store(0, std::sync::atomic::Ordering::Relaxed);
         offline

@@ -181,7 +181,7 @@ proptest! {
                 };
                 match r {
                     Ok(ok) => (200, serde_json::to_string(&ok).unwrap()),
-                    Err(e) => (e.status(), e.body().to_string()),
+                    Err(e) => (e.status().as_u16(), e.body().to_string()),
                 }
             };
             let (a, b) = (answer(&fast, false), answer(&full, true));

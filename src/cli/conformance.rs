@@ -20,6 +20,8 @@ use conformance::scenario::{load_builtin, Scenario, ScenarioError};
 use conformance::sink::CommandSink;
 use reports::conformance::SuiteReport;
 
+mod chaos;
+
 /// The environment variable naming a scenarios directory when `--scenarios` is not given.
 pub const SCENARIOS_ENV: &str = "TECTON_SIM_SCENARIOS";
 
@@ -82,6 +84,31 @@ pub struct ConformanceArgs {
     /// Write a JSON report here.
     #[arg(long, value_name = "FILE")]
     json: Option<PathBuf>,
+    /// Chaos search: run the sink under N random fault schedules (schedule i from seed
+    /// SEED+i); shrink the first failure to a minimal schedule and print it as a scenario.
+    #[arg(
+        long,
+        value_name = "N",
+        requires = "sink",
+        conflicts_with_all = ["scenario", "runs"],
+        value_parser = parse_chaos
+    )]
+    chaos: Option<u64>,
+    /// Chaos search: write the minimal failing scenario here (`chaos-seed<S>-min.toml`), for
+    /// `--scenarios DIR` to replay.
+    #[arg(long, value_name = "DIR", requires = "chaos")]
+    chaos_out: Option<PathBuf>,
+    /// Chaos search: at most this many runs spent shrinking a failure.
+    #[arg(long, value_name = "N", requires = "chaos", default_value_t = conformance::chaos::DEFAULT_SHRINK_RUNS)]
+    shrink_runs: u32,
+}
+
+fn parse_chaos(text: &str) -> Result<u64, String> {
+    match text.parse::<u64>() {
+        Ok(0) => Err("must be at least 1: the number of fault schedules to try".into()),
+        Ok(n) => Ok(n),
+        Err(_) => Err(format!("`{text}` is not a whole number of schedules")),
+    }
 }
 
 fn parse_runs(text: &str) -> Result<u64, String> {
@@ -115,6 +142,9 @@ pub fn load_scenarios(flag: Option<&Path>) -> anyhow::Result<Vec<Result<Scenario
 
 /// Runs the suite and writes the reports.
 pub fn run(args: ConformanceArgs) -> anyhow::Result<ExitCode> {
+    if let Some(n) = args.chaos {
+        return chaos::run(&args, n);
+    }
     let mut scenarios = load_scenarios(args.scenarios.as_deref())?;
     if !args.scenario.is_empty() {
         let name_of = |s: &Result<Scenario, ScenarioError>| match s {
@@ -159,6 +189,16 @@ pub fn run(args: ConformanceArgs) -> anyhow::Result<ExitCode> {
             write_failed = true;
         }
     }
+    write_failed |= write_reports(&args, &report);
+    if write_failed {
+        return Ok(ExitCode::from(2));
+    }
+    Ok(ExitCode::from(report.exit_code()))
+}
+
+/// Writes the JUnit, Markdown and JSON reports asked for; true when one could not be written.
+fn write_reports(args: &ConformanceArgs, report: &SuiteReport) -> bool {
+    let mut write_failed = false;
     let mut write = |path: &Option<PathBuf>, text: Result<String, String>| {
         let Some(path) = path else { return };
         let result = text.and_then(|t| write_file(path, &t).map_err(|e| e.to_string()));
@@ -169,17 +209,14 @@ pub fn run(args: ConformanceArgs) -> anyhow::Result<ExitCode> {
     };
     write(
         &args.junit,
-        reports::conformance::junit::render(&report).map_err(|e| e.to_string()),
+        reports::conformance::junit::render(report).map_err(|e| e.to_string()),
     );
     write(
         &args.report,
-        Ok(reports::conformance::markdown::render(&report)),
+        Ok(reports::conformance::markdown::render(report)),
     );
-    write(&args.json, Ok(reports::conformance::json::render(&report)));
-    if write_failed {
-        return Ok(ExitCode::from(2));
-    }
-    Ok(ExitCode::from(report.exit_code()))
+    write(&args.json, Ok(reports::conformance::json::render(report)));
+    write_failed
 }
 
 /// The end of a run: one block per check that failed or warned (where, and one example), each

@@ -1,20 +1,16 @@
-//! `tecton-sim offline` and `tecton-sim consistency`: point-in-time features for a spine, and
-//! online versus offline features at a set of points.
-//!
-//! Both read their data either from a running mock (`--url`, through its admin API) or from a
-//! file of push-source records loaded into an in-process mock (`--events`).
+//! What `offline` and `consistency` share: where the features come from (a running mock through
+//! its admin API with `--url`, or push-source records loaded into an in-process mock with
+//! `--events`), reading spine files, and writing the output.
 
 use std::collections::HashMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::ExitCode;
 
 use anyhow::{bail, Context as _};
-use clap::{Args, ValueEnum};
-use mock_tecton::consistency::{check, Arrival, CheckOptions, ConsistencyReport};
+use clap::Args;
 use mock_tecton::state::MockState;
 use mock_tecton::{Config, Repository};
-use serde_json::{json, Value};
+use serde_json::Value;
 
 use super::RepoSource;
 
@@ -22,94 +18,22 @@ use super::RepoSource;
 #[derive(Args)]
 pub struct DataSource {
     #[command(flatten)]
-    repo: RepoSource,
+    pub(super) repo: RepoSource,
     /// A running mock to query (its admin API), e.g. http://127.0.0.1:8080.
     #[arg(long, conflicts_with = "events")]
-    url: Option<String>,
+    pub(super) url: Option<String>,
     /// JSON Lines of push-source records to load into an in-process mock first.
     #[arg(long, value_name = "FILE")]
-    events: Option<PathBuf>,
+    pub(super) events: Option<PathBuf>,
     /// The push source the events belong to (default: the repository's first).
     #[arg(long)]
-    source: Option<String>,
+    pub(super) source: Option<String>,
     /// The feature service (default: the repository's first).
     #[arg(long)]
-    service: Option<String>,
+    pub(super) service: Option<String>,
     /// Name of the time column in the spine or points file.
     #[arg(long, default_value = "timestamp")]
-    timestamp_field: String,
-}
-
-/// Output formats of `offline`.
-#[derive(Clone, Copy, ValueEnum)]
-pub enum RowFormat {
-    /// One JSON object per line.
-    Jsonl,
-    /// Comma-separated values with a header row.
-    Csv,
-}
-
-/// Output formats of `consistency`.
-#[derive(Clone, Copy, ValueEnum)]
-pub enum ReportFormat {
-    /// The report as JSON.
-    Json,
-    /// The report as Markdown.
-    Md,
-}
-
-/// Arrival rules of `consistency` (besides `--arrival-field`).
-#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum ArrivalRule {
-    /// An event arrives at its event time, or at the previous event's arrival when later.
-    EventTime,
-    /// An event arrives when the mock acknowledged it (needs --url).
-    Ingestion,
-}
-
-/// Arguments of `offline`.
-#[derive(Args)]
-pub struct OfflineArgs {
-    #[command(flatten)]
-    data: DataSource,
-    /// JSON Lines of spine rows: join keys and a timestamp.
-    #[arg(long, value_name = "FILE")]
-    spine: PathBuf,
-    /// Output format.
-    #[arg(long, value_enum, default_value_t = RowFormat::Jsonl)]
-    format: RowFormat,
-    /// Write here instead of stdout.
-    #[arg(long, value_name = "FILE")]
-    out: Option<PathBuf>,
-}
-
-/// Arguments of `consistency`.
-#[derive(Args)]
-pub struct ConsistencyArgs {
-    #[command(flatten)]
-    data: DataSource,
-    /// JSON Lines of points: join keys and a timestamp.
-    #[arg(long, value_name = "FILE")]
-    points: PathBuf,
-    /// How many differing rows to list.
-    #[arg(long, default_value_t = 20)]
-    max_rows: usize,
-    /// A field of each event holding the time it reached the online store (default: its event
-    /// time, or the previous event's arrival when that is later). Taken off the record before
-    /// loading when the push source's schema does not have it; with --url it must be a field of
-    /// the push source.
-    #[arg(long, value_name = "FIELD", conflicts_with = "arrival")]
-    arrival_field: Option<String>,
-    /// How arrival times are decided when no --arrival-field is given: `ingestion` (the mock
-    /// time each record was acknowledged) needs --url.
-    #[arg(long, value_enum, default_value_t = ArrivalRule::EventTime)]
-    arrival: ArrivalRule,
-    /// Output format.
-    #[arg(long, value_enum, default_value_t = ReportFormat::Md)]
-    format: ReportFormat,
-    /// Write here instead of stdout.
-    #[arg(long, value_name = "FILE")]
-    out: Option<PathBuf>,
+    pub(super) timestamp_field: String,
 }
 
 /// The non-blank lines of a JSON Lines file, parsed, each with its 1-based line number.
@@ -128,7 +52,7 @@ fn read_jsonl(path: &Path) -> anyhow::Result<Vec<(usize, Value)>> {
 }
 
 /// Reads a spine or points file, naming the file and line of a bad row.
-fn read_spine(
+pub(super) fn read_spine(
     path: &Path,
     timestamp_field: &str,
 ) -> anyhow::Result<(Vec<Value>, Vec<mock_tecton::retrieval::SpineRow>)> {
@@ -139,7 +63,7 @@ fn read_spine(
 }
 
 /// The feature service named by `--service`, or the repository's first.
-fn service_name(data: &DataSource, repo: &Repository) -> anyhow::Result<String> {
+pub(super) fn service_name(data: &DataSource, repo: &Repository) -> anyhow::Result<String> {
     match (&data.service, repo.feature_services.first()) {
         (Some(s), _) if repo.feature_services.iter().any(|fs| &fs.name == s) => Ok(s.clone()),
         (Some(s), _) => {
@@ -163,7 +87,7 @@ const MAX_LINE_ERRORS: usize = 20;
 
 /// An in-process mock holding the `--events` records (loaded as a backfill: no TTL check), and
 /// when `arrival_field` is given, each record's arrival time by record sequence number.
-fn in_process(
+pub(super) fn in_process(
     repo: Repository,
     data: &DataSource,
     arrival_field: Option<&str>,
@@ -252,7 +176,7 @@ fn in_process(
 }
 
 /// POSTs to a running mock's admin API.
-fn remote(url: &str, endpoint: &str, body: &Value) -> anyhow::Result<Value> {
+pub(super) fn remote(url: &str, endpoint: &str, body: &Value) -> anyhow::Result<Value> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
@@ -276,7 +200,7 @@ fn remote(url: &str, endpoint: &str, body: &Value) -> anyhow::Result<Value> {
     })
 }
 
-fn write_out(out: Option<&Path>, text: &str) -> anyhow::Result<()> {
+pub(super) fn write_out(out: Option<&Path>, text: &str) -> anyhow::Result<()> {
     match out {
         Some(path) => {
             std::fs::write(path, text).with_context(|| format!("cannot write {}", path.display()))
@@ -286,134 +210,4 @@ fn write_out(out: Option<&Path>, text: &str) -> anyhow::Result<()> {
             Ok(())
         }
     }
-}
-
-/// Runs `offline`.
-pub fn run_offline(args: OfflineArgs) -> anyhow::Result<ExitCode> {
-    let (spine_json, spine) = read_spine(&args.spine, &args.data.timestamp_field)?;
-    let rows: Vec<Value> = if let Some(url) = &args.data.url {
-        let mut body = json!({"spine": spine_json, "timestamp_field": args.data.timestamp_field});
-        if let Some(s) = &args.data.service {
-            body["service"] = json!(s);
-        }
-        match remote(url, "offline/features", &body)?
-            .get_mut("rows")
-            .map(Value::take)
-        {
-            Some(Value::Array(rows)) => rows,
-            _ => bail!("the mock's answer has no rows"),
-        }
-    } else {
-        let repo = args.data.repo.load()?;
-        let service = service_name(&args.data, &repo)?;
-        let (state, _) = in_process(repo, &args.data, None)?;
-        let fs = state
-            .repo
-            .feature_service(&service)
-            .with_context(|| format!("no feature service named `{service}`"))?;
-        let features = mock_tecton::serving::served_features(&state.repo, fs);
-        let values = mock_tecton::retrieval::offline_features(&state, &features, &spine)
-            .map_err(|e| anyhow::anyhow!("{}", e.message))?;
-        mock_tecton::retrieval::rows_to_json(&features, &spine, &values)
-    };
-    let text = match args.format {
-        RowFormat::Jsonl => rows.iter().map(|r| format!("{r}\n")).collect(),
-        RowFormat::Csv => to_csv(&rows),
-    };
-    write_out(args.out.as_deref(), &text)?;
-    Ok(ExitCode::SUCCESS)
-}
-
-/// Runs `consistency`; exits 1 when online and offline differ.
-pub fn run_consistency(args: ConsistencyArgs) -> anyhow::Result<ExitCode> {
-    let (points_json, points) = read_spine(&args.points, &args.data.timestamp_field)?;
-    let report: ConsistencyReport = if let Some(url) = &args.data.url {
-        let mut body = json!({"spine": points_json, "timestamp_field": args.data.timestamp_field, "max_rows": args.max_rows});
-        if let Some(s) = &args.data.service {
-            body["service"] = json!(s);
-        }
-        match (&args.arrival_field, args.arrival) {
-            (Some(field), _) => body["arrival_field"] = json!(field),
-            (None, ArrivalRule::Ingestion) => body["arrival"] = json!("ingestion"),
-            (None, ArrivalRule::EventTime) => {}
-        }
-        let value = remote(url, "consistency", &body)?;
-        serde_json::from_value(value)
-            .context("the mock's consistency report has an unexpected shape")?
-    } else {
-        if args.arrival == ArrivalRule::Ingestion {
-            bail!("--arrival ingestion needs --url: records loaded from --events are all ingested at one instant");
-        }
-        let repo = args.data.repo.load()?;
-        let service = service_name(&args.data, &repo)?;
-        let (state, times) = in_process(repo, &args.data, args.arrival_field.as_deref())?;
-        let options = CheckOptions {
-            arrival: match args.arrival_field {
-                Some(_) => Arrival::Times(times),
-                None => Arrival::EventTime,
-            },
-            max_rows: args.max_rows,
-        };
-        let mut report = check(&state, &service, &points, &options)
-            .map_err(|e| anyhow::anyhow!("{}", e.message))?;
-        if let Some(field) = &args.arrival_field {
-            report.arrival = format!("the `{field}` field of {}", display(&args.data.events));
-        }
-        report
-    };
-    let text = match args.format {
-        ReportFormat::Json => format!("{}\n", serde_json::to_string_pretty(&report)?),
-        ReportFormat::Md => report.to_markdown(),
-    };
-    write_out(args.out.as_deref(), &text)?;
-    Ok(if report.consistent {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(1)
-    })
-}
-
-fn display(path: &Option<PathBuf>) -> String {
-    path.as_deref()
-        .map_or_else(String::new, |p| p.display().to_string())
-}
-
-/// RFC 4180 CSV: the union of keys in first-seen order; nested values as JSON text.
-fn to_csv(rows: &[Value]) -> String {
-    let mut columns: Vec<String> = Vec::new();
-    for row in rows {
-        if let Value::Object(o) = row {
-            for k in o.keys() {
-                if !columns.contains(k) {
-                    columns.push(k.clone());
-                }
-            }
-        }
-    }
-    let quote = |s: &str| {
-        if s.contains([',', '"', '\n', '\r']) {
-            format!("\"{}\"", s.replace('"', "\"\""))
-        } else {
-            s.to_owned()
-        }
-    };
-    let mut out = columns
-        .iter()
-        .map(|c| quote(c))
-        .collect::<Vec<_>>()
-        .join(",");
-    out.push('\n');
-    for row in rows {
-        let cells: Vec<String> = columns
-            .iter()
-            .map(|c| match row.get(c) {
-                None | Some(Value::Null) => String::new(),
-                Some(Value::String(s)) => quote(s),
-                Some(other) => quote(&other.to_string()),
-            })
-            .collect();
-        out.push_str(&cells.join(","));
-        out.push('\n');
-    }
-    out
 }

@@ -2,8 +2,10 @@
 //! process exit code; errors become `error: …` on stderr and exit code 2.
 
 pub mod conformance;
+pub mod consistency;
 pub mod features;
 pub mod load;
+pub mod offline;
 pub mod repo;
 pub mod scenarios;
 pub mod serve;

@@ -26,9 +26,17 @@ pub(super) fn retry_retryable(obs: &Observation) -> CheckResult {
         }
         if e.body.is_none() {
             // The mock never read this body, so its records are unknown: it was retried if
-            // anything followed it, or nothing was left to deliver.
+            // anything followed it, or nothing was left to deliver. As the last exchange, it
+            // may have spent the budget when it ends a run of at least that many failures.
+            let streak = obs.exchanges[..=i]
+                .iter()
+                .rev()
+                .take_while(|x| x.class.retryable())
+                .count();
             if i + 1 < obs.exchanges.len() || all_acked {
                 retried += 1;
+            } else if streak >= budget {
+                spent += 1;
             } else {
                 problems.push(obs.describe(e).with_note(
                     "nothing was sent after it although records were still unacknowledged",
@@ -39,6 +47,20 @@ pub(super) fn retry_retryable(obs: &Observation) -> CheckResult {
         if e.records.is_empty() {
             continue;
         }
+        // Attempts reset before the mock read their body carry no ids; those since the last
+        // acknowledgement may have been earlier attempts of these very records.
+        let unread = obs.exchanges[..i]
+            .iter()
+            .rev()
+            .take_while(|x| x.class != Class::Acked)
+            .filter(|x| x.body.is_none() && x.class.retryable())
+            .count();
+        // Likewise, such attempts after this one, before the next acknowledgement, may have
+        // been its retries.
+        let unread_after = obs.exchanges[i + 1..]
+            .iter()
+            .take_while(|x| x.class != Class::Acked)
+            .any(|x| x.body.is_none() && x.class.retryable());
         let mut dropped = Vec::new();
         let mut exhausted = false;
         let mut pending = 0usize;
@@ -52,12 +74,12 @@ pub(super) fn retry_retryable(obs: &Observation) -> CheckResult {
                 continue;
             }
             pending += 1;
-            let later = at.iter().any(|&p| p > i);
+            let later = unread_after || at.iter().any(|&p| p > i);
             let used = at.iter().filter(|&&p| p <= i).count();
             if later {
                 continue;
             }
-            if used >= budget {
+            if used + unread >= budget {
                 exhausted = true;
             } else {
                 dropped.push(rid);

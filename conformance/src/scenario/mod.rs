@@ -310,7 +310,9 @@ impl Scenario {
             .unwrap_or_else(|| DEFAULT_KEY_FIELD.into());
         let input = input_of(raw.input, base, &id_field, path, read)?;
 
-        raw.faults.validate().map_err(|m| err("faults.rules", m))?;
+        raw.faults
+            .validate()
+            .map_err(|m| err("faults.rules", m.to_string()))?;
 
         let wall_limit = match raw.expect.wall_limit_s {
             None => DEFAULT_WALL_LIMIT,

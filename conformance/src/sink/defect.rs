@@ -1,5 +1,5 @@
-//! The defects a [mutant sink](super::mutants) can have: each is one switch in the
-//! [reference sink](super::reference)'s code.
+//! The defects a mutant sink can have: each is one switch in the reference sink's code. This
+//! module sits below both, so the reference reads its switches here and the mutants set them.
 
 use std::fmt;
 use std::str::FromStr;

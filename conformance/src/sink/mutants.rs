@@ -1,7 +1,7 @@
 //! Mutant sinks: the [reference sink](super::reference) with exactly one defect each.
 //!
 //! They exist to test the checks: every mutant must make the check its doc comment names
-//! (a [`crate::checks::CheckId`]) fail or warn, while the reference passes them all. A mutant
+//! (a check id such as `retry_bound`) fail or warn, while the reference passes them all. A mutant
 //! is the reference code with one switch on, so any difference in the journal is that defect and nothing else.
 //!
 //! ```no_run

@@ -16,7 +16,7 @@
 //!   says on stderr which input records were not written and why, quoting Tecton's
 //!   `errorMessage`.
 //!
-//! The [mutant sinks](super::mutants) are this same code with one [`Mutant`] switched on; each
+//! A [`Mutant`] switches one defect on in this same code (the mutant sinks wrap it); each
 //! decision point below asks whether its defect is on.
 
 use std::fmt;

@@ -70,7 +70,7 @@ pub(super) fn arrivals(
         let logged = state
             .offline
             .rows(s)
-            .map_err(|e| ServingError::new(500, e.to_string()))?;
+            .map_err(|e| ServingError::Internal(e.to_string()))?;
         rows.extend(logged.into_iter().map(|r| (s, r)));
     }
     rows.sort_by_key(|(_, r)| r.seq);

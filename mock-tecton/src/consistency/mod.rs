@@ -121,7 +121,7 @@ pub fn check(
     let fs = state
         .repo
         .feature_service(service)
-        .ok_or_else(|| ServingError::new(404, format!("no feature service named `{service}`")))?;
+        .ok_or_else(|| ServingError::NotFound(format!("no feature service named `{service}`")))?;
     let features = served_features(&state.repo, fs);
     let offline = offline_features(state, &features, points)?;
     let replay = Replay::new(state, &features, &options.arrival)?;

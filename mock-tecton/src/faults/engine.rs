@@ -101,7 +101,7 @@ impl FaultEngine {
     }
 
     /// Replaces every rule (after validating them); counters and scripts start over.
-    pub fn install(&self, set: FaultSet) -> Result<(), String> {
+    pub fn install(&self, set: FaultSet) -> Result<(), crate::faults::FaultError> {
         set.validate()?;
         self.installed.store(Arc::new(Self::build(set)));
         Ok(())

@@ -22,6 +22,22 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+/// Why fault rules cannot be installed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FaultError {
+    /// The fault file is not valid TOML of the rules' shape.
+    #[error("{0}")]
+    Syntax(String),
+    /// A rule contradicts itself or names something impossible.
+    #[error("fault rule `{rule}`: {problem}")]
+    Rule {
+        /// The rule's name, or `(unnamed)`.
+        rule: String,
+        /// What is wrong with it.
+        problem: String,
+    },
+}
+
 /// A set of rules with the seed that drives their randomness.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -303,9 +319,14 @@ impl FaultRule {
     /// Checks the rule: one of action/script/states, valid statuses and probabilities,
     /// reachable states, parseable drift types, and no body-level filter on a fault that acts
     /// before the body is read.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), FaultError> {
         let name = self.name.as_deref().unwrap_or("(unnamed)");
-        let err = |m: String| Err(format!("fault rule `{name}`: {m}"));
+        let err = |problem: String| {
+            Err(FaultError::Rule {
+                rule: name.to_owned(),
+                problem,
+            })
+        };
         let kinds = usize::from(self.action.is_some())
             + usize::from(!self.script.is_empty())
             + usize::from(!self.states.is_empty());
@@ -366,14 +387,14 @@ impl FaultRule {
 
 impl FaultSet {
     /// Parses a fault file (TOML).
-    pub fn from_toml(text: &str) -> Result<FaultSet, String> {
-        let set: FaultSet = toml::from_str(text).map_err(|e| e.to_string())?;
+    pub fn from_toml(text: &str) -> Result<FaultSet, FaultError> {
+        let set: FaultSet = toml::from_str(text).map_err(|e| FaultError::Syntax(e.to_string()))?;
         set.validate()?;
         Ok(set)
     }
 
     /// Validates every rule.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), FaultError> {
         self.rules.iter().try_for_each(FaultRule::validate)
     }
 }

@@ -1,6 +1,7 @@
 //! Ingest failures and their Tecton-format bodies: the one place where an ingest error becomes
 //! a status code and a JSON body.
 
+use axum::http::StatusCode;
 use serde::Serialize;
 use serde_json::json;
 
@@ -50,14 +51,14 @@ pub enum IngestError {
 
 impl IngestError {
     /// The HTTP status.
-    pub fn status(&self) -> u16 {
+    pub fn status(&self) -> StatusCode {
         match self {
-            IngestError::Invalid(_) | IngestError::Records { .. } => 400,
-            IngestError::Unauthenticated(_) => 401,
-            IngestError::PermissionDenied(_) => 403,
-            IngestError::NotFound(_) => 404,
-            IngestError::MethodNotAllowed(_) => 405,
-            IngestError::PayloadTooLarge { .. } => 413,
+            IngestError::Invalid(_) | IngestError::Records { .. } => StatusCode::BAD_REQUEST,
+            IngestError::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
+            IngestError::PermissionDenied(_) => StatusCode::FORBIDDEN,
+            IngestError::NotFound(_) => StatusCode::NOT_FOUND,
+            IngestError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
+            IngestError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
         }
     }
 

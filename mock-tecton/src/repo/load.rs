@@ -119,6 +119,7 @@ pub(super) struct RawSource {
     pub watermark_delay_threshold: Option<S<String>>,
     pub deduplication_columns: Vec<S<String>>,
     pub trigger_interval: Option<S<String>>,
+    pub batch_config: Option<super::batch::RawBatchConfig>,
 }
 
 pub(super) struct RawView {
@@ -183,6 +184,11 @@ impl Diag<'_> {
             field: field.into(),
             message: message.into(),
         });
+    }
+
+    /// The file being read, as errors name it.
+    pub(super) fn origin(&self) -> &str {
+        self.origin
     }
 
     /// Whether an error was already reported for this field path.
@@ -281,7 +287,10 @@ fn validate(raw: RawRepo, d: &mut Diag<'_>) -> Repository {
     let stream_sources = stream_sources(&raw, &push_sources, d);
     let feature_views = views(&raw, &entities, &push_sources, &stream_sources, d);
     let feature_services = services(&raw, &feature_views, d);
+    let batch_sources =
+        super::batch::sources(&raw, &push_sources, &stream_sources, &feature_views, d);
     Repository {
+        batch_sources,
         workspaces,
         service_accounts,
         entities,

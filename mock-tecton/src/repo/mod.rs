@@ -6,10 +6,12 @@
 //! views and feature services. The same objects are applied to every workspace listed.
 //! [`Repository::demo`] is the embedded fraud demo that every command uses without a file.
 
+mod batch;
 mod load;
 mod model;
 mod read;
 
+pub use batch::{BatchFormat, BatchSource};
 pub use load::{RepoError, RepoErrors};
 pub use model::*;
 

@@ -23,6 +23,8 @@ pub struct Repository {
     pub feature_views: Vec<FeatureView>,
     /// Feature services.
     pub feature_services: Vec<FeatureService>,
+    /// The sources' batch sources (`batch_config`), in source order.
+    pub batch_sources: Vec<super::BatchSource>,
 }
 
 impl Repository {

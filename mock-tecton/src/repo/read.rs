@@ -18,14 +18,14 @@ type S<T> = Spanned<T>;
 
 /// A node of the document: a top-level item, a value inside an array, or an `[[array]]` table.
 #[derive(Clone, Copy)]
-enum Node<'a> {
+pub(super) enum Node<'a> {
     Item(&'a Item),
     Value(&'a Value),
     Table(&'a Table),
 }
 
 impl<'a> Node<'a> {
-    fn span(self) -> Option<Range<usize>> {
+    pub(super) fn span(self) -> Option<Range<usize>> {
         match self {
             Node::Item(i) => i.span(),
             Node::Value(v) => v.span(),
@@ -40,7 +40,7 @@ impl<'a> Node<'a> {
         }
     }
 
-    fn table(self) -> Option<&'a dyn TableLike> {
+    pub(super) fn table(self) -> Option<&'a dyn TableLike> {
         match self {
             Node::Item(i) => i.as_table_like(),
             Node::Value(Value::InlineTable(t)) => Some(t),
@@ -89,16 +89,16 @@ const TIMESTAMP: &str =
     "an RFC 3339 timestamp, as a string \"2024-01-01T00:00:00Z\" or a TOML date-time 2024-01-01T00:00:00Z";
 
 /// Reads a table's fields, checking each is known and of the right kind.
-struct Fields<'d, 'a, 't> {
-    d: &'d mut Diag<'t>,
-    table: &'a dyn TableLike,
-    span: Option<Range<usize>>,
-    path: String,
+pub(super) struct Fields<'d, 'a, 't> {
+    pub(super) d: &'d mut Diag<'t>,
+    pub(super) table: &'a dyn TableLike,
+    pub(super) span: Option<Range<usize>>,
+    pub(super) path: String,
 }
 
 impl<'a> Fields<'_, 'a, '_> {
     /// Reports every key not in `accepted`.
-    fn only(&mut self, accepted: &[&str]) {
+    pub(super) fn only(&mut self, accepted: &[&str]) {
         for (key, _) in self.table.iter() {
             if !accepted.contains(&key) {
                 let span = self
@@ -115,7 +115,7 @@ impl<'a> Fields<'_, 'a, '_> {
         }
     }
 
-    fn field(&self, key: &str) -> String {
+    pub(super) fn field(&self, key: &str) -> String {
         if self.path.is_empty() {
             key.to_owned()
         } else {
@@ -123,7 +123,7 @@ impl<'a> Fields<'_, 'a, '_> {
         }
     }
 
-    fn node(&self, key: &str) -> Option<Node<'a>> {
+    pub(super) fn node(&self, key: &str) -> Option<Node<'a>> {
         self.table.get(key).map(Node::Item)
     }
 
@@ -137,7 +137,7 @@ impl<'a> Fields<'_, 'a, '_> {
         );
     }
 
-    fn wrong(&mut self, key: &str, node: Node<'_>, accepted: &str) {
+    pub(super) fn wrong(&mut self, key: &str, node: Node<'_>, accepted: &str) {
         let field = self.field(key);
         self.d.at_opt(
             node.span().or_else(|| self.span.clone()),
@@ -160,11 +160,11 @@ impl<'a> Fields<'_, 'a, '_> {
         }
     }
 
-    fn opt_string(&mut self, key: &str, accepted: &str) -> Option<S<String>> {
+    pub(super) fn opt_string(&mut self, key: &str, accepted: &str) -> Option<S<String>> {
         self.string(key, accepted).ok().flatten()
     }
 
-    fn required_string(&mut self, key: &str) -> Option<S<String>> {
+    pub(super) fn required_string(&mut self, key: &str) -> Option<S<String>> {
         match self.string(key, STRING) {
             Ok(Some(s)) => Some(s),
             Ok(None) => {
@@ -430,6 +430,7 @@ fn source(f: &mut Fields<'_, '_, '_>) -> Option<RawSource> {
         "watermark_delay_threshold",
         "deduplication_columns",
         "trigger_interval",
+        "batch_config",
     ]);
     let name = f.required_string("name");
     let schema = list(f.tables("schema", field));
@@ -453,6 +454,7 @@ fn source(f: &mut Fields<'_, '_, '_>) -> Option<RawSource> {
         topic: f.opt_string("topic", STRING),
         watermark_delay_threshold: f.opt_string("watermark_delay_threshold", DURATION),
         trigger_interval: f.opt_string("trigger_interval", DURATION),
+        batch_config: super::batch::read(f),
         deduplication_columns: f
             .names("deduplication_columns")
             .map(S::into_inner)

@@ -2,7 +2,9 @@
 
 mod body;
 mod conn;
-mod exchange;
+mod effects;
+mod pipeline;
+mod record;
 
 use std::io;
 use std::net::SocketAddr;
@@ -15,11 +17,9 @@ use tokio::task::JoinHandle;
 
 use crate::admin;
 use crate::config::Config;
-use crate::faults::FaultSet;
-use crate::ingest::Dialect;
+use crate::faults::{FaultError, FaultSet};
 use crate::journal::Entry;
 use crate::kafka::KafkaConsumer;
-use crate::serving::Endpoint;
 use crate::state::MockState;
 use crate::store::{OfflineError, OfflineRow};
 
@@ -60,6 +60,10 @@ impl MockTecton {
         let addr = listener.local_addr()?;
         let state = Arc::new(MockState::new(&config));
         state.offline.prepare()?;
+        state
+            .start_batch()
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+        tokio::spawn(crate::batch::schedule::drive(Arc::downgrade(&state)));
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(conn::serve(listener, router(state.clone()), stopped));
         tokio::spawn(crate::stream::drive(Arc::downgrade(&state)));
@@ -153,7 +157,7 @@ impl MockTecton {
     }
 
     /// Replaces the fault rules (counters and scripts start over).
-    pub fn set_faults(&self, faults: FaultSet) -> Result<(), String> {
+    pub fn set_faults(&self, faults: FaultSet) -> Result<(), FaultError> {
         self.state.faults.install(faults)
     }
 
@@ -194,31 +198,17 @@ impl Drop for MockTecton {
 
 fn router(state: Arc<MockState>) -> Router {
     Router::new()
-        .route("/ingest", any(exchange::ingest_v1))
-        .route("/v2/ingest", any(exchange::ingest_v2))
+        .route("/ingest", any(pipeline::ingest_v1))
+        .route("/v2/ingest", any(pipeline::ingest_v2))
         .route(
             "/api/v1/feature-service/{endpoint}",
-            any(exchange::serving_v1),
+            any(pipeline::serving_v1),
         )
         .route(
             "/api/v2/workspaces/{workspace}/feature-services/{service}/{endpoint}",
-            any(exchange::serving_v2),
+            any(pipeline::serving_v2),
         )
         .nest("/_mock", admin::routes())
-        .fallback(exchange::unknown_path)
+        .fallback(pipeline::unknown_path)
         .with_state(state)
-}
-
-/// Which Tecton API an exchange belongs to; decides the handler and the error body format.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum Api {
-    /// The Stream Ingest API.
-    Ingest(Dialect),
-    /// The feature serving API; `target` is the workspace and service of a v2 path.
-    Serving {
-        /// The endpoint.
-        endpoint: Endpoint,
-        /// `(workspace, service)` from a v2 path.
-        target: Option<(String, String)>,
-    },
 }

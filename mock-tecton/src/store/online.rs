@@ -499,6 +499,63 @@ impl OnlineStore {
         kept
     }
 
+    /// Batch precedence for an aggregate view: replaces one entity's events stamped in
+    /// `[start, end)` by `events` (`(ts, seq, view inputs)`, every one kept, like the batch
+    /// source's rows), at clock time `now`; its events outside the interval stay. Returns how
+    /// many of `events` the store kept (what no window can reach at `now` is not).
+    #[allow(clippy::too_many_arguments)]
+    pub fn replace_events(
+        &self,
+        view: usize,
+        key: &EntityKey,
+        start: i64,
+        end: i64,
+        events: Vec<(i64, u64, Vec<Value>)>,
+        now: i64,
+    ) -> usize {
+        let Some(keep @ Keep::Window(spec, count_only, everything)) = self.keep.get(view) else {
+            return 0;
+        };
+        let Some(mut shard) = self.write(view, key) else {
+            return 0;
+        };
+        if let Some(OnlineEntry::Aggregates(series)) = shard.entities.get_mut(key) {
+            if series.events().any(|(ts, _, _)| start <= ts && ts < end) {
+                // A series has no removal: rebuild it from the events that stay.
+                let mut kept = Series::new(spec);
+                for (ts, seq, values) in series.events() {
+                    if ts < start || ts >= end {
+                        kept.insert(spec, ts, seq, values.to_vec(), SameTimestamp::Keep);
+                    }
+                }
+                *series = kept;
+            }
+        }
+        let horizon = if *everything {
+            i64::MIN
+        } else {
+            spec.horizon(now)
+        };
+        let mut stored = 0;
+        for (ts, seq, mut values) in events {
+            if ts < horizon {
+                continue;
+            }
+            for (v, &only_counted) in values.iter_mut().zip(count_only) {
+                if only_counted && !v.is_null() {
+                    *v = Value::Bool(true);
+                }
+            }
+            insert_event(&mut shard, spec, key, ts, seq, values, SameTimestamp::Keep);
+            stored += 1;
+        }
+        if matches!(shard.entities.get(key), Some(OnlineEntry::Aggregates(s)) if s.is_empty()) {
+            shard.entities.remove(key);
+        }
+        shard.maybe_sweep(keep, now);
+        stored
+    }
+
     /// Evaluates one entity's aggregate features at `t` without copying its events: one value
     /// per aggregation in declaration order, or `None` when the entity has no events.
     pub fn evaluate(&self, view: usize, key: &EntityKey, t: i64) -> Option<Vec<Value>> {

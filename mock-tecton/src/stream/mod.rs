@@ -984,11 +984,12 @@ impl MockState {
         Ok(offset)
     }
 
-    /// Runs the micro-batches due now. On the virtual clock this is how time reaches the
+    /// Runs the micro-batches (and batch jobs) due now. On the virtual clock this is how time reaches the
     /// engine: call it after moving `clock` directly (the admin API and
     /// [`crate::MockTecton::advance_clock`] do).
     pub fn run_streams(&self) {
         self.streams.tick(self);
+        self.run_batch_jobs();
     }
 
     fn after_append(&self) {

@@ -1,0 +1,170 @@
+//! Batch precedence: what a batch materialization of `[start, end)` does to the stores.
+//!
+//! For every entity key in a job's output, the job's rows replace whatever the stream (or the
+//! Stream Ingest API, or an earlier job) wrote for that key in `[start, end)`: online, the
+//! key's events in the interval are swapped for the job's (an attribute view takes the job's
+//! last row unless the stream already holds a newer one); offline, retrieval reads the job's
+//! rows for that key and interval instead of the logged ones. Keys the job did not output keep
+//! what they had ([`crate::decisions::BATCH_PRECEDENCE_PER_KEY`]).
+
+use std::collections::HashMap;
+
+use crate::schema::Value;
+use crate::state::MockState;
+use crate::store::{EntityKey, OnlineEntry};
+
+/// One materialized row of a feature view: event time, sequence number (ties), and the view's
+/// inputs ([`crate::repo::FeatureView::input_columns`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct BatchEvent {
+    /// Event time.
+    pub ts: i64,
+    /// Ingestion order among rows with the same time.
+    pub seq: u64,
+    /// The view's inputs.
+    pub values: Vec<Value>,
+}
+
+/// What batch jobs have materialized for one feature view: per entity, the intervals where the
+/// batch output takes precedence, and the batch rows themselves (the offline store's batch part).
+#[derive(Debug, Clone, Default)]
+pub struct Materialized {
+    intervals: HashMap<EntityKey, Vec<(i64, i64)>>,
+    rows: HashMap<EntityKey, Vec<BatchEvent>>,
+}
+
+impl Materialized {
+    /// Whether a batch job's output governs `key` at event time `ts`: the logged row there is
+    /// replaced by the batch rows.
+    pub fn covers(&self, key: &EntityKey, ts: i64) -> bool {
+        self.intervals
+            .get(key)
+            .is_some_and(|iv| iv.iter().any(|&(s, e)| s <= ts && ts < e))
+    }
+
+    /// Makes `events` the rows of `key` in `[start, end)`, replacing earlier batch rows there.
+    pub fn replace(&mut self, key: &EntityKey, start: i64, end: i64, events: Vec<BatchEvent>) {
+        let rows = self.rows.entry(key.clone()).or_default();
+        rows.retain(|r| r.ts < start || r.ts >= end);
+        rows.extend(events);
+        rows.sort_by_key(|r| (r.ts, r.seq));
+        let iv = self.intervals.entry(key.clone()).or_default();
+        iv.push((start, end));
+        // Merge overlapping or touching intervals, so lookups stay short.
+        iv.sort_unstable();
+        let mut merged: Vec<(i64, i64)> = Vec::with_capacity(iv.len());
+        for &(s, e) in iv.iter() {
+            match merged.last_mut() {
+                Some(last) if s <= last.1 => last.1 = last.1.max(e),
+                _ => merged.push((s, e)),
+            }
+        }
+        *iv = merged;
+    }
+
+    /// Every batch row, per entity, in `(ts, seq)` order.
+    pub fn rows(&self) -> impl Iterator<Item = (&EntityKey, &BatchEvent)> + '_ {
+        self.rows
+            .iter()
+            .flat_map(|(k, rows)| rows.iter().map(move |r| (k, r)))
+    }
+
+    /// Entities with batch rows.
+    pub fn entities(&self) -> usize {
+        self.rows.values().filter(|r| !r.is_empty()).count()
+    }
+
+    /// Batch rows held.
+    pub fn len(&self) -> usize {
+        self.rows.values().map(Vec::len).sum()
+    }
+
+    /// Whether nothing is materialized.
+    pub fn is_empty(&self) -> bool {
+        self.intervals.is_empty()
+    }
+}
+
+/// Writes one key's job output to the online store of view `view` at clock time `now`; returns
+/// how many events (aggregates) or rows (attributes) the store kept.
+pub fn apply_online(
+    state: &MockState,
+    view: usize,
+    key: &EntityKey,
+    start: i64,
+    end: i64,
+    events: &[BatchEvent],
+    now: i64,
+) -> usize {
+    if state.online.spec(view).is_some() {
+        let events = events
+            .iter()
+            .map(|e| (e.ts, e.seq, e.values.clone()))
+            .collect();
+        return state
+            .online
+            .replace_events(view, key, start, end, events, now);
+    }
+    // An attribute view keeps one row per entity: the job's last, unless the stream has already
+    // written a row stamped at or after the interval's end.
+    let Some(last) = events.iter().max_by_key(|e| (e.ts, e.seq)) else {
+        return 0;
+    };
+    if let Some(OnlineEntry::Attributes(row)) = state.online.get(view, key) {
+        if row.ts >= end {
+            return 0;
+        }
+    }
+    let columns: Vec<usize> = (0..last.values.len()).collect();
+    state
+        .online
+        .put_attributes(view, key, last.ts, last.seq, &last.values, &columns, now);
+    usize::from(matches!(
+        state.online.get(view, key),
+        Some(OnlineEntry::Attributes(_))
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::KeyPart;
+
+    fn key(s: &str) -> EntityKey {
+        EntityKey(vec![KeyPart::Str(s.into())])
+    }
+
+    fn ev(ts: i64, v: f64) -> BatchEvent {
+        BatchEvent {
+            ts,
+            seq: ts as u64,
+            values: vec![Value::Float(v)],
+        }
+    }
+
+    #[test]
+    fn an_interval_covers_its_start_but_not_its_end() {
+        let mut m = Materialized::default();
+        m.replace(&key("u1"), 100, 200, vec![ev(150, 1.0)]);
+        assert!(m.covers(&key("u1"), 100));
+        assert!(m.covers(&key("u1"), 199));
+        assert!(!m.covers(&key("u1"), 200));
+        assert!(!m.covers(&key("u1"), 99));
+        // Another key is not governed by this job.
+        assert!(!m.covers(&key("u2"), 150));
+    }
+
+    #[test]
+    fn a_rerun_replaces_the_rows_of_its_interval_only() {
+        let mut m = Materialized::default();
+        m.replace(&key("u1"), 0, 100, vec![ev(10, 1.0), ev(20, 2.0)]);
+        m.replace(&key("u1"), 100, 200, vec![ev(150, 3.0)]);
+        m.replace(&key("u1"), 0, 100, vec![ev(30, 4.0)]);
+        let ts: Vec<i64> = m.rows().map(|(_, r)| r.ts).collect();
+        assert_eq!(ts, [30, 150]);
+        // Touching intervals are merged; lookups still answer per time.
+        assert!(m.covers(&key("u1"), 0) && m.covers(&key("u1"), 199));
+        assert_eq!(m.len(), 2);
+        assert_eq!(m.entities(), 1);
+    }
+}

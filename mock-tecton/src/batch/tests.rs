@@ -1,0 +1,403 @@
+//! The batch rules, one test each: `[start, end)` windows, late arrival, precedence over the
+//! stream for the same keys and interval only, feature_start_time.
+
+use std::path::PathBuf;
+
+use serde_json::{json, Value as Json};
+
+use crate::config::Config;
+use crate::ingest::Event;
+use crate::repo::Repository;
+use crate::retrieval::{offline_features, rows_to_json, SpineRow};
+use crate::schema::{parse_timestamp, Value};
+use crate::state::MockState;
+use crate::store::{EntityKey, KeyPart, OnlineEntry};
+
+fn t(s: &str) -> i64 {
+    parse_timestamp(s).expect("test timestamp")
+}
+
+/// A unique file under the system's temporary directory holding `jsonl`.
+fn batch_file(name: &str, jsonl: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("tecton-sim-batch-{}-{name}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let path = dir.join("history.jsonl");
+    std::fs::write(&path, jsonl).expect("batch file written");
+    path
+}
+
+/// `events` (user_id, amt, ts) with a JSONL batch source; `spend`: CONTINUOUS sum over 1d with
+/// hourly batch jobs; `tiles`: TIME_INTERVAL 1h tiles, sum over 2h; `last_amt`: attribute with
+/// feature_start_time 2024-06-01.
+fn repo(path: &std::path::Path) -> Repository {
+    let toml = format!(
+        r#"
+[[workspaces]]
+name = "prod"
+
+[[entities]]
+name = "user"
+join_keys = [{{ name = "user_id", type = "String" }}]
+
+[[push_sources]]
+name = "events"
+schema = [
+  {{ name = "user_id", type = "String" }},
+  {{ name = "amt", type = "Float64" }},
+  {{ name = "ts", type = "Timestamp" }},
+]
+batch_config = {{ path = "{}", format = "jsonl" }}
+
+[[feature_views]]
+name = "spend"
+sources = ["events"]
+entities = ["user"]
+feature_start_time = "2024-01-01T00:00:00Z"
+batch_schedule = "1h"
+aggregations = [{{ column = "amt", function = "sum", window = "1d" }}]
+
+[[feature_views]]
+name = "tiles"
+sources = ["events"]
+entities = ["user"]
+feature_start_time = "2024-01-01T00:00:00Z"
+stream_processing_mode = "TIME_INTERVAL"
+aggregation_interval = "1h"
+aggregations = [{{ column = "amt", function = "sum", window = "2h" }}]
+
+[[feature_views]]
+name = "last_amt"
+sources = ["events"]
+entities = ["user"]
+feature_start_time = "2024-06-01T00:00:00Z"
+batch_schedule = "1h"
+attributes = ["amt"]
+
+[[feature_services]]
+name = "svc"
+features = ["spend", "tiles", "last_amt"]
+"#,
+        path.display()
+    );
+    Repository::from_toml(&toml, "repo.toml").expect("test repository is valid")
+}
+
+fn row(user: &str, amt: f64, ts: &str) -> String {
+    json!({"user_id": user, "amt": amt, "ts": ts}).to_string()
+}
+
+/// A started state on a virtual clock at `now` with `rows` in the batch file.
+fn state(name: &str, rows: &[String], now: &str) -> MockState {
+    let path = batch_file(name, &(rows.join("\n") + "\n"));
+    let repo = repo(&path);
+    let state = MockState::new(&Config::new(repo).virtual_clock(t(now)));
+    state.start_batch().expect("batch file loads");
+    state
+}
+
+fn key(u: &str) -> EntityKey {
+    EntityKey(vec![KeyPart::Str(u.into())])
+}
+
+fn view(state: &MockState, name: &str) -> usize {
+    state
+        .repo
+        .feature_views
+        .iter()
+        .position(|v| v.name == name)
+        .expect("view exists")
+}
+
+/// The online value of an aggregate view's first feature for `user` at `at`.
+fn online_sum(state: &MockState, name: &str, user: &str, at: &str) -> Value {
+    state
+        .online
+        .evaluate(view(state, name), &key(user), t(at))
+        .and_then(|v| v.into_iter().next())
+        .unwrap_or(Value::Null)
+}
+
+/// Offline features of the service for `user` at `at`, as plain JSON by `view__feature`.
+fn offline(state: &MockState, user: &str, at: &str) -> Json {
+    let fs = state.repo.feature_service("svc").expect("service");
+    let features = crate::serving::served_features(&state.repo, fs);
+    let spine = vec![SpineRow {
+        join_keys: json!({"user_id": user})
+            .as_object()
+            .cloned()
+            .unwrap_or_default(),
+        timestamp: t(at),
+    }];
+    let rows = offline_features(state, &features, &spine).expect("offline retrieval");
+    rows_to_json(&features, &spine, &rows)
+        .into_iter()
+        .next()
+        .unwrap_or(Json::Null)
+}
+
+fn advance_to(state: &MockState, at: &str) {
+    state.clock.set(t(at));
+    state.run_streams();
+}
+
+/// Pushes one record through the in-process ingest path (the stream's writes).
+fn push(state: &MockState, user: &str, amt: f64, ts: &str) {
+    let e = Event::new(vec![
+        Value::String(user.into()),
+        Value::Float(amt),
+        Value::Timestamp(t(ts)),
+    ]);
+    let applied = state.apply_events("events", vec![e]).expect("push source");
+    assert_eq!(applied.events, 1);
+}
+
+#[test]
+fn a_window_holds_its_start_and_not_its_end() {
+    let s = state(
+        "window",
+        &[
+            row("u1", 1.0, "2024-06-01T10:00:00Z"),
+            row("u1", 2.0, "2024-06-01T11:59:59.999999999Z"),
+            row("u1", 4.0, "2024-06-01T12:00:00Z"),
+            row("u1", 8.0, "2024-06-01T13:00:00Z"),
+        ],
+        "2024-06-01T12:30:00Z",
+    );
+    // The backfill ends at the last boundary (12:00): the 12:00 row waits for its window.
+    assert_eq!(
+        online_sum(&s, "spend", "u1", "2024-06-01T12:30:00Z"),
+        Value::Float(3.0)
+    );
+    advance_to(&s, "2024-06-01T13:00:00Z");
+    // [12:00, 13:00) took the row at 12:00, not the one at 13:00.
+    assert_eq!(
+        online_sum(&s, "spend", "u1", "2024-06-01T13:00:00Z"),
+        Value::Float(7.0)
+    );
+    let jobs = s.batch.jobs();
+    let spend = view(&s, "spend");
+    let last = jobs.iter().rfind(|j| j.view == spend).expect("a job ran");
+    assert_eq!(
+        (last.start, last.end, last.rows),
+        (t("2024-06-01T12:00:00Z"), t("2024-06-01T13:00:00Z"), 1)
+    );
+    advance_to(&s, "2024-06-01T14:00:00Z");
+    assert_eq!(
+        online_sum(&s, "spend", "u1", "2024-06-01T14:00:00Z"),
+        Value::Float(15.0)
+    );
+    // Offline retrieval agrees with the batch output.
+    assert_eq!(
+        offline(&s, "u1", "2024-06-01T14:00:00Z")["spend__amt_sum_1d_continuous"],
+        json!(15.0)
+    );
+}
+
+#[test]
+fn a_row_arriving_after_its_window_ran_is_left_out_until_a_rerun() {
+    let s = state(
+        "late",
+        &[row("u1", 1.0, "2024-06-01T12:10:00Z")],
+        "2024-06-01T12:30:00Z",
+    );
+    advance_to(&s, "2024-06-01T13:00:00Z");
+    assert_eq!(
+        online_sum(&s, "spend", "u1", "2024-06-01T13:00:00Z"),
+        Value::Float(1.0)
+    );
+    // A row for [12:00, 13:00) reaches the batch source after that job ran.
+    let appended = s
+        .batch_append(
+            "events",
+            &[json!({"user_id": "u1", "amt": 2.0, "ts": "2024-06-01T12:20:00Z"})],
+        )
+        .expect("append");
+    assert_eq!(appended.appended, 1);
+    // The next job covers only its own window.
+    advance_to(&s, "2024-06-01T14:00:00Z");
+    assert_eq!(
+        online_sum(&s, "spend", "u1", "2024-06-01T14:00:00Z"),
+        Value::Float(1.0)
+    );
+    assert_eq!(
+        offline(&s, "u1", "2024-06-01T14:00:00Z")["spend__amt_sum_1d_continuous"],
+        json!(1.0)
+    );
+    let spend = view(&s, "spend");
+    let ran = s
+        .batch
+        .jobs()
+        .into_iter()
+        .find(|j| j.view == spend && j.start == t("2024-06-01T12:00:00Z"))
+        .expect("the 12:00 job");
+    assert_eq!(ran.to_json(&s)["arrived_after"], json!(1));
+    // An overwrite job of the window picks it up, online and offline.
+    let rerun = super::schedule::run_now(
+        &s,
+        "spend",
+        t("2024-06-01T12:00:00Z"),
+        t("2024-06-01T13:00:00Z"),
+    )
+    .expect("rerun");
+    assert_eq!(rerun.rows, 2);
+    assert_eq!(
+        online_sum(&s, "spend", "u1", "2024-06-01T14:00:00Z"),
+        Value::Float(3.0)
+    );
+    assert_eq!(
+        offline(&s, "u1", "2024-06-01T14:00:00Z")["spend__amt_sum_1d_continuous"],
+        json!(3.0)
+    );
+}
+
+#[test]
+fn batch_output_replaces_the_streams_rows_for_its_keys_and_interval_only() {
+    let s = state(
+        "precedence",
+        &[row("u1", 1.0, "2024-06-01T12:20:00Z")],
+        "2024-06-01T12:30:00Z",
+    );
+    // The stream wrote u1 and u2 in [12:00, 13:00), and u1 after it.
+    push(&s, "u1", 100.0, "2024-06-01T12:10:00Z");
+    push(&s, "u2", 50.0, "2024-06-01T12:10:00Z");
+    push(&s, "u1", 1000.0, "2024-06-01T13:10:00Z");
+    assert_eq!(
+        online_sum(&s, "spend", "u1", "2024-06-01T12:30:00Z"),
+        Value::Float(100.0)
+    );
+    advance_to(&s, "2024-06-01T13:30:00Z");
+    // u1's interval now holds the batch row only; its later stream row stays.
+    assert_eq!(
+        online_sum(&s, "spend", "u1", "2024-06-01T13:30:00Z"),
+        Value::Float(1001.0)
+    );
+    // u2 is not in the batch output: its stream row stays.
+    assert_eq!(
+        online_sum(&s, "spend", "u2", "2024-06-01T13:30:00Z"),
+        Value::Float(50.0)
+    );
+    // TIME_INTERVAL: the [12:00, 13:00) tile of u1 is the batch's.
+    assert_eq!(
+        online_sum(&s, "tiles", "u1", "2024-06-01T13:30:00Z"),
+        Value::Float(1.0)
+    );
+    // Attributes: the online row of u1 is the stream's 13:10 row (newer than the interval).
+    match s.online.get(view(&s, "last_amt"), &key("u1")) {
+        Some(OnlineEntry::Attributes(r)) => assert_eq!(r.values, [Value::Float(1000.0)]),
+        other => panic!("expected an attribute row, got {other:?}"),
+    }
+    // Offline retrieval agrees with online for both keys.
+    let u1 = offline(&s, "u1", "2024-06-01T13:30:00Z");
+    assert_eq!(u1["spend__amt_sum_1d_continuous"], json!(1001.0));
+    assert_eq!(u1["tiles__amt_sum_2h_1h"], json!(1.0));
+    assert_eq!(u1["last_amt__amt"], json!(1000.0));
+    let u2 = offline(&s, "u2", "2024-06-01T13:30:00Z");
+    assert_eq!(u2["spend__amt_sum_1d_continuous"], json!(50.0));
+    // Before 13:10, the attribute is the batch row (the stream's 12:10 row was replaced).
+    let u1_early = offline(&s, "u1", "2024-06-01T12:50:00Z");
+    assert_eq!(u1_early["last_amt__amt"], json!(1.0));
+}
+
+#[test]
+fn feature_start_time_filters_attribute_rows_not_aggregate_ones() {
+    let s = state(
+        "fst",
+        &[
+            row("u3", 5.0, "2024-05-31T23:00:00Z"),
+            row("u4", 5.0, "2024-05-31T23:00:00Z"),
+            row("u4", 6.0, "2024-06-01T01:00:00Z"),
+        ],
+        "2024-06-01T12:30:00Z",
+    );
+    let last = view(&s, "last_amt");
+    // last_amt starts 2024-06-01: u3's only row is before it.
+    assert!(s.online.get(last, &key("u3")).is_none());
+    match s.online.get(last, &key("u4")) {
+        Some(OnlineEntry::Attributes(r)) => assert_eq!(r.values, [Value::Float(6.0)]),
+        other => panic!("expected u4's row, got {other:?}"),
+    }
+    // Aggregates keep every event: `spend` (start 2024-01-01) counts u3.
+    assert_eq!(
+        online_sum(&s, "spend", "u3", "2024-06-01T12:30:00Z"),
+        Value::Float(5.0)
+    );
+    // An aggregate view's backfill starts one reach before its start.
+    let spend = &s.repo.feature_views[view(&s, "spend")];
+    let reach = spend.series_spec().map(|sp| sp.reach()).unwrap_or(0);
+    assert_eq!(
+        crate::decisions::backfill_start(spend),
+        t("2024-01-01T00:00:00Z") - reach
+    );
+    assert_eq!(
+        crate::decisions::backfill_start(&s.repo.feature_views[last]),
+        t("2024-06-01T00:00:00Z")
+    );
+}
+
+#[test]
+fn bad_rows_are_counted_and_named_by_line() {
+    let s = state(
+        "bad",
+        &[
+            row("u1", 1.0, "2024-06-01T10:00:00Z"),
+            "{\"user_id\": \"u1\", \"amt\": \"x\", \"ts\": \"2024-06-01T10:00:00Z\"}".into(),
+            "not json".into(),
+        ],
+        "2024-06-01T12:30:00Z",
+    );
+    let views = super::schedule::views_json(&s);
+    let src = &views["sources"][0];
+    assert_eq!(src["rows"], json!(1));
+    assert_eq!(src["invalid"], json!(2));
+    let at: Vec<&str> = src["errors"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|e| e["at"].as_str()).collect())
+        .unwrap_or_default();
+    assert!(at[0].ends_with("history.jsonl:2"), "{at:?}");
+    assert!(at[1].ends_with("history.jsonl:3"), "{at:?}");
+}
+
+#[test]
+fn a_missing_file_is_a_start_error_naming_it() {
+    let repo = repo(std::path::Path::new("/nonexistent/history.jsonl"));
+    let s = MockState::new(&Config::new(repo).virtual_clock(t("2024-06-01T12:30:00Z")));
+    let err = s.start_batch().expect_err("missing file");
+    let msg = err.to_string();
+    assert!(msg.contains("/nonexistent/history.jsonl"), "{msg}");
+    assert!(msg.contains("`events`"), "{msg}");
+}
+
+#[test]
+fn reset_forgets_jobs_and_appended_rows_but_keeps_the_file() {
+    let s = state(
+        "reset",
+        &[row("u1", 1.0, "2024-06-01T10:00:00Z")],
+        "2024-06-01T12:30:00Z",
+    );
+    s.batch_append(
+        "events",
+        &[json!({"user_id": "u1", "amt": 2.0, "ts": "2024-06-01T10:30:00Z"})],
+    )
+    .expect("append");
+    s.reset().expect("reset");
+    assert!(s.batch.jobs().is_empty());
+    let spend = view(&s, "spend");
+    assert!(s.batch.materialized(spend).is_some_and(|m| m.is_empty()));
+    assert_eq!(
+        online_sum(&s, "spend", "u1", "2024-06-01T12:30:00Z"),
+        Value::Null
+    );
+    // A manual run finds the file's row again, not the appended one.
+    let run = super::schedule::run_now(
+        &s,
+        "spend",
+        t("2024-06-01T00:00:00Z"),
+        t("2024-06-01T12:00:00Z"),
+    )
+    .expect("run");
+    assert_eq!(run.rows, 1);
+    assert_eq!(
+        online_sum(&s, "spend", "u1", "2024-06-01T12:30:00Z"),
+        Value::Float(1.0)
+    );
+}

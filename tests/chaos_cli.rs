@@ -1,0 +1,125 @@
+//! `tecton-sim conformance --chaos` as a user runs it: the binary, from a directory outside the
+//! repository, with a sink command that claims success without sending anything. The search
+//! finds it, shrinks the schedule to no fault at all, writes the scenario, and
+//! `--scenarios DIR` replays the same failure.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde_json::Value as Json;
+
+fn bin(dir: &Path) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_tecton-sim"));
+    c.current_dir(dir).env_remove("TECTON_SIM_SCENARIOS");
+    c
+}
+
+fn outside(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!(
+        "tecton-sim-chaos-cli-{name}-{}",
+        std::process::id()
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn text(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// Reads its input and exits 0 without writing a record.
+const SILENT_SINK: &str = "cat > /dev/null; exit 0";
+
+#[test]
+fn a_silent_sink_is_found_shrunk_written_and_replayed() {
+    let dir = outside("silent");
+    let out = bin(&dir)
+        .args(["conformance", "--sink", SILENT_SINK])
+        .args(["--chaos", "5", "--seed", "3", "--chaos-out", "found"])
+        .args(["--json", "report.json"])
+        .output()
+        .unwrap();
+    let said = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{said}");
+    assert!(
+        said.contains("FAIL `completeness` after 1 schedule(s)"),
+        "{said}"
+    );
+    assert!(said.contains("shrunk in"), "{said}");
+    // Not a terminal: no progress lines.
+    assert!(!said.contains("[1/5]"), "{said}");
+    let file = dir.join("found/chaos-seed3-min.toml");
+    let scenario = std::fs::read_to_string(&file).unwrap();
+    assert!(scenario.contains("outcome = \"success\""), "{scenario}");
+    // A sink that sends nothing fails without any fault: shrinking removed them all.
+    assert!(!scenario.contains("[[faults.rules]]"), "{scenario}");
+    let replay = said
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("replay: "))
+        .unwrap()
+        .to_owned();
+    assert!(
+        replay.contains("--scenario chaos-seed3-min --seed 3"),
+        "{replay}"
+    );
+
+    // The JSON report lists the schedule run and the minimal one, both failed.
+    let report: Json =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("report.json")).unwrap()).unwrap();
+    let names: Vec<&str> = report["scenarios"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["chaos-seed3", "chaos-seed3-min"], "{report}");
+
+    // The written scenario replays the failure through the ordinary suite.
+    let out = bin(&dir)
+        .args(["conformance", "--sink", SILENT_SINK])
+        .args([
+            "--scenarios",
+            "found",
+            "--scenario",
+            "chaos-seed3-min",
+            "--seed",
+            "3",
+        ])
+        .output()
+        .unwrap();
+    let said = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{said}");
+    assert!(said.contains("FAIL completeness"), "{said}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn chaos_flags_are_checked() {
+    let dir = outside("flags");
+    for args in [
+        vec!["--chaos", "0"],
+        vec!["--chaos", "x"],
+        vec!["--chaos-out", "d"],
+        vec!["--chaos", "3", "--runs", "2"],
+        vec!["--chaos", "3", "--scenario", "success"],
+    ] {
+        let out = bin(&dir)
+            .args(["conformance", "--sink", SILENT_SINK])
+            .args(&args)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", text(&out));
+    }
+    let out = bin(&dir)
+        .args(["conformance", "--attach", "--chaos", "3"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    let _ = std::fs::remove_dir_all(&dir);
+}
