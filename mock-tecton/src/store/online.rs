@@ -516,6 +516,7 @@ impl OnlineStore {
         let Some(keep @ Keep::Window(spec, count_only, everything)) = self.keep.get(view) else {
             return 0;
         };
+        let key = &self.slot_key(key);
         let Some(mut shard) = self.write(view, key) else {
             return 0;
         };
