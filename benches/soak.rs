@@ -13,7 +13,7 @@
 //!    10-second interval, and the online store's counts from `/_mock/health`;
 //! 3. bare axum, then the mock, with one repeated body, `SOAK_PEER_SECS` each;
 //! 4. the mock with the offline log switched off (`log_offline = false`), unique bodies,
-//!    `SOAK_SECS`: the growth of what stays in memory by design (online store and journal)
+//!    `SOAK_NO_OFFLINE_SECS` (default `SOAK_SECS`): the growth of what stays in memory by design (online store and journal)
 //!    apart from the offline rows;
 //! 5. bare axum with unique bodies again: the unique-body peer is the mean of phases 1 and 5,
 //!    since a shared host's speed drifts over a run.
@@ -22,8 +22,12 @@
 //! repeated-body ratio (≥ 0.5×), and RSS growth per ingested event between the 20th and the
 //! 60th second (≤ 64 bytes; with a shorter `SOAK_SECS`, between 20 s and the end).
 //!
-//! `cargo bench --bench soak` (`SOAK_SECS=600` for a ten-minute soak; `SOAK_MOCK_BIN=path` to
-//! run another build of `tecton-sim`). Loopback only.
+//! Besides req/s and RSS, each interval shows the online store's events and estimated bytes,
+//! the journal's estimated bytes and the offline rows still in memory (not yet in a Parquet
+//! file), all from `/_mock/health`, and the machine's one-minute load average.
+//!
+//! `cargo bench --bench soak` (`SOAK_SECS=600 SOAK_NO_OFFLINE_SECS=60` for a ten-minute soak;
+//! `SOAK_MOCK_BIN=path` to run another build of `tecton-sim`). Loopback only.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
@@ -56,6 +60,7 @@ fn main() {
     let secs: u64 = env_or("SOAK_SECS", 60);
     let peer_secs: u64 = env_or("SOAK_PEER_SECS", 15);
     let conns: usize = env_or("SOAK_CONNS", 16);
+    let no_offline_secs: u64 = env_or("SOAK_NO_OFFLINE_SECS", secs);
     println!("soak: {conns} connections, {RECORDS} records per request, {USERS} users, event times over 20 days");
 
     let bare = Server::bare();
@@ -91,7 +96,7 @@ fn main() {
     let online_only = run(
         &mock,
         Body::Unique,
-        secs,
+        no_offline_secs,
         conns,
         "mock, unique, no offline log",
     );
@@ -244,8 +249,8 @@ struct Outcome {
 
 fn run(server: &Server, body: Body, secs: u64, conns: usize, label: &str) -> Outcome {
     println!("\n{label}: {secs} s");
-    println!("| t (s) | req/s | events/s | RSS (MiB) | online events | online (MiB, est.) | journal (MiB, est.) |");
-    println!("|---:|---:|---:|---:|---:|---:|---:|");
+    println!("| t (s) | req/s | events/s | RSS (MiB) | online events | online (MiB, est.) | journal (MiB, est.) | offline rows in memory | load avg |");
+    println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     let done = Arc::new(AtomicU64::new(0));
     let failed = Arc::new(AtomicU64::new(0));
     let stop = Arc::new(AtomicBool::new(false));
@@ -276,12 +281,14 @@ fn run(server: &Server, body: Body, secs: u64, conns: usize, label: &str) -> Out
                 .map_or("-".to_owned(), |b| format!("{:.0}", b / 1_048_576.0))
         };
         println!(
-            "| {t} | {rate:.0} | {:.0} | {:.0} | {} | {} | {} |",
+            "| {t} | {rate:.0} | {:.0} | {:.0} | {} | {} | {} | {} | {} |",
             rate * RECORDS as f64,
             rss as f64 / 1_048_576.0,
             health["online"]["events"],
             mib(&health["online"]["estimated_bytes"]),
             mib(&health["journal"]["estimated_bytes"]),
+            health["offline"]["rows_in_memory"],
+            load_average(),
         );
         samples.push((t, now, rss));
         last = now;
@@ -310,6 +317,14 @@ fn run(server: &Server, body: Body, secs: u64, conns: usize, label: &str) -> Out
         rate: total as f64 / elapsed,
         growth,
     }
+}
+
+/// The machine's one-minute load average (`-` where `/proc/loadavg` is unavailable).
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|s| s.split_whitespace().next().map(str::to_owned))
+        .unwrap_or_else(|| "-".to_owned())
 }
 
 /// A tiny deterministic generator (the client's choices need no quality, only variety).

@@ -114,6 +114,7 @@ pub fn health_body(s: &MockState) -> Json_ {
             "total": counters.total,
             "dropped": counters.dropped,
             "entries": journal.entries,
+            "capacity": s.journal.capacity(),
             "estimated_bytes": journal.estimated_bytes,
         },
         "online": s.online.stats(),

@@ -244,6 +244,12 @@ pub fn attribute_row_kept(feature_start_time: Option<i64>, ts: i64) -> bool {
 /// arrived. Large enough that a file is worth opening, small enough to bound the memory tail.
 pub const DEFAULT_OFFLINE_FLUSH_ROWS: usize = 65_536;
 
+/// Rows of one push source that may wait in memory, as a multiple of the flush size. A write that
+/// finds this many waiting (the flusher is behind the ingest rate) writes them to disk itself
+/// before it returns, so a fast producer is slowed to the disk's pace instead of growing the
+/// heap without bound.
+pub const OFFLINE_MAX_WAITING_FLUSHES: usize = 4;
+
 /// The offline store also writes waiting rows at least this often, so a quiet source reaches disk
 /// soon.
 pub const DEFAULT_OFFLINE_FLUSH_INTERVAL: std::time::Duration = std::time::Duration::from_secs(5);

@@ -169,6 +169,12 @@ impl Journal {
         self.body_limit
     }
 
+    /// Most entries held at once: the capacity asked for, rounded up to a whole number per
+    /// shard. Older entries are let go (and counted in [`Counters::dropped`]).
+    pub fn capacity(&self) -> usize {
+        self.per_shard * SHARDS
+    }
+
     /// Stores a finished exchange.
     pub fn record(&self, mut entry: Entry) {
         entry.request_body = cut(entry.request_body, self.body_limit);
@@ -288,6 +294,8 @@ mod tests {
         }
         let kept = j.entries(0, usize::MAX);
         assert_eq!(kept.len(), 32);
+        assert_eq!(j.capacity(), 32);
+        assert_eq!(j.footprint().entries, 32);
         assert_eq!(kept.last().map(|e| e.seq), Some(999));
         assert_eq!(
             j.counters(),

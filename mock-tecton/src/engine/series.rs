@@ -352,8 +352,18 @@ struct Col {
 struct Ctx<'a> {
     spec: &'a SeriesSpec,
     firsts: Option<u64>,
-    cols: OnceCell<Vec<Col>>,
+    cols: OnceCell<Cols>,
 }
+
+/// Slots listed inline up to [`INLINE_COLS`], so that appending to a dense tile (once per event)
+/// allocates nothing.
+#[derive(Debug)]
+enum Cols {
+    Inline([Col; INLINE_COLS], usize),
+    Heap(Vec<Col>),
+}
+
+const INLINE_COLS: usize = 8;
 
 impl<'a> Ctx<'a> {
     fn new(spec: &'a SeriesSpec, firsts: Option<u64>) -> Self {
@@ -381,15 +391,29 @@ impl<'a> Ctx<'a> {
 
     /// Every slot, in order.
     fn cols(&self) -> &[Col] {
-        self.cols.get_or_init(|| {
-            self.firsts()
-                .enumerate()
-                .map(|(slot, a)| Col {
-                    slot,
-                    input: a.input,
-                })
-                .collect()
-        })
+        let cols = self.cols.get_or_init(|| {
+            let mut all = self.firsts().enumerate().map(|(slot, a)| Col {
+                slot,
+                input: a.input,
+            });
+            let mut inline = [Col { slot: 0, input: 0 }; INLINE_COLS];
+            let mut n = 0;
+            for c in all.by_ref() {
+                if n == INLINE_COLS {
+                    let mut heap = inline.to_vec();
+                    heap.push(c);
+                    heap.extend(all);
+                    return Cols::Heap(heap);
+                }
+                inline[n] = c;
+                n += 1;
+            }
+            Cols::Inline(inline, n)
+        });
+        match cols {
+            Cols::Inline(inline, n) => &inline[..*n],
+            Cols::Heap(heap) => heap,
+        }
     }
 
     /// One empty partial per slot, sized exactly: it is stored in a tile or a head.
@@ -586,7 +610,10 @@ impl Tile {
         let w = event.values.len();
         if self.partials.is_empty() {
             make_room(&mut self.keys, usize::MAX);
-            self.values.reserve_exact(w);
+            // Doubling, as the keys do: only the newest tile has spare room (`shrink`).
+            if self.values.capacity() - self.values.len() < w {
+                self.values.reserve_exact(self.values.len().max(w));
+            }
             self.keys.push(event.key());
             self.values.extend(event.values);
             if self.keys.len() >= DENSE_TILE {

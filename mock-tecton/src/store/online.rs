@@ -18,12 +18,12 @@
 //! Moving a virtual clock backwards does not bring evicted events back.
 
 use std::collections::HashMap;
-use std::hash::BuildHasher;
+use std::hash::{BuildHasher, BuildHasherDefault, Hash, Hasher};
 use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use serde::Serialize;
 
-use super::EntityKey;
+use super::{EntityKey, KeyPart};
 use crate::config::Retention;
 use crate::engine::{value_heap, SameTimestamp, Series, SeriesSpec};
 use crate::repo::Repository;
@@ -41,6 +41,149 @@ const MIN_SWEEP_EVERY: i64 = 1_000_000_000;
 
 /// The hasher of entity keys: fast, seeded per process.
 type KeyHasher = foldhash::fast::RandomState;
+
+/// Encoded keys up to this many bytes are stored inline (a join key of one string of up to 17
+/// bytes, or two integers).
+const INLINE_KEY: usize = 22;
+
+/// An entity key as the shards hold it: its parts encoded as bytes, inline when short, and its
+/// hash, computed once. A probe then compares bytes in the slot it has already read, where an
+/// [`EntityKey`] made it follow two pointers (vector, then string) to memory of its own: with
+/// many entities those were cache misses on every write, the largest cost of the write path.
+///
+/// Encoding, part after part: a string is `0`, its length (`u32` little-endian) and its bytes;
+/// an integer is `1` and its 8 bytes little-endian. Equal keys encode equally, and the encoding
+/// decodes back to the key ([`SlotKey::entity_key`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct SlotKey {
+    hash: u64,
+    bytes: KeyBytes,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum KeyBytes {
+    /// Length, then the bytes; the rest of the array is zero, so equality may compare it all.
+    Inline(u8, [u8; INLINE_KEY]),
+    Heap(Box<[u8]>),
+}
+
+impl SlotKey {
+    fn new(key: &EntityKey, hasher: &KeyHasher) -> Self {
+        let len: usize = key
+            .0
+            .iter()
+            .map(|p| match p {
+                KeyPart::Str(s) => 5 + s.len(),
+                KeyPart::Int(_) => 9,
+            })
+            .sum();
+        let fill = |buf: &mut [u8]| {
+            let mut at = 0;
+            for p in &key.0 {
+                match p {
+                    KeyPart::Str(s) => {
+                        // A string longer than 4 GiB cannot arrive (bodies are limited).
+                        let n = u32::try_from(s.len()).unwrap_or(u32::MAX);
+                        buf[at] = 0;
+                        buf[at + 1..at + 5].copy_from_slice(&n.to_le_bytes());
+                        buf[at + 5..at + 5 + s.len()].copy_from_slice(s.as_bytes());
+                        at += 5 + s.len();
+                    }
+                    KeyPart::Int(i) => {
+                        buf[at] = 1;
+                        buf[at + 1..at + 9].copy_from_slice(&i.to_le_bytes());
+                        at += 9;
+                    }
+                }
+            }
+        };
+        let bytes = match u8::try_from(len) {
+            Ok(short) if len <= INLINE_KEY => {
+                let mut buf = [0u8; INLINE_KEY];
+                fill(&mut buf[..len]);
+                KeyBytes::Inline(short, buf)
+            }
+            _ => {
+                let mut buf = vec![0u8; len];
+                fill(&mut buf);
+                KeyBytes::Heap(buf.into_boxed_slice())
+            }
+        };
+        let mut key = SlotKey { hash: 0, bytes };
+        key.hash = hasher.hash_one(key.bytes());
+        key
+    }
+
+    fn bytes(&self) -> &[u8] {
+        match &self.bytes {
+            KeyBytes::Inline(len, buf) => &buf[..usize::from(*len).min(INLINE_KEY)],
+            KeyBytes::Heap(b) => b,
+        }
+    }
+
+    /// Heap bytes of the key (none when inline).
+    fn heap(&self) -> usize {
+        match &self.bytes {
+            KeyBytes::Inline(..) => 0,
+            KeyBytes::Heap(b) => b.len(),
+        }
+    }
+
+    /// The key decoded.
+    fn entity_key(&self) -> EntityKey {
+        let b = self.bytes();
+        let mut parts = Vec::new();
+        let mut at = 0;
+        while let Some(&tag) = b.get(at) {
+            if tag == 0 {
+                let n = b
+                    .get(at + 1..at + 5)
+                    .and_then(|n| <[u8; 4]>::try_from(n).ok())
+                    .map_or(0, |n| u32::from_le_bytes(n) as usize);
+                let text = b.get(at + 5..at + 5 + n).unwrap_or(&[]);
+                parts.push(KeyPart::Str(String::from_utf8_lossy(text).into_owned()));
+                at += 5 + n;
+            } else {
+                let i = b
+                    .get(at + 1..at + 9)
+                    .and_then(|n| <[u8; 8]>::try_from(n).ok())
+                    .map_or(0, i64::from_le_bytes);
+                parts.push(KeyPart::Int(i));
+                at += 9;
+            }
+        }
+        EntityKey(parts)
+    }
+}
+
+impl Hash for SlotKey {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        state.write_u64(self.hash);
+    }
+}
+
+/// The map's hasher: the key's hash is already computed ([`SlotKey`]).
+#[derive(Debug, Default)]
+struct Prehashed(u64);
+
+impl Hasher for Prehashed {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        // Only `write_u64` is used; anything else is still hashed, if poorly.
+        for &b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(b);
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+}
+
+type ShardMap = HashMap<SlotKey, OnlineEntry, BuildHasherDefault<Prehashed>>;
 
 /// The latest row of an attribute view for one entity.
 #[derive(Debug, Clone, PartialEq)]
@@ -86,7 +229,7 @@ impl Keep {
 
 #[derive(Debug, Default)]
 struct Shard {
-    entities: HashMap<EntityKey, OnlineEntry, KeyHasher>,
+    entities: ShardMap,
     /// Clock time of the last sweep.
     swept_at: i64,
 }
@@ -160,16 +303,7 @@ impl OnlineStore {
             views: repo
                 .feature_views
                 .iter()
-                .map(|_| {
-                    (0..SHARDS)
-                        .map(|_| {
-                            RwLock::new(Shard {
-                                entities: HashMap::with_hasher(hasher.clone()),
-                                ..Shard::default()
-                            })
-                        })
-                        .collect()
-                })
+                .map(|_| (0..SHARDS).map(|_| RwLock::new(Shard::default())).collect())
                 .collect(),
             keep: repo
                 .feature_views
@@ -193,18 +327,23 @@ impl OnlineStore {
         }
     }
 
-    fn shard_index(&self, key: &EntityKey) -> usize {
-        // The high bits: the map inside the shard uses the low ones.
-        (self.hasher.hash_one(key) >> 58) as usize % SHARDS
+    fn slot_key(&self, key: &EntityKey) -> SlotKey {
+        SlotKey::new(key, &self.hasher)
     }
 
-    fn read(&self, view: usize, key: &EntityKey) -> Option<RwLockReadGuard<'_, Shard>> {
-        let shard = self.views.get(view)?.get(self.shard_index(key))?;
+    fn shard_index(key: &SlotKey) -> usize {
+        // Middle bits: the map inside the shard uses the low ones for the bucket and the top
+        // seven for its control bytes.
+        (key.hash >> 32) as usize % SHARDS
+    }
+
+    fn read(&self, view: usize, key: &SlotKey) -> Option<RwLockReadGuard<'_, Shard>> {
+        let shard = self.views.get(view)?.get(Self::shard_index(key))?;
         Some(shard.read().unwrap_or_else(|p| p.into_inner()))
     }
 
-    fn write(&self, view: usize, key: &EntityKey) -> Option<RwLockWriteGuard<'_, Shard>> {
-        let shard = self.views.get(view)?.get(self.shard_index(key))?;
+    fn write(&self, view: usize, key: &SlotKey) -> Option<RwLockWriteGuard<'_, Shard>> {
+        let shard = self.views.get(view)?.get(Self::shard_index(key))?;
         Some(shard.write().unwrap_or_else(|p| p.into_inner()))
     }
 
@@ -244,6 +383,7 @@ impl OnlineStore {
         let Some(keep) = self.keep.get(view) else {
             return;
         };
+        let key = &self.slot_key(key);
         let Some(mut shard) = self.write(view, key) else {
             return;
         };
@@ -297,6 +437,7 @@ impl OnlineStore {
         let Some(keep @ Keep::Window(spec, count_only, everything)) = self.keep.get(view) else {
             return false;
         };
+        let key = &self.slot_key(key);
         let Some(mut shard) = self.write(view, key) else {
             return false;
         };
@@ -341,6 +482,7 @@ impl OnlineStore {
         let Some(keep @ Keep::Window(spec, count_only, everything)) = self.keep.get(view) else {
             return false;
         };
+        let key = self.slot_key(&key);
         let Some(mut shard) = self.write(view, &key) else {
             return false;
         };
@@ -374,6 +516,7 @@ impl OnlineStore {
         let Some(keep @ Keep::Window(spec, count_only, everything)) = self.keep.get(view) else {
             return 0;
         };
+        let key = &self.slot_key(key);
         let Some(mut shard) = self.write(view, key) else {
             return 0;
         };
@@ -418,6 +561,7 @@ impl OnlineStore {
     /// per aggregation in declaration order, or `None` when the entity has no events.
     pub fn evaluate(&self, view: usize, key: &EntityKey, t: i64) -> Option<Vec<Value>> {
         let spec = self.spec(view)?;
+        let key = &self.slot_key(key);
         match self.read(view, key)?.entities.get(key)? {
             OnlineEntry::Aggregates(series) => Some(series.evaluate(spec, t)),
             OnlineEntry::Attributes(_) => None,
@@ -426,6 +570,7 @@ impl OnlineStore {
 
     /// A copy of one entity's entry.
     pub fn get(&self, view: usize, key: &EntityKey) -> Option<OnlineEntry> {
+        let key = &self.slot_key(key);
         self.read(view, key)?.entities.get(key).cloned()
     }
 
@@ -434,7 +579,12 @@ impl OnlineStore {
         let mut out = Vec::new();
         for shard in self.views.get(view).into_iter().flatten() {
             let shard = shard.read().unwrap_or_else(|p| p.into_inner());
-            out.extend(shard.entities.iter().map(|(k, e)| (k.clone(), e.clone())));
+            out.extend(
+                shard
+                    .entities
+                    .iter()
+                    .map(|(k, e)| (k.entity_key(), e.clone())),
+            );
         }
         out.sort_by(|a, b| a.0.cmp(&b.0));
         out
@@ -467,25 +617,15 @@ impl OnlineStore {
     /// Sizes of the store, walked shard by shard (each shard is locked for reading briefly).
     pub fn stats(&self) -> OnlineStats {
         let mut st = OnlineStats::default();
-        let key_bytes = |k: &EntityKey| {
-            k.0.capacity() * std::mem::size_of::<super::KeyPart>()
-                + k.0
-                    .iter()
-                    .map(|p| match p {
-                        super::KeyPart::Str(s) => s.capacity(),
-                        super::KeyPart::Int(_) => 0,
-                    })
-                    .sum::<usize>()
-        };
         for shards in &self.views {
             for shard in shards {
                 let shard = shard.read().unwrap_or_else(|p| p.into_inner());
                 st.entities += shard.entities.len();
                 // The map's slots (one control byte each) and their entries.
-                st.estimated_bytes += shard.entities.capacity()
-                    * (std::mem::size_of::<(EntityKey, OnlineEntry)>() + 1);
+                st.estimated_bytes +=
+                    shard.entities.capacity() * (std::mem::size_of::<(SlotKey, OnlineEntry)>() + 1);
                 for (k, e) in &shard.entities {
-                    st.estimated_bytes += key_bytes(k);
+                    st.estimated_bytes += k.heap();
                     match e {
                         OnlineEntry::Aggregates(s) => {
                             let (tiles, bytes) = s.footprint();
@@ -522,7 +662,7 @@ impl OnlineStore {
 fn insert_event(
     shard: &mut Shard,
     spec: &SeriesSpec,
-    key: &EntityKey,
+    key: &SlotKey,
     ts: i64,
     seq: u64,
     values: Vec<Value>,
@@ -537,6 +677,37 @@ fn insert_event(
             shard
                 .entities
                 .insert(key.clone(), OnlineEntry::Aggregates(series));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slot_keys_decode_to_the_key_inline_or_not_and_differ_when_keys_do() {
+        let hasher = KeyHasher::default();
+        let keys = [
+            EntityKey(vec![KeyPart::Str("user_1".into())]),
+            EntityKey(vec![KeyPart::Str(String::new())]),
+            EntityKey(vec![KeyPart::Str("a-much-longer-user-id-than-fits".into())]),
+            EntityKey(vec![KeyPart::Int(-7), KeyPart::Int(i64::MAX)]),
+            EntityKey(vec![KeyPart::Str("u".into()), KeyPart::Int(3)]),
+            EntityKey(vec![KeyPart::Str("u\u{3}".into())]),
+            EntityKey(vec![KeyPart::Str("é".into()), KeyPart::Str("x".into())]),
+        ];
+        let slots: Vec<SlotKey> = keys.iter().map(|k| SlotKey::new(k, &hasher)).collect();
+        assert!(matches!(slots[0].bytes, KeyBytes::Inline(..)));
+        assert!(matches!(slots[2].bytes, KeyBytes::Heap(_)));
+        for (k, s) in keys.iter().zip(&slots) {
+            assert_eq!(&s.entity_key(), k);
+            assert_eq!(s, &SlotKey::new(k, &hasher), "encoding is deterministic");
+        }
+        for (i, a) in slots.iter().enumerate() {
+            for b in &slots[i + 1..] {
+                assert_ne!(a, b);
+            }
         }
     }
 }

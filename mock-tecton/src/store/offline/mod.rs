@@ -10,13 +10,19 @@
 //! from the moment its append returns. A row leaves memory only once its file is complete and
 //! renamed into place; a failed write keeps the rows in memory, logs the error, shows it in
 //! [`OfflineStats`], and is retried at the next flush.
+//!
+//! Memory is bounded when the disk keeps up on average: an append that finds
+//! [`decisions::OFFLINE_MAX_WAITING_FLUSHES`] flushes' worth of a source's rows waiting (the
+//! flusher has fallen behind the ingest rate) writes them itself before it returns, so the
+//! producer slows to the disk's pace. Not while flushes fail: then the rows stay in memory,
+//! as above, rather than being refused.
 
 mod data_dir;
 mod part;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, RwLock, Weak};
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -133,6 +139,8 @@ struct SourceLog {
     dir_name: String,
     layout: Result<PartLayout, String>,
     tail: Vec<Mutex<Vec<OfflineRow>>>,
+    /// Rows appended and not yet in a file (tail and pending).
+    waiting: AtomicUsize,
     /// Moves between tail, pending and files happen under the write lock; readers hold the read
     /// lock while they take their snapshot, so they see each row exactly once.
     stored: RwLock<Stored>,
@@ -214,6 +222,7 @@ impl OfflineLog {
                     dir_name: dir_name(name),
                     layout: PartLayout::new(schema, ts).map_err(|e| e.to_string()),
                     tail: (0..SHARDS).map(|_| Mutex::new(Vec::new())).collect(),
+                    waiting: AtomicUsize::new(0),
                     stored: RwLock::new(Stored::default()),
                 }
             })
@@ -258,7 +267,8 @@ impl OfflineLog {
         self.inner.dir.keeps_data()
     }
 
-    /// Appends a row to a source's tail. Never touches the disk.
+    /// Appends a row to a source's tail. Touches the disk only when the flusher has fallen
+    /// [`decisions::OFFLINE_MAX_WAITING_FLUSHES`] flushes behind (module docs).
     pub fn append(&self, source: usize, row: OfflineRow) {
         let s = &self.inner.sources[source];
         let shard = &s.tail[(row.seq % SHARDS as u64) as usize];
@@ -267,10 +277,20 @@ impl OfflineLog {
             tail.push(row);
             tail.len()
         };
-        // Each shard's share of the size trigger (sequence numbers spread rows evenly), so
-        // appends share no counter; the first row past it wakes the flusher.
-        if len == self.inner.settings.flush_rows.div_ceil(SHARDS).max(1) {
+        let flush_rows = self.inner.settings.flush_rows;
+        // Each shard's share of the size trigger (sequence numbers spread rows evenly), so the
+        // trigger needs no shared counter; the first row past it wakes the flusher.
+        if len == flush_rows.div_ceil(SHARDS).max(1) {
             self.inner.wake_flusher();
+        }
+        let waiting = s.waiting.fetch_add(1, Ordering::Relaxed) + 1;
+        if waiting >= flush_rows.saturating_mul(decisions::OFFLINE_MAX_WAITING_FLUSHES)
+            && !self.closed.load(Ordering::Relaxed)
+            && lock(&self.inner.health).error.is_none()
+        {
+            // Waits for a flush under way, then writes what is left. Errors are logged and shown
+            // in health by `flush_all`; the rows stay in memory and visible.
+            let _ = self.inner.flush_all();
         }
     }
 
@@ -336,6 +356,7 @@ impl OfflineLog {
             }
             stored.files.clear();
             stored.pending.clear();
+            s.waiting.store(0, Ordering::Relaxed);
         }
         *lock(&inner.health) = Health::default();
         if !*prepared {
@@ -500,6 +521,12 @@ impl Inner {
             let mut stored = s.stored.write().unwrap_or_else(|p| p.into_inner());
             stored.pending.retain(|b| !Arc::ptr_eq(b, &batch));
             stored.files.extend(files);
+            // Under the write lock, so a reset (which zeroes the count) cannot interleave.
+            let _ = s
+                .waiting
+                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |w| {
+                    Some(w.saturating_sub(batch.len()))
+                });
             lock(&self.health).flushes += 1;
         }
         Ok(())

@@ -294,3 +294,27 @@ fn an_earlier_runs_store_is_never_written_into_nor_deleted() {
     assert!(old.is_file());
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn a_producer_faster_than_the_flusher_is_held_to_a_bounded_tail() {
+    let dir = scratch("bounded-tail");
+    let flush_rows = 16;
+    let log = OfflineLog::new(&repo(), &settings(&dir, flush_rows));
+    let bound = (flush_rows * decisions::OFFLINE_MAX_WAITING_FLUSHES) as u64;
+    let mut most = 0;
+    for seq in 0..2_000u64 {
+        // Two dates, so each flush writes two files, as a spread of event times does.
+        log.append(0, row(seq, JUNE_1 + (seq as i64 % 2) * DAY, false));
+        most = most.max(log.stats().rows_in_memory);
+    }
+    // A tight loop appends far faster than Parquet files are written: without the bound the
+    // tail would hold most of the 2,000 rows.
+    assert!(most <= bound, "{most} rows waited in memory; bound {bound}");
+    let rows = log.rows(0).unwrap();
+    assert_eq!(rows.len(), 2_000);
+    assert!(rows.iter().enumerate().all(|(i, r)| r.seq == i as u64));
+    log.flush().unwrap();
+    assert_eq!(log.stats().rows_on_disk, 2_000);
+    drop(log);
+    let _ = std::fs::remove_dir_all(&dir);
+}
