@@ -1,6 +1,8 @@
 //! Shrinking, the way quickcheck's `Arbitrary::shrink` does it: a schedule proposes simpler
 //! versions of itself, biggest simplifications first, and the search keeps the first one that
-//! still fails the same check, then asks that one for its own simpler versions.
+//! still fails the same check, then asks that one for its own simpler versions. Every count and
+//! delay shrinks along quickcheck's own integer sequence ([`smaller`]); quickcheck's generator
+//! is not used, because it cannot be seeded from the run's one seed.
 //!
 //! Simpler means, in this order: fewer rules; a script or state machine replaced by its first
 //! fault; no probability and no request-index filters; fewer `times`; a plainer action (a 503,
@@ -9,6 +11,7 @@
 //! dropped here, so the search never runs an unfair schedule.
 
 use mock_tecton::faults::{FaultAction, FaultRule};
+use quickcheck::Arbitrary;
 
 use super::schedule::{fault_bound, rule_actions, Schedule, INGEST_PATH};
 
@@ -43,23 +46,19 @@ pub fn candidates(s: &Schedule) -> Vec<Schedule> {
     }
 
     // A stopper needs more firings than retries; with fewer retries it needs fewer.
-    for max_retries in [1, s.max_retries / 2, s.max_retries.saturating_sub(1)] {
-        if max_retries >= 1 && max_retries < s.max_retries {
-            push(Schedule {
-                max_retries,
-                ..s.clone()
-            });
-        }
+    for max_retries in smaller(s.max_retries, 1) {
+        push(Schedule {
+            max_retries,
+            ..s.clone()
+        });
     }
 
-    for records in [1, s.records / 2, s.records.saturating_sub(s.batch_size)] {
-        if records >= 1 && records < s.records {
-            push(Schedule {
-                records,
-                keys: s.keys.min(records),
-                ..s.clone()
-            });
-        }
+    for records in smaller(s.records, 1) {
+        push(Schedule {
+            records,
+            keys: s.keys.min(records),
+            ..s.clone()
+        });
     }
     if s.keys > 1 {
         push(Schedule {
@@ -109,20 +108,18 @@ fn rule_candidates(r: &FaultRule) -> Vec<FaultRule> {
     }
 
     if let Some(t) = r.times {
-        for fewer in [1, t / 2, t.saturating_sub(1)] {
-            if fewer >= 1 && fewer < t {
-                out.push(FaultRule {
-                    times: Some(fewer),
-                    ..r.clone()
-                });
-            }
+        for fewer in smaller(t, 1) {
+            out.push(FaultRule {
+                times: Some(fewer),
+                ..r.clone()
+            });
         }
     }
     // Script steps fire fewer times.
     for (i, step) in r.script.iter().enumerate() {
-        if let Some(t) = step.times.filter(|t| *t > 1) {
+        for fewer in step.times.into_iter().flat_map(|t| smaller(t, 1)) {
             let mut c = r.clone();
-            c.script[i].times = Some(t - 1);
+            c.script[i].times = Some(fewer);
             out.push(c);
         }
     }
@@ -171,10 +168,9 @@ fn action_candidates(a: &FaultAction) -> Vec<FaultAction> {
         }
         FaultAction::Hang { max_ms } => {
             out.push(plain);
-            if let Some(ms) = max_ms.filter(|ms| *ms > 1_000) {
-                out.push(FaultAction::Hang {
-                    max_ms: Some((ms / 2).max(1_000)),
-                });
+            // A hang shorter than a second is a latency, not a hang.
+            for ms in max_ms.iter().flat_map(|ms| smaller(*ms, 1_000)) {
+                out.push(FaultAction::Hang { max_ms: Some(ms) });
             }
         }
         FaultAction::Latency { ms, max_ms } => {
@@ -184,10 +180,11 @@ fn action_candidates(a: &FaultAction) -> Vec<FaultAction> {
                     max_ms: None,
                 });
             }
-            if *ms > 10 {
+            for less in smaller(*ms, 1) {
                 out.push(FaultAction::Latency {
-                    ms: ms / 2,
-                    max_ms: max_ms.map(|m| m / 2),
+                    ms: less,
+                    // The range moves down with its lower bound and keeps its width.
+                    max_ms: max_ms.map(|m| m - (ms - less)),
                 });
             }
         }
@@ -214,6 +211,21 @@ fn action_candidates(a: &FaultAction) -> Vec<FaultAction> {
     out
 }
 
+/// The values below `n` and at least `floor`, smallest first: `floor` itself, then
+/// quickcheck's shrink sequence for `n` (halfway down, then ever closer to `n`).
+fn smaller<T>(n: T, floor: T) -> Vec<T>
+where
+    T: Arbitrary + Ord + Copy,
+{
+    let mut out = Vec::new();
+    for v in std::iter::once(floor).chain(n.shrink()) {
+        if v >= floor && v < n && !out.contains(&v) {
+            out.push(v);
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -235,5 +247,15 @@ mod tests {
             }
             assert!(current.rules.is_empty(), "seed {seed}: {current:?}");
         }
+    }
+
+    #[test]
+    fn counts_shrink_from_the_floor_up_and_never_below_it() {
+        assert_eq!(smaller(8u32, 1), vec![1, 4, 6, 7]);
+        assert_eq!(smaller(1u32, 1), Vec::<u32>::new());
+        assert!(smaller(5_000u64, 1_000)
+            .iter()
+            .all(|v| (1_000..5_000).contains(v)));
+        assert_eq!(smaller(5_000u64, 1_000).first(), Some(&1_000));
     }
 }
