@@ -121,6 +121,10 @@ pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
             args.rates, args.duration
         ),
     );
+    println!(
+        "   (micro-batches start back to back here, so Kafka freshness is ~2 s; with Tecton's \
+         30 s trigger it is ~10-20 s: see `load sweep --profile tecton` in the README)"
+    );
     let out = args.out.to_string_lossy().into_owned();
     let seed = args.seed.to_string();
     let words = [
