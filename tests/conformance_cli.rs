@@ -647,3 +647,54 @@ except Exception:
         "{evidence}"
     );
 }
+
+/// A sink that takes two seconds to start (as a JVM job does) is killed at a one-second wall
+/// limit, and passes once `--start-allowance` moves the deadline; the replay line keeps it.
+#[test]
+fn a_slow_starting_sink_passes_with_a_start_allowance() {
+    if !python_available("slow-starting sink") {
+        return;
+    }
+    let dir = outside("allowance");
+    let scenarios = dir.join("scenarios");
+    std::fs::create_dir_all(&scenarios).unwrap();
+    let success = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/success.toml"),
+    )
+    .unwrap();
+    assert!(
+        success.contains("wall_limit_s = 10"),
+        "success.toml changed shape"
+    );
+    std::fs::write(
+        scenarios.join("slow-start.toml"),
+        success.replace("wall_limit_s = 10", "wall_limit_s = 1"),
+    )
+    .unwrap();
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/python-sink/sink.py");
+    let sink = format!("sleep 2; exec python3 {}", example.display());
+    let run = |extra: &[&str]| {
+        bin(&dir)
+            .args(["conformance", "--sink", &sink, "--scenarios"])
+            .arg(&scenarios)
+            .args(["--scenario", "slow-start"])
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+
+    let killed = run(&[]);
+    assert_eq!(killed.status.code(), Some(1), "{}", text(&killed));
+    assert!(
+        text(&killed).contains("wall-clock limit"),
+        "{}",
+        text(&killed)
+    );
+
+    let allowed = run(&["--start-allowance", "20"]);
+    assert_eq!(allowed.status.code(), Some(0), "{}", text(&allowed));
+
+    let bad = run(&["--start-allowance", "4000"]);
+    assert_eq!(bad.status.code(), Some(2), "{}", text(&bad));
+    assert!(text(&bad).contains("between 0 and 3600"), "{}", text(&bad));
+}

@@ -104,58 +104,14 @@ fn flink_example_unit_tests_pass() {
     );
 }
 
-/// The built-in scenarios with only `wall_limit_s` raised by [`STARTUP_ALLOWANCE_S`]: every
-/// input, fault, hint and expectation is the suite's own.
-fn scenarios_with_startup_allowance() -> (PathBuf, Vec<String>) {
-    let dir = temp("scenarios");
-    let mut names = Vec::new();
-    let source = root().join("scenarios");
-    for entry in std::fs::read_dir(&source).unwrap() {
-        let path = entry.unwrap().path();
-        let name = path.file_name().unwrap().to_owned();
-        if path.is_dir() {
-            let copy = dir.join(&name);
-            std::fs::create_dir_all(&copy).unwrap();
-            for file in std::fs::read_dir(&path).unwrap() {
-                let file = file.unwrap().path();
-                std::fs::copy(&file, copy.join(file.file_name().unwrap())).unwrap();
-            }
-            continue;
-        }
-        if path.extension().is_none_or(|e| e != "toml") {
-            continue;
-        }
-        let text = std::fs::read_to_string(&path).unwrap();
-        let raised: String = text
-            .lines()
-            .map(|line| match line.strip_prefix("wall_limit_s = ") {
-                Some(n) => format!(
-                    "wall_limit_s = {}",
-                    n.trim().parse::<u64>().unwrap() + STARTUP_ALLOWANCE_S
-                ),
-                None => line.to_owned(),
-            })
-            .collect::<Vec<_>>()
-            .join("\n");
-        assert_ne!(text, raised, "{} has no wall_limit_s", path.display());
-        std::fs::write(dir.join(&name), raised + "\n").unwrap();
-        names.push(path.file_stem().unwrap().to_string_lossy().into_owned());
-    }
-    names.sort();
-    (dir, names)
-}
-
 /// The CI gate: every scenario, one after the other.
 #[test]
 fn flink_example_passes_every_scenario() {
     let Some(python) = flink_python() else { return };
-    let (dir, names) = scenarios_with_startup_allowance();
-    assert_eq!(names.len(), 23, "{names:?}");
     let _one = one_job_at_a_time();
     let out = Command::new(env!("CARGO_BIN_EXE_tecton-sim"))
         .args(["conformance", "--sink", &sink_command(&python, "")])
-        .arg("--scenarios")
-        .arg(&dir)
+        .args(["--start-allowance", &STARTUP_ALLOWANCE_S.to_string()])
         .output()
         .unwrap();
     let report = String::from_utf8_lossy(&out.stdout);

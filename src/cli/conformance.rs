@@ -68,6 +68,10 @@ pub struct ConformanceArgs {
     /// Runs per scenario, with seeds SEED, SEED+1, … (at least 1).
     #[arg(long, default_value_t = 1, value_parser = parse_runs)]
     runs: u64,
+    /// Seconds added to every scenario's wall-clock limit, for a sink that is slow to start
+    /// (a JVM, a Flink or Beam job). Only the kill deadline moves; no check is loosened.
+    #[arg(long, value_name = "SECONDS", default_value_t = 0.0, value_parser = parse_allowance)]
+    start_allowance: f64,
     /// Treat warnings as failures (exit 1), for a strict gate.
     #[arg(long)]
     deny_warnings: bool,
@@ -108,6 +112,14 @@ fn parse_chaos(text: &str) -> Result<u64, String> {
         Ok(0) => Err("must be at least 1: the number of fault schedules to try".into()),
         Ok(n) => Ok(n),
         Err(_) => Err(format!("`{text}` is not a whole number of schedules")),
+    }
+}
+
+fn parse_allowance(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(s) if (0.0..=3600.0).contains(&s) => Ok(s),
+        Ok(_) => Err("must be between 0 and 3600 seconds".into()),
+        Err(_) => Err(format!("`{text}` is not a number of seconds")),
     }
 }
 
@@ -174,6 +186,7 @@ pub fn run(args: ConformanceArgs) -> anyhow::Result<ExitCode> {
         port: args.port,
         replay_prefix: Some(replay_prefix(&args)),
         on_ready: args.attach.then(|| Box::new(announce) as OnReady),
+        start_allowance: Duration::from_secs_f64(args.start_allowance),
     };
 
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
@@ -324,6 +337,9 @@ fn replay_prefix(args: &ConformanceArgs) -> String {
     if let Some(dir) = scenarios_dir(args.scenarios.as_deref()) {
         line.push_str(" --scenarios ");
         line.push_str(&shell_quote(&dir.display().to_string()));
+    }
+    if args.start_allowance > 0.0 {
+        line.push_str(&format!(" --start-allowance {}", args.start_allowance));
     }
     if args.deny_warnings {
         line.push_str(" --deny-warnings");

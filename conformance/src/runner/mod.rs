@@ -99,6 +99,9 @@ pub struct RunOptions {
     pub replay_prefix: Option<String>,
     /// Called when a scenario's mock is up, before the sink starts (attach mode prints it).
     pub on_ready: Option<OnReady>,
+    /// Added to every scenario's wall-clock limit, for sinks that take long to start (a JVM,
+    /// a Flink or Beam job). Only the kill deadline moves; no check reads it.
+    pub start_allowance: Duration,
 }
 
 impl RunOptions {
@@ -302,7 +305,8 @@ pub async fn run_scenario(
             input: write_input(&scenario.name, seed, &records),
         });
     }
-    let outcome = drive(subject, &mock, scenario, &env, records.clone()).await;
+    let limit = scenario.wall_limit + opts.start_allowance;
+    let outcome = drive(subject, &mock, limit, &env, records.clone()).await;
     let outcome = match outcome {
         Ok(o) => o,
         Err(e) => {
@@ -387,15 +391,14 @@ pub async fn run_scenario(
     })
 }
 
-/// Runs the sink under the scenario's wall-clock limit.
+/// Runs the sink under the wall-clock `limit`.
 async fn drive(
     subject: &Subject<'_>,
     mock: &MockTecton,
-    scenario: &Scenario,
+    limit: Duration,
     env: &SinkEnv,
     records: Vec<Record>,
 ) -> Result<SinkOutcome, HarnessError> {
-    let limit = scenario.wall_limit;
     let killed = |elapsed: Duration| SinkOutcome {
         exit_code: None,
         timed_out: true,
