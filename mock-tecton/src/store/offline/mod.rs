@@ -272,18 +272,14 @@ impl OfflineLog {
     pub fn append(&self, source: usize, row: OfflineRow) {
         let s = &self.inner.sources[source];
         let shard = &s.tail[(row.seq % SHARDS as u64) as usize];
-        let len = {
-            let mut tail = lock(shard);
-            tail.push(row);
-            tail.len()
-        };
-        let flush_rows = self.inner.settings.flush_rows;
-        // Each shard's share of the size trigger (sequence numbers spread rows evenly), so the
-        // trigger needs no shared counter; the first row past it wakes the flusher.
-        if len == flush_rows.div_ceil(SHARDS).max(1) {
+        lock(shard).push(row);
+        let flush_rows = self.inner.settings.flush_rows.max(1);
+        let waiting = s.waiting.fetch_add(1, Ordering::Relaxed) + 1;
+        // The size trigger: every `flush_rows`-th waiting row wakes the flusher (counted per
+        // source, so a flush never starts with a fraction of the rows it was promised).
+        if waiting % flush_rows == 0 {
             self.inner.wake_flusher();
         }
-        let waiting = s.waiting.fetch_add(1, Ordering::Relaxed) + 1;
         if waiting >= flush_rows.saturating_mul(decisions::OFFLINE_MAX_WAITING_FLUSHES)
             && !self.closed.load(Ordering::Relaxed)
             && lock(&self.inner.health).error.is_none()
