@@ -4,34 +4,10 @@
 //! `--scenarios DIR` replays the same failure.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-
 use serde_json::Value as Json;
 
-fn bin(dir: &Path) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_tecton-sim"));
-    c.current_dir(dir).env_remove("TECTON_SIM_SCENARIOS");
-    c
-}
-
-fn outside(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!(
-        "tecton-sim-chaos-cli-{name}-{}",
-        std::process::id()
-    ));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
+mod support;
+use support::{bin, outside, text};
 
 /// Reads its input and exits 0 without writing a record.
 const SILENT_SINK: &str = "cat > /dev/null; exit 0";

@@ -3,36 +3,13 @@
 //! machine would (the JSON against its published schema, the JUnit XML with an XML parser).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::path::Path;
+use std::process::Command;
 
 use serde_json::Value as Json;
 
-fn bin(dir: &Path) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_tecton-sim"));
-    c.current_dir(dir).env_remove("TECTON_SIM_SCENARIOS");
-    c
-}
-
-/// A fresh directory outside the repository.
-fn outside(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!(
-        "tecton-sim-conformance-cli-{name}-{}",
-        std::process::id()
-    ));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    assert!(!dir.starts_with(env!("CARGO_MANIFEST_DIR")));
-    dir
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
+mod support;
+use support::{bin, outside, text};
 
 /// Whether `python3` runs; without it the test is skipped with a notice, except under CI.
 fn python_available(test: &str) -> bool {
