@@ -8,6 +8,8 @@
 //!   that every record reached the offline store;
 //! - in the Kafka pattern the job produces to the stream source's topic on a real broker and
 //!   `tecton-sim serve --kafka-bootstrap` serves the features those records make.
+//! - `tecton-sim load run --pattern sink --kafka-bootstrap` measures the Kafka pattern: it
+//!   counts what the mock's stream engine consumed and reports the stream's freshness.
 //!
 //! The virtualenv comes from `scripts/setup-flink.sh`, the broker from
 //! `scripts/kafka-broker.sh start` (`TECTON_SIM_KAFKA_BOOTSTRAP`). When one is missing the
@@ -206,16 +208,13 @@ fn acknowledged(journal: &Value) -> BTreeMap<String, usize> {
 /// Fails the task mid-stream: on its first attempt the writer writes what it holds at input
 /// line 155 of 300 and then fails, Flink restores the last checkpoint and the source replays. The journal must show
 /// that only records acknowledged after that checkpoint were sent twice, and the offline store
-/// that none was lost.
-/// Not in the CI gate yet: in one clean-clone run the job wrote up to the injected failure and
-/// then never restarted (idle machine, five minutes without progress). Run it with
-/// `cargo test --test flink_sink -- --ignored`; `timeout` bounds the job, so it fails rather
-/// than hangs.
+/// that none was lost. `timeout` bounds the job, so a job that never restarts fails the test
+/// rather than hanging it; Flink's log (kept in the test's directory) is then quoted.
 #[test]
-#[ignore = "the job sometimes never restarts after the injected failure; see the comment"]
 fn a_task_failure_resends_only_records_acknowledged_after_the_checkpoint() {
     let Some(python) = flink_python() else { return };
     let _one = one_job_at_a_time();
+    let logs = temp("restart-log");
     let mock = Served::start(&["--virtual-clock", "2024-06-01T00:00:00Z"]);
     const TOTAL: usize = 300;
     const FAIL_AT: usize = 155;
@@ -230,6 +229,8 @@ fn a_task_failure_resends_only_records_acknowledged_after_the_checkpoint() {
         .env("TECTON_PUSH_SOURCE", "transactions")
         .env("SINK_CHECKPOINT_MS", "1000")
         .env("FLINK_SINK_FAIL_AT", FAIL_AT.to_string())
+        // PyFlink writes the mini-cluster's log there (not into the virtualenv).
+        .env("FLINK_LOG_DIR", &logs)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -261,7 +262,11 @@ fn a_task_failure_resends_only_records_acknowledged_after_the_checkpoint() {
     drop(stdin);
     let out = sink.wait_with_output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{stderr}");
+    assert!(
+        out.status.success(),
+        "{stderr}\nFlink's log, its restarts and errors:\n{}",
+        flink_log_excerpt(&logs)
+    );
     assert!(
         stderr.contains("injected failure at input line 155"),
         "{stderr}"
@@ -329,6 +334,31 @@ fn a_task_failure_resends_only_records_acknowledged_after_the_checkpoint() {
         resent.len(),
         "{resent:?}"
     );
+    let _ = std::fs::remove_dir_all(&logs);
+}
+
+/// The lines of the Flink log in `dir` that tell a restart's story: job state changes,
+/// restores, fatal errors, and resources the scheduler waited for.
+fn flink_log_excerpt(dir: &Path) -> String {
+    let mut out = String::new();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let text = std::fs::read_to_string(entry.path()).unwrap_or_default();
+        for line in text.lines().filter(|l| {
+            [
+                "switched from state",
+                "Restoring job",
+                "FATAL",
+                "TaskManager #",
+                "Missing resources",
+            ]
+            .iter()
+            .any(|k| l.contains(k))
+        }) {
+            out.push_str(&line.chars().take(300).collect::<String>());
+            out.push('\n');
+        }
+    }
+    out
 }
 
 /// A civil UTC timestamp `secs_ago` seconds before now (RFC 3339, whole seconds).
@@ -475,4 +505,102 @@ fn kafka_mode_records_become_servable_features() {
             std::thread::sleep(Duration::from_millis(200));
         }
     }
+}
+
+/// The load generator's sink pattern measures the job's Kafka mode: given `--kafka-bootstrap`,
+/// it hands the job the broker and topic (`TECTON_KAFKA_BOOTSTRAP`, `TECTON_KAFKA_TOPIC`),
+/// counts what the mock's stream engine consumed from the topic and reports the stream's
+/// freshness; requests come from the job's metrics line. A short point, bounded by `timeout`.
+#[test]
+fn load_generator_measures_the_kafka_mode_through_the_stream() {
+    let Some(python) = flink_python() else { return };
+    let Some(bootstrap) = kafka_bootstrap() else {
+        return;
+    };
+    let topic = format!(
+        "flink_load_{}_{}",
+        std::process::id(),
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_millis()
+    );
+    let _one = one_job_at_a_time();
+    let dir = temp("load-kafka");
+    let demo = std::fs::read_to_string(root().join("mock-tecton/src/repo/default.toml")).unwrap();
+    let repo = dir.join("repo.toml");
+    std::fs::write(
+        &repo,
+        demo.replace("topic = \"transactions\"", &format!("topic = \"{topic}\"")),
+    )
+    .unwrap();
+    let out_dir = dir.join("report");
+    // No --kafka-bootstrap on the job's command line: the load generator passes it.
+    let job = sink_command(&python, "").replacen("exec ", "exec timeout 300 ", 1);
+    let out = Command::new("timeout")
+        .args(["400", env!("CARGO_BIN_EXE_tecton-sim")])
+        .args(["load", "run", "--pattern", "sink", "--sink-command", &job])
+        .args([
+            "--kafka-bootstrap",
+            &bootstrap,
+            "-c",
+            repo.to_str().unwrap(),
+        ])
+        .args([
+            "--rate",
+            "50",
+            "--duration",
+            "4s",
+            "--seed",
+            "7",
+            "--users",
+            "20",
+        ])
+        .args([
+            "--settle",
+            "180s",
+            "--quiet",
+            "--out",
+            out_dir.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    let report: Value =
+        serde_json::from_str(&std::fs::read_to_string(out_dir.join("report.json")).unwrap())
+            .unwrap();
+    let point = &report["points"][0];
+    let _ = writeln!(
+        std::io::stderr(),
+        "kafka-mode load point: sent {}, consumed {}, requests {}, freshness {}",
+        point["records_sent"],
+        point["records_acknowledged"],
+        point["requests"],
+        point["freshness_ms"]
+    );
+    assert_eq!(point["records_sent"], 200, "{point}");
+    assert_eq!(
+        point["records_acknowledged"], 200,
+        "every record the job produced is consumed by the stream engine and counted: {point}\n{stderr}"
+    );
+    assert_eq!(point["errors"], json!({}), "{point}");
+    // The job's metrics line: at least one acknowledged flush to the broker.
+    assert!(point["requests"].as_u64().unwrap() >= 1, "{point}");
+    // Freshness is the stream's own (due time → servable): measured, and no longer than the
+    // run itself could make it.
+    let fresh = &point["freshness_ms"];
+    let p50 = fresh["p50"].as_f64().unwrap_or(0.0);
+    let max = fresh["max"].as_f64().unwrap_or(f64::MAX);
+    assert!(p50 > 0.0 && max < 400_000.0, "{fresh}");
+    // The per-second intervals show the records arriving, not one lump at the end.
+    let acked: u64 = point["intervals"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["records_acknowledged"].as_u64().unwrap())
+        .sum();
+    assert_eq!(acked, 200, "{point}");
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -2,7 +2,7 @@
 """A PyFlink DataStream job that writes sink-protocol-v1 input to Tecton, in either pattern:
 
 * push (default): batches to the Stream Ingest API, ``POST $TECTON_URL/ingest``;
-* Kafka (``--kafka-bootstrap HOST:PORT`` or ``SINK_KAFKA_BOOTSTRAP``): the same records,
+* Kafka (``--kafka-bootstrap HOST:PORT`` or ``TECTON_KAFKA_BOOTSTRAP``): the same records,
   produced to the stream source's topic (``--kafka-topic``, default ``transactions``).
 
 Input: JSON Lines on stdin (or ``--input FILE``, e.g. ``--input "$SINK_INPUT"``), one record
@@ -54,8 +54,9 @@ class LineRelay:
     The connection is closed at the end of the input, which ends the job.
     """
 
-    def __init__(self, stream, dead_letter):
+    def __init__(self, stream, dead_letter, shard):
         self.lines = []
+        self.shard = shard
         self.done = False
         self.cond = threading.Condition()
         self.dead_letter = dead_letter
@@ -77,8 +78,10 @@ class LineRelay:
             if not isinstance(record, dict):
                 self.dead_letter(number, None, f"input line {number + 1} is not a JSON object")
                 continue
-            # One line per record, whatever whitespace the input had.
-            encoded = f"{number}\t{json.dumps(record, separators=(',', ':'))}\n".encode()
+            # One line per record, whatever whitespace the input had, after its shard: Flink
+            # keys by that prefix without running Python in the source's task (see run_job).
+            compact = json.dumps(record, separators=(",", ":"))
+            encoded = f"{self.shard(record)}\t{number}\t{compact}\n".encode()
             with self.cond:
                 self.lines.append(encoded)
                 self.cond.notify_all()
@@ -159,7 +162,7 @@ def build_writer_function(config, state_dir, fail_at):
             self._save_metrics()
 
         def process_element(self, value, ctx):
-            seq_text, _, line = value.partition("\t")
+            _shard, seq_text, line = value.split("\t", 2)
             seq = int(seq_text)
             shard = self.state.value() or ShardState()
             first = shard.high_seq < 0
@@ -213,7 +216,9 @@ def ensure_topic(config, partitions):
 def run_job(config, port, state_dir, fail_at, checkpoint_ms, tmp_dir):
     from pyflink.common import Configuration, Types
     from pyflink.datastream import StreamExecutionEnvironment
-    from pyflink.datastream.data_stream import DataStream
+    from pyflink.datastream.data_stream import DataStream, KeyedStream
+    from pyflink.java_gateway import get_gateway
+    from pyflink.table import StreamTableEnvironment
 
     conf = Configuration()
     # Flink's Python workers run this interpreter, whatever PATH says.
@@ -232,13 +237,25 @@ def run_job(config, port, state_dir, fail_at, checkpoint_ms, tmp_dir):
     env.add_python_file(os.path.join(HERE, "tecton_sink.py"))
 
     j_lines = env._j_stream_execution_environment.socketTextStream("127.0.0.1", port, "\n", 0)
-    lines = DataStream(j_lines)
-    key_fields, shards = config.key_fields, config.shards
+    # Keyed by the shard the relay wrote before each line, in Java. DataStream.key_by would run
+    # a Python function in the source's task; when the writer's task fails, Flink cancels that
+    # task, and cancelling a Python operator while its bundle is in flight can drive the shared
+    # Python environment's reference count below zero: a fatal error that stops the
+    # mini-cluster's only TaskManager, after which the restarted job waits for a slot forever.
+    # With no Python in the source's task only the writer's task uses the Python environment.
+    t_env = StreamTableEnvironment.create(env)
+    t_env.create_temporary_view("relay_lines", t_env.from_data_stream(DataStream(j_lines)))
+    keyed_rows = t_env.to_append_stream(
+        t_env.sql_query("SELECT CAST(SPLIT_INDEX(f0, CHR(9), 0) AS INT), f0 FROM relay_lines"),
+        Types.ROW([Types.INT(), Types.STRING()]),
+    )
+    # The row layout PyFlink's own key_by produces: (key, element), keyed by field 0.
+    j_keyed = keyed_rows._j_data_stream.keyBy(
+        get_gateway().jvm.KeyByKeySelector(), Types.ROW([Types.INT()]).get_java_type_info()
+    )
+    shards = config.shards
     (
-        lines.key_by(
-            lambda line: shard_of(json.loads(line.partition("\t")[2]), key_fields, shards),
-            key_type=Types.INT(),
-        )
+        KeyedStream(j_keyed, Types.STRING(), keyed_rows)
         .process(build_writer_function(config, state_dir, fail_at))
         .name("write-to-tecton")
         .set_parallelism(min(shards, os.cpu_count() or 1))
@@ -255,7 +272,7 @@ def main():
     args = parser.parse_args()
     env = dict(os.environ)
     if args.kafka_topic:
-        env["SINK_KAFKA_TOPIC"] = args.kafka_topic
+        env["TECTON_KAFKA_TOPIC"] = args.kafka_topic
     try:
         config = SinkConfig.from_env(env, args.kafka_bootstrap)
     except ValueError as e:
@@ -272,7 +289,11 @@ def main():
 
     bad_input = []
     stream = open(args.input, encoding="utf-8") if args.input else sys.stdin
-    relay = LineRelay(stream, lambda seq, _record, reason: bad_input.append((seq, reason)))
+    relay = LineRelay(
+        stream,
+        lambda seq, _record, reason: bad_input.append((seq, reason)),
+        lambda record: shard_of(record, config.key_fields, config.shards),
+    )
     state_dir = tempfile.mkdtemp(prefix="flink-sink-")
     # Flink unpacks a 24 MB RPC jar and its working files into the JVM's temp directory and
     # leaves them there: keep them in this run's directory, removed at exit.

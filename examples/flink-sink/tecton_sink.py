@@ -105,8 +105,8 @@ class SinkConfig:
             linger_ms=hint("SINK_LINGER_MS", int, 100),
             shards=hint("SINK_SHARDS", int, 1),
             key_fields=keys,
-            kafka_bootstrap=kafka_bootstrap or env.get("SINK_KAFKA_BOOTSTRAP", "").strip(),
-            topic=env.get("SINK_KAFKA_TOPIC", "").strip() or "transactions",
+            kafka_bootstrap=kafka_bootstrap or env.get("TECTON_KAFKA_BOOTSTRAP", "").strip(),
+            topic=env.get("TECTON_KAFKA_TOPIC", "").strip() or "transactions",
             kafka_batch_size=hint("SINK_KAFKA_BATCH_SIZE", int, 500),
         )
 

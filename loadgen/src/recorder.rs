@@ -165,6 +165,20 @@ impl Recorder {
         }
     }
 
+    /// `records` were acknowledged where no request of this run carried them (a sink that
+    /// produces to Kafka: the mock's stream engine consumed them), so no latency is known.
+    pub fn acknowledged(&mut self, records: u64) {
+        self.records_acked += records;
+        self.current.acked += records;
+    }
+
+    /// `n` requests failed with `cause`, as counted by the sink itself (its metrics line).
+    pub fn failed_requests(&mut self, cause: &str, n: u64) {
+        if n > 0 {
+            *self.errors.entry(cause.to_string()).or_default() += n;
+        }
+    }
+
     /// `count` records became servable `freshness` after they were sent.
     pub fn fresh(&mut self, freshness: Duration, count: u64) {
         let _ = self.freshness.record_n(micros(freshness), count);
@@ -204,6 +218,11 @@ impl Recorder {
     /// Requests sent so far.
     pub fn requests(&self) -> u64 {
         self.requests
+    }
+
+    /// Records sent so far.
+    pub fn records_sent(&self) -> u64 {
+        self.records_sent
     }
 
     /// Records acknowledged so far.

@@ -210,12 +210,22 @@ pub async fn run_point(setup: &Setup, pattern: Pattern, plan: Plan) -> Result<Me
             let check = check_keys(&admin, setup, &done.sample).await;
             Ok(Measured { point, check })
         }
-        Pattern::Sink => crate::sink::run_sink(setup, &setup.spec(plan), &mut records, &admin)
-            .await
-            .map(|done| Measured {
-                point: done.point(pattern, offered),
-                check: None,
-            }),
+        Pattern::Sink => {
+            if let Some(bootstrap) = &setup.kafka_bootstrap {
+                // As for the kafka pattern: the topic exists and the mock reads it from its
+                // end before the sink starts, so every record the sink produces is counted.
+                let producer = Producer::connect(bootstrap, &setup.topic, setup.timeout).await?;
+                consumer_caught_up(&admin, setup, producer.partition_count()).await?;
+                reset(&admin, &setup.url).await?;
+            }
+            let done =
+                crate::sink::run_sink(setup, &setup.spec(plan), &mut records, &admin).await?;
+            let mut point = done.finished.point(pattern, offered);
+            if setup.kafka_bootstrap.is_some() {
+                point.freshness_ms = done.stream_freshness;
+            }
+            Ok(Measured { point, check: None })
+        }
     }
 }
 
@@ -352,20 +362,33 @@ async fn stream_freshness(
 
 /// Whether every query has materialized or dropped `acknowledged` records.
 fn caught_up(progress: &Value, acknowledged: u64) -> bool {
+    match progress["queries"].as_array() {
+        None => false,
+        Some(queries) => queries.is_empty() || consumed(progress) >= acknowledged,
+    }
+}
+
+/// Records every query of a stream source's progress has taken in (materialized or dropped):
+/// the least over its queries, 0 without any.
+pub(crate) fn consumed(progress: &Value) -> u64 {
     let Some(queries) = progress["queries"].as_array() else {
-        return false;
+        return 0;
     };
-    queries.iter().all(|q| {
-        let done = q["freshness_ms"]["count"].as_u64().unwrap_or(0);
-        let dropped: u64 = q["dropped"]
-            .as_object()
-            .map_or(0, |d| d.values().filter_map(Value::as_u64).sum());
-        done + dropped >= acknowledged
-    })
+    queries
+        .iter()
+        .map(|q| {
+            let done = q["freshness_ms"]["count"].as_u64().unwrap_or(0);
+            let dropped: u64 = q["dropped"]
+                .as_object()
+                .map_or(0, |d| d.values().filter_map(Value::as_u64).sum());
+            done + dropped
+        })
+        .min()
+        .unwrap_or(0)
 }
 
 /// `{"count","p50","p90","p99","max"}` (nulls when empty) as [`FreshnessMs`].
-fn freshness(v: &Value) -> Option<FreshnessMs> {
+pub(crate) fn freshness(v: &Value) -> Option<FreshnessMs> {
     Some(FreshnessMs {
         p50: v["p50"].as_f64()?,
         p90: v["p90"].as_f64()?,

@@ -11,12 +11,22 @@
 //!
 //! The uncorrected view, for this pattern, is the mock's own handling time of the write
 //! request that carried the record: what the sink's HTTP client saw at best.
+//!
+//! A sink that produces to Kafka instead (Tecton's other pattern: the stream source's topic,
+//! consumed by the stream engine) is measured when the load generator has a broker
+//! (`--kafka-bootstrap`): the sink gets `TECTON_KAFKA_BOOTSTRAP` and `TECTON_KAFKA_TOPIC`, and
+//! the stream source's progress is read instead of the journal, as for the `kafka` pattern.
+//! A record counts as acknowledged once every query of the source has taken it in, and its
+//! freshness is the mock's own: servable time minus the record's Kafka timestamp (a sink
+//! that stamps the record's event time, which the generator sets to its due time, is measured
+//! from the due time). Requests and errors are the sink's own counts, from its metrics line.
 
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use conformance::sink::{protocol, SinkEnv};
+use reports::load::FreshnessMs;
 use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::process::Command;
@@ -29,13 +39,20 @@ use crate::session::{LoadError, Setup};
 /// How much of the sink's stderr is kept for the error message.
 const STDERR_KEEP: usize = 4096;
 
+/// A sink run: what was measured, and the stream's freshness when the sink produced to Kafka.
+pub(crate) struct SinkRun {
+    pub(crate) finished: Finished,
+    /// The stream source's freshness figures (Kafka mode only; `None` when not observed).
+    pub(crate) stream_freshness: Option<FreshnessMs>,
+}
+
 /// Runs the sink command of `setup` at `spec`'s rate.
 pub(crate) async fn run_sink(
     setup: &Setup,
     spec: &RunSpec,
     source: &mut RecordSource,
     admin: &reqwest::Client,
-) -> Result<Finished, LoadError> {
+) -> Result<SinkRun, LoadError> {
     let Some(command) = &setup.sink_command else {
         return Err(LoadError::Sink(
             "the sink pattern needs --sink-command".into(),
@@ -58,12 +75,17 @@ pub(crate) async fn run_sink(
         input_path: None,
         seed: setup.seed,
     };
+    let mut vars = protocol::env_vars(&env);
+    if let Some(bootstrap) = &setup.kafka_bootstrap {
+        vars.push((protocol::TECTON_KAFKA_BOOTSTRAP, bootstrap.clone()));
+        vars.push((protocol::TECTON_KAFKA_TOPIC, setup.topic.clone()));
+    }
     let mut child = Command::new("sh")
         .arg("-c")
         .arg(command)
-        .envs(protocol::env_vars(&env))
+        .envs(vars)
         .stdin(Stdio::piped())
-        .stdout(Stdio::null())
+        .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         // Its own process group, so that a kill reaches whatever the shell started.
         .process_group(0)
@@ -72,22 +94,22 @@ pub(crate) async fn run_sink(
         .map_err(|e| LoadError::Sink(format!("cannot start `sh -c {command:?}`: {e}")))?;
     let group = child.id();
     let mut stdin = child.stdin.take();
-    let stderr = child.stderr.take().map(|mut s| {
-        tokio::spawn(async move {
-            let mut buf = Vec::new();
-            let _ = s.read_to_end(&mut buf).await;
-            let cut = buf.len().saturating_sub(STDERR_KEEP);
-            String::from_utf8_lossy(&buf[cut..]).into_owned()
-        })
-    });
+    let stderr = child.stderr.take().map(|s| tokio::spawn(tail_of(s)));
+    // Read whatever the sink prints, so that it never blocks on a full pipe; the metrics line
+    // is its last line.
+    let stdout = child.stdout.take().map(|s| tokio::spawn(tail_of(s)));
 
     let recorder = Arc::new(Mutex::new(Recorder::new()));
     let progress = Progress::new(spec.progress, spec.plan.total_records());
     let start = Instant::now();
     let started_ns = unix_now_ns();
     let ticker = spawn_ticker(start, recorder.clone(), progress.clone());
-    // The journal is read beside the writer, so that reading it never delays a due line.
-    let mut journal = JournalReader::new(setup, spec, started_ns, admin.clone());
+    // The journal (or the stream) is read beside the writer, so that reading it never delays
+    // a due line.
+    let mut journal = match setup.kafka_bootstrap {
+        None => Observer::Journal(JournalReader::new(setup, spec, started_ns, admin.clone())),
+        Some(_) => Observer::Stream(StreamReader::new(setup, admin.clone())),
+    };
     let (stop, mut stopped) = tokio::sync::oneshot::channel::<()>();
     let reader = {
         let recorder = recorder.clone();
@@ -171,21 +193,21 @@ pub(crate) async fn run_sink(
         }
     };
     let _ = stop.send(());
-    let (journal, polled) = reader
+    let (mut journal, polled) = reader
         .await
         .map_err(|e| LoadError::Mock(format!("the journal reader failed: {e}")))?;
     polled?;
+    if let Observer::Stream(stream) = &mut journal {
+        // The sink has exited: what it produced is on the broker. Give the mock's stream
+        // engine the settle time to take in every record sent.
+        let sent = lock(&recorder).records_sent();
+        stream.settle(&recorder, sent, setup.settle).await;
+    }
     ticker.abort();
     // Anything of the group still running (a background process holding stderr) goes too.
     kill_group(group).await;
-    let tail = match stderr {
-        Some(task) => tokio::time::timeout(Duration::from_secs(2), task)
-            .await
-            .ok()
-            .and_then(Result::ok)
-            .unwrap_or_default(),
-        None => String::new(),
-    };
+    let tail = finish_reading(stderr).await;
+    let printed = finish_reading(stdout).await;
     if let Some(status) = status {
         if !status.success() {
             let cause = format!("sink_exit_{}", status.code().unwrap_or(-1));
@@ -201,18 +223,149 @@ pub(crate) async fn run_sink(
     let elapsed = start.elapsed();
     let mut r = lock(&recorder);
     r.tick(elapsed.as_secs_f64().floor());
-    r.set_requests(journal.requests);
+    let stream_freshness = match &journal {
+        Observer::Journal(j) => {
+            r.set_requests(j.requests);
+            None
+        }
+        Observer::Stream(s) => {
+            // The broker's produce calls are not visible to the mock: the sink's own counts.
+            let metrics = protocol::parse_metrics(&printed).unwrap_or_default();
+            r.set_requests(metrics.write_requests);
+            r.failed_requests("sink_write_error", metrics.write_errors);
+            s.freshness()
+        }
+    };
     if let Some(p) = &progress {
         p.bar.finish_and_clear();
     }
     let duration = spec.plan.duration().max(r.last_send());
     let recorder = std::mem::take(&mut *r);
-    Ok(Finished {
-        recorder,
-        duration,
-        started_ns,
-        sample: Vec::new(),
+    Ok(SinkRun {
+        finished: Finished {
+            recorder,
+            duration,
+            started_ns,
+            sample: Vec::new(),
+        },
+        stream_freshness,
     })
+}
+
+/// The last [`STDERR_KEEP`] bytes a pipe carried until it closed.
+async fn tail_of(mut pipe: impl tokio::io::AsyncRead + Unpin) -> String {
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 8192];
+    while let Ok(n) = pipe.read(&mut chunk).await {
+        if n == 0 {
+            break;
+        }
+        buf.extend_from_slice(&chunk[..n]);
+        if buf.len() > 2 * STDERR_KEEP {
+            buf.drain(..buf.len() - STDERR_KEEP);
+        }
+    }
+    let cut = buf.len().saturating_sub(STDERR_KEEP);
+    String::from_utf8_lossy(&buf[cut..]).into_owned()
+}
+
+/// What a pipe reader read, waiting at most 2 s (a background process may hold the pipe).
+async fn finish_reading(task: Option<tokio::task::JoinHandle<String>>) -> String {
+    match task {
+        Some(task) => tokio::time::timeout(Duration::from_secs(2), task)
+            .await
+            .ok()
+            .and_then(Result::ok)
+            .unwrap_or_default(),
+        None => String::new(),
+    }
+}
+
+/// What shows the sink's writes: the journal's ingest requests (push) or the stream source's
+/// progress (a sink producing to Kafka).
+enum Observer {
+    Journal(JournalReader),
+    Stream(StreamReader),
+}
+
+impl Observer {
+    async fn poll(&mut self, recorder: &Mutex<Recorder>) -> Result<(), LoadError> {
+        match self {
+            Observer::Journal(j) => j.poll(recorder).await,
+            Observer::Stream(s) => {
+                s.poll(recorder).await;
+                Ok(())
+            }
+        }
+    }
+}
+
+/// Reads the stream source's progress and records the records its queries took in since the
+/// last read as acknowledged.
+struct StreamReader {
+    url: String,
+    admin: reqwest::Client,
+    consumed: u64,
+    last: Option<Value>,
+}
+
+impl StreamReader {
+    fn new(setup: &Setup, admin: reqwest::Client) -> Self {
+        StreamReader {
+            url: format!(
+                "{}/_mock/streams/{}/progress?recent=0",
+                setup.url, setup.stream_source
+            ),
+            admin,
+            consumed: 0,
+            last: None,
+        }
+    }
+
+    /// One read. A busy mock may miss the admin client's timeout while it materializes a
+    /// backlog: that read is skipped, not the end of the run.
+    async fn poll(&mut self, recorder: &Mutex<Recorder>) {
+        let Ok(resp) = self.admin.get(&self.url).send().await else {
+            return;
+        };
+        if !resp.status().is_success() {
+            return;
+        }
+        let Ok(body) = resp.json::<Value>().await else {
+            return;
+        };
+        let now = crate::session::consumed(&body);
+        if now > self.consumed {
+            lock(recorder).acknowledged(now - self.consumed);
+            self.consumed = now;
+        }
+        self.last = Some(body);
+    }
+
+    /// Reads until the queries took in `sent` records or `settle` passed.
+    async fn settle(&mut self, recorder: &Mutex<Recorder>, sent: u64, settle: Duration) {
+        let deadline = Instant::now() + settle;
+        loop {
+            self.poll(recorder).await;
+            if self.consumed >= sent {
+                return;
+            }
+            if Instant::now() >= deadline {
+                eprintln!(
+                    "      the stream had taken in {} of {sent} records after --settle {settle:?}; \
+                     freshness covers those it had",
+                    self.consumed
+                );
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    /// The source's freshness histogram (every view's materialized events), last read.
+    fn freshness(&self) -> Option<FreshnessMs> {
+        crate::session::freshness(&self.last.as_ref()?["freshness_ms"])
+    }
 }
 
 /// `kill -KILL -- -<pgid>`: the sink's whole process group (std has no safe call for it).

@@ -102,12 +102,15 @@ struct CommonArgs {
     /// Push source (push and sink patterns).
     #[arg(long, default_value = "transactions")]
     source: String,
-    /// Stream source (kafka pattern).
+    /// Stream source (kafka pattern, and a sink producing to Kafka): its progress gives the
+    /// freshness figures.
     #[arg(long, default_value = "transactions_stream")]
     stream_source: String,
     /// The kafka pattern produces to the stream source's topic on this Kafka-protocol broker
     /// (`HOST:PORT`) instead of the mock's in-memory topic; the in-process mock consumes from
-    /// it (with --url, start the mock with `serve --kafka-bootstrap` on the same broker).
+    /// it (with --url, start the mock with `serve --kafka-bootstrap` on the same broker). With
+    /// the sink pattern, the sink is told to produce there (`TECTON_KAFKA_BOOTSTRAP`,
+    /// `TECTON_KAFKA_TOPIC`) and is measured through the stream source's freshness.
     #[arg(long, value_name = "HOST:PORT")]
     kafka_bootstrap: Option<String>,
     /// Most requests in flight at once (the connection pool's size).

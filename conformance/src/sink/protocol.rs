@@ -24,6 +24,11 @@ pub const SINK_TIMEOUT_S: &str = "SINK_TIMEOUT_S";
 pub const SINK_INPUT: &str = "SINK_INPUT";
 /// `SINK_SEED`: seed for the sink's random choices.
 pub const SINK_SEED: &str = "SINK_SEED";
+/// `TECTON_KAFKA_BOOTSTRAP` (optional): a Kafka-protocol broker (`HOST:PORT`); when set, the
+/// sink produces the records to the stream source's topic there instead of pushing them.
+pub const TECTON_KAFKA_BOOTSTRAP: &str = "TECTON_KAFKA_BOOTSTRAP";
+/// `TECTON_KAFKA_TOPIC` (optional, with `TECTON_KAFKA_BOOTSTRAP`): the stream source's topic.
+pub const TECTON_KAFKA_TOPIC: &str = "TECTON_KAFKA_TOPIC";
 
 /// Hint defaults a protocol-v1 sink uses when the harness leaves a hint out.
 pub mod defaults {
