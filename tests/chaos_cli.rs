@@ -99,3 +99,66 @@ fn chaos_flags_are_checked() {
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A sink that starts more slowly than a schedule's wall-clock limit (as a JVM or Flink job
+/// does) is killed by the chaos search; `--start-allowance` moves only the kill deadline, so
+/// the same schedule then passes, and the replay line of a failure keeps the allowance.
+#[test]
+fn a_slow_starting_sink_passes_chaos_with_a_start_allowance() {
+    let python = std::process::Command::new("python3")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !python {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "python3 is required under CI"
+        );
+        eprintln!("SKIPPED: a_slow_starting_sink_passes_chaos_with_a_start_allowance: no python3");
+        return;
+    }
+    // The schedule with the shortest limit among the first seeds, so the test stays short.
+    let (seed, limit) = (1..=50u64)
+        .map(|s| (s, conformance::chaos::Schedule::from_seed(s).wall_limit()))
+        .min_by_key(|(_, limit)| *limit)
+        .unwrap();
+    let example =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/python-sink/sink.py");
+    let sink = format!(
+        "sleep {}; exec python3 '{}'",
+        limit.as_secs() + 2,
+        example.display()
+    );
+    let dir = outside("chaos-allowance");
+    let run = |allowance: &str| {
+        bin(&dir)
+            .args(["conformance", "--sink", &sink])
+            .args([
+                "--chaos",
+                "1",
+                "--seed",
+                &seed.to_string(),
+                "--shrink-runs",
+                "0",
+            ])
+            .args(["--start-allowance", allowance])
+            .output()
+            .unwrap()
+    };
+
+    let killed = run("0.5");
+    let said = text(&killed);
+    assert_eq!(killed.status.code(), Some(1), "seed {seed}: {said}");
+    assert!(said.contains("wall-clock limit"), "seed {seed}: {said}");
+    let replay = said
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("replay: "))
+        .unwrap();
+    assert!(replay.contains("--start-allowance 0.5"), "{replay}");
+
+    let allowed = run("30");
+    let said = text(&allowed);
+    assert_eq!(allowed.status.code(), Some(0), "seed {seed}: {said}");
+    assert!(said.contains("PASS: 1 chaos schedule(s)"), "{said}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -26,6 +26,7 @@ pub mod schedule;
 pub mod shrink;
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use mock_tecton::faults::FaultRule;
 use serde::Serialize;
@@ -69,6 +70,9 @@ pub struct ChaosOptions {
     /// The command line that runs the sink under test, without `--chaos` or `--seed`
     /// (`tecton-sim conformance --sink '…'`), for replay lines.
     pub replay_prefix: Option<String>,
+    /// Added to every schedule's wall-clock limit, for a sink that is slow to start (a JVM, a
+    /// Flink or Beam job), as [`RunOptions::start_allowance`]: only the kill deadline moves.
+    pub start_allowance: Duration,
 }
 
 impl ChaosOptions {
@@ -81,6 +85,7 @@ impl ChaosOptions {
             deny_warnings: false,
             out_dir: None,
             replay_prefix: None,
+            start_allowance: Duration::ZERO,
         }
     }
 }
@@ -202,7 +207,7 @@ pub async fn search(
         let schedule = Schedule::from_seed(seed);
         let name = scenario_name(seed, false);
         let replay = format!("{prefix} --chaos 1 --seed {seed}");
-        let result = run_schedule(&schedule, &name, seed, subject, replay).await;
+        let result = run_schedule(&schedule, &name, seed, subject, opts, replay).await;
         run.schedules_run = index;
         progress(Progress::Schedule {
             index,
@@ -306,7 +311,7 @@ async fn shrink_failure(
                 break 'shrinking;
             }
             runs += 1;
-            let result = run_schedule(&candidate, &name, seed, subject, String::new()).await;
+            let result = run_schedule(&candidate, &name, seed, subject, opts, String::new()).await;
             let kept = result
                 .run
                 .as_ref()
@@ -360,11 +365,16 @@ async fn run_schedule(
     name: &str,
     seed: u64,
     subject: &Subject<'_>,
+    opts: &ChaosOptions,
     replay: String,
 ) -> ScenarioResult {
     let description = schedule.describe();
+    let run_opts = RunOptions {
+        start_allowance: opts.start_allowance,
+        ..RunOptions::default()
+    };
     let run = match schedule.scenario(name, &description) {
-        Ok(s) => run_scenario(&s, seed, subject, &RunOptions::default()).await,
+        Ok(s) => run_scenario(&s, seed, subject, &run_opts).await,
         Err(e) => Err(HarnessError::Scenario(e)),
     };
     ScenarioResult {

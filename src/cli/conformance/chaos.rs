@@ -22,6 +22,9 @@ pub(super) fn run(args: &ConformanceArgs, schedules: u64) -> anyhow::Result<Exit
     if args.deny_warnings {
         prefix.push_str(" --deny-warnings");
     }
+    if args.start_allowance > 0.0 {
+        prefix.push_str(&format!(" --start-allowance {}", args.start_allowance));
+    }
     let opts = ChaosOptions {
         schedules,
         seed: args.seed,
@@ -29,6 +32,7 @@ pub(super) fn run(args: &ConformanceArgs, schedules: u64) -> anyhow::Result<Exit
         deny_warnings: args.deny_warnings,
         out_dir: args.chaos_out.clone(),
         replay_prefix: Some(prefix),
+        start_allowance: std::time::Duration::from_secs_f64(args.start_allowance),
     };
     let subject = Subject::Command(CommandSink::new(command.clone()));
     let tty = std::io::stderr().is_terminal();
