@@ -361,7 +361,7 @@ async fn stream_freshness(
 }
 
 /// Whether every query has materialized or dropped `acknowledged` records.
-fn caught_up(progress: &Value, acknowledged: u64) -> bool {
+pub(crate) fn caught_up(progress: &Value, acknowledged: u64) -> bool {
     match progress["queries"].as_array() {
         None => false,
         Some(queries) => queries.is_empty() || consumed(progress) >= acknowledged,
@@ -451,4 +451,24 @@ async fn check_keys(
         }
     }
     (check.checked > 0).then_some(check)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_record_counts_as_consumed_once_every_query_took_it_in() {
+        let progress = serde_json::json!({"queries": [
+            {"freshness_ms": {"count": 7}, "dropped": {"late": 1, "duplicate": 0, "invalid": 0}},
+            {"freshness_ms": {"count": 5}, "dropped": {"late": 0, "duplicate": 0, "invalid": 1}},
+        ]});
+        // The slower query has materialized 5 and dropped 1: 6 are through every query.
+        assert_eq!(consumed(&progress), 6);
+        assert!(caught_up(&progress, 6));
+        assert!(!caught_up(&progress, 7));
+        assert_eq!(consumed(&serde_json::json!({})), 0);
+        assert!(caught_up(&serde_json::json!({"queries": []}), 100));
+        assert!(!caught_up(&serde_json::json!({}), 0));
+    }
 }

@@ -16,10 +16,11 @@
 //! consumed by the stream engine) is measured when the load generator has a broker
 //! (`--kafka-bootstrap`): the sink gets `TECTON_KAFKA_BOOTSTRAP` and `TECTON_KAFKA_TOPIC`, and
 //! the stream source's progress is read instead of the journal, as for the `kafka` pattern.
-//! A record counts as acknowledged once every query of the source has taken it in, and its
-//! freshness is the mock's own: servable time minus the record's Kafka timestamp (a sink
-//! that stamps the record's event time, which the generator sets to its due time, is measured
-//! from the due time). Requests and errors are the sink's own counts, from its metrics line.
+//! A record counts as acknowledged once the mock consumed it from the topic (`/_mock/kafka`),
+//! and freshness is the stream engine's own, read once every query took the records in:
+//! servable time minus the record's Kafka timestamp (a sink that stamps the record's event
+//! time, which the generator sets to its due time, is measured from the due time). Requests
+//! and errors are the sink's own counts, from its metrics line.
 
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
@@ -75,6 +76,11 @@ pub(crate) async fn run_sink(
         input_path: None,
         seed: setup.seed,
     };
+    // Before the sink starts: the consumer's counts so far are not this run's.
+    let stream = match setup.kafka_bootstrap {
+        Some(_) => Some(StreamReader::start(setup, admin.clone()).await?),
+        None => None,
+    };
     let mut vars = protocol::env_vars(&env);
     if let Some(bootstrap) = &setup.kafka_bootstrap {
         vars.push((protocol::TECTON_KAFKA_BOOTSTRAP, bootstrap.clone()));
@@ -106,9 +112,9 @@ pub(crate) async fn run_sink(
     let ticker = spawn_ticker(start, recorder.clone(), progress.clone());
     // The journal (or the stream) is read beside the writer, so that reading it never delays
     // a due line.
-    let mut journal = match setup.kafka_bootstrap {
+    let mut journal = match stream {
         None => Observer::Journal(JournalReader::new(setup, spec, started_ns, admin.clone())),
-        Some(_) => Observer::Stream(StreamReader::new(setup, admin.clone())),
+        Some(stream) => Observer::Stream(stream),
     };
     let (stop, mut stopped) = tokio::sync::oneshot::channel::<()>();
     let reader = {
@@ -300,63 +306,97 @@ impl Observer {
     }
 }
 
-/// Reads the stream source's progress and records the records its queries took in since the
-/// last read as acknowledged.
+/// Reads what the mock consumed from the topic (`GET /_mock/kafka`: the sink's records
+/// reached the broker and the stream) and records it as acknowledged; at the end, the stream
+/// source's progress for the freshness figures.
 struct StreamReader {
-    url: String,
+    kafka_url: String,
+    progress_url: String,
+    topic: String,
     admin: reqwest::Client,
-    consumed: u64,
-    last: Option<Value>,
+    /// Records of the topic the mock had consumed before the sink started.
+    base: u64,
+    delivered: u64,
+    progress: Option<Value>,
 }
 
 impl StreamReader {
-    fn new(setup: &Setup, admin: reqwest::Client) -> Self {
-        StreamReader {
-            url: format!(
+    /// Reads the consumer's counts before the sink starts (they are not reset per point).
+    async fn start(setup: &Setup, admin: reqwest::Client) -> Result<Self, LoadError> {
+        let mut reader = StreamReader {
+            kafka_url: format!("{}/_mock/kafka", setup.url),
+            progress_url: format!(
                 "{}/_mock/streams/{}/progress?recent=0",
                 setup.url, setup.stream_source
             ),
+            topic: setup.topic.clone(),
             admin,
-            consumed: 0,
-            last: None,
-        }
+            base: 0,
+            delivered: 0,
+            progress: None,
+        };
+        reader.base = reader
+            .consumed()
+            .await
+            .ok_or_else(|| LoadError::Mock(format!("cannot read {}", reader.kafka_url)))?;
+        Ok(reader)
     }
 
-    /// One read. A busy mock may miss the admin client's timeout while it materializes a
-    /// backlog: that read is skipped, not the end of the run.
+    /// Records of the topic the mock consumed so far (appended or refused as invalid: either
+    /// way the sink delivered them). `None` when the mock did not answer; a busy mock may miss
+    /// the admin client's timeout while it materializes a backlog.
+    async fn consumed(&self) -> Option<u64> {
+        let resp = self.admin.get(&self.kafka_url).send().await.ok()?;
+        let body: Value = resp.error_for_status().ok()?.json().await.ok()?;
+        Some(
+            body["partitions"]
+                .as_array()?
+                .iter()
+                .filter(|p| p["topic"] == self.topic.as_str())
+                .map(|p| p["consumed"].as_u64().unwrap_or(0) + p["refused"].as_u64().unwrap_or(0))
+                .sum(),
+        )
+    }
+
     async fn poll(&mut self, recorder: &Mutex<Recorder>) {
-        let Ok(resp) = self.admin.get(&self.url).send().await else {
+        let Some(total) = self.consumed().await else {
             return;
         };
-        if !resp.status().is_success() {
-            return;
+        let now = total.saturating_sub(self.base);
+        if now > self.delivered {
+            lock(recorder).acknowledged(now - self.delivered);
+            self.delivered = now;
         }
-        let Ok(body) = resp.json::<Value>().await else {
-            return;
-        };
-        let now = crate::session::consumed(&body);
-        if now > self.consumed {
-            lock(recorder).acknowledged(now - self.consumed);
-            self.consumed = now;
-        }
-        self.last = Some(body);
     }
 
-    /// Reads until the queries took in `sent` records or `settle` passed.
+    /// After the sink exited: reads until the mock consumed `sent` records and every query of
+    /// the stream source took in what was consumed, or `settle` passed.
     async fn settle(&mut self, recorder: &Mutex<Recorder>, sent: u64, settle: Duration) {
         let deadline = Instant::now() + settle;
         loop {
             self.poll(recorder).await;
-            if self.consumed >= sent {
-                return;
+            if self.delivered >= sent || Instant::now() >= deadline {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        loop {
+            if let Ok(resp) = self.admin.get(&self.progress_url).send().await {
+                if let Ok(body) = resp.json::<Value>().await {
+                    let done = crate::session::caught_up(&body, self.delivered);
+                    self.progress = Some(body);
+                    if done {
+                        break;
+                    }
+                }
             }
             if Instant::now() >= deadline {
                 eprintln!(
-                    "      the stream had taken in {} of {sent} records after --settle {settle:?}; \
-                     freshness covers those it had",
-                    self.consumed
+                    "      after --settle {settle:?} the mock had consumed {} of {sent} records \
+                     and the stream had not taken them all in; freshness covers those it had",
+                    self.delivered
                 );
-                return;
+                break;
             }
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
@@ -364,7 +404,7 @@ impl StreamReader {
 
     /// The source's freshness histogram (every view's materialized events), last read.
     fn freshness(&self) -> Option<FreshnessMs> {
-        crate::session::freshness(&self.last.as_ref()?["freshness_ms"])
+        crate::session::freshness(&self.progress.as_ref()?["freshness_ms"])
     }
 }
 
