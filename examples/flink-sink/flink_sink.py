@@ -3,7 +3,8 @@
 
 * push (default): batches to the Stream Ingest API, ``POST $TECTON_URL/ingest``;
 * Kafka (``--kafka-bootstrap HOST:PORT`` or ``TECTON_KAFKA_BOOTSTRAP``): the same records,
-  produced to the stream source's topic (``--kafka-topic``, default ``transactions``).
+  produced to the stream source's topic (``--kafka-topic`` or ``TECTON_KAFKA_TOPIC``, default
+  ``transactions``).
 
 Input: JSON Lines on stdin (or ``--input FILE``, e.g. ``--input "$SINK_INPUT"``), one record
 per line, read as they arrive. Environment: TECTON_URL, TECTON_API_KEY, TECTON_WORKSPACE,

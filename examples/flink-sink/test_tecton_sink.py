@@ -255,6 +255,12 @@ class ConfigTest(unittest.TestCase):
         c = SinkConfig.from_env({"SINK_BATCH_SIZE": "10"}, kafka_bootstrap="127.0.0.1:9092")
         self.assertEqual(c.records_per_request, 500)
 
+    def test_the_load_generator_names_the_broker_and_topic(self):
+        # `tecton-sim load --pattern sink --kafka-bootstrap` sets these (sink protocol, optional).
+        c = SinkConfig.from_env({"TECTON_KAFKA_BOOTSTRAP": "127.0.0.1:9", "TECTON_KAFKA_TOPIC": "events"})
+        self.assertEqual((c.kafka_bootstrap, c.topic), ("127.0.0.1:9", "events"))
+        self.assertEqual(SinkConfig.from_env({"TECTON_KAFKA_BOOTSTRAP": "h:1"}).topic, "transactions")
+
     def test_bad_values_name_the_variable(self):
         with self.assertRaisesRegex(ValueError, "SINK_TIMEOUT_S"):
             SinkConfig.from_env({"TECTON_URL": "http://x", "TECTON_PUSH_SOURCE": "s", "SINK_TIMEOUT_S": "soon"})
