@@ -62,10 +62,10 @@ impl Producer {
         timeout: Duration,
     ) -> Result<Producer, BrokerError> {
         let fail = |message: String| BrokerError {
-            bootstrap: bootstrap.to_string(),
+            bootstrap: bootstrap.to_owned(),
             message,
         };
-        let client = ClientBuilder::new(vec![bootstrap.to_string()])
+        let client = ClientBuilder::new(vec![bootstrap.to_owned()])
             .client_id("tecton-sim-load")
             .backoff_config(BackoffConfig {
                 deadline: Some(timeout),
@@ -104,7 +104,7 @@ impl Producer {
             clients.push(Arc::new(pc));
         }
         Ok(Producer {
-            topic: topic.to_string(),
+            topic: topic.to_owned(),
             partitions: clients,
             timeout,
         })
@@ -146,6 +146,7 @@ fn fnv1a(bytes: &[u8]) -> u64 {
 }
 
 /// One batch, split by partition.
+#[derive(Debug)]
 pub struct Produce {
     groups: Vec<(Arc<PartitionClient>, Vec<KafkaRecord>)>,
 }
@@ -200,7 +201,7 @@ impl Sender for Producer {
                     match call.await {
                         Ok(Ok(_offsets)) => {}
                         Ok(Err(e)) => failure = failure.or(Some(error_kind(&e))),
-                        Err(_) => failure = failure.or(Some("kafka_client".to_string())),
+                        Err(_) => failure = failure.or(Some("kafka_client".to_owned())),
                     }
                 }
                 failure

@@ -306,7 +306,7 @@ impl Sample {
                 Some(i) => out.push(i),
                 None if self.keys.len() < self.max => {
                     out.push(self.keys.len());
-                    self.keys.push(key.to_string());
+                    self.keys.push(key.to_owned());
                 }
                 None => {}
             }

@@ -620,7 +620,7 @@ mod tests {
             )
             .collect();
         assert_eq!(kinds.iter().filter(|k| *k == "latency").count(), 10);
-        assert_eq!(kinds[10..], vec!["status 429".to_string(); 5][..]);
+        assert_eq!(kinds[10..], vec!["status 429".to_owned(); 5][..]);
         let first = Profile::new(knobs.clone()).decide_at(Traffic::Ingest { records: 1 }, 0);
         let again = Profile::new(knobs).decide_at(Traffic::Ingest { records: 1 }, 0);
         assert_eq!(first, again);

@@ -16,7 +16,7 @@ use super::RepoSource;
 
 /// Where the features come from.
 #[derive(Args)]
-pub struct DataSource {
+pub(crate) struct DataSource {
     #[command(flatten)]
     pub(super) repo: RepoSource,
     /// A running mock to query (its admin API), e.g. http://127.0.0.1:8080.

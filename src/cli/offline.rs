@@ -12,7 +12,7 @@ use super::features::{in_process, read_spine, remote, service_name, write_out, D
 
 /// Output formats of `offline`.
 #[derive(Clone, Copy, ValueEnum)]
-pub enum RowFormat {
+pub(crate) enum RowFormat {
     /// One JSON object per line.
     Jsonl,
     /// Comma-separated values with a header row.
@@ -21,7 +21,7 @@ pub enum RowFormat {
 
 /// Arguments of `offline`.
 #[derive(Args)]
-pub struct OfflineArgs {
+pub(crate) struct OfflineArgs {
     #[command(flatten)]
     data: DataSource,
     /// JSON Lines of spine rows: join keys and a timestamp.
@@ -36,7 +36,7 @@ pub struct OfflineArgs {
 }
 
 /// Runs `offline`.
-pub fn run(args: OfflineArgs) -> anyhow::Result<ExitCode> {
+pub(crate) fn run(args: OfflineArgs) -> anyhow::Result<ExitCode> {
     let (spine_json, spine) = read_spine(&args.spine, &args.data.timestamp_field)?;
     let rows: Vec<Value> = if let Some(url) = &args.data.url {
         let mut body = json!({"spine": spine_json, "timestamp_field": args.data.timestamp_field});

@@ -13,7 +13,7 @@ use super::RepoSource;
 
 /// Arguments of `serve`.
 #[derive(Args)]
-pub struct ServeArgs {
+pub(crate) struct ServeArgs {
     #[command(flatten)]
     repo: RepoSource,
     /// Port to listen on (0 picks a free one).
@@ -116,7 +116,7 @@ fn profile(args: &ServeArgs) -> anyhow::Result<Option<TectonProfile>> {
 
 /// Serves until Ctrl-C or SIGTERM, then lets in-flight requests finish and writes (with
 /// `--keep-data`) or deletes the offline store's files.
-pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
+pub(crate) fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     super::init_tracing();
     let mut config = Config::new(args.repo.load()?)
         .bind(SocketAddr::new(args.bind, args.port))

@@ -53,6 +53,16 @@ pub enum Subject<'a> {
     Attached(AttachOptions),
 }
 
+impl std::fmt::Debug for Subject<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Subject::Sink(s) => f.debug_tuple("Sink").field(&s.name()).finish(),
+            Subject::Command(c) => f.debug_tuple("Command").field(&c.command()).finish(),
+            Subject::Attached(a) => f.debug_tuple("Attached").field(a).finish(),
+        }
+    }
+}
+
 impl Subject<'_> {
     /// The sink's name for reports.
     pub fn name(&self) -> String {
@@ -102,6 +112,17 @@ pub struct RunOptions {
     /// Added to every scenario's wall-clock limit, for sinks that take long to start (a JVM,
     /// a Flink or Beam job). Only the kill deadline moves; no check reads it.
     pub start_allowance: Duration,
+}
+
+impl std::fmt::Debug for RunOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RunOptions")
+            .field("port", &self.port)
+            .field("replay_prefix", &self.replay_prefix)
+            .field("on_ready", &self.on_ready.as_ref().map(|_| "callback"))
+            .field("start_allowance", &self.start_allowance)
+            .finish()
+    }
 }
 
 impl RunOptions {

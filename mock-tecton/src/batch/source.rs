@@ -58,6 +58,7 @@ pub struct Read {
 }
 
 /// How one record is checked: the schema, where the event time is, the file's time column.
+#[derive(Debug)]
 pub struct Checker<'a> {
     schema: &'a Schema,
     timestamp: usize,

@@ -31,6 +31,7 @@ use crate::schema::{format_rfc3339, validate_record, Field, Schema, Value};
 use crate::store::{EntityKey, OfflineLog, OfflineRow, OnlineStore};
 
 /// What the ingest path needs from the mock.
+#[derive(Debug)]
 pub struct IngestContext<'a> {
     /// The repository.
     pub repo: &'a Repository,

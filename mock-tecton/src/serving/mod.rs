@@ -56,6 +56,7 @@ impl Endpoint {
 }
 
 /// What the serving path needs from the mock.
+#[derive(Debug)]
 pub struct ServingContext<'a> {
     /// The repository.
     pub repo: &'a Repository,

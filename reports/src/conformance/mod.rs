@@ -381,7 +381,7 @@ pub(crate) mod sample {
     //! A small handmade report for the renderers' snapshot tests.
     use super::*;
 
-    pub fn report() -> SuiteReport {
+    pub(crate) fn report() -> SuiteReport {
         SuiteReport {
             tool_version: "0.1.0".into(),
             sink: "python3 examples/python-sink/sink.py".into(),

@@ -268,7 +268,7 @@ impl ReportOptions {
         let c = &self.criteria;
         let target = c
             .freshness_target_ms
-            .map_or_else(|| "none".to_string(), fmt_ms);
+            .map_or_else(|| "none".to_owned(), fmt_ms);
         format!(
             "A pattern holds a rate when it achieves at least {} of it ({}) with at most {} \
              errors ({}); p99 freshness target: {} ({}).",
@@ -284,8 +284,8 @@ impl ReportOptions {
     /// How the reports name the prices: examples, the user's, or a mix.
     pub fn prices_label(&self) -> String {
         match self.cost_given.len() {
-            0 => "EXAMPLE prices, not quotes".to_string(),
-            n if n == COST_KEYS.len() => "your prices".to_string(),
+            0 => "EXAMPLE prices, not quotes".to_owned(),
+            n if n == COST_KEYS.len() => "your prices".to_owned(),
             n => format!(
                 "{n} of {} parameters given, the rest EXAMPLES",
                 COST_KEYS.len()

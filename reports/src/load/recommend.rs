@@ -223,12 +223,12 @@ pub fn recommend(report: &LoadReport, cost: &CostModel, criteria: &Criteria) -> 
         if let Some(p) = push {
             reasons.push(describe("push", p, criteria));
         } else {
-            reasons.push("push: not measured at this rate.".to_string());
+            reasons.push("push: not measured at this rate.".to_owned());
         }
         if let Some(k) = kafka {
             reasons.push(describe("Kafka + Spark", k, criteria));
         } else {
-            reasons.push("Kafka + Spark: not measured at this rate.".to_string());
+            reasons.push("Kafka + Spark: not measured at this rate.".to_owned());
         }
 
         let push_usd = cost.push_usd_per_hour(r, records_per_request);
@@ -282,7 +282,7 @@ pub fn recommend(report: &LoadReport, cost: &CostModel, criteria: &Criteria) -> 
             Choice::Kafka
         } else if push_ok {
             let why = if kafka.is_none() {
-                "push holds this rate (Kafka + Spark not measured)".to_string()
+                "push holds this rate (Kafka + Spark not measured)".to_owned()
             } else if !kafka_ok {
                 if kafka.is_some_and(|k| criteria.holds(k)) {
                     format!(
@@ -290,10 +290,10 @@ pub fn recommend(report: &LoadReport, cost: &CostModel, criteria: &Criteria) -> 
                          of {target}"
                     )
                 } else {
-                    "push holds this rate and Kafka + Spark does not".to_string()
+                    "push holds this rate and Kafka + Spark does not".to_owned()
                 }
             } else {
-                "push holds this rate, is fresher at p99 and costs less".to_string()
+                "push holds this rate, is fresher at p99 and costs less".to_owned()
             };
             because = format!("Push because {why}.");
             Choice::Push
@@ -306,7 +306,7 @@ pub fn recommend(report: &LoadReport, cost: &CostModel, criteria: &Criteria) -> 
                 )
             } else {
                 "Neither pattern held this rate: raise limits, scale out or lower the rate."
-                    .to_string()
+                    .to_owned()
             };
             Choice::Neither
         };
@@ -355,7 +355,7 @@ pub fn recommend(report: &LoadReport, cost: &CostModel, criteria: &Criteria) -> 
         criteria: *criteria,
         crossover: Crossover {
             rate: best.map(|b| b.0),
-            basis: best.map(|b| b.1.to_string()),
+            basis: best.map(|b| b.1.to_owned()),
             exact: best.is_some_and(|b| b.2),
             below,
             cost_rate,
@@ -401,7 +401,7 @@ impl Crossover {
         let Some(rate) = self.rate else {
             return "No crossover: push stays the better choice at every measured rate, and the \
                     cost model never favours Kafka + Spark."
-                .to_string();
+                .to_owned();
         };
         let basis = self.basis.as_deref().unwrap_or_default();
         let what = match basis {
@@ -432,7 +432,7 @@ impl Crossover {
     pub fn by_criterion(&self) -> String {
         let r = |v: Option<f64>| {
             v.map(|v| format!("{}/s", fmt_int(v)))
-                .unwrap_or_else(|| "none".to_string())
+                .unwrap_or_else(|| "none".to_owned())
         };
         format!(
             "By criterion: cost {} (cost model, {:.1} records per push request); capacity {}; \
@@ -449,7 +449,7 @@ impl Crossover {
 fn join_and(items: &[&str]) -> String {
     match items {
         [] => String::new(),
-        [one] => (*one).to_string(),
+        [one] => (*one).to_owned(),
         [init @ .., last] => format!("{} and {last}", init.join(", ")),
     }
 }

@@ -186,13 +186,13 @@ impl Metric {
             ["latency", s] => Ok(Metric::Latency(stat("latency", s)?)),
             ["latency_uncorrected", s] => Ok(Metric::LatencyUncorrected(stat("latency", s)?)),
             ["freshness", "p999"] => {
-                Err("freshness has no p999; use p50, p90, p99 or max".to_string())
+                Err("freshness has no p999; use p50, p90, p99 or max".to_owned())
             }
             ["freshness", s] => Ok(Metric::Freshness(stat("freshness", s)?)),
             ["errors", "rate"] => Ok(Metric::ErrorRate(None)),
             ["errors", "count"] => Ok(Metric::ErrorCount(None)),
-            ["errors", cause, "rate"] => Ok(Metric::ErrorRate(Some((*cause).to_string()))),
-            ["errors", cause, "count"] => Ok(Metric::ErrorCount(Some((*cause).to_string()))),
+            ["errors", cause, "rate"] => Ok(Metric::ErrorRate(Some((*cause).to_owned()))),
+            ["errors", cause, "count"] => Ok(Metric::ErrorCount(Some((*cause).to_owned()))),
             ["achieved_rate"] => Ok(Metric::AchievedRate),
             ["achieved_ratio"] => Ok(Metric::AchievedRatio),
             ["late_sends"] | ["late_sends", "count"] => Ok(Metric::LateSends),
@@ -285,12 +285,12 @@ impl FromStr for Threshold {
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let err = |reason: String| ThresholdError {
-            expression: s.to_string(),
+            expression: s.to_owned(),
             reason,
         };
         let compact: String = s.chars().filter(|c| !c.is_whitespace()).collect();
         let at = compact.find(['<', '>', '=']).ok_or_else(|| {
-            err("no comparison; write e.g. `push.freshness.p99<500ms`".to_string())
+            err("no comparison; write e.g. `push.freshness.p99<500ms`".to_owned())
         })?;
         let (lhs, rest) = compact.split_at(at);
         let (op, value) = if let Some(v) = rest.strip_prefix("<=") {
@@ -304,7 +304,7 @@ impl FromStr for Threshold {
         } else if let Some(v) = rest.strip_prefix('>') {
             (Op::Gt, v)
         } else {
-            return Err(err("use one of <, <=, >, >=, ==".to_string()));
+            return Err(err("use one of <, <=, >, >=, ==".to_owned()));
         };
         let mut parts: Vec<&str> = lhs.split('.').collect();
         let pattern = match parts.first().copied() {
@@ -316,7 +316,7 @@ impl FromStr for Threshold {
                     "unknown pattern `{other}`; use push, kafka or sink"
                 )))
             }
-            None => return Err(err("missing pattern".to_string())),
+            None => return Err(err("missing pattern".to_owned())),
         };
         parts.remove(0);
         let change = parts.last() == Some(&"change");
@@ -343,7 +343,7 @@ impl FromStr for Threshold {
 /// Reads a limit in `unit`: `500ms`, `2s`, `1%`, `0.01`, `900`, `900/s`.
 pub(super) fn parse_value(v: &str, unit: Unit) -> Result<f64, String> {
     if v.is_empty() {
-        return Err("missing value after the operator".to_string());
+        return Err("missing value after the operator".to_owned());
     }
     let split = v
         .find(|c: char| !(c.is_ascii_digit() || c == '.' || c == '-' || c == '+' || c == 'e'))
@@ -415,9 +415,9 @@ fn trim_float(v: f64) -> String {
     let s = format!("{:.6}", v);
     let s = s.trim_end_matches('0').trim_end_matches('.');
     if s == "-0" {
-        "0".to_string()
+        "0".to_owned()
     } else {
-        s.to_string()
+        s.to_owned()
     }
 }
 

@@ -42,7 +42,7 @@ pub const INGESTED_AT_COLUMN: &str = "_ingested_at";
 
 /// The Parquet layout of one push source.
 #[derive(Debug)]
-pub struct PartLayout {
+pub(super) struct PartLayout {
     fields: Vec<DataType>,
     timestamp_field: usize,
     schema: TypePtr,
@@ -51,7 +51,7 @@ pub struct PartLayout {
 
 impl PartLayout {
     /// The layout of a source schema; `timestamp_field` is the event-time field's position.
-    pub fn new(schema: &Schema, timestamp_field: usize) -> Result<Self, ParquetError> {
+    pub(super) fn new(schema: &Schema, timestamp_field: usize) -> Result<Self, ParquetError> {
         let mut columns: Vec<TypePtr> = Vec::with_capacity(schema.fields.len() + 3);
         for f in &schema.fields {
             columns.push(Arc::new(column(
@@ -94,7 +94,7 @@ impl PartLayout {
     }
 
     /// Writes `rows` as one row group to `path` (created or truncated); returns the file size.
-    pub fn write(&self, path: &Path, rows: &[&OfflineRow]) -> Result<u64, ParquetError> {
+    pub(super) fn write(&self, path: &Path, rows: &[&OfflineRow]) -> Result<u64, ParquetError> {
         let file = File::create(path)?;
         let mut writer = SerializedFileWriter::new(file, self.schema.clone(), self.props.clone())?;
         let mut group = writer.next_row_group()?;
@@ -124,7 +124,7 @@ impl PartLayout {
     }
 
     /// Reads every row of a part file written with this layout.
-    pub fn read(&self, path: &Path) -> Result<Vec<OfflineRow>, ParquetError> {
+    pub(super) fn read(&self, path: &Path) -> Result<Vec<OfflineRow>, ParquetError> {
         let reader = SerializedFileReader::new(File::open(path)?)?;
         let width = self.fields.len() + 3;
         let columns = reader
