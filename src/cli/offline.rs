@@ -55,10 +55,10 @@ pub(crate) fn run(args: OfflineArgs) -> anyhow::Result<ExitCode> {
         let service = service_name(&args.data, &repo)?;
         let (state, _) = in_process(repo, &args.data, None)?;
         let fs = state
-            .repo
+            .repo()
             .feature_service(&service)
             .with_context(|| format!("no feature service named `{service}`"))?;
-        let features = mock_tecton::serving::served_features(&state.repo, fs);
+        let features = mock_tecton::serving::served_features(state.repo(), fs);
         let values = mock_tecton::retrieval::offline_features(&state, &features, &spine)
             .map_err(|e| anyhow::anyhow!("{e}"))?;
         mock_tecton::retrieval::rows_to_json(&features, &spine, &values)

@@ -166,7 +166,7 @@ pub(crate) fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         println!("  admin:   GET  {}/_mock/health", mock.url());
         println!(
             "  offline: {}/offline ({})",
-            state.offline.data_dir().display(),
+            state.offline().data_dir().display(),
             if args.keep_data {
                 "kept at exit"
             } else {
@@ -184,14 +184,14 @@ pub(crate) fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
                 mock.url()
             ));
         }
-        if let Some(p) = &mock.state().profile {
+        if let Some(p) = &mock.state().profile() {
             banner(format!("  profile: tecton (seed {})", p.knobs().seed));
         }
         let signal = stop.recv().await?;
         tracing::info!("{signal} received; finishing in-flight requests");
         mock.shutdown().await;
         // Flushes (kept) or deletes (not kept) now, whoever else still holds the state.
-        tokio::task::spawn_blocking(move || state.offline.close())
+        tokio::task::spawn_blocking(move || state.offline().close())
             .await
             .context("closing the offline store")?;
         Ok(ExitCode::SUCCESS)

@@ -351,19 +351,18 @@ pub async fn run_scenario(
 
     let state = mock.state();
     let key_account = state
-        .repo
+        .repo()
         .account_for_key(&env.api_key)
         .map(|a| a.name.clone());
     let written = match state
-        .plan
-        .source_index(&env.push_source)
-        .filter(|&i| state.repo.push_sources[i].log_offline)
+        .push_source_index(&env.push_source)
+        .filter(|&i| state.repo().push_sources[i].log_offline)
         .map(|i| {
-            let schema = &state.repo.push_sources[i].schema;
+            let schema = &state.repo().push_sources[i].schema;
             let id_col = schema.index_of(&scenario.id_field);
             let key_col = schema.index_of(&scenario.key_field);
             // Files, rows being written and the memory tail: everything acknowledged.
-            state.offline.rows(i).map(|rows| {
+            state.offline().rows(i).map(|rows| {
                 rows.iter()
                     .map(|r| WrittenRow::from_offline(r, id_col, key_col))
                     .collect::<Vec<_>>()
@@ -393,7 +392,7 @@ pub async fn run_scenario(
         journal: journal.clone(),
         written,
         outcome,
-        journal_dropped: state.journal.counters().dropped,
+        journal_dropped: state.journal().counters().dropped,
     });
     shutdown(mock).await;
     if observation.journal_dropped > 0 {
@@ -460,11 +459,11 @@ async fn drive(
 /// Waits until the journal has not changed for [`SETTLE_QUIET`] (at most [`SETTLE_MAX`]).
 async fn settle(mock: &MockTecton) {
     let started = Instant::now();
-    let mut last = mock.state().journal.counters().total;
+    let mut last = mock.state().journal().counters().total;
     let mut quiet_since = Instant::now();
     while started.elapsed() < SETTLE_MAX {
         tokio::time::sleep(Duration::from_millis(10)).await;
-        let now = mock.state().journal.counters().total;
+        let now = mock.state().journal().counters().total;
         if now != last {
             last = now;
             quiet_since = Instant::now();

@@ -71,10 +71,10 @@ impl AttachedSink {
         let started = Instant::now();
         // When the journal last changed, as seen by this observer.
         let mut last_change = started;
-        let mut last_total = self.state.journal.counters().total;
+        let mut last_total = self.state.journal().counters().total;
         let mut seen_any = last_total > 0;
         loop {
-            let total = self.state.journal.counters().total;
+            let total = self.state.journal().counters().total;
             if total != last_total {
                 last_total = total;
                 last_change = Instant::now();
@@ -121,7 +121,7 @@ impl AttachedSink {
     }
 
     fn journal(&self) -> Vec<Entry> {
-        self.state.journal.entries(0, usize::MAX)
+        self.state.journal().entries(0, usize::MAX)
     }
 }
 
