@@ -35,10 +35,10 @@ use cause::Reads;
 
 /// Relative tolerance for comparing floats: both sides run the same arithmetic, so only
 /// summation order can differ.
-pub const FLOAT_TOLERANCE: f64 = 1e-9;
+pub(crate) const FLOAT_TOLERANCE: f64 = 1e-9;
 
 /// Differing rows listed when the caller does not say.
-pub const DEFAULT_MAX_ROWS: usize = 20;
+pub(crate) const DEFAULT_MAX_ROWS: usize = 20;
 
 /// What a check needs besides the points.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -101,7 +101,7 @@ pub struct ConsistencyReport {
     pub feature_service: String,
     /// Points compared.
     pub points: usize,
-    /// How arrival times were decided ([`Arrival::describe`]).
+    /// How arrival times were decided (`Arrival::describe`).
     pub arrival: String,
     /// True when every feature matched at every point.
     pub consistent: bool,
@@ -381,7 +381,7 @@ fn number(v: &Value) -> Option<f64> {
     }
 }
 
-/// Equality for feature values: floats within [`FLOAT_TOLERANCE`], lists element by element.
+/// Equality for feature values: floats within `FLOAT_TOLERANCE`, lists element by element.
 pub fn same(a: &Value, b: &Value) -> bool {
     match (a, b) {
         (Value::Float(x), Value::Float(y)) => {

@@ -21,7 +21,7 @@ pub enum Status {
 
 impl Status {
     /// Tecton's spelling.
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Status::Present => "PRESENT",
             Status::MissingData => "MISSING_DATA",

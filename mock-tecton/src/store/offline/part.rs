@@ -34,11 +34,11 @@ use super::OfflineRow;
 use crate::schema::{format_rfc3339, parse_timestamp, DataType, Schema, Value};
 
 /// Names of the bookkeeping columns after the source fields.
-pub const SEQ_COLUMN: &str = "_seq";
+pub(crate) const SEQ_COLUMN: &str = "_seq";
 /// The journal sequence number of the request that carried the row.
-pub const REQUEST_COLUMN: &str = "_request";
+pub(crate) const REQUEST_COLUMN: &str = "_request";
 /// Mock time at ingestion.
-pub const INGESTED_AT_COLUMN: &str = "_ingested_at";
+pub(crate) const INGESTED_AT_COLUMN: &str = "_ingested_at";
 
 /// The Parquet layout of one push source.
 #[derive(Debug)]
@@ -415,7 +415,7 @@ pub fn encode_json(ty: &DataType, v: &Value) -> Json {
 }
 
 /// The inverse of [`encode_json`] for a value of type `ty`.
-pub fn decode_json(ty: &DataType, json: &Json) -> Result<Value, String> {
+pub(crate) fn decode_json(ty: &DataType, json: &Json) -> Result<Value, String> {
     let bad = || format!("stored JSON {json} is not a {ty}");
     if json.is_null() {
         return Ok(Value::Null);
