@@ -28,7 +28,7 @@ use crate::records::Record;
 use crate::run::Sender;
 
 /// A producer to every partition of one topic.
-pub struct Producer {
+pub(crate) struct Producer {
     topic: String,
     partitions: Vec<Arc<PartitionClient>>,
     timeout: Duration,
@@ -56,7 +56,7 @@ pub struct BrokerError {
 impl Producer {
     /// Connects to `bootstrap`, creates `topic` (one partition) when it does not exist, and
     /// opens a client per partition. Each produce call is bounded by `timeout`.
-    pub async fn connect(
+    pub(crate) async fn connect(
         bootstrap: &str,
         topic: &str,
         timeout: Duration,
@@ -111,7 +111,7 @@ impl Producer {
     }
 
     /// Partitions of the topic.
-    pub fn partition_count(&self) -> usize {
+    pub(crate) fn partition_count(&self) -> usize {
         self.partitions.len()
     }
 
@@ -147,7 +147,7 @@ fn fnv1a(bytes: &[u8]) -> u64 {
 
 /// One batch, split by partition.
 #[derive(Debug)]
-pub struct Produce {
+pub(crate) struct Produce {
     groups: Vec<(Arc<PartitionClient>, Vec<KafkaRecord>)>,
 }
 

@@ -155,7 +155,7 @@ pub async fn run_http(
 }
 
 /// Runs `spec` producing to a real Kafka-protocol broker through `producer`.
-pub async fn run_broker(
+pub(crate) async fn run_broker(
     spec: &RunSpec,
     producer: Arc<crate::broker::Producer>,
     source: &mut RecordSource,

@@ -37,9 +37,9 @@ use crate::sink::{Record, Sink, SinkEnv, SinkOutcome};
 
 /// After the sink ends, the journal must stay unchanged this long before it is read, so that
 /// exchanges the mock is still closing (a hang noticing its client left) are recorded.
-pub const SETTLE_QUIET: Duration = Duration::from_millis(60);
+pub(crate) const SETTLE_QUIET: Duration = Duration::from_millis(60);
 /// The longest wait for the journal to settle.
-pub const SETTLE_MAX: Duration = Duration::from_secs(2);
+pub(crate) const SETTLE_MAX: Duration = Duration::from_secs(2);
 /// How long a mock may take to shut down after a scenario before the runner moves on.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(1);
 
@@ -65,7 +65,7 @@ impl std::fmt::Debug for Subject<'_> {
 
 impl Subject<'_> {
     /// The sink's name for reports.
-    pub fn name(&self) -> String {
+    pub(crate) fn name(&self) -> String {
         match self {
             Subject::Sink(s) => s.name(),
             Subject::Command(c) => c.command().to_owned(),
@@ -127,7 +127,7 @@ impl std::fmt::Debug for RunOptions {
 
 impl RunOptions {
     /// The replay command of a run.
-    pub fn replay(&self, subject: &str, scenario: &str, seed: u64) -> String {
+    pub(crate) fn replay(&self, subject: &str, scenario: &str, seed: u64) -> String {
         let prefix = self
             .replay_prefix
             .clone()

@@ -15,7 +15,7 @@ use serde_json::Value as Json;
 use super::{BoxFuture, Record, Sink, SinkEnv, SinkOutcome};
 
 /// Default overall timeout of an attached run.
-pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(120);
+pub(crate) const DEFAULT_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// How often the journal is read.
 const POLL: Duration = Duration::from_millis(20);
@@ -44,7 +44,7 @@ pub struct AttachedSink {
 
 impl AttachedSink {
     /// Observes the mock whose state is `state` (`mock.state().clone()`) until `completion`
-    /// holds, for at most [`DEFAULT_TIMEOUT`].
+    /// holds, for at most `DEFAULT_TIMEOUT`.
     pub fn new(state: Arc<MockState>, completion: Completion) -> Self {
         AttachedSink {
             state,
@@ -61,13 +61,13 @@ impl AttachedSink {
     }
 
     /// A name for reports (default `attached`).
-    pub fn named(mut self, name: impl Into<String>) -> Self {
+    pub(crate) fn named(mut self, name: impl Into<String>) -> Self {
         self.name = name.into();
         self
     }
 
     /// Waits for the completion condition.
-    pub async fn wait(&self) -> SinkOutcome {
+    pub(crate) async fn wait(&self) -> SinkOutcome {
         let started = Instant::now();
         // When the journal last changed, as seen by this observer.
         let mut last_change = started;
@@ -137,7 +137,7 @@ impl Sink for AttachedSink {
 
 /// Records acknowledged in `entries`: records in the request bodies of ingest exchanges that
 /// were answered 200.
-pub fn acknowledged_records(entries: &[Entry]) -> u64 {
+pub(crate) fn acknowledged_records(entries: &[Entry]) -> u64 {
     entries
         .iter()
         .filter(|e| {
