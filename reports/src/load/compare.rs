@@ -89,7 +89,7 @@ pub struct Comparison {
 
 impl Comparison {
     /// Every regression, with its point.
-    pub fn regressions(&self) -> impl Iterator<Item = (&PointDelta, &MetricDelta)> + '_ {
+    pub(crate) fn regressions(&self) -> impl Iterator<Item = (&PointDelta, &MetricDelta)> + '_ {
         self.points
             .iter()
             .flat_map(|p| p.metrics.iter().map(move |m| (p, m)))
@@ -97,7 +97,7 @@ impl Comparison {
     }
 
     /// Whether any metric regressed.
-    pub fn has_regressions(&self) -> bool {
+    pub(crate) fn has_regressions(&self) -> bool {
         self.regressions().next().is_some()
     }
 }

@@ -48,13 +48,13 @@ pub const CRITERIA_KEYS: [&str; 3] = ["min_achieved_ratio", "max_error_rate", "f
 
 impl Criteria {
     /// Whether `p` holds its offered rate.
-    pub fn holds(&self, p: &RunPoint) -> bool {
+    pub(crate) fn holds(&self, p: &RunPoint) -> bool {
         p.achieved_ratio() >= self.min_achieved_ratio && p.error_rate(None) <= self.max_error_rate
     }
 
     /// Whether `p`'s p99 freshness meets the target: true without a target, false when the
     /// point has no freshness figure (a missing figure never passes).
-    pub fn fresh_enough(&self, p: &RunPoint) -> bool {
+    pub(crate) fn fresh_enough(&self, p: &RunPoint) -> bool {
         match self.freshness_target_ms {
             None => true,
             Some(t) => p.freshness_ms.is_some_and(|f| f.p99 <= t),
@@ -62,7 +62,7 @@ impl Criteria {
     }
 
     /// Whether `p` can be chosen: it holds its rate and meets the freshness target.
-    pub fn qualifies(&self, p: &RunPoint) -> bool {
+    pub(crate) fn qualifies(&self, p: &RunPoint) -> bool {
         self.holds(p) && self.fresh_enough(p)
     }
 
@@ -123,7 +123,7 @@ pub enum Choice {
 
 impl Choice {
     /// Label for people.
-    pub fn label(self) -> &'static str {
+    pub(crate) fn label(self) -> &'static str {
         match self {
             Choice::Push => "push (Stream Ingest API)",
             Choice::Kafka => "Kafka + Spark",
@@ -397,7 +397,7 @@ impl Recommendation {
 
 impl Crossover {
     /// One sentence for people that states the crossover and what sets it.
-    pub fn sentence(&self) -> String {
+    pub(crate) fn sentence(&self) -> String {
         let Some(rate) = self.rate else {
             return "No crossover: push stays the better choice at every measured rate, and the \
                     cost model never favours Kafka + Spark."
@@ -429,7 +429,7 @@ impl Crossover {
 
 impl Crossover {
     /// The rate by each criterion, for people.
-    pub fn by_criterion(&self) -> String {
+    pub(crate) fn by_criterion(&self) -> String {
         let r = |v: Option<f64>| {
             v.map(|v| format!("{}/s", fmt_int(v)))
                 .unwrap_or_else(|| "none".to_owned())

@@ -42,7 +42,7 @@ pub enum Stat {
 
 impl Stat {
     /// The name used in expressions and reports.
-    pub fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             Stat::P50 => "p50",
             Stat::P90 => "p90",
@@ -102,7 +102,7 @@ pub enum Unit {
 
 impl Metric {
     /// The metric's name as written in expressions, e.g. `latency.p99` or `errors.429.rate`.
-    pub fn name(&self) -> String {
+    pub(crate) fn name(&self) -> String {
         match self {
             Metric::Latency(s) => format!("latency.{}", s.name()),
             Metric::LatencyUncorrected(s) => format!("latency_uncorrected.{}", s.name()),
@@ -119,7 +119,7 @@ impl Metric {
     }
 
     /// The unit of the metric's values.
-    pub fn unit(&self) -> Unit {
+    pub(crate) fn unit(&self) -> Unit {
         match self {
             Metric::Latency(_) | Metric::LatencyUncorrected(_) | Metric::Freshness(_) => {
                 Unit::Millis
@@ -136,7 +136,7 @@ impl Metric {
     }
 
     /// The metric's value at `point`; `None` when the point did not observe it.
-    pub fn value(&self, point: &RunPoint) -> Option<f64> {
+    pub(crate) fn value(&self, point: &RunPoint) -> Option<f64> {
         let pick = |l: &super::LatencyMs, s: Stat| match s {
             Stat::P50 => l.p50,
             Stat::P90 => l.p90,
@@ -167,7 +167,7 @@ impl Metric {
     }
 
     /// Formats a value of this metric for people (`812 ms`, `1.25%`, `4,980/s`).
-    pub fn format_value(&self, v: f64) -> String {
+    pub(crate) fn format_value(&self, v: f64) -> String {
         match self.unit() {
             Unit::Millis => super::fmt_ms(v),
             Unit::Fraction => super::fmt_pct(v),
@@ -224,7 +224,7 @@ pub enum Op {
 
 impl Op {
     /// The operator as written.
-    pub fn symbol(self) -> &'static str {
+    pub(crate) fn symbol(self) -> &'static str {
         match self {
             Op::Lt => "<",
             Op::Le => "<=",
@@ -235,7 +235,7 @@ impl Op {
     }
 
     /// Whether `value op limit` holds.
-    pub fn holds(self, value: f64, limit: f64) -> bool {
+    pub(crate) fn holds(self, value: f64, limit: f64) -> bool {
         match self {
             Op::Lt => value < limit,
             Op::Le => value <= limit,
