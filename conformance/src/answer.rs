@@ -13,7 +13,7 @@ use serde_json::Value as Json;
 /// assert!(is_retryable_status(429) && is_retryable_status(503));
 /// assert!(!is_retryable_status(400) && !is_retryable_status(404));
 /// ```
-pub(crate) fn is_retryable_status(status: u16) -> bool {
+pub fn is_retryable_status(status: u16) -> bool {
     matches!(status, 408 | 425 | 429 | 500..=599)
 }
 
@@ -26,7 +26,7 @@ pub(crate) fn is_retryable_status(status: u16) -> bool {
 /// assert!(is_success_body(br#"{"workspaceName":"prod","ingestMetrics":{}}"#));
 /// assert!(!is_success_body(b"<html>502 Bad Gateway</html>"));
 /// ```
-pub(crate) fn is_success_body(bytes: &[u8]) -> bool {
+pub fn is_success_body(bytes: &[u8]) -> bool {
     match serde_json::from_slice::<Json>(bytes) {
         Ok(Json::Object(top)) => {
             top.get("workspaceName").is_some_and(Json::is_string)

@@ -272,7 +272,19 @@ pub fn batch_schedule(view: &crate::repo::FeatureView) -> i64 {
             },
             None,
         ) => *iv,
-        _ => crate::duration::DAY,
+        (
+            ViewKind::Attributes { .. }
+            | ViewKind::Aggregates {
+                mode: StreamProcessingMode::Continuous,
+                ..
+            }
+            | ViewKind::Aggregates {
+                mode: StreamProcessingMode::TimeInterval,
+                aggregation_interval: None,
+                ..
+            },
+            None,
+        ) => crate::duration::DAY,
     }
 }
 

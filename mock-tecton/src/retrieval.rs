@@ -198,7 +198,8 @@ fn point_in_time(
                     .collect(),
             }
         }
-        _ => Vec::new(),
+        // A view's data always has its kind; a mismatch has no rows.
+        (ViewKind::Aggregates { .. } | ViewKind::Attributes { .. }, _) => Vec::new(),
     }
 }
 

@@ -37,7 +37,7 @@ pub use reference::ReferenceSink;
 pub type Record = serde_json::Map<String, serde_json::Value>;
 
 /// A boxed future, so that sinks can be used as `dyn Sink`.
-pub(crate) type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 /// What the harness tells a sink: protocol v1's environment variables.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

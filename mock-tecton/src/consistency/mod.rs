@@ -361,7 +361,9 @@ fn reads(view: &FeatureView, feature: &ServedFeature, t: i64) -> Reads {
             let fl = i128::from(t - t.rem_euclid((*i).max(1)));
             (fl - w + off, fl + off - 1)
         }
-        _ => (i128::from(t) - w + off + 1, i128::from(t) + off),
+        (StreamProcessingMode::Continuous, _) | (StreamProcessingMode::TimeInterval, None) => {
+            (i128::from(t) - w + off + 1, i128::from(t) + off)
+        }
     };
     let clamp = |x: i128| i64::try_from(x.clamp(i128::from(i64::MIN), i128::from(i64::MAX)));
     match (clamp(lo), clamp(hi)) {

@@ -152,7 +152,22 @@ impl Partial {
             }
             (State::Hll(a), State::Hll(b)) => a.merge(b),
             (State::Digest(a), State::Digest(b)) => a.merge(b),
-            _ => {}
+            // Empty sides and pairs of different functions: nothing to merge.
+            (
+                State::Count(_)
+                | State::Sum(_)
+                | State::Min(_)
+                | State::Max(_)
+                | State::Last(_)
+                | State::Moments(_)
+                | State::FirstN(..)
+                | State::LastN(..)
+                | State::FirstDistinct(..)
+                | State::LastDistinct(..)
+                | State::Hll(_)
+                | State::Digest(_),
+                _,
+            ) => {}
         }
     }
 

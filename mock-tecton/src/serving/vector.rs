@@ -253,7 +253,8 @@ fn view_values(
             };
             let effective = match (mode, aggregation_interval) {
                 (StreamProcessingMode::TimeInterval, Some(i)) => t - t.rem_euclid(*i),
-                _ => t,
+                (StreamProcessingMode::Continuous, _)
+                | (StreamProcessingMode::TimeInterval, None) => t,
             };
             let values = match (values, spec) {
                 (None, Some(spec)) if !before && unknown == UnknownEntity::EmptyWindow => {

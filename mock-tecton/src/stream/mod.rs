@@ -583,7 +583,11 @@ pub(crate) fn default_trigger(kind: &ViewKind) -> i64 {
             mode: StreamProcessingMode::Continuous,
             ..
         } => decisions::CONTINUOUS_TRIGGER,
-        _ => decisions::TIME_INTERVAL_TRIGGER,
+        ViewKind::Aggregates {
+            mode: StreamProcessingMode::TimeInterval,
+            ..
+        }
+        | ViewKind::Attributes { .. } => decisions::TIME_INTERVAL_TRIGGER,
     }
 }
 

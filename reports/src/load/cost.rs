@@ -167,7 +167,8 @@ impl CostModel {
                 self.spark_clusters(rate),
                 self.kafka_usd_per_hour(rate),
             ),
-            _ => (
+            // A sink command writes through the Stream Ingest API: it costs as push.
+            Some(Pattern::Push | Pattern::Sink) | None => (
                 records_per_hour / rpr,
                 0.0,
                 self.push_usd_per_hour(rate, rpr),
