@@ -346,7 +346,7 @@ fn the_demo_serves_judges_the_reference_sink_and_writes_a_report() {
         .iter()
         .map(|p| {
             (
-                p["pattern"].as_str().unwrap().to_string(),
+                p["pattern"].as_str().unwrap().to_owned(),
                 p["offered_rate"].as_f64().unwrap(),
             )
         })

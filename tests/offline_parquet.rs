@@ -130,10 +130,10 @@ async fn pyarrow_reads_the_same_rows_from_the_parquet_files() {
         let status = resp.status();
         assert_eq!(status, 200, "{}", resp.text().await.unwrap());
     }
-    mock.state().offline.flush().unwrap();
+    mock.state().offline().flush().unwrap();
     let expected = mock.offline_rows("readings").unwrap();
     assert_eq!(expected.len(), 40);
-    let schema = mock.state().repo.push_sources[0].schema.clone();
+    let schema = mock.state().repo().push_sources[0].schema.clone();
 
     let source_dir = dir.join("offline/readings");
     let out = tokio::task::spawn_blocking(move || {

@@ -48,13 +48,13 @@ pub const CRITERIA_KEYS: [&str; 3] = ["min_achieved_ratio", "max_error_rate", "f
 
 impl Criteria {
     /// Whether `p` holds its offered rate.
-    pub fn holds(&self, p: &RunPoint) -> bool {
+    pub(crate) fn holds(&self, p: &RunPoint) -> bool {
         p.achieved_ratio() >= self.min_achieved_ratio && p.error_rate(None) <= self.max_error_rate
     }
 
     /// Whether `p`'s p99 freshness meets the target: true without a target, false when the
     /// point has no freshness figure (a missing figure never passes).
-    pub fn fresh_enough(&self, p: &RunPoint) -> bool {
+    pub(crate) fn fresh_enough(&self, p: &RunPoint) -> bool {
         match self.freshness_target_ms {
             None => true,
             Some(t) => p.freshness_ms.is_some_and(|f| f.p99 <= t),
@@ -62,7 +62,7 @@ impl Criteria {
     }
 
     /// Whether `p` can be chosen: it holds its rate and meets the freshness target.
-    pub fn qualifies(&self, p: &RunPoint) -> bool {
+    pub(crate) fn qualifies(&self, p: &RunPoint) -> bool {
         self.holds(p) && self.fresh_enough(p)
     }
 
@@ -123,7 +123,7 @@ pub enum Choice {
 
 impl Choice {
     /// Label for people.
-    pub fn label(self) -> &'static str {
+    pub(crate) fn label(self) -> &'static str {
         match self {
             Choice::Push => "push (Stream Ingest API)",
             Choice::Kafka => "Kafka + Spark",
@@ -223,12 +223,12 @@ pub fn recommend(report: &LoadReport, cost: &CostModel, criteria: &Criteria) -> 
         if let Some(p) = push {
             reasons.push(describe("push", p, criteria));
         } else {
-            reasons.push("push: not measured at this rate.".to_string());
+            reasons.push("push: not measured at this rate.".to_owned());
         }
         if let Some(k) = kafka {
             reasons.push(describe("Kafka + Spark", k, criteria));
         } else {
-            reasons.push("Kafka + Spark: not measured at this rate.".to_string());
+            reasons.push("Kafka + Spark: not measured at this rate.".to_owned());
         }
 
         let push_usd = cost.push_usd_per_hour(r, records_per_request);
@@ -282,7 +282,7 @@ pub fn recommend(report: &LoadReport, cost: &CostModel, criteria: &Criteria) -> 
             Choice::Kafka
         } else if push_ok {
             let why = if kafka.is_none() {
-                "push holds this rate (Kafka + Spark not measured)".to_string()
+                "push holds this rate (Kafka + Spark not measured)".to_owned()
             } else if !kafka_ok {
                 if kafka.is_some_and(|k| criteria.holds(k)) {
                     format!(
@@ -290,10 +290,10 @@ pub fn recommend(report: &LoadReport, cost: &CostModel, criteria: &Criteria) -> 
                          of {target}"
                     )
                 } else {
-                    "push holds this rate and Kafka + Spark does not".to_string()
+                    "push holds this rate and Kafka + Spark does not".to_owned()
                 }
             } else {
-                "push holds this rate, is fresher at p99 and costs less".to_string()
+                "push holds this rate, is fresher at p99 and costs less".to_owned()
             };
             because = format!("Push because {why}.");
             Choice::Push
@@ -306,7 +306,7 @@ pub fn recommend(report: &LoadReport, cost: &CostModel, criteria: &Criteria) -> 
                 )
             } else {
                 "Neither pattern held this rate: raise limits, scale out or lower the rate."
-                    .to_string()
+                    .to_owned()
             };
             Choice::Neither
         };
@@ -355,7 +355,7 @@ pub fn recommend(report: &LoadReport, cost: &CostModel, criteria: &Criteria) -> 
         criteria: *criteria,
         crossover: Crossover {
             rate: best.map(|b| b.0),
-            basis: best.map(|b| b.1.to_string()),
+            basis: best.map(|b| b.1.to_owned()),
             exact: best.is_some_and(|b| b.2),
             below,
             cost_rate,
@@ -397,11 +397,11 @@ impl Recommendation {
 
 impl Crossover {
     /// One sentence for people that states the crossover and what sets it.
-    pub fn sentence(&self) -> String {
+    pub(crate) fn sentence(&self) -> String {
         let Some(rate) = self.rate else {
             return "No crossover: push stays the better choice at every measured rate, and the \
                     cost model never favours Kafka + Spark."
-                .to_string();
+                .to_owned();
         };
         let basis = self.basis.as_deref().unwrap_or_default();
         let what = match basis {
@@ -429,10 +429,10 @@ impl Crossover {
 
 impl Crossover {
     /// The rate by each criterion, for people.
-    pub fn by_criterion(&self) -> String {
+    pub(crate) fn by_criterion(&self) -> String {
         let r = |v: Option<f64>| {
             v.map(|v| format!("{}/s", fmt_int(v)))
-                .unwrap_or_else(|| "none".to_string())
+                .unwrap_or_else(|| "none".to_owned())
         };
         format!(
             "By criterion: cost {} (cost model, {:.1} records per push request); capacity {}; \
@@ -449,7 +449,7 @@ impl Crossover {
 fn join_and(items: &[&str]) -> String {
     match items {
         [] => String::new(),
-        [one] => (*one).to_string(),
+        [one] => (*one).to_owned(),
         [init @ .., last] => format!("{} and {last}", init.join(", ")),
     }
 }
