@@ -33,13 +33,13 @@ pub(crate) fn text(out: &Output) -> String {
 }
 
 /// The repository's root, where the project's scripts put the virtualenvs.
-pub fn root() -> &'static Path {
+pub(crate) fn root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
 }
 
 /// Reports a missing requirement: under `CI` the test fails (CI must install it), elsewhere it
 /// prints a `SKIPPED` notice and the test passes, so `cargo test` works without the extras.
-pub fn skip_or_fail(test: &str, what: &str, fix: &str) {
+pub(crate) fn skip_or_fail(test: &str, what: &str, fix: &str) {
     use std::io::Write as _;
     assert!(std::env::var_os("CI").is_none(), "{test}: {what}: {fix}");
     // Straight to the stderr handle: libtest hides eprintln! output of a passing test.
@@ -54,7 +54,7 @@ pub fn skip_or_fail(test: &str, what: &str, fix: &str) {
 
 /// The interpreter of the project's virtualenv `venv` (`.venv`, `.venv-beam`, …) if it exists
 /// and can import every module in `imports`; otherwise `None` after [`skip_or_fail`].
-pub fn venv_python(test: &str, venv: &str, imports: &[&str], fix: &str) -> Option<PathBuf> {
+pub(crate) fn venv_python(test: &str, venv: &str, imports: &[&str], fix: &str) -> Option<PathBuf> {
     let python = root().join(venv).join("bin/python");
     let usable = python.is_file()
         && imports.iter().all(|module| {
@@ -82,7 +82,7 @@ pub fn venv_python(test: &str, venv: &str, imports: &[&str], fix: &str) -> Optio
 
 /// The Kafka-protocol broker that `scripts/kafka-broker.sh start` started (`scripts/test.sh`
 /// exports its address), or `None` after [`skip_or_fail`].
-pub fn kafka_bootstrap(test: &str) -> Option<String> {
+pub(crate) fn kafka_bootstrap(test: &str) -> Option<String> {
     match std::env::var("TECTON_SIM_KAFKA_BOOTSTRAP") {
         Ok(addr) if !addr.is_empty() => Some(addr),
         _ => {
