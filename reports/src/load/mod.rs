@@ -29,7 +29,9 @@ pub use compare::{
 pub use cost::{costs, CostModel, CostParseError, PointCost, COST_KEYS};
 pub(crate) use format::{fmt_int, fmt_ms, fmt_pct, fmt_usd};
 pub use json::{parse_report, read_report, render_json, ReadError};
-pub use recommend::{recommend, Band, Choice, Criteria, Crossover, Recommendation, CRITERIA_KEYS};
+pub use recommend::{
+    recommend, Band, Choice, Criteria, CriterionError, Crossover, Recommendation, CRITERIA_KEYS,
+};
 pub use schema::LOAD_REPORT_SCHEMA;
 pub use threshold::{
     evaluate, evaluate_with, Metric, Observation, Op, Stat, Threshold, ThresholdError,
@@ -231,7 +233,7 @@ impl ReportOptions {
 
     /// Sets one recommendation criterion (`key=value`, see [`Criteria::set`]) and remembers
     /// it was given.
-    pub fn set_criterion(&mut self, setting: &str) -> Result<(), String> {
+    pub fn set_criterion(&mut self, setting: &str) -> Result<(), CriterionError> {
         let key = self.criteria.set(setting)?;
         if !self.criteria_given.contains(&key) {
             self.criteria_given.push(key);

@@ -69,12 +69,12 @@ impl Criteria {
     /// Applies one `key=value` setting and returns the key: `min_achieved_ratio=99%`,
     /// `max_error_rate=0.5%` (a fraction or a percentage), `freshness_target=1s` (a duration:
     /// `us`, `ms`, `s`, `m`; `none` for no target).
-    pub fn set(&mut self, setting: &str) -> Result<&'static str, String> {
+    pub fn set(&mut self, setting: &str) -> Result<&'static str, CriterionError> {
         let (key, value) = setting
             .split_once('=')
-            .ok_or_else(|| format!("bad criterion `{setting}`: write key=value"))?;
+            .ok_or_else(|| CriterionError(format!("bad criterion `{setting}`: write key=value")))?;
         let (key, value) = (key.trim(), value.trim());
-        let bad = |e: String| format!("bad criterion `{setting}`: {e}");
+        let bad = |e: String| CriterionError(format!("bad criterion `{setting}`: {e}"));
         match key {
             "min_achieved_ratio" | "max_error_rate" => {
                 let v = super::threshold::parse_value(value, super::Unit::Fraction).map_err(bad)?;
@@ -101,13 +101,25 @@ impl Criteria {
                 self.freshness_target_ms = Some(v);
                 Ok(CRITERIA_KEYS[2])
             }
-            _ => Err(format!(
+            _ => Err(CriterionError(format!(
                 "unknown criterion `{key}`; known: {}",
                 CRITERIA_KEYS.join(", ")
-            )),
+            ))),
         }
     }
 }
+
+/// A `key=value` criterion that [`Criteria::set`] did not accept.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CriterionError(pub String);
+
+impl std::fmt::Display for CriterionError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for CriterionError {}
 
 /// The pattern chosen for a band.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -581,7 +593,13 @@ mod tests {
         );
         assert_eq!(c.set("freshness_target=none"), Ok("freshness_target"));
         assert_eq!(c.freshness_target_ms, None);
-        let err = |s: &str| Criteria::default().set(s).err().unwrap_or_default();
+        let err = |s: &str| {
+            Criteria::default()
+                .set(s)
+                .err()
+                .map(|e| e.0)
+                .unwrap_or_default()
+        };
         assert!(err("speed=1").contains("unknown criterion `speed`"));
         assert!(err("min_achieved_ratio").contains("key=value"));
         assert!(err("min_achieved_ratio=150%").contains("between 0 and 100%"));
