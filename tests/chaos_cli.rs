@@ -117,22 +117,10 @@ fn a_slow_starting_sink_passes_chaos_with_a_start_allowance() {
         eprintln!("SKIPPED: a_slow_starting_sink_passes_chaos_with_a_start_allowance: no python3");
         return;
     }
-    // The schedule with the shortest limit among the first seeds, so the test stays short.
-    let (seed, limit) = (1..=50u64)
-        .map(|s| (s, conformance::chaos::Schedule::from_seed(s).wall_limit()))
-        .min_by_key(|(_, limit)| *limit)
-        .unwrap();
-    let example =
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/python-sink/sink.py");
-    let sink = format!(
-        "sleep {}; exec python3 '{}'",
-        limit.as_secs() + 2,
-        example.display()
-    );
     let dir = outside("chaos-allowance");
-    let run = |allowance: &str| {
+    let chaos = |sink: &str, seed: u64, extra: &[&str]| {
         bin(&dir)
-            .args(["conformance", "--sink", &sink])
+            .args(["conformance", "--sink", sink])
             .args([
                 "--chaos",
                 "1",
@@ -141,12 +129,39 @@ fn a_slow_starting_sink_passes_chaos_with_a_start_allowance() {
                 "--shrink-runs",
                 "0",
             ])
-            .args(["--start-allowance", allowance])
+            .args(extra)
             .output()
             .unwrap()
     };
+    // Each schedule's limit, read from the scenario the search writes for a sink that fails at
+    // once: the shortest among a few seeds keeps the test short.
+    let (seed, limit_s) = (1..=6u64)
+        .map(|seed| {
+            let out = chaos(SILENT_SINK, seed, &["--chaos-out", "limits"]);
+            assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+            let toml =
+                std::fs::read_to_string(dir.join(format!("limits/chaos-seed{seed}-min.toml")))
+                    .unwrap();
+            let limit: f64 = toml
+                .lines()
+                .find_map(|l| l.trim().strip_prefix("wall_limit_s = "))
+                .unwrap()
+                .parse()
+                .unwrap();
+            (seed, limit)
+        })
+        .min_by(|a, b| a.1.total_cmp(&b.1))
+        .unwrap();
+    let example =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/python-sink/sink.py");
+    // Starts two seconds after the schedule's limit.
+    let slow = format!(
+        "sleep {}; exec python3 '{}'",
+        limit_s.ceil() as u64 + 2,
+        example.display()
+    );
 
-    let killed = run("0.5");
+    let killed = chaos(&slow, seed, &["--start-allowance", "0.5"]);
     let said = text(&killed);
     assert_eq!(killed.status.code(), Some(1), "seed {seed}: {said}");
     assert!(said.contains("wall-clock limit"), "seed {seed}: {said}");
@@ -156,7 +171,7 @@ fn a_slow_starting_sink_passes_chaos_with_a_start_allowance() {
         .unwrap();
     assert!(replay.contains("--start-allowance 0.5"), "{replay}");
 
-    let allowed = run("30");
+    let allowed = chaos(&slow, seed, &["--start-allowance", "30"]);
     let said = text(&allowed);
     assert_eq!(allowed.status.code(), Some(0), "seed {seed}: {said}");
     assert!(said.contains("PASS: 1 chaos schedule(s)"), "{said}");
