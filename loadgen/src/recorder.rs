@@ -175,7 +175,7 @@ impl Recorder {
     /// `n` requests failed with `cause`, as counted by the sink itself (its metrics line).
     pub fn failed_requests(&mut self, cause: &str, n: u64) {
         if n > 0 {
-            *self.errors.entry(cause.to_string()).or_default() += n;
+            *self.errors.entry(cause.to_owned()).or_default() += n;
         }
     }
 
