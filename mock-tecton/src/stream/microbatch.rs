@@ -284,7 +284,16 @@ impl Screen {
     /// Screens `rows` with `spec`'s join keys and deduplication columns against `dedup`, which
     /// holds every new key with its row's event time.
     pub fn run<R: Rows + ?Sized>(spec: &QuerySpec, rows: &R, dedup: &mut DedupState) -> Screen {
-        let mut verdicts = Vec::with_capacity(rows.count());
+        let mut screen = Screen::default();
+        screen.rerun(spec, rows, dedup);
+        screen
+    }
+
+    /// [`Screen::run`] into this screen's buffer.
+    pub fn rerun<R: Rows + ?Sized>(&mut self, spec: &QuerySpec, rows: &R, dedup: &mut DedupState) {
+        let verdicts = &mut self.verdicts;
+        verdicts.clear();
+        verdicts.reserve(rows.count());
         let mut held = 0;
         for i in 0..rows.count() {
             let decoded = rows.row(i);
@@ -311,7 +320,7 @@ impl Screen {
             };
             verdicts.push(verdict);
         }
-        Screen { verdicts, held }
+        self.held = held;
     }
 
     /// Ends the micro-batch for the deduplication state: lets go of the keys at or before the
@@ -348,14 +357,15 @@ pub fn run_shared<R: Rows + ?Sized>(
     dedup: &mut DedupState,
     rows: &R,
     spark: SparkVersion,
+    screen: &mut Screen,
 ) -> Vec<BatchOutcome> {
     let Some(first) = queries.first() else {
         return Vec::new();
     };
-    let screen = Screen::run(&first.spec, rows, dedup);
+    screen.rerun(&first.spec, rows, dedup);
     let mut outcomes: Vec<BatchOutcome> = queries
         .iter_mut()
-        .map(|q| q.run_screened(rows, spark, &screen))
+        .map(|q| q.run_screened(rows, spark, screen))
         .collect();
     if let (Some(q), Some(out)) = (queries.first(), outcomes.first()) {
         // Every query's watermark is the same: it moves with the rows that pass the front.
@@ -469,6 +479,8 @@ pub struct Query {
     pub batches: u64,
     /// Rows read so far: orders ties between equal event times across micro-batches.
     rows_read: u64,
+    /// Buffers for [`BatchOutcome::accepted`], handed back by [`Query::recycle_accepted`].
+    spare_accepted: Vec<Vec<usize>>,
 }
 
 impl Query {
@@ -484,6 +496,15 @@ impl Query {
             list_tile_writes: true,
             batches: 0,
             rows_read: 0,
+            spare_accepted: Vec::new(),
+        }
+    }
+
+    /// Hands back an outcome's `accepted` buffer for a later micro-batch.
+    pub fn recycle_accepted(&mut self, mut buffer: Vec<usize>) {
+        if self.spare_accepted.len() < 4 {
+            buffer.clear();
+            self.spare_accepted.push(buffer);
         }
     }
 
@@ -542,6 +563,7 @@ impl Query {
         let mut changed: Vec<(u32, i64)> = Vec::new();
         let batch = self.batches;
         let (mut min, mut max, mut sum, mut n) = (i64::MAX, i64::MIN, 0i128, 0i128);
+        out.accepted = self.spare_accepted.pop().unwrap_or_default();
         out.accepted.reserve(rows.count());
         for (i, verdict) in screen.verdicts.iter().enumerate() {
             let row = match (rows.row(i), verdict) {
@@ -1079,9 +1101,16 @@ aggregations = [{{ column = "amt", function = "sum", window = "1h" }}]
                     .map(|q| q.run_batch(&refs, spark))
                     .collect();
                 let mut qs: Vec<&mut Query> = shared.iter_mut().collect();
-                let together = run_shared(&mut qs, &mut state, &refs, spark);
+                let together =
+                    run_shared(&mut qs, &mut state, &refs, spark, &mut Screen::default());
                 let mut qs: Vec<&mut Query> = listing.iter_mut().collect();
-                let listed = run_shared(&mut qs, &mut listing_state, &refs, spark);
+                let listed = run_shared(
+                    &mut qs,
+                    &mut listing_state,
+                    &refs,
+                    spark,
+                    &mut Screen::default(),
+                );
                 for (k, ((a, b), c)) in alone.iter().zip(&together).zip(&listed).enumerate() {
                     assert_eq!(seen(a), seen(c), "seed {seed}, batch {batch}, query {k}");
                     // A query that only counts its tile writes decides the same otherwise.

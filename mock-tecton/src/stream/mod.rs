@@ -203,6 +203,10 @@ struct LiveGroup {
     /// Record buffers of applied micro-batches, reused by the next ones (a micro-batch of a
     /// 30 s trigger at 1k records/s reads megabytes).
     spare: Vec<Vec<TopicRecord>>,
+    /// The verdicts of the last micro-batch, their buffer reused.
+    screen: microbatch::Screen,
+    /// The journal buffer of a run, reused: fresh memory is what a long run cannot afford.
+    journal: Journal,
 }
 
 /// A micro-batch's rows as one reader of the topic decoded them.
@@ -243,10 +247,10 @@ impl Journal {
         self.entries.push_back(event);
     }
 
-    /// Appends `other`'s entries after this one's.
-    fn append(&mut self, limit: usize, other: Journal) {
-        self.let_go += other.let_go;
-        for e in other.entries {
+    /// Moves `other`'s entries after this one's, leaving `other` empty.
+    fn append(&mut self, limit: usize, other: &mut Journal) {
+        self.let_go += std::mem::take(&mut other.let_go);
+        for e in other.entries.drain(..) {
             self.push(limit, e);
         }
     }
@@ -737,6 +741,8 @@ impl SourceStream {
                         dedup: DedupState::default(),
                         members: vec![index],
                         spare: Vec::new(),
+                        screen: microbatch::Screen::default(),
+                        journal: Journal::default(),
                     });
                     groups.len() - 1
                 }
@@ -806,9 +812,11 @@ impl SourceStream {
             .iter()
             .filter(|g| appended.saturating_sub(g.consumed) >= PARALLEL_ROWS)
             .count();
-        let work = self.groups.iter_mut().zip(members);
+        let mut work = self.groups.iter_mut().zip(members);
         let runs: Vec<GroupRun> = if busy >= 2 {
+            // The first group runs on this thread, the others on threads of their own.
             std::thread::scope(|scope| {
+                let first = work.next();
                 let handles: Vec<_> = work
                     .map(|(g, mut m)| {
                         scope.spawn(move || {
@@ -816,17 +824,24 @@ impl SourceStream {
                         })
                     })
                     .collect();
-                handles
+                let mut runs: Vec<GroupRun> = first
+                    .map(|(g, mut m)| g.run_due(&mut m, state, topic, config, reader, now, wall))
                     .into_iter()
-                    .map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
-                    .collect()
+                    .collect();
+                runs.extend(
+                    handles
+                        .into_iter()
+                        .map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e))),
+                );
+                runs
             })
         } else {
             work.map(|(g, mut m)| g.run_due(&mut m, state, topic, config, reader, now, wall))
                 .collect()
         };
-        for run in runs {
-            self.journal.append(config.journal_events, run.journal);
+        for (g, mut run) in (0..self.groups.len()).zip(runs) {
+            self.journal.append(config.journal_events, &mut run.journal);
+            self.groups[g].journal = run.journal;
             if config.offline {
                 for records in &run.batches {
                     self.write_offline(state, records);
@@ -936,7 +951,10 @@ impl LiveGroup {
         now: i64,
         wall: bool,
     ) -> GroupRun {
-        let mut run = GroupRun::default();
+        let mut run = GroupRun {
+            journal: std::mem::take(&mut self.journal),
+            batches: Vec::new(),
+        };
         let mut applied = Vec::new();
         loop {
             // Writes of completed batches become servable first.
@@ -1027,7 +1045,13 @@ impl LiveGroup {
             reader,
         };
         let mut queries: Vec<&mut Query> = members.iter_mut().map(|q| &mut q.query).collect();
-        let outcomes = microbatch::run_shared(&mut queries, &mut self.dedup, &rows, config.spark);
+        let outcomes = microbatch::run_shared(
+            &mut queries,
+            &mut self.dedup,
+            &rows,
+            config.spark,
+            &mut self.screen,
+        );
         let overhead = batch_duration(config, records.len());
         let processing = if wall {
             i64::try_from(began.elapsed().as_nanos()).unwrap_or(0)
@@ -1202,6 +1226,7 @@ impl LiveQuery {
                 );
             }
             applied.push(pending.records);
+            self.query.recycle_accepted(pending.accepted);
         }
     }
 

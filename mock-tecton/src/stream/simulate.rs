@@ -15,6 +15,7 @@
 //! applying them through the in-process ingest path ([`MockState::apply_events`]) when a push
 //! source has the stream source's schema.
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
@@ -321,24 +322,23 @@ impl Simulation {
                 user,
                 values,
             } = gen.record(i, self.users);
-            let mut decoded: Vec<Decoded> = Vec::with_capacity(readers);
-            for _ in 1..readers {
-                decoded.push(Ok(Row {
-                    values: values.clone(),
-                    ts,
-                }));
-            }
-            decoded.push(Ok(Row { values, ts }));
+            let decoded: Arc<[Decoded]> = if readers == 1 {
+                // One allocation for the common case.
+                Arc::new([Ok(Row { values, ts })])
+            } else {
+                let mut decoded: Vec<Decoded> = Vec::with_capacity(readers);
+                for _ in 1..readers {
+                    decoded.push(Ok(Row {
+                        values: values.clone(),
+                        ts,
+                    }));
+                }
+                decoded.push(Ok(Row { values, ts }));
+                decoded.into()
+            };
             // Entities stay in one partition, as with a keyed Kafka producer.
             let partition = u32::try_from(user % partitions).unwrap_or(0);
-            topic.append(
-                partition,
-                Bytes::new(),
-                decoded.into(),
-                arrival,
-                arrival,
-                None,
-            );
+            topic.append(partition, Bytes::new(), decoded, arrival, arrival, None);
             if arrival >= next_run {
                 state.clock.set(arrival);
                 state.run_streams();
