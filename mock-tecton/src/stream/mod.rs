@@ -1169,6 +1169,7 @@ impl LiveQuery {
     }
 
     /// Applies the writes of completed batches (visible at or before `until`).
+    #[allow(clippy::too_many_arguments)]
     fn apply(
         &mut self,
         state: &MockState,
