@@ -16,7 +16,7 @@ use crate::store::{EntityKey, KeyPart, OfflineError, OfflineLog, OfflineRow, Onl
 /// One materialized row of a feature view: event time, sequence number (ties), and the view's
 /// inputs ([`crate::repo::FeatureView::input_columns`]).
 #[derive(Debug, Clone, PartialEq)]
-pub struct BatchEvent {
+pub(crate) struct BatchEvent {
     /// Event time.
     pub ts: i64,
     /// Ingestion order among rows with the same time.
@@ -29,7 +29,7 @@ pub struct BatchEvent {
 /// batch output takes precedence, and the batch rows. The mock's own copy keeps only the rows'
 /// times (their values are in the offline store); [`read`] gives them whole.
 #[derive(Debug, Clone, Default)]
-pub struct Materialized {
+pub(crate) struct Materialized {
     intervals: HashMap<EntityKey, Vec<(i64, i64)>>,
     rows: HashMap<EntityKey, Vec<BatchEvent>>,
 }
@@ -37,14 +37,20 @@ pub struct Materialized {
 impl Materialized {
     /// Whether a batch job's output governs `key` at event time `ts`: the logged row there is
     /// replaced by the batch rows.
-    pub fn covers(&self, key: &EntityKey, ts: i64) -> bool {
+    pub(crate) fn covers(&self, key: &EntityKey, ts: i64) -> bool {
         self.intervals
             .get(key)
             .is_some_and(|iv| iv.iter().any(|&(s, e)| s <= ts && ts < e))
     }
 
     /// Makes `events` the rows of `key` in `[start, end)`, replacing earlier batch rows there.
-    pub fn replace(&mut self, key: &EntityKey, start: i64, end: i64, events: Vec<BatchEvent>) {
+    pub(crate) fn replace(
+        &mut self,
+        key: &EntityKey,
+        start: i64,
+        end: i64,
+        events: Vec<BatchEvent>,
+    ) {
         let rows = self.rows.entry(key.clone()).or_default();
         rows.retain(|r| r.ts < start || r.ts >= end);
         rows.extend(events);
@@ -64,24 +70,24 @@ impl Materialized {
     }
 
     /// Every batch row, per entity, in `(ts, seq)` order.
-    pub fn rows(&self) -> impl Iterator<Item = (&EntityKey, &BatchEvent)> + '_ {
+    pub(crate) fn rows(&self) -> impl Iterator<Item = (&EntityKey, &BatchEvent)> + '_ {
         self.rows
             .iter()
             .flat_map(|(k, rows)| rows.iter().map(move |r| (k, r)))
     }
 
     /// Entities with batch rows.
-    pub fn entities(&self) -> usize {
+    pub(crate) fn entities(&self) -> usize {
         self.rows.values().filter(|r| !r.is_empty()).count()
     }
 
     /// Batch rows held.
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.rows.values().map(Vec::len).sum()
     }
 
     /// Whether nothing is materialized.
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.intervals.is_empty()
     }
 }
@@ -89,7 +95,7 @@ impl Materialized {
 /// Appends one key's job output to the view's log in the offline store
 /// ([`crate::store::OfflineLog::materialized_index`]): per row its join keys, inputs, event
 /// time and the job's window; `_request` is the job's id, `_ingested_at` when it ran.
-pub fn log(
+pub(crate) fn log(
     state: &MockState,
     view: usize,
     job: u64,
@@ -130,7 +136,7 @@ pub fn log(
 /// What batch jobs materialized for `view`, read back from the offline store: every job's rows
 /// applied in job order, as the jobs applied them ([`Materialized::replace`]). `None` when the
 /// view reads no batch source.
-pub fn read(state: &MockState, view: usize) -> Result<Option<Materialized>, OfflineError> {
+pub(crate) fn read(state: &MockState, view: usize) -> Result<Option<Materialized>, OfflineError> {
     let Some(memory) = state.batch.materialized(view) else {
         return Ok(None);
     };
@@ -180,7 +186,7 @@ pub fn read(state: &MockState, view: usize) -> Result<Option<Materialized>, Offl
 
 /// Writes one key's job output to the online store of view `view` at clock time `now`; returns
 /// how many events (aggregates) or rows (attributes) the store kept.
-pub fn apply_online(
+pub(crate) fn apply_online(
     state: &MockState,
     view: usize,
     key: &EntityKey,

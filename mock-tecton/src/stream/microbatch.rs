@@ -27,7 +27,7 @@ use super::watermark::{SparkVersion, Watermark};
 /// Why a micro-batch dropped a record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
-pub enum DropReason {
+pub(crate) enum DropReason {
     /// Its tile ended at or before the late cut-off (TIME_INTERVAL views only).
     Late,
     /// Its deduplication columns equal those of a record still held.
@@ -38,7 +38,7 @@ pub enum DropReason {
 
 impl DropReason {
     /// The reason's name as written in progress and replay output.
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             DropReason::Late => "late",
             DropReason::Duplicate => "duplicate",
@@ -49,7 +49,7 @@ impl DropReason {
 
 /// One partial-aggregate column of a TIME_INTERVAL view: a distinct (column, function) pair.
 #[derive(Debug, Clone)]
-pub struct PartialColumn {
+pub(crate) struct PartialColumn {
     /// `<column>_<function>`, e.g. `amt_sum`.
     pub name: String,
     /// The function.
@@ -62,7 +62,7 @@ pub struct PartialColumn {
 
 /// How a view's query writes.
 #[derive(Debug, Clone)]
-pub enum QueryKind {
+pub(crate) enum QueryKind {
     /// Tiles of `interval` ns, written as running partials.
     TimeInterval {
         /// The aggregation interval (ns).
@@ -78,7 +78,7 @@ pub enum QueryKind {
 
 /// What one feature view's query over one stream source needs, resolved once.
 #[derive(Debug, Clone)]
-pub struct QuerySpec {
+pub(crate) struct QuerySpec {
     /// The feature view's index in the repository.
     pub view: usize,
     /// Its name.
@@ -99,7 +99,7 @@ pub struct QuerySpec {
 
 impl QuerySpec {
     /// The query of `view` over `source`.
-    pub fn new(view_index: usize, view: &FeatureView, source: &StreamSource) -> Self {
+    pub(crate) fn new(view_index: usize, view: &FeatureView, source: &StreamSource) -> Self {
         let col = |name: &str| source.schema.index_of(name);
         let inputs = view.input_columns();
         let kind = match &view.kind {
@@ -151,7 +151,7 @@ impl QuerySpec {
     }
 
     /// Every query of a stream source, one per feature view reading it, in repository order.
-    pub fn of_source(repo: &Repository, source: usize) -> Vec<QuerySpec> {
+    pub(crate) fn of_source(repo: &Repository, source: usize) -> Vec<QuerySpec> {
         let s = &repo.stream_sources[source];
         repo.views_of_source(&s.name)
             .into_iter()
@@ -162,21 +162,21 @@ impl QuerySpec {
     /// Whether `other` decides the front of a micro-batch as this query does (the same join
     /// keys, deduplication columns and watermark delay), so that both, reading the same
     /// micro-batches, can share one deduplication state ([`run_shared`]).
-    pub fn shares_front(&self, other: &QuerySpec) -> bool {
+    pub(crate) fn shares_front(&self, other: &QuerySpec) -> bool {
         self.key_columns == other.key_columns
             && self.dedup_columns == other.dedup_columns
             && self.watermark_delay == other.watermark_delay
     }
 
     /// Whether the query keeps aggregation state (a TIME_INTERVAL view).
-    pub fn is_time_interval(&self) -> bool {
+    pub(crate) fn is_time_interval(&self) -> bool {
         matches!(self.kind, QueryKind::TimeInterval { .. })
     }
 }
 
 /// One (entity, tile) row written by a TIME_INTERVAL micro-batch, with its running total.
 #[derive(Debug, Clone, PartialEq)]
-pub struct TileWrite {
+pub(crate) struct TileWrite {
     /// The entity.
     pub key: EntityKey,
     /// Tile start (ns).
@@ -190,7 +190,7 @@ pub struct TileWrite {
 /// Counters of one stateful operator in one micro-batch (Spark's `stateOperators[]`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct OperatorStats {
+pub(crate) struct OperatorStats {
     /// Keys held after the micro-batch.
     pub num_rows_total: u64,
     /// Keys written in the micro-batch.
@@ -203,7 +203,7 @@ pub struct OperatorStats {
 
 /// What one micro-batch did.
 #[derive(Debug, Clone, Default)]
-pub struct BatchOutcome {
+pub(crate) struct BatchOutcome {
     /// The watermark in force for the micro-batch (`None` without a watermark).
     pub watermark: Option<i64>,
     /// The watermark for the next micro-batch.
@@ -229,7 +229,7 @@ pub struct BatchOutcome {
 
 /// The rows of a micro-batch, in read order: decoded records borrowed from wherever they are
 /// kept (a topic's records, a replay file).
-pub trait Rows {
+pub(crate) trait Rows {
     /// How many rows.
     fn count(&self) -> usize;
     /// Row `i`, `0 <= i < count()`.
@@ -259,7 +259,7 @@ impl Rows for Vec<&Decoded> {
 /// keys, deduplication columns and watermark decide alike, so a group of them computes it once
 /// ([`Screen`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Verdict {
+pub(crate) enum Verdict {
     /// On to the watermark and the view's own rules.
     Pass,
     /// The record does not match the source schema.
@@ -273,7 +273,7 @@ pub enum Verdict {
 /// The front of one micro-batch: each row's [`Verdict`], and how many deduplication keys the
 /// batch added.
 #[derive(Debug, Clone, Default)]
-pub struct Screen {
+pub(crate) struct Screen {
     /// One verdict per input row, in read order.
     pub verdicts: Vec<Verdict>,
     /// Deduplication keys held by this micro-batch (Spark's `numRowsUpdated` of `dedupe`).
@@ -283,14 +283,23 @@ pub struct Screen {
 impl Screen {
     /// Screens `rows` with `spec`'s join keys and deduplication columns against `dedup`, which
     /// holds every new key with its row's event time.
-    pub fn run<R: Rows + ?Sized>(spec: &QuerySpec, rows: &R, dedup: &mut DedupState) -> Screen {
+    pub(crate) fn run<R: Rows + ?Sized>(
+        spec: &QuerySpec,
+        rows: &R,
+        dedup: &mut DedupState,
+    ) -> Screen {
         let mut screen = Screen::default();
         screen.rerun(spec, rows, dedup);
         screen
     }
 
     /// [`Screen::run`] into this screen's buffer.
-    pub fn rerun<R: Rows + ?Sized>(&mut self, spec: &QuerySpec, rows: &R, dedup: &mut DedupState) {
+    pub(crate) fn rerun<R: Rows + ?Sized>(
+        &mut self,
+        spec: &QuerySpec,
+        rows: &R,
+        dedup: &mut DedupState,
+    ) {
         let verdicts = &mut self.verdicts;
         verdicts.clear();
         verdicts.reserve(rows.count());
@@ -326,7 +335,7 @@ impl Screen {
     /// Ends the micro-batch for the deduplication state: lets go of the keys at or before the
     /// batch's `watermark` and returns the `dedupe` operator's counters (`None` without
     /// deduplication columns).
-    pub fn finish(
+    pub(crate) fn finish(
         &self,
         spec: &QuerySpec,
         dedup: &mut DedupState,
@@ -352,7 +361,7 @@ impl Screen {
 /// state: the rows are screened once, each query applies the verdicts, and the keys are let go
 /// once. Every query must share its front with the first ([`QuerySpec::shares_front`]); each
 /// outcome is what [`Query::run_batch`] would return with a state of its own.
-pub fn run_shared<R: Rows + ?Sized>(
+pub(crate) fn run_shared<R: Rows + ?Sized>(
     queries: &mut [&mut Query],
     dedup: &mut DedupState,
     rows: &R,
@@ -458,7 +467,7 @@ impl Entities {
 
 /// One streaming query's state between micro-batches.
 #[derive(Debug, Clone)]
-pub struct Query {
+pub(crate) struct Query {
     /// What the query computes.
     pub spec: QuerySpec,
     /// The watermark.
@@ -485,7 +494,7 @@ pub struct Query {
 
 impl Query {
     /// A query with no state, watermark 0.
-    pub fn new(spec: QuerySpec) -> Self {
+    pub(crate) fn new(spec: QuerySpec) -> Self {
         Query {
             watermark: Watermark::new(spec.watermark_delay),
             spec,
@@ -501,7 +510,7 @@ impl Query {
     }
 
     /// Hands back an outcome's `accepted` buffer for a later micro-batch.
-    pub fn recycle_accepted(&mut self, mut buffer: Vec<usize>) {
+    pub(crate) fn recycle_accepted(&mut self, mut buffer: Vec<usize>) {
         if self.spare_accepted.len() < 4 {
             buffer.clear();
             self.spare_accepted.push(buffer);
@@ -511,31 +520,29 @@ impl Query {
     /// The same query, whose outcomes count the TIME_INTERVAL rows written
     /// ([`BatchOutcome::num_tile_writes`]) without listing them: a live query writes events to
     /// the online store, so the running partials would be computed for nothing.
-    pub fn counting_tile_writes(mut self) -> Self {
+    pub(crate) fn counting_tile_writes(mut self) -> Self {
         self.list_tile_writes = false;
         self
     }
 
     /// Keys held in state (aggregation groups plus deduplication keys).
-    pub fn state_rows(&self) -> usize {
+    #[cfg(test)]
+    pub(crate) fn state_rows(&self) -> usize {
         self.groups + self.dedup.len()
     }
 
     /// Aggregation groups held.
-    pub fn aggregation_rows(&self) -> usize {
+    pub(crate) fn aggregation_rows(&self) -> usize {
         self.groups
-    }
-
-    /// Makes room for `keys` deduplication keys at once (see [`DedupState::reserve`]).
-    pub fn reserve_dedup(&mut self, keys: usize) {
-        if !self.spec.dedup_columns.is_empty() {
-            self.dedup.reserve(keys);
-        }
     }
 
     /// Runs one micro-batch over `rows` (in read order) under `spark`'s late-row rule, with the
     /// query's own deduplication state.
-    pub fn run_batch<R: Rows + ?Sized>(&mut self, rows: &R, spark: SparkVersion) -> BatchOutcome {
+    pub(crate) fn run_batch<R: Rows + ?Sized>(
+        &mut self,
+        rows: &R,
+        spark: SparkVersion,
+    ) -> BatchOutcome {
         let mut dedup = std::mem::take(&mut self.dedup);
         let screen = Screen::run(&self.spec, rows, &mut dedup);
         let mut out = self.run_screened(rows, spark, &screen);
@@ -546,7 +553,7 @@ impl Query {
 
     /// Runs one micro-batch over `rows` whose front was screened already: everything but letting
     /// deduplication keys go ([`Screen::finish`]); `dedup` is left `None`.
-    pub fn run_screened<R: Rows + ?Sized>(
+    pub(crate) fn run_screened<R: Rows + ?Sized>(
         &mut self,
         rows: &R,
         spark: SparkVersion,
@@ -734,7 +741,7 @@ impl Query {
 }
 
 /// A time as RFC 3339 UTC with milliseconds, as Spark prints event times.
-pub fn ms(ns: i64) -> String {
+pub(crate) fn ms(ns: i64) -> String {
     let whole = ns.div_euclid(super::watermark::MILLISECOND) * super::watermark::MILLISECOND;
     let text = crate::schema::format_rfc3339(whole - whole.rem_euclid(crate::duration::SECOND));
     let millis = whole.rem_euclid(crate::duration::SECOND) / super::watermark::MILLISECOND;

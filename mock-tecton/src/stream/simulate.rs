@@ -92,7 +92,7 @@ pub struct Peers {
 }
 
 /// Records the peers run at most.
-pub const PEER_EVENTS: u64 = 500_000;
+pub(crate) const PEER_EVENTS: u64 = 500_000;
 
 /// Virtual time between two runs of the engine (the default TIME_INTERVAL trigger).
 const SIM_CHUNK: i64 = crate::decisions::TIME_INTERVAL_TRIGGER;

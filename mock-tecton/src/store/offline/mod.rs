@@ -27,8 +27,8 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard, RwLock, Weak};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-pub use data_dir::DataDir;
-pub use part::{decode_json, encode_json, INGESTED_AT_COLUMN, REQUEST_COLUMN, SEQ_COLUMN};
+pub(crate) use data_dir::DataDir;
+pub use part::encode_json;
 
 use crate::decisions;
 use crate::repo::Repository;
@@ -187,14 +187,14 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 
 /// The directory of a feature view's materialized rows starts with this, so that it cannot be
 /// taken for a source's.
-pub const MATERIALIZED_PREFIX: &str = "_materialized.";
+pub(super) const MATERIALIZED_PREFIX: &str = "_materialized.";
 
 /// The columns of a feature view's materialized rows: its join keys, its inputs (an input
 /// named like a join key gets `_input` appended), the row's event time (`_event_time`) and the
 /// window of the job that wrote it (`_window_start`, `_window_end`). The row's `_request` is the
 /// job's id and `_ingested_at` the time it ran. Types come from the first batch source the view
 /// reads (`String` where none names the column).
-pub fn materialized_schema(repo: &Repository, view: usize) -> Schema {
+pub(super) fn materialized_schema(repo: &Repository, view: usize) -> Schema {
     let mut fields = Vec::new();
     let Some(v) = repo.feature_views.get(view) else {
         return Schema { fields };
@@ -232,7 +232,7 @@ pub fn materialized_schema(repo: &Repository, view: usize) -> Schema {
         let name = if v.join_keys.iter().any(|(k, _)| *k == c) {
             format!("{c}_input")
         } else {
-            c.to_string()
+            c.to_owned()
         };
         fields.push(field(name, type_of(c)));
     }
