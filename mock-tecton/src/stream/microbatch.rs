@@ -1070,7 +1070,7 @@ aggregations = [{{ column = "amt", function = "sum", window = "1h" }}]
                 let rows: Vec<Decoded> = (0..n)
                     .map(|_| {
                         clock += (rng.next_u64() % 4_000) as i64 * crate::duration::SECOND / 10;
-                        let ts = if rng.next_u64() % 10 == 0 {
+                        let ts = if rng.next_u64().is_multiple_of(10) {
                             clock - (rng.next_u64() % (48 * 3_600)) as i64 * crate::duration::SECOND
                         } else {
                             clock
