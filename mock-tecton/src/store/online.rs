@@ -443,23 +443,18 @@ impl OnlineStore {
         };
         let kept = *everything || ts >= spec.horizon(now);
         if kept {
-            let mut values = Vec::with_capacity(spec.input_count());
-            values.extend(columns.iter().zip(count_only).map(|(&c, &only_counted)| {
-                match record.get(c) {
-                    None | Some(Value::Null) => Value::Null,
-                    Some(_) if only_counted => Value::Bool(true),
-                    Some(v) => v.clone(),
-                }
-            }));
-            insert_event(
-                &mut shard,
-                spec,
-                key,
-                ts,
-                seq,
-                values,
-                SameTimestamp::Replace,
-            );
+            // Straight from the record into the tile's packed rows: nothing allocated per event.
+            insert_event(&mut shard, spec, key, |series| {
+                series.insert_record(
+                    spec,
+                    ts,
+                    seq,
+                    record,
+                    columns,
+                    count_only,
+                    SameTimestamp::Replace,
+                );
+            });
         }
         shard.maybe_sweep(keep, now);
         kept
@@ -493,7 +488,9 @@ impl OnlineStore {
                     *v = Value::Bool(true);
                 }
             }
-            insert_event(&mut shard, spec, &key, ts, seq, values, same_ts);
+            insert_event(&mut shard, spec, &key, |series| {
+                series.insert_values(spec, ts, seq, &values, same_ts);
+            });
         }
         shard.maybe_sweep(keep, now);
         kept
@@ -526,7 +523,7 @@ impl OnlineStore {
                 let mut kept = Series::new(spec);
                 for (ts, seq, values) in series.events() {
                     if ts < start || ts >= end {
-                        kept.insert(spec, ts, seq, values.to_vec(), SameTimestamp::Keep);
+                        kept.insert(spec, ts, seq, values, SameTimestamp::Keep);
                     }
                 }
                 *series = kept;
@@ -547,7 +544,9 @@ impl OnlineStore {
                     *v = Value::Bool(true);
                 }
             }
-            insert_event(&mut shard, spec, key, ts, seq, values, SameTimestamp::Keep);
+            insert_event(&mut shard, spec, key, |series| {
+                series.insert_values(spec, ts, seq, &values, SameTimestamp::Keep);
+            });
             stored += 1;
         }
         if matches!(shard.entities.get(key), Some(OnlineEntry::Aggregates(s)) if s.is_empty()) {
@@ -658,22 +657,20 @@ impl OnlineStore {
     }
 }
 
-/// Inserts an event into an entity's series, creating the series for a new entity.
+/// Inserts an event into an entity's series with `insert`, creating the series for a new
+/// entity.
 fn insert_event(
     shard: &mut Shard,
     spec: &SeriesSpec,
     key: &SlotKey,
-    ts: i64,
-    seq: u64,
-    values: Vec<Value>,
-    same_ts: SameTimestamp,
+    insert: impl FnOnce(&mut Series),
 ) {
     match shard.entities.get_mut(key) {
-        Some(OnlineEntry::Aggregates(series)) => series.insert(spec, ts, seq, values, same_ts),
+        Some(OnlineEntry::Aggregates(series)) => insert(series),
         Some(OnlineEntry::Attributes(_)) => {}
         None => {
             let mut series = Series::new(spec);
-            series.insert(spec, ts, seq, values, same_ts);
+            insert(&mut series);
             shard
                 .entities
                 .insert(key.clone(), OnlineEntry::Aggregates(series));

@@ -58,7 +58,13 @@ impl<C: Node> Node for Coarse<C> {
         }
     }
 
-    fn insert(&mut self, ctx: &Ctx<'_>, fine: i64, event: Event, same_ts: SameTimestamp) -> usize {
+    fn insert(
+        &mut self,
+        ctx: &Ctx<'_>,
+        fine: i64,
+        event: Event<'_>,
+        same_ts: SameTimestamp,
+    ) -> usize {
         let key = fine.div_euclid(span(C::LEVEL));
         let at = self.children.partition_point(|(k, _)| *k < key);
         if self.children.get(at).is_none_or(|(k, _)| *k != key) {

@@ -106,6 +106,7 @@
 
 mod coarse;
 mod node;
+mod rows;
 mod slot;
 mod spec;
 mod tile;
@@ -116,6 +117,7 @@ use crate::engine::partial::Partial;
 use crate::schema::Value;
 use coarse::Coarse;
 use node::{Event, Node, Window};
+use rows::Row;
 use slot::{slot_firsts, slot_map, Col, Ctx};
 use spec::span;
 pub use spec::{value_heap, Aggregation, Mode, SameTimestamp, SeriesSpec};
@@ -133,7 +135,7 @@ fn insert_top<N: Node>(
     top: &mut BTreeMap<i64, N>,
     ctx: &Ctx<'_>,
     fine: i64,
-    event: Event,
+    event: Event<'_>,
     same_ts: SameTimestamp,
 ) -> usize {
     let key = fine.div_euclid(span(N::LEVEL));
@@ -195,6 +197,8 @@ fn accumulate_top<N: Node>(
 #[derive(Debug, Clone)]
 pub struct Series {
     tile_size: i64,
+    /// Inputs per event ([`SeriesSpec::input_count`]), fixed at creation.
+    width: usize,
     /// The aggregations that open a slot ([`slot_firsts`]), fixed at creation: inserting needs
     /// the slots and must not recompute them every time.
     firsts: Option<u64>,
@@ -214,6 +218,7 @@ impl Series {
         };
         Series {
             tile_size: spec.tile_size(),
+            width: spec.input_count(),
             firsts: slot_firsts(spec),
             levels,
             len: 0,
@@ -230,13 +235,59 @@ impl Series {
         spec: &SeriesSpec,
         ts: i64,
         seq: u64,
-        mut values: Vec<Value>,
+        values: Vec<Value>,
         same_ts: SameTimestamp,
     ) {
-        values.resize(spec.input_count(), Value::Null);
-        values.shrink_to_fit();
+        self.insert_values(spec, ts, seq, &values, same_ts);
+    }
+
+    /// [`Series::insert`] with borrowed values: they are copied into the tile's packed rows.
+    pub fn insert_values(
+        &mut self,
+        spec: &SeriesSpec,
+        ts: i64,
+        seq: u64,
+        values: &[Value],
+        same_ts: SameTimestamp,
+    ) {
+        let row = Row::Values(values, self.width);
+        self.insert_row(spec, ts, seq, row, same_ts);
+    }
+
+    /// Adds an event read straight from a source record: input `i` is `record[columns[i]]`
+    /// (a missing one reads as null), or only whether it is null when `counted[i]` (a non-null
+    /// value is stored as `Bool(true)`, all `count` needs). Otherwise as [`Series::insert`];
+    /// nothing is allocated per event.
+    #[allow(clippy::too_many_arguments)]
+    pub fn insert_record(
+        &mut self,
+        spec: &SeriesSpec,
+        ts: i64,
+        seq: u64,
+        record: &[Value],
+        columns: &[usize],
+        counted: &[bool],
+        same_ts: SameTimestamp,
+    ) {
+        let row = Row::Mapped {
+            record,
+            columns,
+            counted,
+            width: self.width,
+        };
+        self.insert_row(spec, ts, seq, row, same_ts);
+    }
+
+    fn insert_row(
+        &mut self,
+        spec: &SeriesSpec,
+        ts: i64,
+        seq: u64,
+        row: Row<'_>,
+        same_ts: SameTimestamp,
+    ) {
         let fine = ts.div_euclid(self.tile_size);
-        let event = Event { ts, seq, values };
+        let event = Event { ts, seq, row };
         let ctx = Ctx::new(spec, self.firsts);
         let removed = match &mut self.levels {
             Levels::Fine(top) => insert_top(top, &ctx, fine, event, same_ts),
@@ -281,8 +332,7 @@ impl Series {
         let mut bytes = std::mem::size_of::<Series>();
         for t in &tiles {
             bytes += t.keys.capacity() * std::mem::size_of::<(i64, u64)>()
-                + t.values.capacity() * std::mem::size_of::<Value>()
-                + t.values.iter().map(value_heap).sum::<usize>()
+                + t.rows.heap()
                 + t.partials.capacity() * std::mem::size_of::<Partial>()
                 // A fine tile's key and node in its parent (BTreeMap entry or child vector).
                 + std::mem::size_of::<(i64, Tile)>();
@@ -372,8 +422,9 @@ impl Series {
         self.len == 0
     }
 
-    /// The stored events as `(ts, seq, values)`, oldest first (by `(ts, seq)`).
-    pub fn events(&self) -> impl Iterator<Item = (i64, u64, &[Value])> + '_ {
+    /// The stored events as `(ts, seq, values)`, oldest first (by `(ts, seq)`). The values are
+    /// unpacked from the tiles (a copy each).
+    pub fn events(&self) -> impl Iterator<Item = (i64, u64, Vec<Value>)> + '_ {
         self.tiles()
             .into_iter()
             .flat_map(|t| (0..t.keys.len()).map(move |i| (t.keys[i].0, t.keys[i].1, t.row(i))))

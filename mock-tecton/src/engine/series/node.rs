@@ -1,23 +1,23 @@
 //! The tile tree's shared parts: the [`Node`] trait every level implements, the event on its
 //! way down, and the window being evaluated.
 
+use super::rows::Row;
 use super::slot::{Col, Ctx};
 #[cfg(test)]
 use super::spec::SeriesSpec;
 use super::spec::{span, SameTimestamp};
 use super::tile::Tile;
 use crate::engine::partial::Partial;
-use crate::schema::Value;
 
-/// An event on its way into a tile.
-#[derive(Debug, Clone)]
-pub(super) struct Event {
+/// An event on its way into a tile: its stamp and its input values, borrowed.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Event<'a> {
     pub(super) ts: i64,
     pub(super) seq: u64,
-    pub(super) values: Vec<Value>,
+    pub(super) row: Row<'a>,
 }
 
-impl Event {
+impl Event<'_> {
     pub(super) fn key(&self) -> (i64, u64) {
         (self.ts, self.seq)
     }
@@ -82,7 +82,13 @@ pub(super) trait Node: Sized {
 
     /// Adds `event`, which lies in fine tile number `fine` inside this node. Returns how many
     /// stored events it replaced.
-    fn insert(&mut self, ctx: &Ctx<'_>, fine: i64, event: Event, same_ts: SameTimestamp) -> usize;
+    fn insert(
+        &mut self,
+        ctx: &Ctx<'_>,
+        fine: i64,
+        event: Event<'_>,
+        same_ts: SameTimestamp,
+    ) -> usize;
 
     /// Merges this node's value (module docs) into `acc`, partial `i` being that of `cols[i]`.
     fn apply(&self, cols: &[Col], acc: &mut [Partial]);

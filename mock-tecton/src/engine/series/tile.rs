@@ -1,6 +1,7 @@
 //! Fine tiles: a tile's events, by column, and their partials once dense.
 
 use super::node::{make_room, merge_into, Event, Node, Window};
+use super::rows::Rows;
 use super::slot::{Col, Ctx};
 use super::spec::SameTimestamp;
 #[cfg(test)]
@@ -8,15 +9,14 @@ use super::{slot::slot_firsts, spec::SeriesSpec};
 use crate::engine::partial::Partial;
 use crate::schema::Value;
 
-/// A fine tile, stored by column: no heap object per event. `keys[i]` is event `i`'s
-/// `(ts, seq)` and `values[i * w .. (i + 1) * w]` its input values, where `w` (the spec's input
-/// count) is `values.len() / keys.len()`.
-#[derive(Debug, Clone)]
+/// A fine tile: its events' stamps, their packed values ([`Rows`]) and, once dense, their
+/// partials. No heap object per event: a tile is at most three allocations.
+#[derive(Debug, Clone, Default)]
 pub(super) struct Tile {
-    /// Sorted by `(ts, seq)`.
+    /// `(ts, seq)` of each event, sorted.
     pub(super) keys: Vec<(i64, u64)>,
-    /// The events' input values, event after event.
-    pub(super) values: Vec<Value>,
+    /// The events' input values, in the order of `keys`.
+    pub(super) rows: Rows,
     /// One per slot, the fold of the events; empty while the tile is sparse (fewer than
     /// [`DENSE_TILE`] events), where folding the events at read time costs about as much as
     /// merging partials and the partials would dominate memory.
@@ -29,33 +29,20 @@ pub(super) struct Tile {
 pub(super) const DENSE_TILE: usize = 8;
 
 impl Tile {
-    /// Values per event.
-    pub(super) fn width(&self) -> usize {
-        self.values.len().checked_div(self.keys.len()).unwrap_or(0)
-    }
-
     /// The input values of event `i`.
-    pub(super) fn row(&self, i: usize) -> &[Value] {
-        let w = self.width();
-        self.values.get(i * w..(i + 1) * w).unwrap_or(&[])
+    pub(super) fn row(&self, i: usize) -> Vec<Value> {
+        self.rows.row(i, self.keys.len())
     }
 
-    /// Folds event `i` into `acc`, partial `k` reading column `cols[k].input`.
-    pub(super) fn fold_event(&self, i: usize, cols: &[Col], acc: &mut [Partial]) {
-        let (ts, seq) = self.keys[i];
-        let row = self.row(i);
-        for (p, c) in acc.iter_mut().zip(cols) {
-            if let Some(v) = row.get(c.input) {
-                p.update(v, ts, seq);
-            }
-        }
+    /// Folds events `range` into `acc`, partial `k` reading input `cols[k].input`.
+    fn fold(&self, range: std::ops::Range<usize>, cols: &[Col], acc: &mut [Partial]) {
+        self.rows
+            .fold(range, &self.keys, self.keys.len(), cols, acc);
     }
 
     pub(super) fn rebuild(&mut self, ctx: &Ctx<'_>) {
         let mut partials = ctx.empty();
-        for i in 0..self.keys.len() {
-            self.fold_event(i, ctx.cols(), &mut partials);
-        }
+        self.fold(0..self.keys.len(), ctx.cols(), &mut partials);
         self.partials = partials;
     }
 
@@ -70,25 +57,20 @@ impl Tile {
     }
 
     /// Appends an event newer than every stored one.
-    pub(super) fn push(&mut self, ctx: &Ctx<'_>, event: Event) {
-        let w = event.values.len();
+    pub(super) fn push(&mut self, ctx: &Ctx<'_>, event: Event<'_>) {
+        let n = self.keys.len();
+        // Doubling: only the newest tile has spare room (`shrink`).
+        make_room(&mut self.keys, usize::MAX);
+        let at = self.rows.push(&event.row, n);
+        self.keys.push(event.key());
         if self.partials.is_empty() {
-            make_room(&mut self.keys, usize::MAX);
-            // Doubling, as the keys do: only the newest tile has spare room (`shrink`).
-            if self.values.capacity() - self.values.len() < w {
-                self.values.reserve_exact(self.values.len().max(w));
-            }
-            self.keys.push(event.key());
-            self.values.extend(event.values);
             if self.keys.len() >= DENSE_TILE {
                 self.rebuild(ctx);
             }
         } else {
-            self.keys.push(event.key());
-            self.values.extend(event.values);
-            let i = self.keys.len() - 1;
             let mut partials = std::mem::take(&mut self.partials);
-            self.fold_event(i, ctx.cols(), &mut partials);
+            self.rows
+                .fold_at(at, n..n + 1, &self.keys, n + 1, ctx.cols(), &mut partials);
             self.partials = partials;
         }
     }
@@ -98,45 +80,44 @@ impl Node for Tile {
     const LEVEL: usize = 0;
 
     fn empty() -> Self {
-        Tile {
-            keys: Vec::new(),
-            values: Vec::new(),
-            partials: Vec::new(),
-        }
+        Tile::default()
     }
 
-    fn insert(&mut self, ctx: &Ctx<'_>, _fine: i64, event: Event, same_ts: SameTimestamp) -> usize {
+    fn insert(
+        &mut self,
+        ctx: &Ctx<'_>,
+        _fine: i64,
+        event: Event<'_>,
+        same_ts: SameTimestamp,
+    ) -> usize {
         // The common case, an event newer than every stored one, reads only the last key: the
         // binary searches below would miss the cache once per probe.
         if self.keys.last().is_none_or(|last| last.0 < event.ts) {
             self.push(ctx, event);
             return 0;
         }
-        let w = event.values.len();
         let mut removed = 0;
         if same_ts == SameTimestamp::Replace {
             let start = self.keys.partition_point(|k| k.0 < event.ts);
             let end = self.keys.partition_point(|k| k.0 <= event.ts);
             if end > start {
+                self.rows.remove(start..end, self.keys.len());
                 self.keys.drain(start..end);
-                self.values.drain(start * w..end * w);
                 removed = end - start;
             }
         }
         let key = event.key();
         let at = self.keys.partition_point(|k| *k <= key);
         make_room(&mut self.keys, usize::MAX);
+        self.rows.insert(at, &event.row, self.keys.len());
         self.keys.insert(at, key);
-        self.values.splice(at * w..at * w, event.values);
         self.settle(ctx);
         removed
     }
 
     fn apply(&self, cols: &[Col], acc: &mut [Partial]) {
         if self.partials.is_empty() {
-            for i in 0..self.keys.len() {
-                self.fold_event(i, cols, acc);
-            }
+            self.fold(0..self.keys.len(), cols, acc);
         } else {
             merge_into(&self.partials, cols, acc);
         }
@@ -147,11 +128,9 @@ impl Node for Tile {
             self.apply(cols, acc);
         } else {
             let from = self.keys.partition_point(|k| k.0 < window.lo);
-            for i in from..self.keys.len() {
-                if self.keys[i].0 > window.hi {
-                    break;
-                }
-                self.fold_event(i, cols, acc);
+            let to = self.keys.partition_point(|k| k.0 <= window.hi);
+            if from < to {
+                self.fold(from..to, cols, acc);
             }
         }
     }
@@ -173,9 +152,8 @@ impl Node for Tile {
         if n == 0 {
             return 0;
         }
-        let w = self.width();
+        self.rows.remove(0..n, self.keys.len());
         self.keys.drain(..n);
-        self.values.drain(..n * w);
         self.settle(ctx);
         self.shrink();
         n
@@ -191,7 +169,7 @@ impl Node for Tile {
 
     fn shrink(&mut self) {
         self.keys.shrink_to_fit();
-        self.values.shrink_to_fit();
+        self.rows.shrink();
     }
 
     #[cfg(test)]
@@ -202,12 +180,11 @@ impl Node for Tile {
         if !newest && self.keys.capacity() != self.keys.len() {
             return Err(format!("older fine tile {key} has spare capacity"));
         }
-        if self.values.len() != self.keys.len() * spec.input_count() {
-            return Err(format!(
-                "{} values for {} events",
-                self.values.len(),
-                self.keys.len()
-            ));
+        if !newest && self.rows.spare() != 0 {
+            return Err(format!("older fine tile {key} has spare row capacity"));
+        }
+        if let Some(i) = (0..self.keys.len()).find(|&i| self.row(i).len() != spec.input_count()) {
+            return Err(format!("event {i} of fine tile {key} has the wrong width"));
         }
         if !self.keys.windows(2).all(|w| w[0] <= w[1]) {
             return Err("fine tile events out of order".into());
@@ -221,7 +198,7 @@ impl Node for Tile {
         }
         let mut rebuilt = Tile::empty();
         rebuilt.keys = self.keys.clone();
-        rebuilt.values = self.values.clone();
+        rebuilt.rows = self.rows.clone();
         rebuilt.settle(&Ctx::new(spec, slot_firsts(spec)));
         if rebuilt.partials != self.partials {
             return Err(format!(
