@@ -72,7 +72,7 @@ impl<C: Node> Node for Coarse<C> {
                 // A new newest child: the current newest one joins the head. Same merges, in the
                 // same order, as `build_head`, so the head stays canonical.
                 if let Some((_, newest)) = self.children.last_mut() {
-                    newest.shrink();
+                    newest.shrink(ctx);
                 }
                 if let Some((_, newest)) = self.children.last() {
                     if self.head.is_empty() {
@@ -89,7 +89,7 @@ impl<C: Node> Node for Coarse<C> {
         let removed = self.children.get_mut(at).map_or(0, |(_, child)| {
             let removed = child.insert(ctx, fine, event, same_ts);
             if older {
-                child.shrink();
+                child.shrink(ctx);
             }
             removed
         });
@@ -149,7 +149,10 @@ impl<C: Node> Node for Coarse<C> {
             .partition_point(|(_, c)| c.last_ts().is_some_and(|ts| ts < horizon));
         let mut removed: usize = self.children[..old]
             .iter()
-            .map(|(_, c)| c.len_events())
+            .map(|(_, c)| {
+                c.forget(ctx);
+                c.len_events()
+            })
             .sum();
         self.children.drain(..old);
         if let Some((_, first)) = self.children.first_mut() {
@@ -172,11 +175,11 @@ impl<C: Node> Node for Coarse<C> {
         self.children.iter().map(|(_, c)| c.len_events()).sum()
     }
 
-    fn shrink(&mut self) {
+    fn shrink(&mut self, ctx: &Ctx<'_>) {
         self.children.shrink_to_fit();
         // Older children are sized exactly already.
         if let Some((_, newest)) = self.children.last_mut() {
-            newest.shrink();
+            newest.shrink(ctx);
         }
     }
 

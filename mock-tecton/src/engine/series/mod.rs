@@ -142,7 +142,7 @@ fn insert_top<N: Node>(
     let newest = match top.last_entry() {
         Some(mut last) if *last.key() < key => {
             // It stops being the newest.
-            last.get_mut().shrink();
+            last.get_mut().shrink(ctx);
             true
         }
         Some(last) => *last.key() == key,
@@ -151,7 +151,7 @@ fn insert_top<N: Node>(
     let node = top.entry(key).or_insert_with(N::empty);
     let removed = node.insert(ctx, fine, event, same_ts);
     if !newest {
-        node.shrink();
+        node.shrink(ctx);
     }
     removed
 }
@@ -161,7 +161,9 @@ fn evict_top<N: Node>(top: &mut BTreeMap<i64, N>, ctx: &Ctx<'_>, horizon: i64) -
     let mut removed = 0;
     while let Some(mut first) = top.first_entry() {
         if first.get().last_ts().is_some_and(|ts| ts < horizon) {
-            removed += first.remove().len_events();
+            let node = first.remove();
+            node.forget(ctx);
+            removed += node.len_events();
             continue;
         }
         if first.get().first_ts().is_some_and(|ts| ts < horizon) {
@@ -206,6 +208,9 @@ pub struct Series {
     /// `ts.div_euclid(tile_size)` (an index, not a time, so it cannot overflow near `i64::MIN`).
     levels: Levels,
     len: usize,
+    /// Fine tiles, and their estimated heap bytes, kept as they change ([`Series::footprint`]).
+    tiles: usize,
+    tile_bytes: usize,
 }
 
 impl Series {
@@ -222,7 +227,16 @@ impl Series {
             firsts: slot_firsts(spec),
             levels,
             len: 0,
+            tiles: 0,
+            tile_bytes: 0,
         }
+    }
+
+    /// Applies what `ctx` tallied to the kept footprint.
+    fn settle_tally(&mut self, ctx: &Ctx<'_>) {
+        let add = |x: usize, d: isize| x.saturating_add_signed(d);
+        self.tiles = add(self.tiles, ctx.tally.tiles.get());
+        self.tile_bytes = add(self.tile_bytes, ctx.tally.bytes.get());
     }
 
     /// Adds an event at `ts` with ingestion sequence `seq`; `values[a.input]` is the input value
@@ -295,6 +309,7 @@ impl Series {
             Levels::Two(top) => insert_top(top, &ctx, fine, event, same_ts),
         };
         self.len = self.len.saturating_sub(removed) + 1;
+        self.settle_tally(&ctx);
     }
 
     /// Drops every event older than `horizon` (`ts < horizon`); returns how many were dropped.
@@ -313,6 +328,7 @@ impl Series {
             Levels::Two(top) => evict_top(top, &ctx, horizon),
         };
         self.len = self.len.saturating_sub(removed);
+        self.settle_tally(&ctx);
         removed
     }
 
@@ -326,18 +342,18 @@ impl Series {
     }
 
     /// Number of fine tiles, and an estimate of the heap bytes the series holds (events,
-    /// values, partials and tree nodes; string contents counted at their length).
+    /// values, partials and tree nodes; string contents counted at their length). Kept as the
+    /// series changes: `O(1)`.
     pub fn footprint(&self) -> (usize, usize) {
+        (self.tiles, std::mem::size_of::<Series>() + self.tile_bytes)
+    }
+
+    /// [`Series::footprint`] computed by walking every tile (tests check they agree).
+    #[cfg(test)]
+    fn walked_footprint(&self) -> (usize, usize) {
         let tiles = self.tiles();
-        let mut bytes = std::mem::size_of::<Series>();
-        for t in &tiles {
-            bytes += t.keys.capacity() * std::mem::size_of::<(i64, u64)>()
-                + t.rows.heap()
-                + t.partials.capacity() * std::mem::size_of::<Partial>()
-                // A fine tile's key and node in its parent (BTreeMap entry or child vector).
-                + std::mem::size_of::<(i64, Tile)>();
-        }
-        (tiles.len(), bytes)
+        let bytes = tiles.iter().filter_map(|t| t.bytes()).sum::<usize>();
+        (tiles.len(), std::mem::size_of::<Series>() + bytes)
     }
 
     /// The feature values at request time `t`, one per aggregation, in spec order.
@@ -446,6 +462,13 @@ impl Series {
         let count: usize = self.tiles().iter().map(|t| t.keys.len()).sum();
         if count != self.len {
             return Err(format!("len {} but {count} events", self.len));
+        }
+        if self.footprint() != self.walked_footprint() {
+            return Err(format!(
+                "footprint kept {:?} but walked {:?}",
+                self.footprint(),
+                self.walked_footprint()
+            ));
         }
         match &self.levels {
             Levels::Fine(t) => top(t, spec),

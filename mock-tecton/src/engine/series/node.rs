@@ -119,7 +119,16 @@ pub(super) trait Node: Sized {
     /// keeps any, so that appending grows vectors by doubling while every older node, which
     /// seldom changes again, is sized exactly: this is called when a node stops being the newest
     /// and after a late insert into an older one.
-    fn shrink(&mut self);
+    fn shrink(&mut self, ctx: &Ctx<'_>);
+
+    /// Records in `ctx`'s tally that every fine tile under this node is dropped.
+    fn forget(&self, ctx: &Ctx<'_>) {
+        let mut tiles = Vec::new();
+        self.collect_tiles(&mut tiles);
+        for t in tiles {
+            ctx.tally.change(t.bytes(), None);
+        }
+    }
 
     /// True when every event of node `key` lies inside `window`: by its bounds when they do,
     /// else by its oldest and newest events (the newest tile is usually only partly elapsed).

@@ -1,6 +1,6 @@
 //! Slots: aggregations that keep equal partials share one (module docs, "Slots").
 
-use std::cell::OnceCell;
+use std::cell::{Cell, OnceCell};
 
 use super::spec::{Aggregation, SeriesSpec};
 use crate::engine::partial::Partial;
@@ -56,6 +56,8 @@ pub(super) struct Ctx<'a> {
     pub(super) spec: &'a SeriesSpec,
     pub(super) firsts: Option<u64>,
     pub(super) cols: OnceCell<Cols>,
+    /// The changes made through this context.
+    pub(super) tally: Tally,
 }
 
 /// Slots listed inline up to [`INLINE_COLS`], so that appending to a dense tile (once per event)
@@ -68,12 +70,33 @@ pub(super) enum Cols {
 
 pub(super) const INLINE_COLS: usize = 8;
 
+/// What an insert or an eviction changed in the fine tiles (their number and estimated bytes),
+/// so a series keeps its footprint without walking its tiles.
+#[derive(Debug, Default)]
+pub(super) struct Tally {
+    pub(super) tiles: Cell<isize>,
+    pub(super) bytes: Cell<isize>,
+}
+
+impl Tally {
+    /// Records a fine tile going from `before` to `after` (`None`: empty, else its bytes).
+    pub(super) fn change(&self, before: Option<usize>, after: Option<usize>) {
+        let count = |x: Option<usize>| isize::from(x.is_some());
+        let size = |x: Option<usize>| x.map_or(0, |b| isize::try_from(b).unwrap_or(isize::MAX));
+        self.tiles
+            .set(self.tiles.get() + count(after) - count(before));
+        self.bytes
+            .set(self.bytes.get() + size(after) - size(before));
+    }
+}
+
 impl<'a> Ctx<'a> {
     pub(super) fn new(spec: &'a SeriesSpec, firsts: Option<u64>) -> Self {
         Ctx {
             spec,
             firsts,
             cols: OnceCell::new(),
+            tally: Tally::default(),
         }
     }
 

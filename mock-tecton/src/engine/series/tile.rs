@@ -56,6 +56,44 @@ impl Tile {
         }
     }
 
+    /// [`Node::insert`] without the tally.
+    fn insert_event(&mut self, ctx: &Ctx<'_>, event: Event<'_>, same_ts: SameTimestamp) -> usize {
+        // The common case, an event newer than every stored one, reads only the last key: the
+        // binary searches below would miss the cache once per probe.
+        if self.keys.last().is_none_or(|last| last.0 < event.ts) {
+            self.push(ctx, event);
+            return 0;
+        }
+        let mut removed = 0;
+        if same_ts == SameTimestamp::Replace {
+            let start = self.keys.partition_point(|k| k.0 < event.ts);
+            let end = self.keys.partition_point(|k| k.0 <= event.ts);
+            if end > start {
+                self.rows.remove(start..end, self.keys.len());
+                self.keys.drain(start..end);
+                removed = end - start;
+            }
+        }
+        let key = event.key();
+        let at = self.keys.partition_point(|k| *k <= key);
+        make_room(&mut self.keys, usize::MAX);
+        self.rows.insert(at, &event.row, self.keys.len());
+        self.keys.insert(at, key);
+        self.settle(ctx);
+        removed
+    }
+
+    /// Estimated heap bytes of the tile and its node in its parent; `None` when it is empty
+    /// (and about to be removed).
+    pub(super) fn bytes(&self) -> Option<usize> {
+        (!self.keys.is_empty()).then(|| {
+            self.keys.capacity() * std::mem::size_of::<(i64, u64)>()
+                + self.rows.heap()
+                + self.partials.capacity() * std::mem::size_of::<Partial>()
+                + std::mem::size_of::<(i64, Tile)>()
+        })
+    }
+
     /// Appends an event newer than every stored one.
     pub(super) fn push(&mut self, ctx: &Ctx<'_>, event: Event<'_>) {
         let n = self.keys.len();
@@ -90,28 +128,9 @@ impl Node for Tile {
         event: Event<'_>,
         same_ts: SameTimestamp,
     ) -> usize {
-        // The common case, an event newer than every stored one, reads only the last key: the
-        // binary searches below would miss the cache once per probe.
-        if self.keys.last().is_none_or(|last| last.0 < event.ts) {
-            self.push(ctx, event);
-            return 0;
-        }
-        let mut removed = 0;
-        if same_ts == SameTimestamp::Replace {
-            let start = self.keys.partition_point(|k| k.0 < event.ts);
-            let end = self.keys.partition_point(|k| k.0 <= event.ts);
-            if end > start {
-                self.rows.remove(start..end, self.keys.len());
-                self.keys.drain(start..end);
-                removed = end - start;
-            }
-        }
-        let key = event.key();
-        let at = self.keys.partition_point(|k| *k <= key);
-        make_room(&mut self.keys, usize::MAX);
-        self.rows.insert(at, &event.row, self.keys.len());
-        self.keys.insert(at, key);
-        self.settle(ctx);
+        let before = self.bytes();
+        let removed = self.insert_event(ctx, event, same_ts);
+        ctx.tally.change(before, self.bytes());
         removed
     }
 
@@ -152,10 +171,13 @@ impl Node for Tile {
         if n == 0 {
             return 0;
         }
+        let before = self.bytes();
         self.rows.remove(0..n, self.keys.len());
         self.keys.drain(..n);
         self.settle(ctx);
-        self.shrink();
+        self.keys.shrink_to_fit();
+        self.rows.shrink();
+        ctx.tally.change(before, self.bytes());
         n
     }
 
@@ -167,9 +189,11 @@ impl Node for Tile {
         self.keys.len()
     }
 
-    fn shrink(&mut self) {
+    fn shrink(&mut self, ctx: &Ctx<'_>) {
+        let before = self.bytes();
         self.keys.shrink_to_fit();
         self.rows.shrink();
+        ctx.tally.change(before, self.bytes());
     }
 
     #[cfg(test)]
