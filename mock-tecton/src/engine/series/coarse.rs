@@ -1,5 +1,7 @@
 //! Coarse tiles: a head of partials over older children and the newest child kept apart.
 
+use std::sync::OnceLock;
+
 use super::node::{make_room, merge_into, Event, Node, Window};
 use super::slot::{Col, Ctx};
 use super::spec::{span, SameTimestamp};
@@ -12,8 +14,10 @@ use crate::engine::partial::Partial;
 #[derive(Debug, Clone)]
 pub(super) struct Coarse<C> {
     /// One partial per slot: the merge, oldest first, of the values of every child but the
-    /// newest. Empty while there is one child, whose value is then the tile's.
-    pub(super) head: Vec<Partial>,
+    /// newest. Empty while there is one child, whose value is then the tile's. Unset while
+    /// stale: a change to an older child does not rebuild it, the next read that needs it does
+    /// (module docs, "Stale heads").
+    pub(super) head: OnceLock<Vec<Partial>>,
     /// Keyed by `fine tile number / span(C::LEVEL)`, sorted, never empty once inserted into; at
     /// most the fan-out. Sized exactly unless this is the newest tile of its level
     /// ([`Node::shrink`]).
@@ -31,9 +35,15 @@ impl<C: Node> Coarse<C> {
         }
         let mut head = ctx.empty();
         for (_, child) in older {
-            child.apply(ctx.cols(), &mut head);
+            child.apply(ctx, ctx.cols(), &mut head);
         }
         head
+    }
+
+    /// Merges the head into `acc` (partial `i` being that of `cols[i]`): the kept one, or one
+    /// built now (and kept) when it is stale, the same partials either way.
+    fn merge_head(&self, ctx: &Ctx<'_>, cols: &[Col], acc: &mut [Partial]) {
+        merge_into(self.head.get_or_init(|| self.build_head(ctx)), cols, acc);
     }
 
     /// The newest child and its key when the head is kept and all of its events (those of
@@ -41,8 +51,7 @@ impl<C: Node> Coarse<C> {
     pub(super) fn head_within(&self, window: &Window) -> Option<(i64, &C)> {
         let ((key, newest), older) = self.children.split_last()?;
         let (first, previous) = (older.first()?, older.last()?);
-        let inside = !self.head.is_empty()
-            && (window.covers(C::LEVEL, first.0) || first.1.first_ts()? >= window.lo)
+        let inside = (window.covers(C::LEVEL, first.0) || first.1.first_ts()? >= window.lo)
             && (window.covers(C::LEVEL, previous.0) || previous.1.last_ts()? <= window.hi);
         inside.then_some((*key, newest))
     }
@@ -53,7 +62,7 @@ impl<C: Node> Node for Coarse<C> {
 
     fn empty() -> Self {
         Coarse {
-            head: Vec::new(),
+            head: OnceLock::from(Vec::new()),
             children: Vec::new(),
         }
     }
@@ -74,11 +83,13 @@ impl<C: Node> Node for Coarse<C> {
                 if let Some((_, newest)) = self.children.last_mut() {
                     newest.shrink(ctx);
                 }
-                if let Some((_, newest)) = self.children.last() {
-                    if self.head.is_empty() {
-                        self.head = ctx.empty();
+                // A stale head stays stale (the merge is in `build_head`).
+                if let (Some((_, newest)), Some(head)) = (self.children.last(), self.head.get_mut())
+                {
+                    if head.is_empty() {
+                        *head = ctx.empty();
                     }
-                    newest.apply(ctx.cols(), &mut self.head);
+                    newest.apply(ctx, ctx.cols(), head);
                 }
             }
             let fanout = usize::try_from(span(Self::LEVEL) / span(C::LEVEL)).unwrap_or(1);
@@ -94,27 +105,35 @@ impl<C: Node> Node for Coarse<C> {
             removed
         });
         if older {
-            // An older child changed (late event, replacement, or a new child before the newest).
-            self.head = self.build_head(ctx);
+            // An older child changed (late event, replacement, or a new child before the newest):
+            // the head is stale until a read needs it.
+            self.head = OnceLock::new();
         }
         removed
     }
 
-    fn apply(&self, cols: &[Col], acc: &mut [Partial]) {
-        merge_into(&self.head, cols, acc);
+    fn apply(&self, ctx: &Ctx<'_>, cols: &[Col], acc: &mut [Partial]) {
+        self.merge_head(ctx, cols, acc);
         if let Some((_, newest)) = self.children.last() {
-            newest.apply(cols, acc);
+            newest.apply(ctx, cols, acc);
         }
     }
 
-    fn accumulate(&self, key: i64, cols: &[Col], window: &Window, acc: &mut [Partial]) {
+    fn accumulate(
+        &self,
+        ctx: &Ctx<'_>,
+        key: i64,
+        cols: &[Col],
+        window: &Window,
+        acc: &mut [Partial],
+    ) {
         if self.within(key, window) {
-            self.apply(cols, acc);
+            self.apply(ctx, cols, acc);
         } else if let Some((newest_key, newest)) = self.head_within(window) {
             // The window's upper edge cuts only the newest child, as it does at the request
             // time: the head is taken whole and only the newest child is opened.
-            merge_into(&self.head, cols, acc);
-            newest.accumulate(newest_key, cols, window, acc);
+            self.merge_head(ctx, cols, acc);
+            newest.accumulate(ctx, newest_key, cols, window, acc);
         } else {
             let s = span(C::LEVEL);
             let (first, last) = (
@@ -123,7 +142,7 @@ impl<C: Node> Node for Coarse<C> {
             );
             let from = self.children.partition_point(|(k, _)| *k < first);
             for (k, child) in self.children[from..].iter().take_while(|(k, _)| *k <= last) {
-                child.accumulate(*k, cols, window, acc);
+                child.accumulate(ctx, *k, cols, window, acc);
             }
         }
     }
@@ -162,7 +181,8 @@ impl<C: Node> Node for Coarse<C> {
         }
         if removed > 0 {
             self.children.shrink_to_fit();
-            self.head = self.build_head(ctx);
+            // Stale until needed, as after a late event.
+            self.head = OnceLock::new();
         }
         removed
     }
@@ -204,7 +224,8 @@ impl<C: Node> Node for Coarse<C> {
             }
             child.check_node(spec, *k, newest && i + 1 == self.children.len())?;
         }
-        if self.head != self.build_head(&Ctx::new(spec, slot_firsts(spec))) {
+        let built = self.build_head(&Ctx::new(spec, slot_firsts(spec)));
+        if self.head.get().is_some_and(|head| *head != built) {
             return Err(format!("level-{} head differs from a rebuild", Self::LEVEL));
         }
         Ok(())

@@ -180,6 +180,7 @@ fn evict_top<N: Node>(top: &mut BTreeMap<i64, N>, ctx: &Ctx<'_>, horizon: i64) -
 
 fn accumulate_top<N: Node>(
     top: &BTreeMap<i64, N>,
+    ctx: &Ctx<'_>,
     cols: &[Col],
     window: &Window,
     acc: &mut [Partial],
@@ -188,7 +189,7 @@ fn accumulate_top<N: Node>(
     // lo <= hi, so first <= last and `range` cannot panic.
     let range = window.first_tile.div_euclid(s)..=window.last_tile.div_euclid(s);
     for (key, node) in top.range(range) {
-        node.accumulate(*key, cols, window, acc);
+        node.accumulate(ctx, *key, cols, window, acc);
     }
 }
 
@@ -368,6 +369,8 @@ impl Series {
         };
         let bounds: Vec<Option<(i64, i64)>> = aggs.iter().map(|a| spec.bounds(a, t)).collect();
         let mut out: Vec<Option<Value>> = vec![None; aggs.len()];
+        // For stale heads, built as the write path would have.
+        let ctx = Ctx::new(spec, self.firsts);
         // Aggregations sharing a window share one pass over its tiles, and those sharing a slot
         // one partial.
         for i in 0..aggs.len() {
@@ -389,7 +392,7 @@ impl Series {
                 }
             }
             if let Some((lo, hi)) = bounds[i] {
-                self.accumulate(lo, hi, &cols, &mut acc);
+                self.accumulate(&ctx, lo, hi, &cols, &mut acc);
             }
             for &j in &group {
                 let k = cols.iter().position(|c| c.slot == slots[j]);
@@ -402,7 +405,7 @@ impl Series {
     }
 
     /// Folds the events with `lo <= ts <= hi` into `acc` (one partial per column in `cols`).
-    fn accumulate(&self, lo: i64, hi: i64, cols: &[Col], acc: &mut [Partial]) {
+    fn accumulate(&self, ctx: &Ctx<'_>, lo: i64, hi: i64, cols: &[Col], acc: &mut [Partial]) {
         let window = Window {
             lo,
             hi,
@@ -411,9 +414,9 @@ impl Series {
             last_tile: hi.div_euclid(self.tile_size),
         };
         match &self.levels {
-            Levels::Fine(top) => accumulate_top(top, cols, &window, acc),
-            Levels::One(top) => accumulate_top(top, cols, &window, acc),
-            Levels::Two(top) => accumulate_top(top, cols, &window, acc),
+            Levels::Fine(top) => accumulate_top(top, ctx, cols, &window, acc),
+            Levels::One(top) => accumulate_top(top, ctx, cols, &window, acc),
+            Levels::Two(top) => accumulate_top(top, ctx, cols, &window, acc),
         }
     }
 
@@ -449,6 +452,23 @@ impl Series {
     /// The internal (fine) tile size in nanoseconds.
     pub fn tile_size(&self) -> i64 {
         self.tile_size
+    }
+
+    /// How many coarse heads are stale (tests only).
+    #[cfg(test)]
+    fn stale_heads(&self) -> usize {
+        let one = |c: &Coarse<Tile>| usize::from(c.head.get().is_none());
+        match &self.levels {
+            Levels::Fine(_) => 0,
+            Levels::One(top) => top.values().map(one).sum(),
+            Levels::Two(top) => top
+                .values()
+                .map(|c| {
+                    usize::from(c.head.get().is_none())
+                        + c.children.iter().map(|(_, c)| one(c)).sum::<usize>()
+                })
+                .sum(),
+        }
     }
 
     /// Checks every invariant of the tile tree (tests only).

@@ -91,10 +91,17 @@ pub(super) trait Node: Sized {
     ) -> usize;
 
     /// Merges this node's value (module docs) into `acc`, partial `i` being that of `cols[i]`.
-    fn apply(&self, cols: &[Col], acc: &mut [Partial]);
+    fn apply(&self, ctx: &Ctx<'_>, cols: &[Col], acc: &mut [Partial]);
 
     /// Folds the events inside `window` into `acc`; `key` is this node's key.
-    fn accumulate(&self, key: i64, cols: &[Col], window: &Window, acc: &mut [Partial]);
+    fn accumulate(
+        &self,
+        ctx: &Ctx<'_>,
+        key: i64,
+        cols: &[Col],
+        window: &Window,
+        acc: &mut [Partial],
+    );
 
     /// Time of the oldest event.
     fn first_ts(&self) -> Option<i64>;

@@ -572,7 +572,11 @@ fn aggregations_share_slots() {
     let Levels::One(top) = &s.levels else {
         panic!("one coarse level");
     };
-    assert!(top.values().all(|c| c.head.len() == 6), "heads");
+    assert!(
+        top.values()
+            .all(|c| c.head.get().is_some_and(|h| h.len() == 6)),
+        "heads"
+    );
     let got = s.evaluate(&sp, at(11, 0, 0));
     let sum: f64 = (0..40).map(|k| k as f64).sum();
     assert_eq!(got[0], Value::Float(sum));
@@ -1143,6 +1147,9 @@ fn late_and_replaced_events_in_built_coarse_tiles() {
     }
     assert_eq!(a.check_tree(&sp), Ok(()));
     assert_eq!(b.check_tree(&sp), Ok(()));
+    assert_eq!(a.stale_heads(), 0, "in order, every head is kept");
+    let stale = b.stale_heads();
+    assert!(stale > 0, "late events leave stale heads");
     assert_eq!(a.len(), in_order.len());
     assert_eq!(b.len(), in_order.len());
 
@@ -1161,5 +1168,25 @@ fn late_and_replaced_events_in_built_coarse_tiles() {
         for (k, (g, w)) in got.iter().zip(brute(&sp, &raw, t)).enumerate() {
             assert_eq!(check(g, &w), Ok(()), "aggregation {k} at {t}");
         }
+    }
+    assert!(
+        b.stale_heads() < stale,
+        "reads build (and keep) the heads they need"
+    );
+    // More events, in order and late, after the reads: still the same answers.
+    for s in [&mut a, &mut b] {
+        for k in 0..3 {
+            let ts = DAY0 + 3 * DAY + k * HOUR - k * DAY;
+            s.insert(
+                &sp,
+                ts,
+                10_000 + k as u64,
+                vec![value(k); n],
+                SameTimestamp::Replace,
+            );
+        }
+    }
+    for t in (0..40).map(|k| DAY0 + k * 131 * MINUTE) {
+        assert_eq!(b.evaluate(&sp, t), a.evaluate(&sp, t), "at {t}");
     }
 }

@@ -134,7 +134,7 @@ impl Node for Tile {
         removed
     }
 
-    fn apply(&self, cols: &[Col], acc: &mut [Partial]) {
+    fn apply(&self, _ctx: &Ctx<'_>, cols: &[Col], acc: &mut [Partial]) {
         if self.partials.is_empty() {
             self.fold(0..self.keys.len(), cols, acc);
         } else {
@@ -142,9 +142,16 @@ impl Node for Tile {
         }
     }
 
-    fn accumulate(&self, key: i64, cols: &[Col], window: &Window, acc: &mut [Partial]) {
+    fn accumulate(
+        &self,
+        ctx: &Ctx<'_>,
+        key: i64,
+        cols: &[Col],
+        window: &Window,
+        acc: &mut [Partial],
+    ) {
         if self.within(key, window) {
-            self.apply(cols, acc);
+            self.apply(ctx, cols, acc);
         } else {
             let from = self.keys.partition_point(|k| k.0 < window.lo);
             let to = self.keys.partition_point(|k| k.0 <= window.hi);
