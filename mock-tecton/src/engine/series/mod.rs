@@ -65,8 +65,8 @@
 //! levels, and so that the head is exactly the same however the events arrived: an event
 //! appended to the newest child changes only that child; an event that opens a new newest child
 //! merges the previous newest one into the head (the merges `build_head` would do, in the same
-//! order); a late event or a replacement in an older child rebuilds the head from the
-//! children's values (at most 24 children, each a merge or up to 7 events). Folding appended
+//! order); a late event or a replacement in an older child makes the head stale, rebuilt from the
+//! children's values (at most 24 children, each a merge or up to 7 events) when next read. Folding appended
 //! events into a whole-tile partial instead would make it differ, in float rounding, from the
 //! merges of a rebuild. So the whole state, like the fine partials, is a function of the event
 //! set alone, whatever the arrival order, and the online and offline paths agree bit for bit.
@@ -89,8 +89,8 @@
 //! # Cost
 //! `insert` is `O(log T + e + c)` for `T` top-level tiles, `e` events in the fine tile and `c`
 //! children per coarse tile, plus `O(e·S)` when a fine tile is rebuilt (`S` slots) and
-//! `O(c·S·DENSE_TILE)` per coarse head rebuilt (a late event or a replacement outside the newest
-//! tiles). `evaluate` visits, once per distinct `(window, offset)`, the nodes overlapping the
+//! nothing for the coarse heads a late event makes stale; the first read that needs a stale head
+//! pays `O(c·S·DENSE_TILE)` to rebuild it. `evaluate` visits, once per distinct `(window, offset)`, the nodes overlapping the
 //! window: whole coarse tiles in its middle (two or three merges each), at its upper edge the
 //! head of each level and the newest fine tile, at its lower edge the children of the partly
 //! covered tiles. For the benchmark's CONTINUOUS view (sum, count and mean over 1h, 1d and 3d;
@@ -98,11 +98,35 @@
 //! entity, where folding every event in the windows cost about 1,750. Empty tiles are never
 //! stored or visited.
 //!
+//! # Stale heads
+//! A late event, a replacement or an eviction in an older child does not rebuild its coarse
+//! tile's head: the head is marked stale, and the next read that needs it builds it (the same
+//! merges in the same order as `build_head`, so the same partials) and keeps it. When events
+//! arrive in random time order (a backfill, a replay, the soak benchmark's spread over 20 days)
+//! nearly every write lands in an older child, and rebuilding the head on each write cost more as
+//! the tiles filled: the write rate fell with the store's size. Reads pay at most one build per
+//! stale head; events in time order never make a head stale.
+//!
 //! # Memory
+//! A fine tile is three vectors: the events' `(ts, seq)`, their input values packed in one byte
+//! buffer (`rows`: a tag byte and 0, 8 or 4 + length bytes per value, no heap object per
+//! event), and its partials once dense. Each input is stored once per event, and an input that
+//! only `count` reads is stored as a null-or-not marker of one byte. The demo's CONTINUOUS view
+//! stores 16 + 9 bytes per event; one `Value` per input (32 bytes, plus a heap string each) made
+//! its store 2.4 times larger and the allocator's work with it.
+//!
 //! A coarse tile with at least two non-empty children keeps one partial per slot (80 bytes
 //! each); one with a single child keeps none, since its value is that child's. Only the newest
 //! node of each level keeps spare capacity in its vectors (doubling from one element); every
-//! other node is sized exactly, so a sparse coarse tile costs its key and 48-byte node.
+//! other node is sized exactly, so a sparse coarse tile costs its key and 56-byte node.
+//!
+//! A series keeps its fine tiles' count and estimated bytes as they change ([`Series::footprint`]
+//! is `O(1)`), so the online store's totals need no walk.
+//!
+//! # Modules
+//! `spec` (what a series computes), `slot` (aggregations sharing partials), `node` (the tree's
+//! common trait and the window being read), `tile` and `rows` (fine tiles), `coarse` (coarse
+//! tiles and their heads).
 
 mod coarse;
 mod node;

@@ -53,7 +53,7 @@ pub struct Aggregation {
     pub input: usize,
 }
 
-/// What a [`Series`] computes: the mode, the aggregations and `feature_start_time`.
+/// What a [`Series`](super::Series) computes: the mode, the aggregations and `feature_start_time`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SeriesSpec {
     /// CONTINUOUS or TIME_INTERVAL.
