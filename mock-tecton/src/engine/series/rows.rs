@@ -321,11 +321,17 @@ impl Rows {
                 for &(ts, seq) in keys.get(range).unwrap_or(&[]) {
                     for j in 0..w {
                         // Nulls reach no partial, and unread strings are not unpacked.
-                        if data.get(at).is_some_and(|&t| t != NULL)
-                            && cols.iter().any(|c| c.input == j)
+                        let last = cols.iter().rposition(|c| c.input == j);
+                        if let Some(last) =
+                            last.filter(|_| data.get(at).is_some_and(|&t| t != NULL))
                         {
                             let v = unpack(data, at);
-                            for (p, c) in acc.iter_mut().zip(cols) {
+                            for (k, (p, c)) in acc.iter_mut().zip(cols).enumerate() {
+                                if k == last {
+                                    // The last reader takes the value: no copy of a string.
+                                    p.update_owned(v, ts, seq);
+                                    break;
+                                }
                                 if c.input == j {
                                     p.update(&v, ts, seq);
                                 }
