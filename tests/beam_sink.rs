@@ -9,32 +9,20 @@
 //! `SKIPPED: ...` notice and pass, so that `cargo test` works without PyPI access.
 #![allow(clippy::unwrap_used)]
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-fn root() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-}
+mod support;
+use support::root;
 
 /// The Beam virtualenv's interpreter, or `None` (after a skip notice) where the test may skip.
 fn beam_python() -> Option<PathBuf> {
-    let python = root().join(".venv-beam/bin/python");
-    if python.is_file() {
-        return Some(python);
-    }
-    assert!(
-        std::env::var_os("CI").is_none(),
-        "{} is missing: run scripts/setup-beam.sh before the tests",
-        python.display()
-    );
-    // Straight to the stderr handle: libtest hides eprintln! output of a passing test.
-    let _ = writeln!(
-        std::io::stderr(),
-        "SKIPPED: beam_sink: {} is missing; run scripts/setup-beam.sh",
-        python.display()
-    );
-    None
+    support::venv_python(
+        "beam_sink",
+        ".venv-beam",
+        &[],
+        "Run scripts/setup-beam.sh before the tests.",
+    )
 }
 
 #[test]

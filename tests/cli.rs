@@ -5,8 +5,11 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::process::{Command, Stdio};
 
+mod support;
+
+/// The binary, run from a directory outside the repository.
 fn bin() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_tecton-sim"))
+    support::bin(&std::env::temp_dir())
 }
 
 #[test]

@@ -308,13 +308,13 @@ mod junit {
     use quick_xml::Reader;
 
     #[derive(Debug, Clone, Default)]
-    pub struct Case {
+    pub(crate) struct Case {
         pub name: String,
         pub failure: Option<String>,
         pub system_out: String,
     }
 
-    pub fn cases(xml: &str) -> Vec<Case> {
+    pub(crate) fn cases(xml: &str) -> Vec<Case> {
         let mut reader = Reader::from_str(xml);
         let mut out: Vec<Case> = Vec::new();
         let mut in_out = false;
@@ -381,7 +381,7 @@ mod schema_check {
         "$ref",
     ];
 
-    pub fn validate(schema: &Json, doc: &Json) -> Vec<String> {
+    pub(crate) fn validate(schema: &Json, doc: &Json) -> Vec<String> {
         let mut errors = Vec::new();
         check(schema, schema, doc, "$", &mut errors);
         errors

@@ -2,11 +2,13 @@
 //! thresholds deciding the exit code, bad flags refused before any load.
 #![allow(clippy::unwrap_used)]
 
+mod support;
+
 use std::path::PathBuf;
-use std::process::{Command, Output};
+use std::process::Output;
 
 fn load(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_tecton-sim"))
+    support::bin(&std::env::temp_dir())
         .arg("load")
         .args(args)
         .output()
@@ -203,29 +205,9 @@ fn an_unreachable_mock_is_a_clear_error() {
     );
 }
 
-/// The broker from `scripts/kafka-broker.sh start` (as `scripts/test.sh` exports it). Without it
-/// the test FAILS when `CI` is set and otherwise prints a `SKIPPED: ...` notice and passes.
-fn kafka_bootstrap() -> Option<String> {
-    use std::io::Write as _;
-    if let Ok(addr) = std::env::var("TECTON_SIM_KAFKA_BOOTSTRAP") {
-        if !addr.is_empty() {
-            return Some(addr);
-        }
-    }
-    if std::env::var_os("CI").is_some() {
-        panic!("TECTON_SIM_KAFKA_BOOTSTRAP is not set: CI must start the broker (scripts/kafka-broker.sh start, as scripts/test.sh does)");
-    }
-    let notice = "\n==================================================================\n\
-         SKIPPED: load_cli kafka: no broker (TECTON_SIM_KAFKA_BOOTSTRAP is not set).\n\
-         \x20        Run `scripts/kafka-broker.sh start` and export its address.\n\
-         ==================================================================\n\n";
-    let _ = std::io::stderr().write_all(notice.as_bytes());
-    None
-}
-
 #[test]
 fn the_kafka_pattern_produces_through_a_real_broker() {
-    let Some(addr) = kafka_bootstrap() else {
+    let Some(addr) = support::kafka_bootstrap("load_cli kafka") else {
         return;
     };
     let dir = out_dir("broker");
@@ -331,7 +313,7 @@ fn the_kafka_pattern_produces_through_a_real_broker() {
 #[test]
 fn the_demo_serves_judges_the_reference_sink_and_writes_a_report() {
     let dir = out_dir("demo");
-    let out = Command::new(env!("CARGO_BIN_EXE_tecton-sim"))
+    let out = support::bin(&std::env::temp_dir())
         .args(["demo", "--duration", "1s", "--rates", "100,1000", "--out"])
         .arg(&dir)
         .output()
@@ -364,7 +346,7 @@ fn the_demo_serves_judges_the_reference_sink_and_writes_a_report() {
         .iter()
         .map(|p| {
             (
-                p["pattern"].as_str().unwrap().to_string(),
+                p["pattern"].as_str().unwrap().to_owned(),
                 p["offered_rate"].as_f64().unwrap(),
             )
         })

@@ -10,8 +10,9 @@
 //! environment variable is set, and otherwise prints a `SKIPPED: ...` notice and passes.
 #![allow(clippy::unwrap_used)]
 
-use std::io::Write;
-use std::path::{Path, PathBuf};
+mod support;
+
+use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
@@ -61,38 +62,6 @@ ttl = "30d"
 
 const NESTED: [&str; 3] = ["tags", "scores", "place"];
 
-/// The virtualenv's interpreter if it has pyarrow, or `None` (after a notice) where the test
-/// may skip.
-fn python_with_pyarrow(root: &Path) -> Option<PathBuf> {
-    let python = root.join(".venv/bin/python");
-    let usable = python.is_file()
-        && Command::new(&python)
-            .args(["-c", "import pyarrow.dataset"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success());
-    if usable {
-        return Some(python);
-    }
-    if std::env::var_os("CI").is_some() {
-        panic!(
-            "{} is missing or cannot import pyarrow: run scripts/setup-python.sh before the tests",
-            python.display()
-        );
-    }
-    let notice = format!(
-        "\n==================================================================\n\
-         SKIPPED: offline_parquet: {} is missing or has no pyarrow.\n\
-         \x20        Run scripts/setup-python.sh to test reading the Parquet files.\n\
-         ==================================================================\n\n",
-        python.display()
-    );
-    let _ = std::io::stderr().write_all(notice.as_bytes());
-    None
-}
-
 fn record(i: usize) -> Json {
     let day = 1 + i % 3;
     if i % 4 == 3 {
@@ -129,7 +98,12 @@ fn as_pyarrow(ty: &mock_tecton::schema::DataType, v: &Value) -> Json {
 #[tokio::test]
 async fn pyarrow_reads_the_same_rows_from_the_parquet_files() {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let Some(python) = python_with_pyarrow(&root) else {
+    let Some(python) = support::venv_python(
+        "offline_parquet",
+        ".venv",
+        &["pyarrow.dataset"],
+        "Run scripts/setup-python.sh to test reading the Parquet files.",
+    ) else {
         return;
     };
     let dir = std::env::temp_dir().join(format!("tecton-sim-pyarrow-{}", std::process::id()));
@@ -156,10 +130,10 @@ async fn pyarrow_reads_the_same_rows_from_the_parquet_files() {
         let status = resp.status();
         assert_eq!(status, 200, "{}", resp.text().await.unwrap());
     }
-    mock.state().offline.flush().unwrap();
+    mock.state().offline().flush().unwrap();
     let expected = mock.offline_rows("readings").unwrap();
     assert_eq!(expected.len(), 40);
-    let schema = mock.state().repo.push_sources[0].schema.clone();
+    let schema = mock.state().repo().push_sources[0].schema.clone();
 
     let source_dir = dir.join("offline/readings");
     let out = tokio::task::spawn_blocking(move || {

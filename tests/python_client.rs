@@ -20,7 +20,9 @@
 //! on a machine without Python or PyPI access.
 #![allow(clippy::unwrap_used)]
 
-use std::io::{Read, Write};
+mod support;
+
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -59,31 +61,6 @@ const EXPECTED_FEATURES: [&str; 16] = [
 /// One `transactions` record of the demo repository.
 fn txn(user: &str, id: &str, merchant: &str, amt: f64, ts: &str) -> Value {
     json!({"record": {"user_id": user, "transaction_id": id, "merchant": merchant, "amt": amt, "is_fraud": 0, "timestamp": ts}})
-}
-
-/// The virtualenv's interpreter, or `None` (after a skip notice) where the test may skip.
-fn python(root: &Path) -> Option<PathBuf> {
-    let python = root.join(".venv/bin/python");
-    if python.is_file() {
-        return Some(python);
-    }
-    if std::env::var_os("CI").is_some() {
-        panic!(
-            "{} is missing: run scripts/setup-python.sh before the tests",
-            python.display()
-        );
-    }
-    // Written to the stderr handle, not with eprintln!, which libtest captures and hides
-    // for a passing test.
-    let notice = format!(
-        "\n==================================================================\n\
-         SKIPPED: python_client: {} is missing.\n\
-         \x20        Run scripts/setup-python.sh to test the official client.\n\
-         ==================================================================\n\n",
-        python.display()
-    );
-    let _ = std::io::stderr().write_all(notice.as_bytes());
-    None
 }
 
 /// Runs the check script and returns its stdout, killing it past [`PYTHON_DEADLINE`].
@@ -145,7 +122,12 @@ fn run_check(python: &Path, script: &Path, url: &str) -> String {
 #[tokio::test]
 async fn official_python_client_reads_features_metadata_and_typed_errors() {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let Some(python) = python(&root) else {
+    let Some(python) = support::venv_python(
+        "python_client",
+        ".venv",
+        &[],
+        "Run scripts/setup-python.sh to test the official client.",
+    ) else {
         return;
     };
     let mock = MockTecton::start(Config::default().virtual_clock(NOW))

@@ -6,10 +6,11 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
 
+mod support;
+
+/// The binary, run from a directory outside the repository.
 fn bin() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_tecton-sim"));
-    c.current_dir(std::env::temp_dir());
-    c
+    support::bin(&std::env::temp_dir())
 }
 
 /// Starts `serve --port 0` with stderr captured (not a terminal); returns it and its address.

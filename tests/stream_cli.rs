@@ -3,8 +3,11 @@
 
 use std::process::Command;
 
+mod support;
+
+/// The binary, run from a directory outside the repository.
 fn bin() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_tecton-sim"))
+    support::bin(&std::env::temp_dir())
 }
 
 fn temp(name: &str) -> std::path::PathBuf {

@@ -38,7 +38,7 @@ pub fn is_success_body(bytes: &[u8]) -> bool {
 
 /// What an error body says, when it is one of Tecton's: `requestError`'s type and message,
 /// every `recordErrors` message, or the feature server's `message`.
-pub fn error_message(bytes: &[u8]) -> Option<String> {
+pub(crate) fn error_message(bytes: &[u8]) -> Option<String> {
     let Ok(Json::Object(top)) = serde_json::from_slice::<Json>(bytes) else {
         return None;
     };

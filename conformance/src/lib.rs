@@ -53,8 +53,6 @@
 //! # }
 //! ```
 
-#![warn(unreachable_pub, clippy::match_wildcard_for_single_variants)]
-
 pub mod answer;
 pub mod chaos;
 pub mod checks;

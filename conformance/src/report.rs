@@ -24,7 +24,7 @@ pub fn suite_report(run: &SuiteRun, deny_warnings: bool) -> SuiteReport {
 }
 
 /// The report of one scenario run.
-pub fn scenario_report(r: &ScenarioResult, deny_warnings: bool) -> ScenarioReport {
+pub(crate) fn scenario_report(r: &ScenarioResult, deny_warnings: bool) -> ScenarioReport {
     match &r.run {
         Ok(run) => ScenarioReport {
             name: r.scenario.clone(),

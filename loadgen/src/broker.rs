@@ -28,7 +28,7 @@ use crate::records::Record;
 use crate::run::Sender;
 
 /// A producer to every partition of one topic.
-pub struct Producer {
+pub(crate) struct Producer {
     topic: String,
     partitions: Vec<Arc<PartitionClient>>,
     timeout: Duration,
@@ -56,16 +56,16 @@ pub struct BrokerError {
 impl Producer {
     /// Connects to `bootstrap`, creates `topic` (one partition) when it does not exist, and
     /// opens a client per partition. Each produce call is bounded by `timeout`.
-    pub async fn connect(
+    pub(crate) async fn connect(
         bootstrap: &str,
         topic: &str,
         timeout: Duration,
     ) -> Result<Producer, BrokerError> {
         let fail = |message: String| BrokerError {
-            bootstrap: bootstrap.to_string(),
+            bootstrap: bootstrap.to_owned(),
             message,
         };
-        let client = ClientBuilder::new(vec![bootstrap.to_string()])
+        let client = ClientBuilder::new(vec![bootstrap.to_owned()])
             .client_id("tecton-sim-load")
             .backoff_config(BackoffConfig {
                 deadline: Some(timeout),
@@ -104,14 +104,14 @@ impl Producer {
             clients.push(Arc::new(pc));
         }
         Ok(Producer {
-            topic: topic.to_string(),
+            topic: topic.to_owned(),
             partitions: clients,
             timeout,
         })
     }
 
     /// Partitions of the topic.
-    pub fn partition_count(&self) -> usize {
+    pub(crate) fn partition_count(&self) -> usize {
         self.partitions.len()
     }
 
@@ -146,7 +146,8 @@ fn fnv1a(bytes: &[u8]) -> u64 {
 }
 
 /// One batch, split by partition.
-pub struct Produce {
+#[derive(Debug)]
+pub(crate) struct Produce {
     groups: Vec<(Arc<PartitionClient>, Vec<KafkaRecord>)>,
 }
 
@@ -200,7 +201,7 @@ impl Sender for Producer {
                     match call.await {
                         Ok(Ok(_offsets)) => {}
                         Ok(Err(e)) => failure = failure.or(Some(error_kind(&e))),
-                        Err(_) => failure = failure.or(Some("kafka_client".to_string())),
+                        Err(_) => failure = failure.or(Some("kafka_client".to_owned())),
                     }
                 }
                 failure

@@ -40,7 +40,7 @@ pub struct Burst {
 }
 
 /// Largest rate accepted, records per second.
-pub const MAX_RATE: f64 = 10_000_000.0;
+pub(crate) const MAX_RATE: f64 = 10_000_000.0;
 
 impl Shape {
     /// Reads `1000`, `100..5000` or `100,500,1000`.
@@ -237,7 +237,7 @@ impl Plan {
     }
 
     /// When record `k` (from 0) is due, from the run's start; `None` past the last record.
-    pub fn due(&self, k: u64) -> Option<Duration> {
+    pub(crate) fn due(&self, k: u64) -> Option<Duration> {
         if k >= self.total {
             return None;
         }

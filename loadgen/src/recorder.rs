@@ -33,7 +33,7 @@ fn ms(us: u64) -> f64 {
 }
 
 /// Percentiles of a latency histogram, in milliseconds (zeros when empty).
-pub fn latency_ms(h: &Histogram<u64>) -> LatencyMs {
+pub(crate) fn latency_ms(h: &Histogram<u64>) -> LatencyMs {
     if h.is_empty() {
         return LatencyMs::default();
     }
@@ -47,7 +47,7 @@ pub fn latency_ms(h: &Histogram<u64>) -> LatencyMs {
 }
 
 /// Percentiles of a freshness histogram, in milliseconds; `None` when empty.
-pub fn freshness_ms(h: &Histogram<u64>) -> Option<FreshnessMs> {
+pub(crate) fn freshness_ms(h: &Histogram<u64>) -> Option<FreshnessMs> {
     (!h.is_empty()).then(|| FreshnessMs {
         p50: ms(h.value_at_quantile(0.5)),
         p90: ms(h.value_at_quantile(0.9)),
@@ -58,7 +58,7 @@ pub fn freshness_ms(h: &Histogram<u64>) -> Option<FreshnessMs> {
 
 /// How one request ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Outcome {
+pub(crate) enum Outcome {
     /// Acknowledged.
     Ok,
     /// Failed: an HTTP status (`"429"`) or a kind (`"timeout"`, `"connect"`, `"reset"`).
@@ -142,7 +142,7 @@ impl Recorder {
 
     /// A request carrying `records` ended: `corrected` is measured from its intended start,
     /// `uncorrected` from its actual start.
-    pub fn completed(
+    pub(crate) fn completed(
         &mut self,
         records: u64,
         corrected: Duration,

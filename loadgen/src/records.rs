@@ -13,7 +13,7 @@ use serde_json::{Map, Value};
 use crate::rng::Rng;
 
 /// A record: the fields of one event.
-pub type Record = Map<String, Value>;
+pub(crate) type Record = Map<String, Value>;
 
 /// How generated records look.
 #[derive(Debug, Clone, PartialEq)]
@@ -46,7 +46,7 @@ impl Default for EventSpec {
 }
 
 /// Largest number of distinct users (the Zipf table holds one number per user).
-pub const MAX_USERS: u64 = 10_000_000;
+pub(crate) const MAX_USERS: u64 = 10_000_000;
 
 /// Why a record source could not be set up.
 #[derive(Debug, thiserror::Error)]
@@ -95,7 +95,7 @@ impl RecordSource {
     }
 
     /// The records of a JSONL file (blank lines skipped).
-    pub fn file(path: &Path) -> Result<Self, RecordsError> {
+    pub(crate) fn file(path: &Path) -> Result<Self, RecordsError> {
         let shown = path.display().to_string();
         let text = std::fs::read_to_string(path).map_err(|source| RecordsError::Read {
             path: shown.clone(),
@@ -131,7 +131,7 @@ impl RecordSource {
     }
 
     /// The next record, for an event due at `due_ns` (Unix ns).
-    pub fn next(&mut self, due_ns: i64) -> Record {
+    pub(crate) fn next(&mut self, due_ns: i64) -> Record {
         match self {
             RecordSource::Generated(g) => g.next(due_ns),
             RecordSource::File { records, next } => {
@@ -156,7 +156,7 @@ pub struct Generator {
 
 impl Generator {
     /// A generator for `spec`, drawing from `seed`.
-    pub fn new(spec: EventSpec, seed: u64) -> Result<Self, RecordsError> {
+    pub(crate) fn new(spec: EventSpec, seed: u64) -> Result<Self, RecordsError> {
         if spec.users == 0 || spec.users > MAX_USERS {
             return Err(RecordsError::Invalid(format!(
                 "users must be between 1 and {MAX_USERS}"
@@ -212,7 +212,7 @@ impl Generator {
     }
 
     /// The next event, due at `due_ns`.
-    pub fn next(&mut self, due_ns: i64) -> Record {
+    pub(crate) fn next(&mut self, due_ns: i64) -> Record {
         let user = self.user();
         let merchant = self.rng.range(0, self.spec.merchants - 1);
         // Exponential amounts: many small purchases, a few large ones.

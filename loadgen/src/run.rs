@@ -155,7 +155,7 @@ pub async fn run_http(
 }
 
 /// Runs `spec` producing to a real Kafka-protocol broker through `producer`.
-pub async fn run_broker(
+pub(crate) async fn run_broker(
     spec: &RunSpec,
     producer: Arc<crate::broker::Producer>,
     source: &mut RecordSource,
@@ -306,7 +306,7 @@ impl Sample {
                 Some(i) => out.push(i),
                 None if self.keys.len() < self.max => {
                     out.push(self.keys.len());
-                    self.keys.push(key.to_string());
+                    self.keys.push(key.to_owned());
                 }
                 None => {}
             }

@@ -220,7 +220,7 @@ pub async fn run_point(setup: &Setup, pattern: Pattern, plan: Plan) -> Result<Me
 }
 
 /// `POST /_mock/reset`: empty stores, journal and stream state, so each point starts alike.
-pub async fn reset(admin: &reqwest::Client, url: &str) -> Result<(), LoadError> {
+pub(crate) async fn reset(admin: &reqwest::Client, url: &str) -> Result<(), LoadError> {
     let resp = admin
         .post(format!("{url}/_mock/reset"))
         .send()

@@ -298,7 +298,7 @@ impl JournalReader {
         let handled = Duration::from_micros(e["duration_us"].as_u64().unwrap_or(0));
         if status != 200 {
             let cause = if status == 0 {
-                "reset".to_string()
+                "reset".to_owned()
             } else {
                 status.to_string()
             };

@@ -43,7 +43,7 @@ pub enum Target {
 
 /// One request, ready to go.
 #[derive(Debug)]
-pub struct Request {
+pub(crate) struct Request {
     /// Full URL.
     pub url: String,
     /// JSON body.
@@ -52,7 +52,7 @@ pub struct Request {
 
 impl Target {
     /// The request that carries `records`, due at `due_ns` (Unix ns).
-    pub fn request(&self, records: Vec<Record>, due_ns: i64) -> Request {
+    pub(crate) fn request(&self, records: Vec<Record>, due_ns: i64) -> Request {
         // Written straight into one buffer: no intermediate JSON tree per request.
         let mut buf = Vec::with_capacity(64 + 192 * records.len());
         match self {
@@ -100,7 +100,7 @@ impl Target {
 
     /// The HTTP client for this target: a pool of up to `connections` kept-alive
     /// connections, each request bounded by `timeout`.
-    pub fn client(&self, connections: usize, timeout: Duration) -> Http {
+    pub(crate) fn client(&self, connections: usize, timeout: Duration) -> Http {
         let mut connector = HttpConnector::new();
         connector.set_nodelay(true);
         let client = Client::builder(TokioExecutor::new())
@@ -128,7 +128,7 @@ fn write_json<T: serde::Serialize + ?Sized>(buf: &mut Vec<u8>, v: &T) {
 
 /// A pooled HTTP/1.1 client with the target's headers and a per-request timeout.
 #[derive(Clone, Debug)]
-pub struct Http {
+pub(crate) struct Http {
     client: Client<HttpConnector, Full<Bytes>>,
     auth: Option<HeaderValue>,
     timeout: Duration,
@@ -142,7 +142,7 @@ enum Failure {
 impl Http {
     /// Sends one request and says how it ended. The body is read to the end so that the
     /// connection goes back to the pool.
-    pub async fn send(&self, req: Request) -> Outcome {
+    pub(crate) async fn send(&self, req: Request) -> Outcome {
         let uri = match req.url.parse::<Uri>() {
             Ok(uri) => uri,
             Err(_) => return Outcome::Failed("bad_url".into()),

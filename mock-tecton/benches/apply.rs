@@ -140,7 +140,7 @@ fn main() {
         })
         .collect();
     let editor = state
-        .repo
+        .repo()
         .account_for_key("demo-editor-key")
         .expect("demo editor")
         .clone();
@@ -169,7 +169,7 @@ fn main() {
             .map(|batch| applier.apply(batch).events)
             .sum::<usize>()
     });
-    let stats = state.online.stats();
+    let stats = state.online().stats();
     println!("fill: {n} events (1,000 users x 3 days, every 10 minutes), one thread");
     let json_rate = show(
         "ingest::handle_body (JSON, 1,000 records/body)",
@@ -256,14 +256,14 @@ fn simulated_day() {
     let mut n = 0u64;
     for sec in 0..minutes * 60 {
         let now = start + sec * SECOND;
-        state.clock.set(now);
+        state.clock().set(now);
         let batch = traffic(now, per_second, users, &mut n);
         let (applied, w, c) = timed(|| applier.apply(batch).events);
         total += applied;
         wall += w;
         cpu += c;
     }
-    let stats = state.online.stats();
+    let stats = state.online().stats();
     println!(
         "simulated {minutes} min at {per_second} records/s over {users} users: {total} events"
     );

@@ -107,7 +107,7 @@ async fn run_variant(label: &str, repo: Repository, secs: u64, rate: u64) {
 fn populate(mock: &MockTecton) -> usize {
     let state = mock.state();
     let account = state
-        .repo
+        .repo()
         .account_for_key("demo-editor-key")
         .expect("demo editor key");
     let start = NOW - DAYS * 86_400 * SECOND;
@@ -202,14 +202,14 @@ fn check_answer(mock: &MockTecton, body: &str) {
 fn serve_once(mock: &MockTecton, body: &str) -> Json {
     let state = mock.state();
     let account = state
-        .repo
+        .repo()
         .account_for_key("demo-consumer-key")
         .expect("demo consumer key");
     let parsed: Json = serde_json::from_str(body).expect("valid body");
     let ctx = ServingContext {
-        repo: &state.repo,
-        online: &state.online,
-        now: state.clock.now(),
+        repo: state.repo(),
+        online: state.online(),
+        now: state.clock().now(),
     };
     serving::handle(&ctx, account, Endpoint::GetFeatures, &parsed, None).expect("served")
 }

@@ -85,7 +85,7 @@ async fn run(secs: u64, connections: usize) {
             .unwrap_or_default()
     };
     let n = latencies.len() as f64;
-    let journal = mock.state().journal.counters();
+    let journal = mock.state().journal().counters();
     println!(
         "ingest_throughput: {connections} connections, {secs}s, 10 records/request, journal on"
     );

@@ -21,7 +21,7 @@ use crate::store::OnlineEntry;
 type AppState = State<Arc<MockState>>;
 
 /// The admin routes, to be nested under `/_mock`.
-pub fn routes() -> Router<Arc<MockState>> {
+pub(crate) fn routes() -> Router<Arc<MockState>> {
     Router::new()
         .route("/health", get(health))
         .route("/reset", post(reset))
@@ -102,7 +102,7 @@ async fn health(State(s): AppState) -> Json<Json_> {
 
 /// Status, version, and what each store holds: counts and estimated bytes, so a long run can
 /// watch memory level off. Each store reports its own section.
-pub fn health_body(s: &MockState) -> Json_ {
+pub(crate) fn health_body(s: &MockState) -> Json_ {
     let counters = s.journal.counters();
     let journal = s.journal.footprint();
     let offline = s.offline.stats();

@@ -236,7 +236,7 @@ pub const STREAM_TRIGGER_SOURCE_FIRST: bool = true;
 /// start so that the first served aggregate is complete. The mock stores and aggregates every
 /// event whatever its time, and instead nulls every aggregate feature (count included) while
 /// the request time is before the start (TIME_INTERVAL: while `fl(t)` is), online and offline
-/// alike ([`crate::engine::SeriesSpec::before_start`]).
+/// alike (`crate::engine::SeriesSpec::before_start`).
 pub fn attribute_row_kept(feature_start_time: Option<i64>, ts: i64) -> bool {
     feature_start_time.is_none_or(|fst| ts >= fst)
 }
@@ -272,7 +272,19 @@ pub fn batch_schedule(view: &crate::repo::FeatureView) -> i64 {
             },
             None,
         ) => *iv,
-        _ => crate::duration::DAY,
+        (
+            ViewKind::Attributes { .. }
+            | ViewKind::Aggregates {
+                mode: StreamProcessingMode::Continuous,
+                ..
+            }
+            | ViewKind::Aggregates {
+                mode: StreamProcessingMode::TimeInterval,
+                aggregation_interval: None,
+                ..
+            },
+            None,
+        ) => crate::duration::DAY,
     }
 }
 

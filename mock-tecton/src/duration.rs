@@ -7,11 +7,11 @@
 use std::fmt;
 
 /// Nanoseconds in one second.
-pub const SECOND: i64 = 1_000_000_000;
+pub(crate) const SECOND: i64 = 1_000_000_000;
 /// Nanoseconds in one minute.
 pub const MINUTE: i64 = 60 * SECOND;
 /// Nanoseconds in one hour.
-pub const HOUR: i64 = 60 * MINUTE;
+pub(crate) const HOUR: i64 = 60 * MINUTE;
 /// Nanoseconds in one day.
 pub const DAY: i64 = 24 * HOUR;
 
@@ -68,7 +68,7 @@ pub fn parse(input: &str) -> Result<i64, DurationError> {
 
 /// A duration printed the way Tecton prints it in feature names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Human(pub i64);
+pub(crate) struct Human(pub i64);
 
 impl fmt::Display for Human {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

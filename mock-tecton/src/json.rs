@@ -11,7 +11,7 @@ use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Value};
 
 /// Parses `bytes` as one JSON value, refusing duplicate object keys and invalid UTF-8.
-pub fn parse_strict(bytes: &[u8]) -> Result<Value, String> {
+pub(crate) fn parse_strict(bytes: &[u8]) -> Result<Value, String> {
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Err("the request body is empty; expected a JSON object".into());
     }

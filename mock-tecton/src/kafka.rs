@@ -1,7 +1,7 @@
 //! Consuming stream sources from a real Kafka-protocol broker (`serve --kafka-bootstrap`).
 //!
 //! One task per (topic, partition) of every stream source's topic fetches records in offset
-//! order and hands each record's value, untouched, to a [`TopicLog`] (the stream engine's topic
+//! order and hands each record's value, untouched, to a `TopicLog` (the stream engine's topic
 //! log), with the partition, the record's timestamp and its broker offset. The consumer never
 //! judges a record: schema checks happen in the log, so a record that does not match is counted
 //! and journaled there and the consumer moves on. The consumer only stops with the mock.
@@ -29,7 +29,7 @@ use tokio::task::JoinSet;
 use crate::state::MockState;
 
 /// Where the consumer puts records: the topic log of the stream engine.
-pub trait TopicLog: Send + Sync + 'static {
+pub(crate) trait TopicLog: Send + Sync + 'static {
     /// Appends one record's value as consumed from `topic`/`partition` at `broker_offset`;
     /// `produced_at_ns` is the record's timestamp (ns since the epoch). An error is counted and
     /// the consumer goes on with the next record.
@@ -45,7 +45,7 @@ pub trait TopicLog: Send + Sync + 'static {
 
 /// Why a consumed record was not appended.
 #[derive(Debug, thiserror::Error)]
-pub enum AppendError {
+pub(crate) enum AppendError {
     /// The mock the consumer feeds has stopped.
     #[error("the mock has stopped")]
     Stopped,
@@ -233,7 +233,7 @@ impl KafkaStatus {
 
 /// A running consumer; dropping it stops every reader.
 #[derive(Debug)]
-pub struct KafkaConsumer {
+pub(crate) struct KafkaConsumer {
     status: Arc<KafkaStatus>,
     task: tokio::task::JoinHandle<()>,
 }
@@ -241,13 +241,17 @@ pub struct KafkaConsumer {
 impl KafkaConsumer {
     /// Starts consuming the status's topics into `log` in the background (on the current
     /// runtime), reporting to `status`.
-    pub fn spawn(config: KafkaConfig, status: Arc<KafkaStatus>, log: Arc<dyn TopicLog>) -> Self {
+    pub(crate) fn spawn(
+        config: KafkaConfig,
+        status: Arc<KafkaStatus>,
+        log: Arc<dyn TopicLog>,
+    ) -> Self {
         let task = tokio::spawn(run(config, log, status.clone()));
         KafkaConsumer { status, task }
     }
 
     /// The consumer's progress.
-    pub fn status(&self) -> &Arc<KafkaStatus> {
+    pub(crate) fn status(&self) -> &Arc<KafkaStatus> {
         &self.status
     }
 }

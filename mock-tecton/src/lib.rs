@@ -18,15 +18,15 @@
 //!
 //! Modules are named after Tecton's domain: [`repo`] (feature repository), [`schema`] (types,
 //! timestamps, record validation), [`ingest`] (Stream Ingest API), [`store`] (online and
-//! offline stores), [`engine`] (aggregations), [`clock`], [`journal`], [`admin`] (the
+//! offline stores), [`engine`] (aggregations), [`clock`], [`journal`], `admin` (the
 //! `/_mock/` API), [`stream`] (topics and the micro-batch engine of the Kafka + Spark pattern),
 //! [`batch`] (batch sources, backfill and batch materialization jobs).
 //! [`decisions`] holds every choice made where Tecton's behaviour is unknown.
 
-pub mod admin;
+mod admin;
 pub mod batch;
 pub mod clock;
-pub mod config;
+mod config;
 pub mod consistency;
 pub mod decisions;
 pub mod duration;
@@ -37,7 +37,7 @@ pub mod faults;
 pub mod fuzz;
 pub mod ingest;
 pub mod journal;
-pub mod json;
+mod json;
 pub mod kafka;
 pub mod profile;
 mod rejection;
@@ -53,6 +53,11 @@ pub mod stream;
 #[cfg(feature = "wiremock")]
 pub mod wiremock;
 
+// The types most users name; everything else lives in its domain module.
 pub use config::{Config, Retention};
+pub use faults::{FaultAction, FaultRule, FaultSet};
+pub use journal::Entry;
 pub use repo::Repository;
+pub use schema::Value;
 pub use server::MockTecton;
+pub use state::MockState;

@@ -174,7 +174,7 @@ impl TectonProfile {
 
 /// A log-normal latency distribution given by its median and 99th percentile.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub struct LatencyDistribution {
+pub(crate) struct LatencyDistribution {
     mu: f64,
     sigma: f64,
 }
@@ -184,7 +184,7 @@ const Z99: f64 = 2.326_347_874;
 
 impl LatencyDistribution {
     /// The log-normal whose p50 and p99 are these (ms).
-    pub fn from_percentiles(p50_ms: f64, p99_ms: f64) -> Self {
+    pub(crate) fn from_percentiles(p50_ms: f64, p99_ms: f64) -> Self {
         let p50 = p50_ms.max(f64::MIN_POSITIVE);
         LatencyDistribution {
             mu: p50.ln(),
@@ -193,12 +193,12 @@ impl LatencyDistribution {
     }
 
     /// The latency (ms) at standard-normal score `z`.
-    pub fn at_z(&self, z: f64) -> f64 {
+    pub(crate) fn at_z(&self, z: f64) -> f64 {
         (self.mu + self.sigma * z).exp()
     }
 
     /// A latency (ms) from a 64-bit random draw (Box–Muller over two derived uniforms).
-    pub fn sample(&self, draw: u64) -> f64 {
+    pub(crate) fn sample(&self, draw: u64) -> f64 {
         let u1 = unit(mix(draw, 1, 0));
         let u2 = unit(mix(draw, 2, 0));
         let z = (-2.0 * (1.0 - u1).ln()).sqrt() * (std::f64::consts::TAU * u2).cos();
@@ -214,14 +214,14 @@ fn unit(r: u64) -> f64 {
 /// Ingest latency by record count: Tecton's figures for 1 and 10 records, linear in between and
 /// held at the ends.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub struct IngestLatency {
+pub(crate) struct IngestLatency {
     one: (f64, f64),
     ten: (f64, f64),
 }
 
 impl IngestLatency {
     /// From the profile's four figures.
-    pub fn new(profile: &TectonProfile) -> Self {
+    pub(crate) fn new(profile: &TectonProfile) -> Self {
         IngestLatency {
             one: (profile.ingest_one_p50_ms, profile.ingest_one_p99_ms),
             ten: (profile.ingest_ten_p50_ms, profile.ingest_ten_p99_ms),
@@ -229,7 +229,7 @@ impl IngestLatency {
     }
 
     /// The distribution for a request carrying `records` records.
-    pub fn for_records(&self, records: usize) -> LatencyDistribution {
+    pub(crate) fn for_records(&self, records: usize) -> LatencyDistribution {
         let t = (records.clamp(1, 10) - 1) as f64 / 9.0;
         let lerp = |a: f64, b: f64| a + (b - a) * t;
         LatencyDistribution::from_percentiles(
@@ -243,7 +243,7 @@ impl IngestLatency {
 /// may run at most `burst` ahead of that rate. Times are ns since the limiter's start, given by
 /// the caller so tests can drive it on their own timeline.
 #[derive(Debug)]
-pub struct RateLimiter {
+pub(crate) struct RateLimiter {
     /// ns per unit at the current rate, as `f64` bits.
     interval_ns: AtomicU64,
     /// The theoretical arrival time of the next unit, ns.
@@ -253,7 +253,7 @@ pub struct RateLimiter {
 
 impl RateLimiter {
     /// `rate` units/s with `burst_s` seconds of burst.
-    pub fn new(rate: f64, burst_s: f64) -> Self {
+    pub(crate) fn new(rate: f64, burst_s: f64) -> Self {
         RateLimiter {
             interval_ns: AtomicU64::new((1e9 / rate).to_bits()),
             tat: AtomicU64::new(0),
@@ -262,18 +262,18 @@ impl RateLimiter {
     }
 
     /// The current rate, units/s.
-    pub fn rate(&self) -> f64 {
+    pub(crate) fn rate(&self) -> f64 {
         1e9 / f64::from_bits(self.interval_ns.load(Ordering::Relaxed))
     }
 
     /// Changes the rate (the burst allowance, in seconds, stays).
-    pub fn set_rate(&self, rate: f64) {
+    pub(crate) fn set_rate(&self, rate: f64) {
         self.interval_ns
             .store((1e9 / rate).to_bits(), Ordering::Relaxed);
     }
 
     /// Takes `units` at `now_ns` if the rate allows; a refused request takes nothing.
-    pub fn try_acquire(&self, units: u64, now_ns: u64) -> bool {
+    pub(crate) fn try_acquire(&self, units: u64, now_ns: u64) -> bool {
         let interval = f64::from_bits(self.interval_ns.load(Ordering::Relaxed));
         let cost = (units as f64 * interval).round() as u64;
         // The burst allowance in ns at this rate; a request larger than it passes only when
@@ -301,7 +301,7 @@ impl RateLimiter {
 /// capacity becomes the period's demand (admitted or not) divided by the target utilization,
 /// never below the floor. A rate that climbs within a period meets the old capacity.
 #[derive(Debug)]
-pub struct ScalingLimiter {
+pub(crate) struct ScalingLimiter {
     limiter: RateLimiter,
     floor: f64,
     target_utilization: f64,
@@ -312,7 +312,7 @@ pub struct ScalingLimiter {
 
 impl ScalingLimiter {
     /// Starts at `floor` units/s.
-    pub fn new(floor: f64, burst_s: f64, period_s: f64, target_utilization: f64) -> Self {
+    pub(crate) fn new(floor: f64, burst_s: f64, period_s: f64, target_utilization: f64) -> Self {
         ScalingLimiter {
             limiter: RateLimiter::new(floor, burst_s),
             floor,
@@ -324,12 +324,12 @@ impl ScalingLimiter {
     }
 
     /// The current capacity, units/s.
-    pub fn capacity(&self) -> f64 {
+    pub(crate) fn capacity(&self) -> f64 {
         self.limiter.rate()
     }
 
     /// Counts `units` of demand at `now_ns` and admits them if capacity allows.
-    pub fn admit(&self, units: u64, now_ns: u64) -> bool {
+    pub(crate) fn admit(&self, units: u64, now_ns: u64) -> bool {
         let start = self.window_start.load(Ordering::Acquire);
         if now_ns >= start.saturating_add(self.period_ns)
             && self
@@ -620,7 +620,7 @@ mod tests {
             )
             .collect();
         assert_eq!(kinds.iter().filter(|k| *k == "latency").count(), 10);
-        assert_eq!(kinds[10..], vec!["status 429".to_string(); 5][..]);
+        assert_eq!(kinds[10..], vec!["status 429".to_owned(); 5][..]);
         let first = Profile::new(knobs.clone()).decide_at(Traffic::Ingest { records: 1 }, 0);
         let again = Profile::new(knobs).decide_at(Traffic::Ingest { records: 1 }, 0);
         assert_eq!(first, again);

@@ -2,7 +2,7 @@
 //! (join keys, timestamp) rows, computed from the offline log as Tecton's training-data queries
 //! compute them.
 //!
-//! Aggregates follow the window rules of [`crate::engine`] over every logged event, duplicates
+//! Aggregates follow the window rules of `crate::engine` over every logged event, duplicates
 //! and events from before feature_start_time included; every aggregate is null while the spine
 //! time is before the start. An entity with no events gets the empty-window values (count 0,
 //! lists `[]`). Attributes take the row with the latest *event time* at or before the spine
@@ -198,7 +198,8 @@ fn point_in_time(
                     .collect(),
             }
         }
-        _ => Vec::new(),
+        // A view's data always has its kind; a mismatch has no rows.
+        (ViewKind::Aggregates { .. } | ViewKind::Attributes { .. }, _) => Vec::new(),
     }
 }
 

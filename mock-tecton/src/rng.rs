@@ -14,18 +14,18 @@
 //! ```
 
 /// The generator's increment (the golden ratio in 64-bit fixed point).
-pub const GAMMA: u64 = 0x9e37_79b9_7f4a_7c15;
+pub(crate) const GAMMA: u64 = 0x9e37_79b9_7f4a_7c15;
 
 /// SplitMix64's output function: a bijective avalanche of 64 bits (every input bit flips about
 /// half the output bits). Useful alone to turn structured numbers into well-spread ones.
-pub fn mix64(mut z: u64) -> u64 {
+pub(crate) fn mix64(mut z: u64) -> u64 {
     z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
     z ^ (z >> 31)
 }
 
 /// 64 random bits as a uniform float in `[0, 1)` (the top 53 bits fill the mantissa exactly).
-pub fn unit_f64(bits: u64) -> f64 {
+pub(crate) fn unit_f64(bits: u64) -> f64 {
     (bits >> 11) as f64 / (1u64 << 53) as f64
 }
 

@@ -15,33 +15,33 @@ use crate::store::{OfflineLog, OnlineStore};
 #[derive(Debug)]
 pub struct MockState {
     /// The feature repository.
-    pub repo: Repository,
+    pub(crate) repo: Repository,
     /// Source-to-view routing.
-    pub plan: IngestPlan,
+    pub(crate) plan: IngestPlan,
     /// Now.
-    pub clock: Clock,
+    pub(crate) clock: Clock,
     /// Every exchange.
-    pub journal: Journal,
+    pub(crate) journal: Journal,
     /// What the feature server reads.
-    pub online: OnlineStore,
+    pub(crate) online: OnlineStore,
     /// Every logged record.
-    pub offline: OfflineLog,
+    pub(crate) offline: OfflineLog,
     /// Next record sequence number.
-    pub record_seq: AtomicU64,
+    pub(crate) record_seq: AtomicU64,
     /// Per-source record limit.
-    pub records_per_source: usize,
+    pub(crate) records_per_source: usize,
     /// Body size limit.
-    pub max_body_bytes: usize,
+    pub(crate) max_body_bytes: usize,
     /// Installed fault rules.
-    pub faults: FaultEngine,
+    pub(crate) faults: FaultEngine,
     /// Tecton's latency and capacity, when the profile is on.
-    pub profile: Option<Profile>,
+    pub(crate) profile: Option<Profile>,
     /// Topics and micro-batch queries of the stream sources.
-    pub streams: crate::stream::Streams,
+    pub(crate) streams: crate::stream::Streams,
     /// The Kafka consumer's progress, when consuming from a broker.
-    pub kafka: Option<std::sync::Arc<crate::kafka::KafkaStatus>>,
+    pub(crate) kafka: Option<std::sync::Arc<crate::kafka::KafkaStatus>>,
     /// Batch sources and batch materialization jobs.
-    pub batch: crate::batch::Batches,
+    pub(crate) batch: crate::batch::Batches,
 }
 
 impl MockState {
@@ -75,6 +75,51 @@ impl MockState {
             batch: crate::batch::Batches::new(&repo),
             repo,
         }
+    }
+
+    /// The feature repository.
+    pub fn repo(&self) -> &Repository {
+        &self.repo
+    }
+
+    /// The mock's clock: now, and moving it when virtual.
+    pub fn clock(&self) -> &Clock {
+        &self.clock
+    }
+
+    /// Every exchange, in arrival order.
+    pub fn journal(&self) -> &Journal {
+        &self.journal
+    }
+
+    /// What the feature server reads.
+    pub fn online(&self) -> &OnlineStore {
+        &self.online
+    }
+
+    /// Every logged record: the offline store.
+    pub fn offline(&self) -> &OfflineLog {
+        &self.offline
+    }
+
+    /// The next record sequence number (how many records were logged since the last reset).
+    pub fn record_seq(&self) -> u64 {
+        self.record_seq.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Tecton's latency and capacity, when the profile is on.
+    pub fn profile(&self) -> Option<&Profile> {
+        self.profile.as_ref()
+    }
+
+    /// A push source's index by name (the index the offline store and the journal use).
+    pub fn push_source_index(&self, name: &str) -> Option<usize> {
+        self.plan.source_index(name)
+    }
+
+    /// Topics and micro-batch queries of the stream sources.
+    pub fn streams(&self) -> &crate::stream::Streams {
+        &self.streams
     }
 
     /// The ingest path's view of the state.

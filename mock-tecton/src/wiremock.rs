@@ -211,7 +211,7 @@ impl Respond for IngestResponder {
         let path = request.url.path();
         match route(path) {
             Some(api @ Api::Ingest(_)) => template(self.tecton.answer(&api, request)),
-            _ => template(unknown_path(request)),
+            Some(Api::Serving { .. }) | None => template(unknown_path(request)),
         }
     }
 }
@@ -235,7 +235,7 @@ impl Respond for FeaturesResponder {
     fn respond(&self, request: &Request) -> ResponseTemplate {
         match route(request.url.path()) {
             Some(api @ Api::Serving { .. }) => template(self.tecton.answer(&api, request)),
-            _ => template(unknown_path(request)),
+            Some(Api::Ingest(_)) | None => template(unknown_path(request)),
         }
     }
 }
@@ -316,7 +316,7 @@ fn route(path: &str) -> Option<Api> {
                     endpoint,
                     target: Some(((*workspace).to_owned(), (*service).to_owned())),
                 }),
-                _ => None,
+                Endpoint::QueryFeatures | Endpoint::ServiceState => None,
             }
         }
         _ => None,

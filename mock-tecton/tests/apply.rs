@@ -32,7 +32,7 @@ fn records() -> Vec<serde_json::Value> {
 fn applied_events_reach_the_stores_as_ingested_records_do() {
     let (http, applied) = (state(), state());
     let account = http
-        .repo
+        .repo()
         .account_for_key("demo-editor-key")
         .unwrap()
         .clone();
@@ -46,7 +46,7 @@ fn applied_events_reach_the_stores_as_ingested_records_do() {
         )
         .unwrap();
     }
-    let schema = &applied.repo.push_sources[0].schema;
+    let schema = &applied.repo().push_sources[0].schema;
     let events: Vec<Event> = records()
         .iter()
         .map(|r| {
@@ -57,16 +57,16 @@ fn applied_events_reach_the_stores_as_ingested_records_do() {
     let done = applied.apply_events("transactions", events).unwrap();
     assert_eq!((done.events, done.skipped), (30, 0));
 
-    for view in 0..http.repo.feature_views.len() {
+    for view in 0..http.repo().feature_views.len() {
         assert_eq!(
-            format!("{:?}", http.online.dump(view)),
-            format!("{:?}", applied.online.dump(view)),
+            format!("{:?}", http.online().dump(view)),
+            format!("{:?}", applied.online().dump(view)),
             "view {view}"
         );
     }
     let (a, b) = (
-        http.offline.rows(0).unwrap(),
-        applied.offline.rows(0).unwrap(),
+        http.offline().rows(0).unwrap(),
+        applied.offline().rows(0).unwrap(),
     );
     assert_eq!(a.len(), 30);
     for (x, y) in a.iter().zip(&b) {
@@ -74,7 +74,7 @@ fn applied_events_reach_the_stores_as_ingested_records_do() {
         assert_eq!(y.request, NO_REQUEST);
     }
     assert!(
-        applied.journal.entries(0, usize::MAX).is_empty(),
+        applied.journal().entries(0, usize::MAX).is_empty(),
         "no exchange"
     );
 }
@@ -101,7 +101,7 @@ fn malformed_events_are_skipped_and_counted_and_unknown_sources_refused() {
         )
         .unwrap();
     assert_eq!((done.events, done.skipped), (1, 2));
-    assert_eq!(state.offline.rows(0).unwrap().len(), 1);
+    assert_eq!(state.offline().rows(0).unwrap().len(), 1);
     assert_eq!(
         state.applier("nope").unwrap_err(),
         UnknownSource("nope".into())

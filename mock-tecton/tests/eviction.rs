@@ -43,7 +43,7 @@ fn event(user: &str, id: &str, amt: f64, ts: i64) -> Event {
 }
 
 fn stored_events(state: &MockState, view: usize, user: &str) -> Option<usize> {
-    match state.online.get(view, &key(user))? {
+    match state.online().get(view, &key(user))? {
         OnlineEntry::Aggregates(series) => Some(series.len()),
         OnlineEntry::Attributes(_) => None,
     }
@@ -53,7 +53,7 @@ fn stored_events(state: &MockState, view: usize, user: &str) -> Option<usize> {
 fn an_event_at_the_oldest_servable_edge_stays_and_one_a_microsecond_older_goes() {
     let state = state();
     for view in [TOTALS, COUNTS] {
-        let spec = state.online.spec(view).unwrap().clone();
+        let spec = state.online().spec(view).unwrap().clone();
         // Longest window + one fine tile: 3d + 5 min, and 1d + the 10-minute interval.
         let reach = if view == TOTALS {
             3 * DAY + 5 * MINUTE
@@ -61,7 +61,7 @@ fn an_event_at_the_oldest_servable_edge_stays_and_one_a_microsecond_older_goes()
             DAY + 10 * MINUTE
         };
         assert_eq!(spec.reach(), reach);
-        let edge = state.clock.now() - reach;
+        let edge = state.clock().now() - reach;
         let (at_edge, older) = (format!("edge{view}"), format!("older{view}"));
         let applied = state
             .apply_events(
@@ -81,12 +81,12 @@ fn an_event_at_the_oldest_servable_edge_stays_and_one_a_microsecond_older_goes()
         assert_eq!(stored_events(&state, view, &older), None, "view {view}");
 
         // One microsecond later the edge has moved past the first event too.
-        state.clock.advance(MICROSECOND);
-        state.online.evict(state.clock.now());
+        state.clock().advance(MICROSECOND);
+        state.online().evict(state.clock().now());
         assert_eq!(stored_events(&state, view, &at_edge), None, "view {view}");
     }
     // Both events of each view reached the offline log.
-    assert_eq!(state.offline.rows(0).unwrap().len(), 4);
+    assert_eq!(state.offline().rows(0).unwrap().len(), 4);
 }
 
 #[tokio::test]
@@ -97,13 +97,13 @@ async fn a_late_event_older_than_every_window_is_logged_offline_and_not_kept_onl
     let (status, _) = h.ingest("demo-editor-key", &body).await;
     assert_eq!(status, 200);
     let state = h.mock.state();
-    let rows = state.offline.rows(0).unwrap();
+    let rows = state.offline().rows(0).unwrap();
     assert_eq!(rows.len(), 1, "logged offline");
     assert_eq!(stored_events(state, TOTALS, "late"), None);
     assert_eq!(stored_events(state, COUNTS, "late"), None);
     // The attribute view still serves it: its TTL reaches back 30 days.
     assert!(matches!(
-        state.online.get(LAST, &key("late")),
+        state.online().get(LAST, &key("late")),
         Some(OnlineEntry::Attributes(row)) if row.values[0] == Value::Float(7.0)
     ));
     let health = h.admin("/health").await;
@@ -120,20 +120,20 @@ fn an_attribute_row_goes_when_its_ttl_no_longer_serves_it() {
     state
         .apply_events("transactions", vec![event("u1", "a", 1.0, ts)])
         .unwrap();
-    assert!(state.online.get(LAST, &key("u1")).is_some());
+    assert!(state.online().get(LAST, &key("u1")).is_some());
     // Served while now < ts + ttl: at exactly ts + ttl it is gone.
-    state.clock.set(ts + ttl - 1);
-    state.online.evict(state.clock.now());
-    assert!(state.online.get(LAST, &key("u1")).is_some());
-    state.clock.set(ts + ttl);
-    state.online.evict(state.clock.now());
-    assert!(state.online.get(LAST, &key("u1")).is_none());
+    state.clock().set(ts + ttl - 1);
+    state.online().evict(state.clock().now());
+    assert!(state.online().get(LAST, &key("u1")).is_some());
+    state.clock().set(ts + ttl);
+    state.online().evict(state.clock().now());
+    assert!(state.online().get(LAST, &key("u1")).is_none());
     // A row pushed already expired is logged but not kept.
     state
         .apply_events("transactions", vec![event("u2", "b", 1.0, NOW - 2 * ttl)])
         .unwrap();
-    assert!(state.online.get(LAST, &key("u2")).is_none());
-    assert_eq!(state.offline.rows(0).unwrap().len(), 2);
+    assert!(state.online().get(LAST, &key("u2")).is_none());
+    assert_eq!(state.offline().rows(0).unwrap().len(), 2);
 }
 
 /// Six simulated days, one event per user every 20 minutes, the clock moving with them and no
@@ -146,7 +146,7 @@ fn memory_levels_off_as_the_clock_moves_and_online_still_equals_offline() {
     let steps = 6 * 24 * 3;
     let mut peak_after_warmup = 0;
     for step in 0..steps {
-        let now = state.clock.advance(20 * MINUTE);
+        let now = state.clock().advance(20 * MINUTE);
         let events = users.iter().enumerate().map(|(u, user)| {
             event(
                 user,
@@ -157,10 +157,10 @@ fn memory_levels_off_as_the_clock_moves_and_online_still_equals_offline() {
         });
         state.apply_events("transactions", events).unwrap();
         if step >= 4 * 24 * 3 {
-            peak_after_warmup = peak_after_warmup.max(state.online.stats().events);
+            peak_after_warmup = peak_after_warmup.max(state.online().stats().events);
         }
     }
-    let stats = state.online.stats();
+    let stats = state.online().stats();
     assert_eq!(stats.entities, 3 * users.len(), "every user in every view");
     // 3d + 5 min of 20-minute events in the CONTINUOUS view, 1d + 10 min in the other, plus the
     // events of one sweep interval (1/64 of each reach: at most 4 and 2 per user).
@@ -169,11 +169,11 @@ fn memory_levels_off_as_the_clock_moves_and_online_still_equals_offline() {
             as usize;
     assert!(peak_after_warmup <= bound, "{peak_after_warmup} > {bound}");
     assert!(stats.estimated_bytes > 0);
-    assert_eq!(state.offline.rows(0).unwrap().len(), steps * users.len());
+    assert_eq!(state.offline().rows(0).unwrap().len(), steps * users.len());
 
     // The live (bounded) store serves at now what point-in-time retrieval over the whole
     // offline log gives.
-    let now = state.clock.now();
+    let now = state.clock().now();
     let points: Vec<SpineRow> = users
         .iter()
         .map(|u| SpineRow {
@@ -181,13 +181,13 @@ fn memory_levels_off_as_the_clock_moves_and_online_still_equals_offline() {
             timestamp: now,
         })
         .collect();
-    let fs = state.repo.feature_service("fraud_detection").unwrap();
-    let features = served_features(&state.repo, fs);
+    let fs = state.repo().feature_service("fraud_detection").unwrap();
+    let features = served_features(state.repo(), fs);
     let offline = offline_features(&state, &features, &points).unwrap();
     for (point, off) in points.iter().zip(&offline) {
         let on = online_vector(
-            &state.repo,
-            &state.online,
+            state.repo(),
+            state.online(),
             &features,
             &point.join_keys,
             point.timestamp,

@@ -157,10 +157,10 @@ fn arb_body() -> impl Strategy<Value = (Dialect, String)> {
 
 /// What a mock holds after a request, comparable across two mocks.
 fn stores(state: &MockState) -> String {
-    let online: Vec<String> = (0..state.repo.feature_views.len())
-        .map(|v| format!("{:?}", state.online.dump(v)))
+    let online: Vec<String> = (0..state.repo().feature_views.len())
+        .map(|v| format!("{:?}", state.online().dump(v)))
         .collect();
-    format!("{online:?}\n{:?}", state.offline.rows(0).unwrap())
+    format!("{online:?}\n{:?}", state.offline().rows(0).unwrap())
 }
 
 proptest! {
@@ -169,7 +169,7 @@ proptest! {
     #[test]
     fn the_fast_path_answers_as_the_full_path(bodies in prop::collection::vec(arb_body(), 1..4)) {
         let (fast, full) = (state(), state());
-        let account = fast.repo.account_for_key("demo-editor-key").unwrap().clone();
+        let account = fast.repo().account_for_key("demo-editor-key").unwrap().clone();
         for (i, (dialect, body)) in bodies.iter().enumerate() {
             let answer = |state: &MockState, slow: bool| {
                 let mut ctx = state.ingest_context(i as u64);
@@ -196,7 +196,7 @@ proptest! {
 fn valid_bodies_take_the_fast_path() {
     let state = state();
     let account = state
-        .repo
+        .repo()
         .account_for_key("demo-editor-key")
         .unwrap()
         .clone();
@@ -206,7 +206,7 @@ fn valid_bodies_take_the_fast_path() {
     let bad = body.replace("1.5", "\"1.5\"");
     assert!(handle_fast(&ctx, &account, Dialect::V1, bad.as_bytes()).is_none());
     assert_eq!(
-        state.offline.rows(0).unwrap().len(),
+        state.offline().rows(0).unwrap().len(),
         1,
         "the refused body wrote nothing"
     );

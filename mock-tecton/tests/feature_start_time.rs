@@ -35,13 +35,13 @@ fn push(state: &MockState, user: &str, x: f64, ts: i64) {
 
 /// `feature -> value` online (as get-features answers) and offline at `t`.
 fn both(state: &MockState, user: &str, t: i64) -> Vec<(String, Value, Value)> {
-    let fs = state.repo.feature_service("all").unwrap();
-    let features = served_features(&state.repo, fs);
+    let fs = state.repo().feature_service("all").unwrap();
+    let features = served_features(state.repo(), fs);
     let keys: Map<String, serde_json::Value> =
         [("user_id".to_owned(), json!(user))].into_iter().collect();
     let online = online_vector(
-        &state.repo,
-        &state.online,
+        state.repo(),
+        state.online(),
         &features,
         &keys,
         t,

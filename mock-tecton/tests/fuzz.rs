@@ -66,9 +66,9 @@ fn ingest_requests_get_tecton_errors_or_round_trip_to_the_offline_store() {
     let state = demo_state();
     let mut accepted = 0;
     run::<IngestCase, _>("ingest", |seed, case| {
-        let before = state.offline.rows(0).map_err(|e| e.to_string())?.len();
+        let before = state.offline().rows(0).map_err(|e| e.to_string())?.len();
         check_ingest(&state, case, seed)?;
-        accepted += usize::from(state.offline.rows(0).map_err(|e| e.to_string())?.len() > before);
+        accepted += usize::from(state.offline().rows(0).map_err(|e| e.to_string())?.len() > before);
         Ok(())
     });
     // The generator must reach the write path, or the round-trip property proves nothing.

@@ -78,7 +78,7 @@ fn demo_state() -> MockState {
 }
 
 fn run(state: &MockState, bytes: &[u8]) -> Result<(), IngestError> {
-    let account = state.repo.account_for_key("demo-editor-key").unwrap();
+    let account = state.repo().account_for_key("demo-editor-key").unwrap();
     handle_body(&state.ingest_context(0), account, Dialect::V1, bytes).map(|_| ())
 }
 
@@ -165,18 +165,18 @@ proptest! {
             prop_assert!(run(&state, &bytes).is_ok());
             sent.extend(batch_records.iter().enumerate().map(|(i, (user, amt, _))| (format!("b{b}r{i}"), *user, *amt)));
         }
-        let rows = state.offline.rows(0).unwrap();
+        let rows = state.offline().rows(0).unwrap();
         let logged: Vec<String> = rows.iter().map(|r| match &r.values[1] {
             mock_tecton::schema::Value::String(s) => s.clone(),
             other => panic!("transaction_id is a string, got {other:?}"),
         }).collect();
         let expected: Vec<String> = sent.iter().map(|(id, _, _)| id.clone()).collect();
         prop_assert_eq!(logged, expected);
-        let attr_view = state.repo.feature_views.iter().position(|v| v.name == "user_last_transaction").unwrap();
+        let attr_view = state.repo().feature_views.iter().position(|v| v.name == "user_last_transaction").unwrap();
         for user in 0..5u8 {
             let last = sent.iter().rev().find(|(_, u, _)| *u == user);
             let key = mock_tecton::store::EntityKey(vec![mock_tecton::store::KeyPart::Str(format!("u{user}"))]);
-            match (last, state.online.get(attr_view, &key)) {
+            match (last, state.online().get(attr_view, &key)) {
                 (None, None) => {}
                 (Some((_, _, amt)), Some(OnlineEntry::Attributes(row))) => {
                     prop_assert_eq!(&row.values[0], &mock_tecton::schema::Value::Float(*amt));

@@ -103,7 +103,7 @@ async fn a_200_is_visible_to_every_reader_before_and_after_the_flush() {
         "2024-05-31T23:30:00.123456789Z"
     );
 
-    h.mock.state().offline.flush().unwrap();
+    h.mock.state().offline().flush().unwrap();
     let files = parquet_files(&dir);
     let dates: Vec<String> = files
         .iter()
@@ -172,7 +172,7 @@ async fn reset_empties_the_data_dir_too() {
     let h = start(config(&dir, usize::MAX)).await;
     let (status, _) = h.ingest(EDITOR, &batch(false, records("t"))).await;
     assert_eq!(status, 200);
-    h.mock.state().offline.flush().unwrap();
+    h.mock.state().offline().flush().unwrap();
     let (status, _) = h.ingest(EDITOR, &batch(false, records("u"))).await;
     assert_eq!(status, 200);
     assert_eq!(parquet_files(&dir).len(), 3);
@@ -204,7 +204,7 @@ async fn reset_empties_the_data_dir_too() {
         )
         .await;
     assert_eq!(status, 200);
-    h.mock.state().offline.flush().unwrap();
+    h.mock.state().offline().flush().unwrap();
     assert_eq!(parquet_files(&dir).len(), 1);
     let rows = h.mock.offline_rows("transactions").unwrap();
     assert_eq!((rows.len(), rows[0].seq), (1, 0));
@@ -222,7 +222,7 @@ async fn kept_data_is_flushed_at_shutdown_and_a_used_dir_is_refused() {
     let state = h.mock.state().clone();
     h.mock.shutdown().await;
     assert_eq!(parquet_files(&dir).len(), 3, "shutdown wrote the tail");
-    assert_eq!(state.offline.stats().rows_on_disk, 4);
+    assert_eq!(state.offline().stats().rows_on_disk, 4);
     drop(state);
     assert_eq!(parquet_files(&dir).len(), 3, "kept after the mock is gone");
 
@@ -238,8 +238,8 @@ async fn the_default_temporary_directory_goes_with_the_mock() {
     let h = start(Config::default().virtual_clock(NOW)).await;
     let (status, _) = h.ingest(EDITOR, &batch(false, records("t"))).await;
     assert_eq!(status, 200);
-    h.mock.state().offline.flush().unwrap();
-    let root = h.mock.state().offline.data_dir().to_path_buf();
+    h.mock.state().offline().flush().unwrap();
+    let root = h.mock.state().offline().data_dir().to_path_buf();
     assert!(root.starts_with(std::env::temp_dir()));
     assert_eq!(parquet_files(&root).len(), 3);
     h.mock.shutdown().await;
@@ -255,7 +255,7 @@ async fn a_failing_disk_shows_in_health_and_loses_no_acknowledged_row() {
     std::fs::write(&source_dir, b"in the way").unwrap();
     let (status, _) = h.ingest(EDITOR, &batch(false, records("t"))).await;
     assert_eq!(status, 200);
-    assert!(h.mock.state().offline.flush().is_err());
+    assert!(h.mock.state().offline().flush().is_err());
 
     let health = h.admin("/health").await;
     assert_eq!(health["status"], "degraded", "{health}");
@@ -284,7 +284,7 @@ async fn a_failing_disk_shows_in_health_and_loses_no_acknowledged_row() {
 
     // The disk recovers; the next flush (here by hand, otherwise the timer) writes them once.
     std::fs::remove_file(&source_dir).unwrap();
-    h.mock.state().offline.flush().unwrap();
+    h.mock.state().offline().flush().unwrap();
     let health = h.admin("/health").await;
     assert_eq!(health["status"], "ok");
     assert_eq!(health["offline"]["rows_on_disk"], 4);

@@ -168,14 +168,14 @@ async fn the_raw_mock_stays_the_default() {
     assert_eq!(status, 200);
     assert!(took < Duration::from_secs(2));
     assert!(h.mock.journal().iter().all(|e| e.fault.is_none()));
-    assert!(h.mock.state().profile.is_none());
+    assert!(h.mock.state().profile().is_none());
 }
 
 #[tokio::test]
 async fn the_profile_gives_micro_batches_their_spark_overhead_unless_set() {
     let h = start(profiled(TectonProfile::default())).await;
     assert_eq!(
-        h.mock.state().streams.config().batch_overhead,
+        h.mock.state().streams().config().batch_overhead,
         Duration::from_millis(800)
     );
     let own = mock_tecton::stream::StreamConfig {
@@ -184,7 +184,7 @@ async fn the_profile_gives_micro_batches_their_spark_overhead_unless_set() {
     };
     let h = start(profiled(TectonProfile::default()).stream(own)).await;
     assert_eq!(
-        h.mock.state().streams.config().batch_overhead,
+        h.mock.state().streams().config().batch_overhead,
         Duration::from_millis(50)
     );
 }

@@ -89,13 +89,13 @@ async fn a_time_interval_view_materializes_at_its_30_second_trigger() {
     let mock = start().await;
     let view = |name: &str| {
         mock.state()
-            .repo
+            .repo()
             .feature_views
             .iter()
             .position(|v| v.name == name)
             .expect("view")
     };
-    let events = |name: &str| match mock.state().online.get(view(name), &key("u1")) {
+    let events = |name: &str| match mock.state().online().get(view(name), &key("u1")) {
         Some(mock_tecton::store::OnlineEntry::Aggregates(s)) => s.len(),
         Some(mock_tecton::store::OnlineEntry::Attributes(_)) => 1,
         None => 0,
@@ -169,7 +169,7 @@ async fn start_with(stream: mock_tecton::stream::StreamConfig) -> MockTecton {
 }
 
 fn batches(mock: &MockTecton) -> u64 {
-    mock.state().streams.totals(0).batches
+    mock.state().streams().totals(0).batches
 }
 
 #[tokio::test]
@@ -205,27 +205,27 @@ async fn batch_overhead_delays_servability_and_shows_in_freshness() {
     .expect("produce");
     let view = mock
         .state()
-        .repo
+        .repo()
         .feature_views
         .iter()
         .position(|v| v.name == "user_last_transaction")
         .expect("view");
     assert!(
-        mock.state().online.get(view, &key("u1")).is_none(),
+        mock.state().online().get(view, &key("u1")).is_none(),
         "not servable before the overhead"
     );
     mock.advance_clock(799_000_000);
-    assert!(mock.state().online.get(view, &key("u1")).is_none());
+    assert!(mock.state().online().get(view, &key("u1")).is_none());
     mock.advance_clock(1_000_000);
     assert!(
-        mock.state().online.get(view, &key("u1")).is_some(),
+        mock.state().online().get(view, &key("u1")).is_some(),
         "servable at start + 800 ms"
     );
-    let f = mock.state().streams.freshness(0);
+    let f = mock.state().streams().freshness(0);
     assert_eq!(f.count(), 3);
     assert_eq!(f.quantile_ms(1.0).map(|v| v.round()), Some(800.0));
     // The overhead also holds the next batch back: Spark runs one batch at a time.
-    let progress = mock.state().streams.progress(&mock.state().repo, 0, 10);
+    let progress = mock.state().streams().progress(mock.state().repo(), 0, 10);
     assert_eq!(
         progress["queries"][0]["lastProgress"]["durationMs"]["triggerExecution"],
         800
@@ -243,7 +243,7 @@ async fn a_source_trigger_interval_in_the_repository_replaces_the_default() {
     let mock = MockTecton::start(Config::new(repo).virtual_clock(ns))
         .await
         .expect("start");
-    let summary = mock.state().streams.summary(&mock.state().repo);
+    let summary = mock.state().streams().summary(mock.state().repo());
     for q in summary["streams"][0]["queries"]
         .as_array()
         .expect("queries")
@@ -272,7 +272,7 @@ async fn invalid_and_duplicate_records_never_stop_the_stream_and_are_reported() 
         .await
         .expect("send");
     assert_eq!(r.status(), 200);
-    let totals = mock.state().streams.totals(0);
+    let totals = mock.state().streams().totals(0);
     // Each of the three views judges every record.
     assert_eq!(totals.dropped, [0, 3, 3]);
     assert_eq!(totals.rows_written, 6);
@@ -315,8 +315,8 @@ async fn invalid_and_duplicate_records_never_stop_the_stream_and_are_reported() 
     // The offline store holds every valid record, the duplicate too (the batch source keeps it).
     let offline = mock
         .state()
-        .offline
-        .rows(mock.state().repo.push_sources.len())
+        .offline()
+        .rows(mock.state().repo().push_sources.len())
         .expect("offline rows");
     assert_eq!(offline.len(), 3);
 
@@ -351,13 +351,13 @@ async fn the_wall_clock_driver_materializes_without_clock_moves() {
         .expect("produce");
     let view = mock
         .state()
-        .repo
+        .repo()
         .feature_views
         .iter()
         .position(|v| v.name == "user_last_transaction")
         .expect("view");
     for _ in 0..100 {
-        if mock.state().online.get(view, &key("u1")).is_some() {
+        if mock.state().online().get(view, &key("u1")).is_some() {
             return;
         }
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;

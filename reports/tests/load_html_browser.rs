@@ -189,7 +189,7 @@ fn report_html_draws_the_four_plots_in_chromium() {
     let dom = String::from_utf8(run_chromium(
         &browser,
         profile.path(),
-        &["--dump-dom".to_string()],
+        &["--dump-dom".to_owned()],
         &page,
     ))
     .unwrap();

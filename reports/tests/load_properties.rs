@@ -103,7 +103,7 @@ fn point() -> impl Strategy<Value = RunPoint> {
             )| {
                 let mut errors = BTreeMap::new();
                 if errs > 0 {
-                    errors.insert("429".to_string(), errs);
+                    errors.insert("429".to_owned(), errs);
                 }
                 RunPoint {
                     pattern,

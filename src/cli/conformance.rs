@@ -23,7 +23,7 @@ use reports::conformance::SuiteReport;
 mod chaos;
 
 /// The environment variable naming a scenarios directory when `--scenarios` is not given.
-pub const SCENARIOS_ENV: &str = "TECTON_SIM_SCENARIOS";
+pub(crate) const SCENARIOS_ENV: &str = "TECTON_SIM_SCENARIOS";
 
 /// Evidence lines shown per check in the end-of-run summary.
 const SUMMARY_EVIDENCE: usize = 3;
@@ -32,7 +32,7 @@ const SUMMARY_RUNS: usize = 6;
 
 /// Arguments of `conformance`.
 #[derive(Args, Debug)]
-pub struct ConformanceArgs {
+pub(crate) struct ConformanceArgs {
     /// The sink under test: a shell command speaking sink protocol v1 (run as `sh -c`).
     #[arg(
         long,
@@ -144,7 +144,9 @@ fn scenarios_dir(flag: Option<&Path>) -> Option<PathBuf> {
 }
 
 /// Loads the built-in scenarios plus those of the directory in effect.
-pub fn load_scenarios(flag: Option<&Path>) -> anyhow::Result<Vec<Result<Scenario, ScenarioError>>> {
+pub(crate) fn load_scenarios(
+    flag: Option<&Path>,
+) -> anyhow::Result<Vec<Result<Scenario, ScenarioError>>> {
     let dir = scenarios_dir(flag);
     load_builtin(dir.as_deref()).map_err(|e| match (flag, &dir) {
         (None, Some(_)) => anyhow::anyhow!("{e} (from ${SCENARIOS_ENV})"),
@@ -153,7 +155,7 @@ pub fn load_scenarios(flag: Option<&Path>) -> anyhow::Result<Vec<Result<Scenario
 }
 
 /// Runs the suite and writes the reports.
-pub fn run(args: ConformanceArgs) -> anyhow::Result<ExitCode> {
+pub(crate) fn run(args: ConformanceArgs) -> anyhow::Result<ExitCode> {
     if let Some(n) = args.chaos {
         return chaos::run(&args, n);
     }

@@ -13,7 +13,7 @@ use super::features::{in_process, read_spine, remote, service_name, write_out, D
 
 /// Output formats of `consistency`.
 #[derive(Clone, Copy, ValueEnum)]
-pub enum ReportFormat {
+pub(crate) enum ReportFormat {
     /// The report as JSON.
     Json,
     /// The report as Markdown.
@@ -22,7 +22,7 @@ pub enum ReportFormat {
 
 /// Arrival rules of `consistency` (besides `--arrival-field`).
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum ArrivalRule {
+pub(crate) enum ArrivalRule {
     /// An event arrives at its event time, or at the previous event's arrival when later.
     EventTime,
     /// An event arrives when the mock acknowledged it (needs --url).
@@ -31,7 +31,7 @@ pub enum ArrivalRule {
 
 /// Arguments of `consistency`.
 #[derive(Args)]
-pub struct ConsistencyArgs {
+pub(crate) struct ConsistencyArgs {
     #[command(flatten)]
     data: DataSource,
     /// JSON Lines of points: join keys and a timestamp.
@@ -59,7 +59,7 @@ pub struct ConsistencyArgs {
 }
 
 /// Runs `consistency`; exits 1 when online and offline differ.
-pub fn run(args: ConsistencyArgs) -> anyhow::Result<ExitCode> {
+pub(crate) fn run(args: ConsistencyArgs) -> anyhow::Result<ExitCode> {
     let (points_json, points) = read_spine(&args.points, &args.data.timestamp_field)?;
     let report: ConsistencyReport = if let Some(url) = &args.data.url {
         let mut body = json!({"spine": points_json, "timestamp_field": args.data.timestamp_field, "max_rows": args.max_rows});

@@ -23,7 +23,7 @@ use super::load::LoadCommand;
 
 /// Arguments of `demo`.
 #[derive(Args)]
-pub struct DemoArgs {
+pub(crate) struct DemoArgs {
     /// Length of each load point of the sweep.
     #[arg(long, default_value = "3s")]
     duration: String,
@@ -57,7 +57,7 @@ enum Load {
 }
 
 /// Runs the demo.
-pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
+pub(crate) fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     let started = Instant::now();
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
 

@@ -16,7 +16,7 @@ use super::RepoSource;
 
 /// Where the features come from.
 #[derive(Args)]
-pub struct DataSource {
+pub(crate) struct DataSource {
     #[command(flatten)]
     pub(super) repo: RepoSource,
     /// A running mock to query (its admin API), e.g. http://127.0.0.1:8080.
@@ -167,7 +167,7 @@ pub(super) fn in_process(
     }
     // A replayed history is evaluated at past points: the online store keeps all of it.
     let state = MockState::new(&Config::new(repo).retention(mock_tecton::Retention::Everything));
-    let first = state.record_seq.load(std::sync::atomic::Ordering::Relaxed);
+    let first = state.record_seq();
     state
         .load_records(&workspace, &source, records)
         .map_err(|e| anyhow::anyhow!("{}: records refused: {}", path.display(), e.body()))?;

@@ -20,7 +20,7 @@ use super::RepoSource;
 
 /// `load` subcommands.
 #[derive(Subcommand)]
-pub enum LoadCommand {
+pub(crate) enum LoadCommand {
     /// One pattern at one rate shape (constant, ramp, steps, with an optional burst).
     Run(RunArgs),
     /// Several patterns at several constant rates, side by side.
@@ -50,7 +50,7 @@ impl From<PatternArg> for Pattern {
 
 /// Arguments of `load run`.
 #[derive(Args)]
-pub struct RunArgs {
+pub(crate) struct RunArgs {
     /// How records reach the features.
     #[arg(long, value_enum, default_value = "push")]
     pattern: PatternArg,
@@ -66,7 +66,7 @@ pub struct RunArgs {
 
 /// Arguments of `load sweep`.
 #[derive(Args)]
-pub struct SweepArgs {
+pub(crate) struct SweepArgs {
     /// Patterns to compare, comma-separated.
     #[arg(long, value_enum, value_delimiter = ',', default_value = "push,kafka")]
     patterns: Vec<PatternArg>,
@@ -181,7 +181,7 @@ struct CommonArgs {
 }
 
 /// Runs a `load` subcommand.
-pub fn run(cmd: LoadCommand) -> anyhow::Result<ExitCode> {
+pub(crate) fn run(cmd: LoadCommand) -> anyhow::Result<ExitCode> {
     let (points, common) = match cmd {
         LoadCommand::Run(a) => {
             let duration = plan::duration(&a.common.duration)?;
@@ -256,7 +256,7 @@ fn run_points(points: Vec<(Pattern, Plan)>, args: CommonArgs) -> anyhow::Result<
     let measured: anyhow::Result<Vec<RunPoint>> = runtime.block_on(async {
         let mock = match &args.url {
             Some(url) => {
-                setup.url = url.trim_end_matches('/').to_string();
+                setup.url = url.trim_end_matches('/').to_owned();
                 None
             }
             None => {
@@ -321,7 +321,7 @@ fn run_points(points: Vec<(Pattern, Plan)>, args: CommonArgs) -> anyhow::Result<
     });
     let report = LoadReport {
         schema_version: LOAD_SCHEMA_VERSION,
-        tool_version: env!("CARGO_PKG_VERSION").to_string(),
+        tool_version: env!("CARGO_PKG_VERSION").to_owned(),
         seed,
         profile: args.profile.clone(),
         started_at,
@@ -374,7 +374,7 @@ fn setup(args: &CommonArgs, repo: &Repository, seed: u64) -> anyhow::Result<Setu
         .stream_sources
         .iter()
         .find(|s| s.name == args.stream_source)
-        .map_or_else(|| "transactions".to_string(), |s| s.topic.clone());
+        .map_or_else(|| "transactions".to_owned(), |s| s.topic.clone());
     let mut setup = Setup::demo(String::new(), seed);
     setup.api_key.clone_from(&args.api_key);
     setup.workspace.clone_from(&args.workspace);
@@ -433,7 +433,7 @@ fn summary(p: &RunPoint) -> String {
     let errors: u64 = p.errors.values().sum();
     let fresh = p
         .freshness_ms
-        .map_or_else(|| "n/a".to_string(), |f| format!("{:.1} ms", f.p99));
+        .map_or_else(|| "n/a".to_owned(), |f| format!("{:.1} ms", f.p99));
     format!(
         "achieved {:.1}/s  latency p50 {:.2} p99 {:.2} ms (uncorrected p99 {:.2})  freshness p99 {}  errors {}  late {}",
         p.achieved_rate,

@@ -1,16 +1,16 @@
 //! One module per subcommand. Each exposes its clap arguments and a `run` that returns the
 //! process exit code; errors become `error: …` on stderr and exit code 2.
 
-pub mod conformance;
-pub mod consistency;
-pub mod demo;
-pub mod features;
-pub mod load;
-pub mod offline;
-pub mod repo;
-pub mod scenarios;
-pub mod serve;
-pub mod stream;
+pub(crate) mod conformance;
+pub(crate) mod consistency;
+pub(crate) mod demo;
+pub(crate) mod features;
+pub(crate) mod load;
+pub(crate) mod offline;
+pub(crate) mod repo;
+pub(crate) mod scenarios;
+pub(crate) mod serve;
+pub(crate) mod stream;
 
 use std::path::PathBuf;
 
@@ -19,7 +19,7 @@ use mock_tecton::Repository;
 
 /// `--config FILE`: the feature repository, or the embedded demo without it.
 #[derive(Args, Debug, Clone)]
-pub struct RepoSource {
+pub(crate) struct RepoSource {
     /// Feature repository TOML file (default: the embedded fraud demo).
     #[arg(long, short = 'c', value_name = "FILE")]
     pub config: Option<PathBuf>,
@@ -27,7 +27,7 @@ pub struct RepoSource {
 
 impl RepoSource {
     /// Loads and validates the repository.
-    pub fn load(&self) -> anyhow::Result<Repository> {
+    pub(crate) fn load(&self) -> anyhow::Result<Repository> {
         match &self.config {
             // The error lists every mistake with file:line:column, so print it as is.
             Some(path) => Repository::from_file(path).map_err(|e| anyhow::anyhow!("{e}")),
@@ -38,7 +38,7 @@ impl RepoSource {
 
 /// Structured logs to stderr; `RUST_LOG` overrides the `info` default (one line per request
 /// at `info`: `RUST_LOG=warn` silences them). Colours only when stderr is a terminal.
-pub fn init_tracing() {
+pub(crate) fn init_tracing() {
     use std::io::IsTerminal as _;
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));

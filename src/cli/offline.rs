@@ -12,7 +12,7 @@ use super::features::{in_process, read_spine, remote, service_name, write_out, D
 
 /// Output formats of `offline`.
 #[derive(Clone, Copy, ValueEnum)]
-pub enum RowFormat {
+pub(crate) enum RowFormat {
     /// One JSON object per line.
     Jsonl,
     /// Comma-separated values with a header row.
@@ -21,7 +21,7 @@ pub enum RowFormat {
 
 /// Arguments of `offline`.
 #[derive(Args)]
-pub struct OfflineArgs {
+pub(crate) struct OfflineArgs {
     #[command(flatten)]
     data: DataSource,
     /// JSON Lines of spine rows: join keys and a timestamp.
@@ -36,7 +36,7 @@ pub struct OfflineArgs {
 }
 
 /// Runs `offline`.
-pub fn run(args: OfflineArgs) -> anyhow::Result<ExitCode> {
+pub(crate) fn run(args: OfflineArgs) -> anyhow::Result<ExitCode> {
     let (spine_json, spine) = read_spine(&args.spine, &args.data.timestamp_field)?;
     let rows: Vec<Value> = if let Some(url) = &args.data.url {
         let mut body = json!({"spine": spine_json, "timestamp_field": args.data.timestamp_field});
@@ -55,10 +55,10 @@ pub fn run(args: OfflineArgs) -> anyhow::Result<ExitCode> {
         let service = service_name(&args.data, &repo)?;
         let (state, _) = in_process(repo, &args.data, None)?;
         let fs = state
-            .repo
+            .repo()
             .feature_service(&service)
             .with_context(|| format!("no feature service named `{service}`"))?;
-        let features = mock_tecton::serving::served_features(&state.repo, fs);
+        let features = mock_tecton::serving::served_features(state.repo(), fs);
         let values = mock_tecton::retrieval::offline_features(&state, &features, &spine)
             .map_err(|e| anyhow::anyhow!("{e}"))?;
         mock_tecton::retrieval::rows_to_json(&features, &spine, &values)

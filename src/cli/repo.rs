@@ -8,7 +8,7 @@ use super::RepoSource;
 
 /// `repo` subcommands.
 #[derive(Subcommand)]
-pub enum RepoCommand {
+pub(crate) enum RepoCommand {
     /// Validate a repository file and summarize it.
     Check(RepoSource),
     /// Print the embedded demo repository, a starting point for your own.
@@ -16,7 +16,7 @@ pub enum RepoCommand {
 }
 
 /// Runs a `repo` subcommand.
-pub fn run(cmd: RepoCommand) -> anyhow::Result<ExitCode> {
+pub(crate) fn run(cmd: RepoCommand) -> anyhow::Result<ExitCode> {
     match cmd {
         RepoCommand::ShowDefault => print!("{}", mock_tecton::repo::DEMO_TOML),
         RepoCommand::Check(src) => {

@@ -11,7 +11,7 @@ use super::conformance::load_scenarios;
 
 /// `scenarios` subcommands.
 #[derive(Subcommand, Debug)]
-pub enum ScenariosCommand {
+pub(crate) enum ScenariosCommand {
     /// List the scenarios a conformance run would use: the built-in ones plus a directory's.
     List(Dir),
     /// Print one scenario's file (a built-in one comes from the binary).
@@ -31,14 +31,14 @@ pub enum ScenariosCommand {
 
 /// `--scenarios DIR`, as for `conformance`.
 #[derive(Args, Debug)]
-pub struct Dir {
+pub(crate) struct Dir {
     /// Directory of scenario files added to the built-in ones (default: $TECTON_SIM_SCENARIOS).
     #[arg(long, value_name = "DIR")]
     scenarios: Option<PathBuf>,
 }
 
 /// Runs a `scenarios` subcommand.
-pub fn run(cmd: ScenariosCommand) -> anyhow::Result<ExitCode> {
+pub(crate) fn run(cmd: ScenariosCommand) -> anyhow::Result<ExitCode> {
     match cmd {
         ScenariosCommand::List(dir) => list(dir.scenarios.as_deref()),
         ScenariosCommand::Show { name, dir } => show(&name, dir.scenarios.as_deref()),

@@ -13,7 +13,7 @@ use super::RepoSource;
 
 /// Arguments of `serve`.
 #[derive(Args)]
-pub struct ServeArgs {
+pub(crate) struct ServeArgs {
     #[command(flatten)]
     repo: RepoSource,
     /// Port to listen on (0 picks a free one).
@@ -116,7 +116,7 @@ fn profile(args: &ServeArgs) -> anyhow::Result<Option<TectonProfile>> {
 
 /// Serves until Ctrl-C or SIGTERM, then lets in-flight requests finish and writes (with
 /// `--keep-data`) or deletes the offline store's files.
-pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
+pub(crate) fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     super::init_tracing();
     let mut config = Config::new(args.repo.load()?)
         .bind(SocketAddr::new(args.bind, args.port))
@@ -166,7 +166,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         println!("  admin:   GET  {}/_mock/health", mock.url());
         println!(
             "  offline: {}/offline ({})",
-            state.offline.data_dir().display(),
+            state.offline().data_dir().display(),
             if args.keep_data {
                 "kept at exit"
             } else {
@@ -184,14 +184,14 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
                 mock.url()
             ));
         }
-        if let Some(p) = &mock.state().profile {
+        if let Some(p) = &mock.state().profile() {
             banner(format!("  profile: tecton (seed {})", p.knobs().seed));
         }
         let signal = stop.recv().await?;
         tracing::info!("{signal} received; finishing in-flight requests");
         mock.shutdown().await;
         // Flushes (kept) or deletes (not kept) now, whoever else still holds the state.
-        tokio::task::spawn_blocking(move || state.offline.close())
+        tokio::task::spawn_blocking(move || state.offline().close())
             .await
             .context("closing the offline store")?;
         Ok(ExitCode::SUCCESS)

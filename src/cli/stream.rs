@@ -15,7 +15,7 @@ use super::RepoSource;
 
 /// `stream` subcommands.
 #[derive(Subcommand)]
-pub enum StreamCommand {
+pub(crate) enum StreamCommand {
     /// Run micro-batches from a JSON Lines file and print each batch's watermark, drops and writes.
     Replay(ReplayArgs),
     /// Run generated events through a topic and the micro-batch engine on the virtual clock.
@@ -24,7 +24,7 @@ pub enum StreamCommand {
 
 /// Arguments of `stream replay`.
 #[derive(Args)]
-pub struct ReplayArgs {
+pub(crate) struct ReplayArgs {
     #[command(flatten)]
     repo: RepoSource,
     /// The stream source (default: the repository's first).
@@ -40,7 +40,7 @@ pub struct ReplayArgs {
 
 /// Arguments of `stream simulate`.
 #[derive(Args)]
-pub struct SimulateArgs {
+pub(crate) struct SimulateArgs {
     #[command(flatten)]
     repo: RepoSource,
     /// The stream source (default: the repository's first).
@@ -84,7 +84,7 @@ pub struct SimulateArgs {
 }
 
 /// Parses a duration flag (`30s`, `800ms`, `0s`).
-pub fn duration_flag(flag: &str, text: &str) -> anyhow::Result<std::time::Duration> {
+pub(crate) fn duration_flag(flag: &str, text: &str) -> anyhow::Result<std::time::Duration> {
     let ns = mock_tecton::duration::parse(text).with_context(|| format!("--{flag}"))?;
     Ok(std::time::Duration::from_nanos(u64::try_from(ns).map_err(
         |_| anyhow::anyhow!("--{flag} must not be negative"),
@@ -92,7 +92,7 @@ pub fn duration_flag(flag: &str, text: &str) -> anyhow::Result<std::time::Durati
 }
 
 /// Runs a `stream` subcommand.
-pub fn run(cmd: StreamCommand) -> anyhow::Result<ExitCode> {
+pub(crate) fn run(cmd: StreamCommand) -> anyhow::Result<ExitCode> {
     match cmd {
         StreamCommand::Replay(args) => run_replay(args),
         StreamCommand::Simulate(args) => run_simulate(args),

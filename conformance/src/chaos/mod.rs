@@ -3,9 +3,9 @@
 //! written as a scenario file that replays the failure.
 //!
 //! Schedule `i` of a search from seed `S` is generated from seed `S + i` (see
-//! [`Schedule::from_seed`]) and run with that seed as the run's seed (`SINK_SEED`, the faults'
+//! `Schedule::from_seed`) and run with that seed as the run's seed (`SINK_SEED`, the faults'
 //! randomness), so `--chaos 1 --seed S+i` repeats it exactly, generation and search alike.
-//! Only fair schedules are generated (a well-behaved sink passes them, see [`schedule`]), so a
+//! Only fair schedules are generated (a well-behaved sink passes them, see `schedule`), so a
 //! failure is the sink's.
 //!
 //! ```no_run
@@ -22,8 +22,8 @@
 //! # }
 //! ```
 
-pub mod schedule;
-pub mod shrink;
+pub(crate) mod schedule;
+pub(crate) mod shrink;
 
 use std::path::{Path, PathBuf};
 
@@ -40,7 +40,7 @@ use crate::scenario::{Scenario, ScenarioError};
 pub const DEFAULT_SHRINK_RUNS: u32 = 60;
 
 /// The timing checks every chaos scenario lists (the core checks run anyway).
-pub const LISTED_CHECKS: [CheckId; 4] = [
+pub(crate) const LISTED_CHECKS: [CheckId; 4] = [
     CheckId::Backoff,
     CheckId::Jitter,
     CheckId::RetryAfter,
@@ -51,7 +51,7 @@ pub const LISTED_CHECKS: [CheckId; 4] = [
 /// runs hundreds of hangs, so a loaded machine's scheduling delay must not fail a good sink.
 /// Hangs are held three times the timeout, far past `timeout × 1.25 + 500 ms`, so a sink
 /// without a timeout is still seen.
-pub const TIMEOUT_SLACK_MS: i64 = 500;
+pub(crate) const TIMEOUT_SLACK_MS: i64 = 500;
 
 /// How a search runs.
 #[derive(Debug, Clone)]
@@ -168,7 +168,7 @@ impl ChaosRun {
 }
 
 /// The name of the scenario of schedule `seed`.
-pub fn scenario_name(seed: u64, minimal: bool) -> String {
+pub(crate) fn scenario_name(seed: u64, minimal: bool) -> String {
     if minimal {
         format!("chaos-seed{seed}-min")
     } else {
@@ -410,7 +410,11 @@ impl Schedule {
 
     /// The scenario that runs this schedule, built by parsing [`scenario_text`], so every
     /// schedule run is exactly what its file replays.
-    pub fn scenario(&self, name: &str, description: &str) -> Result<Scenario, ScenarioError> {
+    pub(crate) fn scenario(
+        &self,
+        name: &str,
+        description: &str,
+    ) -> Result<Scenario, ScenarioError> {
         let path = PathBuf::from(format!("{name}.toml"));
         let text = scenario_text(self, name, description).map_err(|message| ScenarioError {
             file: path.clone(),
@@ -495,7 +499,7 @@ struct ExpectDoc {
 
 /// The schedule as a scenario file (`name` only appears in errors: a scenario's name is its
 /// file stem). Fails only for a schedule that is not fair.
-pub fn scenario_text(s: &Schedule, name: &str, description: &str) -> Result<String, String> {
+pub(crate) fn scenario_text(s: &Schedule, name: &str, description: &str) -> Result<String, String> {
     let outcome = s
         .expected()
         .ok_or_else(|| format!("{name}: the schedule is not fair: {}", s.describe()))?;

@@ -52,7 +52,7 @@ pub struct Schedule {
 impl Schedule {
     /// The schedule generated from `seed`: [`Unstructured`] over bytes of the project's
     /// seeded generator, so the same seed gives the same schedule.
-    pub fn from_seed(seed: u64) -> Schedule {
+    pub(crate) fn from_seed(seed: u64) -> Schedule {
         let mut rng = SplitMix64::new(seed);
         let bytes: Vec<u8> = (0..SEED_BYTES / 8)
             .flat_map(|_| rng.next_u64().to_le_bytes())
@@ -64,7 +64,7 @@ impl Schedule {
     }
 
     /// No faults: 10 records, the default hints.
-    pub fn healthy() -> Schedule {
+    pub(crate) fn healthy() -> Schedule {
         Schedule {
             records: 10,
             keys: 2,
@@ -76,13 +76,13 @@ impl Schedule {
     }
 
     /// Requests a sink that batches as asked needs at the least.
-    pub fn batches(&self) -> u64 {
+    pub(crate) fn batches(&self) -> u64 {
         self.records.div_ceil(self.batch_size.max(1)) as u64
     }
 
     /// What a well-behaved sink must achieve under this schedule, or `None` when the schedule
     /// is not fair (see the module docs).
-    pub fn expected(&self) -> Option<ExpectedOutcome> {
+    pub(crate) fn expected(&self) -> Option<ExpectedOutcome> {
         if self.records == 0 || self.batch_size == 0 || self.keys == 0 {
             return None;
         }
@@ -134,7 +134,7 @@ impl Schedule {
 
     /// The longest a well-behaved sink should need, with room for the sink's backoff cap
     /// (2 s in the reference), a `Retry-After` and the fault's own delay for every fault.
-    pub fn wall_limit(&self) -> Duration {
+    pub(crate) fn wall_limit(&self) -> Duration {
         let faults = self
             .rules
             .iter()

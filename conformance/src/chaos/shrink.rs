@@ -16,7 +16,7 @@ use quickcheck::Arbitrary;
 use super::schedule::{fault_bound, rule_actions, Schedule, INGEST_PATH};
 
 /// The simpler versions of `s`, most aggressive first, each fair and different from `s`.
-pub fn candidates(s: &Schedule) -> Vec<Schedule> {
+pub(crate) fn candidates(s: &Schedule) -> Vec<Schedule> {
     let mut out: Vec<Schedule> = Vec::new();
     let mut push = |c: Schedule| {
         if c != *s && c.expected().is_some() && !out.contains(&c) {

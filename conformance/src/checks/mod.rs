@@ -3,7 +3,7 @@
 //! on and the evidence behind it (journal sequence numbers, record ids, timings).
 //!
 //! Check ids are defined once, in [`CheckId`]; tolerances of the timing checks once, in
-//! [`tolerance`]; what counts as retryable once, in [`crate::answer`] and [`Class`]. The [`CORE`] checks judge every scenario; scenarios add the timing checks and
+//! `tolerance`; what counts as retryable once, in [`crate::answer`] and [`Class`]. The [`CORE`] checks judge every scenario; scenarios add the timing checks and
 //! anything else they exercise.
 
 mod delivery;
@@ -11,7 +11,7 @@ mod observation;
 mod order;
 mod retry;
 mod timing;
-pub mod tolerance;
+pub(crate) mod tolerance;
 mod wire;
 
 use std::fmt;
@@ -27,7 +27,7 @@ pub use reports::conformance::{Evidence, Verdict};
 use serde::{Deserialize, Serialize};
 
 /// At most this many evidence lines per check; the rest are counted.
-pub const MAX_EVIDENCE: usize = 8;
+pub(crate) const MAX_EVIDENCE: usize = 8;
 
 /// Every check, by id.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -232,22 +232,25 @@ impl CheckResult {
     }
 
     /// A pass.
-    pub fn pass(id: CheckId, explanation: impl Into<String>) -> Self {
+    pub(crate) fn pass(id: CheckId, explanation: impl Into<String>) -> Self {
         Self::new(id, Verdict::Pass, explanation)
     }
 
     /// A failure.
-    pub fn fail(id: CheckId, explanation: impl Into<String>) -> Self {
+    pub(crate) fn fail(id: CheckId, explanation: impl Into<String>) -> Self {
         Self::new(id, Verdict::Fail, explanation)
     }
 
     /// A warning.
-    pub fn warn(id: CheckId, explanation: impl Into<String>) -> Self {
+    pub(crate) fn warn(id: CheckId, explanation: impl Into<String>) -> Self {
         Self::new(id, Verdict::Warn, explanation)
     }
 
     /// Adds evidence lines, keeping at most [`MAX_EVIDENCE`] and counting the rest.
-    pub fn with_evidence<E: Into<Evidence>>(mut self, lines: impl IntoIterator<Item = E>) -> Self {
+    pub(crate) fn with_evidence<E: Into<Evidence>>(
+        mut self,
+        lines: impl IntoIterator<Item = E>,
+    ) -> Self {
         let lines: Vec<Evidence> = lines.into_iter().map(Into::into).collect();
         let n = lines.len();
         self.evidence.extend(lines.into_iter().take(MAX_EVIDENCE));
@@ -284,7 +287,7 @@ pub fn judge(spec: &CheckSpec, obs: &Observation) -> CheckResult {
 }
 
 /// Runs every check of `specs`, in order.
-pub fn judge_all(specs: &[CheckSpec], obs: &Observation) -> Vec<CheckResult> {
+pub(crate) fn judge_all(specs: &[CheckSpec], obs: &Observation) -> Vec<CheckResult> {
     specs.iter().map(|s| judge(s, obs)).collect()
 }
 

@@ -76,7 +76,7 @@ pub enum FaultKind {
 
 impl FaultKind {
     /// The kind of the fault applied to an exchange, from the journal's structured action.
-    pub fn from_action(action: Option<&FaultAction>) -> FaultKind {
+    pub(crate) fn from_action(action: Option<&FaultAction>) -> FaultKind {
         match action {
             None | Some(FaultAction::Pass) => FaultKind::None,
             Some(FaultAction::Status {
@@ -118,7 +118,7 @@ pub enum Class {
 
 impl Class {
     /// Whether a sink should retry the records of such an exchange.
-    pub fn retryable(self) -> bool {
+    pub(crate) fn retryable(self) -> bool {
         matches!(
             self,
             Class::RetryableStatus | Class::Indefinite | Class::Unreadable
@@ -127,7 +127,7 @@ impl Class {
 
     /// Whether the sink cannot know if the records were written, so that a re-send (and the
     /// duplicate it may make) is allowed.
-    pub fn indefinite(self) -> bool {
+    pub(crate) fn indefinite(self) -> bool {
         matches!(self, Class::Indefinite | Class::Unreadable)
     }
 }
@@ -169,7 +169,7 @@ pub struct Exchange {
 
 impl Exchange {
     /// Parses a journal entry; `id_field` identifies records.
-    pub fn from_entry(e: &Entry, id_field: &str) -> Exchange {
+    pub(crate) fn from_entry(e: &Entry, id_field: &str) -> Exchange {
         let fault_kind = FaultKind::from_action(e.fault_action.as_ref());
         let body = if e.request_body.is_empty() {
             None
@@ -207,18 +207,18 @@ impl Exchange {
     }
 
     /// When the mock was done with it (arrival plus duration), ns since the epoch.
-    pub fn ended_ns(&self) -> i64 {
+    pub(crate) fn ended_ns(&self) -> i64 {
         self.arrived_ns
             .saturating_add(i64::try_from(self.duration.as_nanos()).unwrap_or(i64::MAX))
     }
 
     /// The ids it carried.
-    pub fn ids(&self) -> impl Iterator<Item = &str> {
+    pub(crate) fn ids(&self) -> impl Iterator<Item = &str> {
         self.records.iter().map(|r| r.id.as_str())
     }
 
     /// The sorted, de-duplicated set of ids it carried, as one key.
-    pub fn id_set(&self) -> Vec<String> {
+    pub(crate) fn id_set(&self) -> Vec<String> {
         let mut ids: Vec<String> = self.ids().map(str::to_owned).collect();
         ids.sort_unstable();
         ids.dedup();
@@ -226,7 +226,7 @@ impl Exchange {
     }
 
     /// Whether the request asked for `dry_run` (`dryRun`) true.
-    pub fn dry_run(&self) -> bool {
+    pub(crate) fn dry_run(&self) -> bool {
         let Some(Ok(Json::Object(top))) = &self.body else {
             return false;
         };
@@ -302,7 +302,11 @@ pub struct WrittenRow {
 
 impl WrittenRow {
     /// Reduces an offline row; `id_col` and `key_col` are the fields' schema positions.
-    pub fn from_offline(row: &OfflineRow, id_col: Option<usize>, key_col: Option<usize>) -> Self {
+    pub(crate) fn from_offline(
+        row: &OfflineRow,
+        id_col: Option<usize>,
+        key_col: Option<usize>,
+    ) -> Self {
         let text = |col: Option<usize>| match col.and_then(|c| row.values.get(c)) {
             Some(Value::String(s)) => s.clone(),
             Some(v) => v.to_plain_json().to_string(),
@@ -416,17 +420,17 @@ impl Observation {
     }
 
     /// The exchange with journal sequence number `seq`.
-    pub fn exchange(&self, seq: u64) -> Option<&Exchange> {
+    pub(crate) fn exchange(&self, seq: u64) -> Option<&Exchange> {
         self.exchanges.iter().find(|e| e.seq == seq)
     }
 
     /// Exchanges that carried at least one record.
-    pub fn with_records(&self) -> impl Iterator<Item = &Exchange> {
+    pub(crate) fn with_records(&self) -> impl Iterator<Item = &Exchange> {
         self.exchanges.iter().filter(|e| !e.records.is_empty())
     }
 
     /// Ids acknowledged by a 200 with Tecton's success body (dry runs excluded).
-    pub fn acked_ids(&self) -> HashSet<&str> {
+    pub(crate) fn acked_ids(&self) -> HashSet<&str> {
         self.exchanges
             .iter()
             .filter(|e| e.class == Class::Acked && !e.dry_run())
@@ -435,7 +439,7 @@ impl Observation {
     }
 
     /// For each id, the positions (in `exchanges`) of the exchanges that carried it.
-    pub fn sends_by_id(&self) -> HashMap<&str, Vec<usize>> {
+    pub(crate) fn sends_by_id(&self) -> HashMap<&str, Vec<usize>> {
         let mut map: HashMap<&str, Vec<usize>> = HashMap::new();
         for (i, e) in self.exchanges.iter().enumerate() {
             let mut seen = HashSet::new();
@@ -450,7 +454,7 @@ impl Observation {
 
     /// Chains: positions of exchanges carrying exactly the same non-empty set of ids, in
     /// arrival order; chains ordered by their first exchange.
-    pub fn chains(&self) -> Vec<Vec<usize>> {
+    pub(crate) fn chains(&self) -> Vec<Vec<usize>> {
         let mut by_set: BTreeMap<Vec<String>, Vec<usize>> = BTreeMap::new();
         for (i, e) in self.exchanges.iter().enumerate() {
             if !e.records.is_empty() {
@@ -463,13 +467,13 @@ impl Observation {
     }
 
     /// Milliseconds from the first exchange's arrival to `ns`.
-    pub fn rel_ms(&self, ns: i64) -> f64 {
+    pub(crate) fn rel_ms(&self, ns: i64) -> f64 {
         let t0 = self.exchanges.first().map_or(ns, |e| e.arrived_ns);
         (ns - t0) as f64 / 1e6
     }
 
     /// Evidence about an exchange: a line for people and its facts for machines.
-    pub fn describe(&self, e: &Exchange) -> Evidence {
+    pub(crate) fn describe(&self, e: &Exchange) -> Evidence {
         let status = match (e.status, e.outcome) {
             (s, Outcome::Responded) => format!("{s}"),
             (0, o) => outcome_name(o).to_owned(),

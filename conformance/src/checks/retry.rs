@@ -96,7 +96,6 @@ pub(super) fn retry_retryable(obs: &Observation) -> CheckResult {
             }
         } else if e.class == Class::Unreadable && obs.outcome.succeeded() {
             // A 200 the sink took at its word (it claims success): `ack_body` warns about that.
-            continue;
         } else {
             let used = dropped
                 .iter()

@@ -37,9 +37,9 @@ use crate::sink::{Record, Sink, SinkEnv, SinkOutcome};
 
 /// After the sink ends, the journal must stay unchanged this long before it is read, so that
 /// exchanges the mock is still closing (a hang noticing its client left) are recorded.
-pub const SETTLE_QUIET: Duration = Duration::from_millis(60);
+pub(crate) const SETTLE_QUIET: Duration = Duration::from_millis(60);
 /// The longest wait for the journal to settle.
-pub const SETTLE_MAX: Duration = Duration::from_secs(2);
+pub(crate) const SETTLE_MAX: Duration = Duration::from_secs(2);
 /// How long a mock may take to shut down after a scenario before the runner moves on.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(1);
 
@@ -53,9 +53,19 @@ pub enum Subject<'a> {
     Attached(AttachOptions),
 }
 
+impl std::fmt::Debug for Subject<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Subject::Sink(s) => f.debug_tuple("Sink").field(&s.name()).finish(),
+            Subject::Command(c) => f.debug_tuple("Command").field(&c.command()).finish(),
+            Subject::Attached(a) => f.debug_tuple("Attached").field(a).finish(),
+        }
+    }
+}
+
 impl Subject<'_> {
     /// The sink's name for reports.
-    pub fn name(&self) -> String {
+    pub(crate) fn name(&self) -> String {
         match self {
             Subject::Sink(s) => s.name(),
             Subject::Command(c) => c.command().to_owned(),
@@ -104,9 +114,20 @@ pub struct RunOptions {
     pub start_allowance: Duration,
 }
 
+impl std::fmt::Debug for RunOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RunOptions")
+            .field("port", &self.port)
+            .field("replay_prefix", &self.replay_prefix)
+            .field("on_ready", &self.on_ready.as_ref().map(|_| "callback"))
+            .field("start_allowance", &self.start_allowance)
+            .finish()
+    }
+}
+
 impl RunOptions {
     /// The replay command of a run.
-    pub fn replay(&self, subject: &str, scenario: &str, seed: u64) -> String {
+    pub(crate) fn replay(&self, subject: &str, scenario: &str, seed: u64) -> String {
         let prefix = self
             .replay_prefix
             .clone()
@@ -330,19 +351,18 @@ pub async fn run_scenario(
 
     let state = mock.state();
     let key_account = state
-        .repo
+        .repo()
         .account_for_key(&env.api_key)
         .map(|a| a.name.clone());
     let written = match state
-        .plan
-        .source_index(&env.push_source)
-        .filter(|&i| state.repo.push_sources[i].log_offline)
+        .push_source_index(&env.push_source)
+        .filter(|&i| state.repo().push_sources[i].log_offline)
         .map(|i| {
-            let schema = &state.repo.push_sources[i].schema;
+            let schema = &state.repo().push_sources[i].schema;
             let id_col = schema.index_of(&scenario.id_field);
             let key_col = schema.index_of(&scenario.key_field);
             // Files, rows being written and the memory tail: everything acknowledged.
-            state.offline.rows(i).map(|rows| {
+            state.offline().rows(i).map(|rows| {
                 rows.iter()
                     .map(|r| WrittenRow::from_offline(r, id_col, key_col))
                     .collect::<Vec<_>>()
@@ -372,7 +392,7 @@ pub async fn run_scenario(
         journal: journal.clone(),
         written,
         outcome,
-        journal_dropped: state.journal.counters().dropped,
+        journal_dropped: state.journal().counters().dropped,
     });
     shutdown(mock).await;
     if observation.journal_dropped > 0 {
@@ -439,11 +459,11 @@ async fn drive(
 /// Waits until the journal has not changed for [`SETTLE_QUIET`] (at most [`SETTLE_MAX`]).
 async fn settle(mock: &MockTecton) {
     let started = Instant::now();
-    let mut last = mock.state().journal.counters().total;
+    let mut last = mock.state().journal().counters().total;
     let mut quiet_since = Instant::now();
     while started.elapsed() < SETTLE_MAX {
         tokio::time::sleep(Duration::from_millis(10)).await;
-        let now = mock.state().journal.counters().total;
+        let now = mock.state().journal().counters().total;
         if now != last {
             last = now;
             quiet_since = Instant::now();

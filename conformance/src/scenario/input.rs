@@ -36,7 +36,7 @@ pub enum Input {
 
 impl Input {
     /// The records of a run with `seed` (fixed records ignore the seed).
-    pub fn records(&self, seed: u64) -> Vec<Record> {
+    pub(crate) fn records(&self, seed: u64) -> Vec<Record> {
         match self {
             Input::Records(r) => r.clone(),
             Input::Generated(g) => g.generate(seed),
@@ -83,7 +83,7 @@ pub struct Generator {
 
 impl Generator {
     /// Generates the records of a run with `seed`.
-    pub fn generate(&self, seed: u64) -> Vec<Record> {
+    pub(crate) fn generate(&self, seed: u64) -> Vec<Record> {
         let mut rng = SplitMix64::new(crate::scenario::mix_seed(seed, self.salt));
         let step = i64::try_from(self.step.as_nanos()).unwrap_or(i64::MAX);
         let mut times: Vec<i64> = (0..self.count)

@@ -36,7 +36,7 @@
 //! Files are validated on load; errors name the file and the field.
 //!
 //! **Seeds.** A run has one seed. It is the sink's `SINK_SEED`, and it is mixed with the
-//! file's `input.seed` and `faults.seed` (see [`mix_seed`]) to drive the generated input and the
+//! file's `input.seed` and `faults.seed` (see `mix_seed`) to drive the generated input and the
 //! fault rules' randomness, so `--seed` replays a run and `--runs` sweeps all of it.
 
 mod builtin;
@@ -58,28 +58,28 @@ use crate::sink::{Record, SinkEnv};
 use mock_tecton::rng::SplitMix64;
 
 /// The embedded demo's Editor key, the default `TECTON_API_KEY`.
-pub const DEMO_API_KEY: &str = "demo-editor-key";
+pub(crate) const DEMO_API_KEY: &str = "demo-editor-key";
 /// The embedded demo's live workspace, the default `TECTON_WORKSPACE`.
-pub const DEMO_WORKSPACE: &str = "prod";
+pub(crate) const DEMO_WORKSPACE: &str = "prod";
 /// The embedded demo's push source, the default `TECTON_PUSH_SOURCE`.
-pub const DEMO_PUSH_SOURCE: &str = "transactions";
+pub(crate) const DEMO_PUSH_SOURCE: &str = "transactions";
 /// The mock's virtual clock during a scenario: 2024-06-01T00:00:00Z. Generated event times are
 /// in May 2024, inside the demo's 30-day TTL.
-pub const VIRTUAL_NOW_NS: i64 = 1_717_200_000_000_000_000;
+pub(crate) const VIRTUAL_NOW_NS: i64 = 1_717_200_000_000_000_000;
 /// Event time of the first generated record: 2024-05-20T00:00:00Z.
-pub const GENERATED_START_NS: i64 = 1_716_163_200_000_000_000;
+pub(crate) const GENERATED_START_NS: i64 = 1_716_163_200_000_000_000;
 /// The field that identifies a record (how retries and duplicates are recognised).
-pub const DEFAULT_ID_FIELD: &str = "transaction_id";
+pub(crate) const DEFAULT_ID_FIELD: &str = "transaction_id";
 /// The field whose per-value order the sink must keep.
-pub const DEFAULT_KEY_FIELD: &str = "user_id";
+pub(crate) const DEFAULT_KEY_FIELD: &str = "user_id";
 /// `SINK_BATCH_SIZE` when a scenario does not say.
-pub const DEFAULT_BATCH_SIZE: usize = 10;
+pub(crate) const DEFAULT_BATCH_SIZE: usize = 10;
 /// `SINK_MAX_RETRIES` when a scenario does not say.
-pub const DEFAULT_MAX_RETRIES: u32 = 3;
+pub(crate) const DEFAULT_MAX_RETRIES: u32 = 3;
 /// `SINK_TIMEOUT_S` when a scenario does not say.
-pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(1);
+pub(crate) const DEFAULT_TIMEOUT: Duration = Duration::from_secs(1);
 /// How long a sink may run when a scenario does not say.
-pub const DEFAULT_WALL_LIMIT: Duration = Duration::from_secs(20);
+pub(crate) const DEFAULT_WALL_LIMIT: Duration = Duration::from_secs(20);
 
 /// Where the sink is told to write.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -178,7 +178,7 @@ impl std::error::Error for ScenarioError {}
 
 /// Mixes a run's seed with a per-scenario salt (SplitMix64 of both), so one `--seed` drives
 /// every random choice while different scenarios and purposes get different streams.
-pub fn mix_seed(seed: u64, salt: u64) -> u64 {
+pub(crate) fn mix_seed(seed: u64, salt: u64) -> u64 {
     let mut a = SplitMix64::new(seed);
     let mut b = SplitMix64::new(salt ^ 0xA076_1D64_78BD_642F);
     a.next_u64() ^ b.next_u64().rotate_left(17)
@@ -216,7 +216,7 @@ impl Scenario {
 
     /// Parses and validates scenario text; `path` names it in errors, gives its default name
     /// and anchors relative `repository` and `input.file` paths, which are read from disk.
-    pub fn parse(text: &str, path: &Path) -> Result<Scenario, ScenarioError> {
+    pub(crate) fn parse(text: &str, path: &Path) -> Result<Scenario, ScenarioError> {
         Scenario::parse_with(text, path, &|p: &Path| std::fs::read_to_string(p))
     }
 
@@ -354,7 +354,7 @@ impl Scenario {
     }
 
     /// The fault rules of a run with `seed` (the file's fault seed mixed with the run's).
-    pub fn fault_set(&self, seed: u64) -> FaultSet {
+    pub(crate) fn fault_set(&self, seed: u64) -> FaultSet {
         FaultSet {
             seed: mix_seed(seed, self.faults.seed),
             rules: self.faults.rules.clone(),
@@ -387,7 +387,7 @@ impl Scenario {
     }
 
     /// The environment a sink gets for a run against `url` with `seed`.
-    pub fn env(&self, url: &str, seed: u64) -> SinkEnv {
+    pub(crate) fn env(&self, url: &str, seed: u64) -> SinkEnv {
         SinkEnv {
             url: url.to_owned(),
             api_key: self.target.api_key.clone(),

@@ -15,7 +15,7 @@ use serde_json::Value as Json;
 use super::{BoxFuture, Record, Sink, SinkEnv, SinkOutcome};
 
 /// Default overall timeout of an attached run.
-pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(120);
+pub(crate) const DEFAULT_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// How often the journal is read.
 const POLL: Duration = Duration::from_millis(20);
@@ -44,7 +44,7 @@ pub struct AttachedSink {
 
 impl AttachedSink {
     /// Observes the mock whose state is `state` (`mock.state().clone()`) until `completion`
-    /// holds, for at most [`DEFAULT_TIMEOUT`].
+    /// holds, for at most `DEFAULT_TIMEOUT`.
     pub fn new(state: Arc<MockState>, completion: Completion) -> Self {
         AttachedSink {
             state,
@@ -61,20 +61,20 @@ impl AttachedSink {
     }
 
     /// A name for reports (default `attached`).
-    pub fn named(mut self, name: impl Into<String>) -> Self {
+    pub(crate) fn named(mut self, name: impl Into<String>) -> Self {
         self.name = name.into();
         self
     }
 
     /// Waits for the completion condition.
-    pub async fn wait(&self) -> SinkOutcome {
+    pub(crate) async fn wait(&self) -> SinkOutcome {
         let started = Instant::now();
         // When the journal last changed, as seen by this observer.
         let mut last_change = started;
-        let mut last_total = self.state.journal.counters().total;
+        let mut last_total = self.state.journal().counters().total;
         let mut seen_any = last_total > 0;
         loop {
-            let total = self.state.journal.counters().total;
+            let total = self.state.journal().counters().total;
             if total != last_total {
                 last_total = total;
                 last_change = Instant::now();
@@ -121,7 +121,7 @@ impl AttachedSink {
     }
 
     fn journal(&self) -> Vec<Entry> {
-        self.state.journal.entries(0, usize::MAX)
+        self.state.journal().entries(0, usize::MAX)
     }
 }
 
@@ -137,7 +137,7 @@ impl Sink for AttachedSink {
 
 /// Records acknowledged in `entries`: records in the request bodies of ingest exchanges that
 /// were answered 200.
-pub fn acknowledged_records(entries: &[Entry]) -> u64 {
+pub(crate) fn acknowledged_records(entries: &[Entry]) -> u64 {
     entries
         .iter()
         .filter(|e| {

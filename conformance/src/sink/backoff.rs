@@ -30,7 +30,7 @@ impl Default for Backoff {
 impl Backoff {
     /// The ceiling before retry number `attempt` (0 for the first retry):
     /// `min(cap, base * 2^attempt)`.
-    pub fn ceiling(&self, attempt: u32) -> Duration {
+    pub(crate) fn ceiling(&self, attempt: u32) -> Duration {
         let factor = 1u32.checked_shl(attempt.min(31)).unwrap_or(u32::MAX);
         self.base.saturating_mul(factor).min(self.cap)
     }

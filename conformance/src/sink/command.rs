@@ -4,7 +4,7 @@
 //! environment (see [`protocol`]). Its records are written to a temporary
 //! JSONL file (`SINK_INPUT`, removed afterwards) and to its stdin, which is then closed: EOF
 //! means "flush and exit". Stdout and stderr are read concurrently with the run, so a chatty
-//! sink never blocks on a full pipe; the last [`OUTPUT_KEEP_BYTES`] of each are kept. The last
+//! sink never blocks on a full pipe; the last `OUTPUT_KEEP_BYTES` of each are kept. The last
 //! stdout line that is a metrics object becomes [`SinkOutcome::metrics`].
 //!
 //! At the wall-clock limit the whole process group is killed and the outcome says
@@ -30,10 +30,10 @@ use tokio::task::JoinHandle;
 use super::{protocol, BoxFuture, Record, Sink, SinkEnv, SinkOutcome};
 
 /// Default wall-clock limit of one run.
-pub const DEFAULT_WALL_LIMIT: Duration = Duration::from_secs(120);
+pub(crate) const DEFAULT_WALL_LIMIT: Duration = Duration::from_secs(120);
 
 /// How much of the end of stdout and of stderr is kept.
-pub const OUTPUT_KEEP_BYTES: usize = 1 << 20;
+pub(crate) const OUTPUT_KEEP_BYTES: usize = 1 << 20;
 
 /// How the stderr of an outcome begins when the command could not be started.
 pub const START_FAILURE: &str = "cannot start sink command: ";
@@ -101,7 +101,7 @@ impl CommandSink {
     }
 
     /// The shell command.
-    pub fn command(&self) -> &str {
+    pub(crate) fn command(&self) -> &str {
         &self.command
     }
 

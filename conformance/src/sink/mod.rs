@@ -23,7 +23,7 @@ pub mod attach;
 pub mod backoff;
 pub mod command;
 pub mod defect;
-pub mod mutants;
+pub(crate) mod mutants;
 pub mod protocol;
 pub mod reference;
 

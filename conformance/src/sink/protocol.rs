@@ -7,34 +7,34 @@ use std::time::Duration;
 use super::{Record, SinkEnv, SinkMetrics};
 
 /// `TECTON_URL`: the base URL; the sink posts to `{url}/ingest`.
-pub const TECTON_URL: &str = "TECTON_URL";
+pub(crate) const TECTON_URL: &str = "TECTON_URL";
 /// `TECTON_API_KEY`: sent as `Authorization: Tecton-key <key>`.
-pub const TECTON_API_KEY: &str = "TECTON_API_KEY";
+pub(crate) const TECTON_API_KEY: &str = "TECTON_API_KEY";
 /// `TECTON_WORKSPACE`: the workspace to write.
-pub const TECTON_WORKSPACE: &str = "TECTON_WORKSPACE";
+pub(crate) const TECTON_WORKSPACE: &str = "TECTON_WORKSPACE";
 /// `TECTON_PUSH_SOURCE`: the push source the records belong to.
-pub const TECTON_PUSH_SOURCE: &str = "TECTON_PUSH_SOURCE";
+pub(crate) const TECTON_PUSH_SOURCE: &str = "TECTON_PUSH_SOURCE";
 /// `SINK_BATCH_SIZE`: at most this many records per request.
-pub const SINK_BATCH_SIZE: &str = "SINK_BATCH_SIZE";
+pub(crate) const SINK_BATCH_SIZE: &str = "SINK_BATCH_SIZE";
 /// `SINK_MAX_RETRIES`: retries per request after the first attempt.
-pub const SINK_MAX_RETRIES: &str = "SINK_MAX_RETRIES";
+pub(crate) const SINK_MAX_RETRIES: &str = "SINK_MAX_RETRIES";
 /// `SINK_TIMEOUT_S`: per-request timeout in (fractional) seconds.
-pub const SINK_TIMEOUT_S: &str = "SINK_TIMEOUT_S";
+pub(crate) const SINK_TIMEOUT_S: &str = "SINK_TIMEOUT_S";
 /// `SINK_INPUT`: a JSONL file holding the same records as stdin.
-pub const SINK_INPUT: &str = "SINK_INPUT";
+pub(crate) const SINK_INPUT: &str = "SINK_INPUT";
 /// `SINK_SEED`: seed for the sink's random choices.
-pub const SINK_SEED: &str = "SINK_SEED";
+pub(crate) const SINK_SEED: &str = "SINK_SEED";
 
 /// Hint defaults a protocol-v1 sink uses when the harness leaves a hint out.
 pub mod defaults {
     /// Records per request (Tecton's recommendation).
-    pub const BATCH_SIZE: usize = 10;
+    pub(crate) const BATCH_SIZE: usize = 10;
     /// Retries per request.
     pub const MAX_RETRIES: u32 = 3;
     /// Per-request timeout, seconds.
-    pub const TIMEOUT_S: f64 = 10.0;
+    pub(crate) const TIMEOUT_S: f64 = 10.0;
     /// Seed.
-    pub const SEED: u64 = 0;
+    pub(crate) const SEED: u64 = 0;
 }
 
 /// The environment variables that describe `env` to a command sink (`SINK_INPUT` included when
@@ -130,7 +130,7 @@ pub fn env_from(get: impl Fn(&str) -> Option<String>) -> Result<SinkEnv, Protoco
 }
 
 /// Records as JSON Lines, one object per line.
-pub fn to_jsonl(records: &[Record]) -> Vec<u8> {
+pub(crate) fn to_jsonl(records: &[Record]) -> Vec<u8> {
     let mut out = Vec::new();
     for r in records {
         // Serializing a map of JSON values cannot fail.
@@ -173,7 +173,7 @@ pub fn metrics_line(m: &SinkMetrics) -> String {
 
 /// The last line of `stdout` that is a JSON object with the three metrics fields (extra fields
 /// are ignored), if any.
-pub fn parse_metrics(stdout: &str) -> Option<SinkMetrics> {
+pub(crate) fn parse_metrics(stdout: &str) -> Option<SinkMetrics> {
     stdout
         .lines()
         .rev()

@@ -1,7 +1,7 @@
 //! The reference sink: how a good production sink writes to Tecton's Stream Ingest API.
 //!
 //! * **Batching**: input records, in order, into requests of at most `SINK_BATCH_SIZE` records
-//!   (and never more than [`MAX_RECORDS_PER_REQUEST`], Tecton's recommended batch); the final
+//!   (and never more than `MAX_RECORDS_PER_REQUEST`, Tecton's recommended batch); the final
 //!   partial batch is flushed.
 //! * **Order**: one request in flight at a time, batches in input order, so records of one key
 //!   reach Tecton in the order they were produced.
@@ -33,7 +33,7 @@ use crate::answer::{is_retryable_status, is_success_body};
 
 /// The most records the reference sink puts in one request, whatever `SINK_BATCH_SIZE` says:
 /// Tecton recommends 10 and the mock enforces 10 by default.
-pub const MAX_RECORDS_PER_REQUEST: usize = 10;
+pub(crate) const MAX_RECORDS_PER_REQUEST: usize = 10;
 
 /// Records per request of [`Mutant::OversizeBatches`].
 const OVERSIZE_BATCH: usize = 25;
@@ -59,7 +59,7 @@ impl ReferenceSink {
     }
 
     /// The same sink with a different backoff policy (tests use a short one).
-    pub fn with_backoff(mut self, backoff: Backoff) -> Self {
+    pub(crate) fn with_backoff(mut self, backoff: Backoff) -> Self {
         self.backoff = backoff;
         self
     }
@@ -78,7 +78,7 @@ impl ReferenceSink {
     }
 
     /// Delivers `records` and reports how it went (the body of [`Sink::run`]).
-    pub async fn deliver(&self, env: &SinkEnv, records: Vec<Record>) -> SinkOutcome {
+    pub(crate) async fn deliver(&self, env: &SinkEnv, records: Vec<Record>) -> SinkOutcome {
         let started = Instant::now();
         let mut builder = reqwest::Client::builder()
             // A redirected POST would silently turn into a GET.

@@ -8,7 +8,7 @@ use crate::decisions;
 use crate::state::MockState;
 
 /// Runs every view's backfill at the clock's current time.
-pub fn run(state: &MockState) {
+pub(crate) fn run(state: &MockState) {
     let now = state.clock.now();
     for slot in &state.batch.views {
         let mut vb = lock(slot);

@@ -18,7 +18,7 @@ use crate::state::MockState;
 type AppState = State<Arc<MockState>>;
 
 /// The batch routes.
-pub fn routes() -> Router<Arc<MockState>> {
+pub(crate) fn routes() -> Router<Arc<MockState>> {
     Router::new()
         .route("/batch/jobs", get(jobs))
         .route("/batch/{view}/run", post(run))

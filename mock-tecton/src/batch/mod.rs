@@ -3,23 +3,23 @@
 //! starts, and each feature view reading it runs a batch job per `batch_schedule` window on the
 //! mock's clock.
 //!
-//! - [`source`]: reading JSON Lines, CSV and Parquet files through the source's schema;
-//! - [`backfill`]: the first job, from the view's start to the last schedule boundary;
-//! - [`schedule`]: jobs over `[start, end)` windows as the clock passes their end, and the
+//! - `source`: reading JSON Lines, CSV and Parquet files through the source's schema;
+//! - `backfill`: the first job, from the view's start to the last schedule boundary;
+//! - `schedule`: jobs over `[start, end)` windows as the clock passes their end, and the
 //!   manual (overwrite) runs;
-//! - [`precedence`]: what a job does to the stores: its rows replace the stream's for the same
+//! - `precedence`: what a job does to the stores: its rows replace the stream's for the same
 //!   keys and interval;
-//! - [`http`]: the admin routes under `/_mock/batch`.
+//! - `http`: the admin routes under `/_mock/batch`.
 //!
 //! A job's output is the batch source's rows stamped in its window that were present when it
 //! ran; rows appended later are not in it. Every choice is in [`crate::decisions`]
 //! (`batch_schedule`, `backfill_start`, `BATCH_*`).
 
-pub mod backfill;
-pub mod http;
-pub mod precedence;
-pub mod schedule;
-pub mod source;
+pub(crate) mod backfill;
+pub(crate) mod http;
+pub(crate) mod precedence;
+pub(crate) mod schedule;
+pub(crate) mod source;
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
@@ -32,13 +32,13 @@ use crate::repo::Repository;
 use crate::schema::{Schema, Value};
 use crate::state::MockState;
 
-pub use precedence::{BatchEvent, Materialized};
-pub use schedule::{JobKind, JobRun};
+pub(crate) use precedence::Materialized;
+pub(crate) use schedule::JobRun;
 pub use source::{BatchError, RowError};
 
 /// One row of a batch source: event time and values in source-schema order.
 #[derive(Debug, Clone, PartialEq)]
-pub struct BatchRow {
+pub(crate) struct BatchRow {
     /// Event time.
     pub ts: i64,
     /// Mock time when it reached the batch source.
@@ -79,7 +79,7 @@ struct ViewBatch {
 
 /// Every batch source and batch-materialized view of one mock instance.
 #[derive(Debug)]
-pub struct Batches {
+pub(crate) struct Batches {
     sources: Vec<RwLock<SourceRows>>,
     views: Vec<Mutex<ViewBatch>>,
     jobs: Mutex<VecDeque<JobRun>>,
@@ -92,7 +92,7 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 
 impl Batches {
     /// Nothing loaded yet: [`MockState::start_batch`] reads the files and backfills.
-    pub fn new(repo: &Repository) -> Self {
+    pub(crate) fn new(repo: &Repository) -> Self {
         let mut views = Vec::new();
         for (vi, view) in repo.feature_views.iter().enumerate() {
             let inputs: Vec<ViewInput> = repo
@@ -134,13 +134,13 @@ impl Batches {
     }
 
     /// Whether any feature view reads a batch source (otherwise ticks cost nothing).
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.views.is_empty()
     }
 
     /// A snapshot of what batch jobs materialized for feature view `view` (its index in the
     /// repository), when it reads a batch source. Offline retrieval reads it.
-    pub fn materialized(&self, view: usize) -> Option<Arc<Materialized>> {
+    pub(crate) fn materialized(&self, view: usize) -> Option<Arc<Materialized>> {
         self.views.iter().find_map(|v| {
             let v = lock(v);
             (v.view == view).then(|| Arc::clone(&v.materialized))
@@ -150,7 +150,7 @@ impl Batches {
     /// Forgets every job and materialized row and the rows appended after start; the file's rows
     /// stay, and scheduled windows resume from the last boundary at or before `now` (no new
     /// backfill: `POST /_mock/batch/{view}/run` re-materializes a window).
-    pub fn reset(&self, now: i64) {
+    pub(crate) fn reset(&self, now: i64) {
         for s in &self.sources {
             let mut s = s.write().unwrap_or_else(|p| p.into_inner());
             let n = s.from_file;
@@ -186,7 +186,7 @@ impl Batches {
     }
 
     /// The recorded job runs, oldest first (the last [`decisions::BATCH_JOBS_KEPT`]).
-    pub fn jobs(&self) -> Vec<JobRun> {
+    pub(crate) fn jobs(&self) -> Vec<JobRun> {
         lock(&self.jobs).iter().cloned().collect()
     }
 }
@@ -327,7 +327,7 @@ impl MockState {
 
     /// Runs the batch jobs whose window has passed. On the virtual clock this runs when the
     /// clock moves ([`MockState::run_streams`] calls it); on the wall clock a background task
-    /// does ([`schedule::drive`]).
+    /// does (`schedule::drive`).
     pub fn run_batch_jobs(&self) {
         if !self.batch.is_empty() {
             schedule::run_due(self, self.clock.now());

@@ -16,7 +16,7 @@ use crate::store::{EntityKey, OnlineEntry};
 /// One materialized row of a feature view: event time, sequence number (ties), and the view's
 /// inputs ([`crate::repo::FeatureView::input_columns`]).
 #[derive(Debug, Clone, PartialEq)]
-pub struct BatchEvent {
+pub(crate) struct BatchEvent {
     /// Event time.
     pub ts: i64,
     /// Ingestion order among rows with the same time.
@@ -28,7 +28,7 @@ pub struct BatchEvent {
 /// What batch jobs have materialized for one feature view: per entity, the intervals where the
 /// batch output takes precedence, and the batch rows themselves (the offline store's batch part).
 #[derive(Debug, Clone, Default)]
-pub struct Materialized {
+pub(crate) struct Materialized {
     intervals: HashMap<EntityKey, Vec<(i64, i64)>>,
     rows: HashMap<EntityKey, Vec<BatchEvent>>,
 }
@@ -36,14 +36,20 @@ pub struct Materialized {
 impl Materialized {
     /// Whether a batch job's output governs `key` at event time `ts`: the logged row there is
     /// replaced by the batch rows.
-    pub fn covers(&self, key: &EntityKey, ts: i64) -> bool {
+    pub(crate) fn covers(&self, key: &EntityKey, ts: i64) -> bool {
         self.intervals
             .get(key)
             .is_some_and(|iv| iv.iter().any(|&(s, e)| s <= ts && ts < e))
     }
 
     /// Makes `events` the rows of `key` in `[start, end)`, replacing earlier batch rows there.
-    pub fn replace(&mut self, key: &EntityKey, start: i64, end: i64, events: Vec<BatchEvent>) {
+    pub(crate) fn replace(
+        &mut self,
+        key: &EntityKey,
+        start: i64,
+        end: i64,
+        events: Vec<BatchEvent>,
+    ) {
         let rows = self.rows.entry(key.clone()).or_default();
         rows.retain(|r| r.ts < start || r.ts >= end);
         rows.extend(events);
@@ -63,31 +69,32 @@ impl Materialized {
     }
 
     /// Every batch row, per entity, in `(ts, seq)` order.
-    pub fn rows(&self) -> impl Iterator<Item = (&EntityKey, &BatchEvent)> + '_ {
+    pub(crate) fn rows(&self) -> impl Iterator<Item = (&EntityKey, &BatchEvent)> + '_ {
         self.rows
             .iter()
             .flat_map(|(k, rows)| rows.iter().map(move |r| (k, r)))
     }
 
     /// Entities with batch rows.
-    pub fn entities(&self) -> usize {
+    pub(crate) fn entities(&self) -> usize {
         self.rows.values().filter(|r| !r.is_empty()).count()
     }
 
     /// Batch rows held.
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.rows.values().map(Vec::len).sum()
     }
 
     /// Whether nothing is materialized.
-    pub fn is_empty(&self) -> bool {
+    #[cfg(test)]
+    pub(crate) fn is_empty(&self) -> bool {
         self.intervals.is_empty()
     }
 }
 
 /// Writes one key's job output to the online store of view `view` at clock time `now`; returns
 /// how many events (aggregates) or rows (attributes) the store kept.
-pub fn apply_online(
+pub(crate) fn apply_online(
     state: &MockState,
     view: usize,
     key: &EntityKey,

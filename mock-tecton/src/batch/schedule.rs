@@ -24,7 +24,7 @@ use crate::store::EntityKey;
 /// Why a job ran.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
-pub enum JobKind {
+pub(crate) enum JobKind {
     /// The start-up backfill.
     Backfill,
     /// A `batch_schedule` window whose end the clock passed.
@@ -35,7 +35,7 @@ pub enum JobKind {
 
 /// One batch job run.
 #[derive(Debug, Clone, PartialEq)]
-pub struct JobRun {
+pub(crate) struct JobRun {
     /// Sequence number of the run.
     pub id: u64,
     /// The feature view's index in the repository.
@@ -61,7 +61,7 @@ pub struct JobRun {
 impl JobRun {
     /// The run as JSON, with the rows of its window that reached the batch source after it ran
     /// (`arrived_after`: not in its output).
-    pub fn to_json(&self, state: &MockState) -> Json {
+    pub(crate) fn to_json(&self, state: &MockState) -> Json {
         let arrived_after: usize = self
             .seen
             .iter()
@@ -216,7 +216,7 @@ pub(super) fn run_windows(
 }
 
 /// Runs every scheduled window whose end is at or before `now` (plus the data delay).
-pub fn run_due(state: &MockState, now: i64) {
+pub(crate) fn run_due(state: &MockState, now: i64) {
     for slot in &state.batch.views {
         let mut vb = lock(slot);
         let Some(mut next) = vb.next_start else {
@@ -240,7 +240,7 @@ pub fn run_due(state: &MockState, now: i64) {
 }
 
 /// When the next scheduled job is due, over every view.
-pub fn next_due(batches: &Batches) -> Option<i64> {
+pub(crate) fn next_due(batches: &Batches) -> Option<i64> {
     batches
         .views
         .iter()
@@ -254,7 +254,12 @@ pub fn next_due(batches: &Batches) -> Option<i64> {
 
 /// Runs one window of a view now, whatever the schedule (Tecton's overwrite job): the batch
 /// source's rows present now replace what the view holds for their keys in `[start, end)`.
-pub fn run_now(state: &MockState, view: &str, start: i64, end: i64) -> Result<JobRun, BatchError> {
+pub(crate) fn run_now(
+    state: &MockState,
+    view: &str,
+    start: i64,
+    end: i64,
+) -> Result<JobRun, BatchError> {
     if start >= end {
         return Err(BatchError::BadRequest(format!(
             "the window must have start < end (got {} .. {})",
@@ -275,7 +280,7 @@ pub fn run_now(state: &MockState, view: &str, start: i64, end: i64) -> Result<Jo
 }
 
 /// The batch views as JSON: schedule, next window, sources and what is materialized.
-pub fn views_json(state: &MockState) -> Json {
+pub(crate) fn views_json(state: &MockState) -> Json {
     let views: Vec<Json> = state
         .batch
         .views
@@ -319,7 +324,7 @@ pub fn views_json(state: &MockState) -> Json {
 
 /// Runs scheduled jobs on the wall clock until the state is gone (on the virtual clock they run
 /// when the clock moves).
-pub async fn drive(state: Weak<MockState>) {
+pub(crate) async fn drive(state: Weak<MockState>) {
     const NAP: i64 = 200_000_000;
     loop {
         let nap = {

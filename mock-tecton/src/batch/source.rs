@@ -50,7 +50,7 @@ pub struct RowError {
 
 /// The rows read from a file: `(event time, values in schema order)`, and the rows refused.
 #[derive(Debug, Default)]
-pub struct Read {
+pub(crate) struct Read {
     /// Valid rows in file order.
     pub rows: Vec<(i64, Vec<Value>)>,
     /// Refused rows, in file order.
@@ -58,7 +58,8 @@ pub struct Read {
 }
 
 /// How one record is checked: the schema, where the event time is, the file's time column.
-pub struct Checker<'a> {
+#[derive(Debug)]
+pub(crate) struct Checker<'a> {
     schema: &'a Schema,
     timestamp: usize,
     source_ts: &'a str,
@@ -68,7 +69,7 @@ pub struct Checker<'a> {
 impl<'a> Checker<'a> {
     /// A checker for records of a source whose event time is `source_ts`, read from files whose
     /// event-time column is `file_ts`.
-    pub fn new(schema: &'a Schema, source_ts: &'a str, file_ts: &'a str) -> Self {
+    pub(crate) fn new(schema: &'a Schema, source_ts: &'a str, file_ts: &'a str) -> Self {
         Checker {
             schema,
             timestamp: schema.index_of(source_ts).unwrap_or(0),
@@ -87,7 +88,7 @@ impl<'a> Checker<'a> {
     }
 
     /// Checks one record (keyed by the file's column names): its event time and values.
-    pub fn check(&self, mut record: Map<String, Json>) -> Result<(i64, Vec<Value>), String> {
+    pub(crate) fn check(&self, mut record: Map<String, Json>) -> Result<(i64, Vec<Value>), String> {
         let mut fields = Map::new();
         for f in &self.schema.fields {
             if let Some(v) = record.remove(self.column(&f.name)) {
@@ -115,7 +116,11 @@ impl<'a> Checker<'a> {
 }
 
 /// Reads a batch source's file through `schema` (whose event time is `source_ts`).
-pub fn read_file(cfg: &BatchSource, schema: &Schema, source_ts: &str) -> Result<Read, BatchError> {
+pub(crate) fn read_file(
+    cfg: &BatchSource,
+    schema: &Schema,
+    source_ts: &str,
+) -> Result<Read, BatchError> {
     let checker = Checker::new(schema, source_ts, &cfg.timestamp_field);
     let path = cfg.path.display().to_string();
     let fail = |line: Option<usize>, message: String| BatchError::File {
@@ -135,7 +140,7 @@ pub fn read_file(cfg: &BatchSource, schema: &Schema, source_ts: &str) -> Result<
 }
 
 /// JSON Lines: one object per line; blank lines are skipped.
-pub fn read_jsonl(text: &str, path: &str, checker: &Checker<'_>) -> Read {
+pub(crate) fn read_jsonl(text: &str, path: &str, checker: &Checker<'_>) -> Read {
     let mut out = Read::default();
     for (i, line) in text.lines().enumerate() {
         if line.trim().is_empty() {

@@ -31,7 +31,7 @@ pub enum Arrival {
 
 impl Arrival {
     /// How the rule reads in a report.
-    pub fn describe(&self) -> String {
+    pub(crate) fn describe(&self) -> String {
         match self {
             Arrival::EventTime => {
                 "event time, or the previous record's arrival when that is later".into()

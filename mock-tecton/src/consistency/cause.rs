@@ -39,7 +39,7 @@ pub enum Cause {
 
 impl Cause {
     /// The cause as the report spells it.
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Cause::LateArrival => "late arrival",
             Cause::PushedOutOfOrder => "pushed out of order",

@@ -35,10 +35,10 @@ use cause::Reads;
 
 /// Relative tolerance for comparing floats: both sides run the same arithmetic, so only
 /// summation order can differ.
-pub const FLOAT_TOLERANCE: f64 = 1e-9;
+pub(crate) const FLOAT_TOLERANCE: f64 = 1e-9;
 
 /// Differing rows listed when the caller does not say.
-pub const DEFAULT_MAX_ROWS: usize = 20;
+pub(crate) const DEFAULT_MAX_ROWS: usize = 20;
 
 /// What a check needs besides the points.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -101,7 +101,7 @@ pub struct ConsistencyReport {
     pub feature_service: String,
     /// Points compared.
     pub points: usize,
-    /// How arrival times were decided ([`Arrival::describe`]).
+    /// How arrival times were decided (`Arrival::describe`).
     pub arrival: String,
     /// True when every feature matched at every point.
     pub consistent: bool,
@@ -361,7 +361,9 @@ fn reads(view: &FeatureView, feature: &ServedFeature, t: i64) -> Reads {
             let fl = i128::from(t - t.rem_euclid((*i).max(1)));
             (fl - w + off, fl + off - 1)
         }
-        _ => (i128::from(t) - w + off + 1, i128::from(t) + off),
+        (StreamProcessingMode::Continuous, _) | (StreamProcessingMode::TimeInterval, None) => {
+            (i128::from(t) - w + off + 1, i128::from(t) + off)
+        }
     };
     let clamp = |x: i128| i64::try_from(x.clamp(i128::from(i64::MIN), i128::from(i64::MAX)));
     match (clamp(lo), clamp(hi)) {
@@ -381,7 +383,7 @@ fn number(v: &Value) -> Option<f64> {
     }
 }
 
-/// Equality for feature values: floats within [`FLOAT_TOLERANCE`], lists element by element.
+/// Equality for feature values: floats within `FLOAT_TOLERANCE`, lists element by element.
 pub fn same(a: &Value, b: &Value) -> bool {
     match (a, b) {
         (Value::Float(x), Value::Float(y)) => {

@@ -66,7 +66,10 @@ impl AggregateFunction {
     /// The function part of a default feature name (`sum`, `last_distinct_3`,
     /// `approx_percentile_p0_95`).
     pub fn name_fragment(&self) -> String {
-        use AggregateFunction::*;
+        use AggregateFunction::{
+            ApproxCountDistinct, ApproxPercentile, Count, FirstDistinctN, FirstN, Last,
+            LastDistinctN, LastN, Max, Mean, Min, StddevPop, StddevSamp, Sum, VarPop, VarSamp,
+        };
         match self {
             Count => "count".into(),
             Sum => "sum".into(),
@@ -94,7 +97,10 @@ impl AggregateFunction {
 
     /// The feature's type for an input column of type `input`, or why the input is not accepted.
     pub fn result_type(&self, input: &DataType) -> Result<DataType, String> {
-        use AggregateFunction::*;
+        use AggregateFunction::{
+            ApproxCountDistinct, ApproxPercentile, Count, FirstDistinctN, FirstN, Last,
+            LastDistinctN, LastN, Max, Mean, Min, StddevPop, StddevSamp, Sum, VarPop, VarSamp,
+        };
         use DataType as T;
         let numeric = matches!(input, T::Int64 | T::Int32 | T::Float64 | T::Float32);
         let ok = match self {
@@ -136,7 +142,9 @@ impl AggregateFunction {
 
 impl fmt::Display for AggregateFunction {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        use AggregateFunction::*;
+        use AggregateFunction::{
+            ApproxCountDistinct, ApproxPercentile, FirstDistinctN, FirstN, LastDistinctN, LastN,
+        };
         match self {
             FirstN(n) => write!(f, "first({n})"),
             LastN(n) => write!(f, "last({n})"),
@@ -156,7 +164,10 @@ impl FromStr for AggregateFunction {
     type Err = FunctionError;
 
     fn from_str(input: &str) -> Result<Self, FunctionError> {
-        use AggregateFunction::*;
+        use AggregateFunction::{
+            ApproxCountDistinct, ApproxPercentile, Count, FirstDistinctN, FirstN, Last,
+            LastDistinctN, LastN, Max, Mean, Min, StddevPop, StddevSamp, Sum, VarPop, VarSamp,
+        };
         let err = |reason: &str| FunctionError {
             input: input.to_owned(),
             reason: reason.to_owned(),

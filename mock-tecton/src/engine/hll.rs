@@ -18,13 +18,13 @@
 use crate::schema::Value;
 
 /// Smallest accepted precision.
-pub const MIN_PRECISION: u8 = 4;
+pub(crate) const MIN_PRECISION: u8 = 4;
 /// Largest accepted precision.
-pub const MAX_PRECISION: u8 = 16;
+pub(crate) const MAX_PRECISION: u8 = 16;
 
 /// A mergeable HyperLogLog sketch.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Hll {
+pub(crate) struct Hll {
     precision: u8,
     registers: Registers,
 }
@@ -39,7 +39,7 @@ enum Registers {
 
 impl Hll {
     /// An empty sketch. `precision` is clamped into `4..=16`, so no input can make it panic.
-    pub fn new(precision: u8) -> Self {
+    pub(crate) fn new(precision: u8) -> Self {
         Hll {
             precision: precision.clamp(MIN_PRECISION, MAX_PRECISION),
             registers: Registers::Sparse(Vec::new()),
@@ -47,7 +47,8 @@ impl Hll {
     }
 
     /// The precision `p` in use (number of index bits).
-    pub fn precision(&self) -> u8 {
+    #[cfg(test)]
+    pub(crate) fn precision(&self) -> u8 {
         self.precision
     }
 
@@ -56,21 +57,13 @@ impl Hll {
         1usize << self.precision
     }
 
-    /// True when nothing was added.
-    pub fn is_empty(&self) -> bool {
-        match &self.registers {
-            Registers::Sparse(s) => s.is_empty(),
-            Registers::Dense(d) => d.iter().all(|&r| r == 0),
-        }
-    }
-
     /// Adds a value (nulls are the caller's business: they are hashed like any other value).
-    pub fn insert(&mut self, value: &Value) {
+    pub(crate) fn insert(&mut self, value: &Value) {
         self.insert_hash(hash_value(value));
     }
 
     /// Adds a precomputed 64-bit hash.
-    pub fn insert_hash(&mut self, hash: u64) {
+    pub(crate) fn insert_hash(&mut self, hash: u64) {
         let p = u32::from(self.precision);
         let index = (hash >> (64 - p)) as u32;
         // The remaining 64-p bits, moved to the top; an all-zero rest gets the largest rank.
@@ -119,7 +112,7 @@ impl Hll {
 
     /// Merges another sketch into this one (register-wise max). Sketches of different precision
     /// cannot be combined; `other` is then ignored (the engine never builds such a pair).
-    pub fn merge(&mut self, other: &Hll) {
+    pub(crate) fn merge(&mut self, other: &Hll) {
         if other.precision != self.precision {
             return;
         }
@@ -141,7 +134,7 @@ impl Hll {
     }
 
     /// The cardinality estimate.
-    pub fn estimate(&self) -> f64 {
+    pub(crate) fn estimate(&self) -> f64 {
         let m = self.m() as f64;
         let (zeros, harmonic) = match &self.registers {
             Registers::Sparse(s) => {
@@ -169,7 +162,7 @@ impl Hll {
     }
 
     /// The estimate rounded to a whole count, as the feature value.
-    pub fn count(&self) -> i64 {
+    pub(crate) fn count(&self) -> i64 {
         // The estimate is finite and at most ~2^64·m, so the saturating cast is exact in practice.
         self.estimate().round() as i64
     }
@@ -185,7 +178,7 @@ fn inv_pow2(r: u8) -> f64 {
 /// The encoding is a type tag followed by the payload, with lengths before variable-size parts,
 /// so different values never share an encoding. `Int32` and `Int64` columns both arrive as
 /// [`Value::Int`] and therefore hash alike. `-0.0` hashes like `0.0` and every NaN alike.
-pub fn hash_value(value: &Value) -> u64 {
+pub(crate) fn hash_value(value: &Value) -> u64 {
     let mut h = Fnv1a::new();
     encode(value, &mut h);
     splitmix64(h.0)

@@ -35,7 +35,7 @@ impl Stamped {
 
 /// The mergeable state of one aggregation over a set of events.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Partial(State);
+pub(crate) struct Partial(State);
 
 #[derive(Debug, Clone, PartialEq)]
 enum State {
@@ -63,7 +63,7 @@ enum State {
 
 impl Partial {
     /// The empty state of `f`.
-    pub fn new(f: &AggregateFunction) -> Partial {
+    pub(crate) fn new(f: &AggregateFunction) -> Partial {
         use AggregateFunction as F;
         // n is at most 1000 after parsing; u32 -> usize cannot fail on the supported targets.
         let n = |n: &u32| *n as usize;
@@ -87,7 +87,7 @@ impl Partial {
 
     /// [`Partial::update`] with the value given away: a function that keeps values (`last`,
     /// the distinct lists) keeps this one instead of a copy. The same state either way.
-    pub fn update_owned(&mut self, value: Value, ts: i64, seq: u64) {
+    pub(crate) fn update_owned(&mut self, value: Value, ts: i64, seq: u64) {
         if value.is_null() {
             return;
         }
@@ -111,7 +111,7 @@ impl Partial {
 
     /// Adds one event's value. `seq` is the ingestion order: for equal `ts`, higher `seq` is
     /// later. Nulls are ignored by every function.
-    pub fn update(&mut self, value: &Value, ts: i64, seq: u64) {
+    pub(crate) fn update(&mut self, value: &Value, ts: i64, seq: u64) {
         if value.is_null() {
             return;
         }
@@ -150,7 +150,7 @@ impl Partial {
 
     /// Merges `other` (a partial of the same function) into this one. Partials of different
     /// functions cannot be combined; `other` is then ignored (the engine never builds such a pair).
-    pub fn merge(&mut self, other: &Partial) {
+    pub(crate) fn merge(&mut self, other: &Partial) {
         match (&mut self.0, &other.0) {
             (State::Count(a), State::Count(b)) => *a = a.wrapping_add(*b),
             (State::Sum(a), State::Sum(b)) => a.merge(b),
@@ -176,14 +176,29 @@ impl Partial {
             }
             (State::Hll(a), State::Hll(b)) => a.merge(b),
             (State::Digest(a), State::Digest(b)) => a.merge(b),
-            _ => {}
+            // Empty sides and pairs of different functions: nothing to merge.
+            (
+                State::Count(_)
+                | State::Sum(_)
+                | State::Min(_)
+                | State::Max(_)
+                | State::Last(_)
+                | State::Moments(_)
+                | State::FirstN(..)
+                | State::LastN(..)
+                | State::FirstDistinct(..)
+                | State::LastDistinct(..)
+                | State::Hll(_)
+                | State::Digest(_),
+                _,
+            ) => {}
         }
     }
 
     /// The feature value, typed per [`AggregateFunction::result_type`] for an input column of type
     /// `input`. Empty states give `0` for count and approx_count_distinct, `[]` for the n-lists
     /// and null for everything else.
-    pub fn finalize(&self, f: &AggregateFunction, input: &DataType) -> Value {
+    pub(crate) fn finalize(&self, f: &AggregateFunction, input: &DataType) -> Value {
         use AggregateFunction as F;
         let float = |x: Option<f64>| x.map_or(Value::Null, Value::Float);
         let list =
@@ -242,7 +257,7 @@ fn keep_if(slot: &mut Option<Value>, candidate: &Value, wanted: Ordering) {
 /// any number (as in Spark) and `-0.0 < 0.0` (IEEE total order, for determinism). Strings compare
 /// lexicographically by bytes (code points). Arrays and structs compare element by element.
 /// Values of different kinds order by kind, which only matters for malformed input.
-pub fn compare_values(a: &Value, b: &Value) -> Ordering {
+pub(crate) fn compare_values(a: &Value, b: &Value) -> Ordering {
     fn kind(v: &Value) -> u8 {
         match v {
             Value::Null => 0,

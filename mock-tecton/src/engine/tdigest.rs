@@ -17,9 +17,9 @@
 use std::f64::consts::PI;
 
 /// Smallest accepted compression.
-pub const MIN_COMPRESSION: u32 = 20;
+pub(crate) const MIN_COMPRESSION: u32 = 20;
 /// Largest accepted compression.
-pub const MAX_COMPRESSION: u32 = 500;
+pub(crate) const MAX_COMPRESSION: u32 = 500;
 
 /// One centroid: the mean of `weight` points.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -30,7 +30,7 @@ struct Centroid {
 
 /// A mergeable t-digest.
 #[derive(Debug, Clone, PartialEq)]
-pub struct TDigest {
+pub(crate) struct TDigest {
     compression: f64,
     /// Compressed centroids, sorted by mean.
     centroids: Vec<Centroid>,
@@ -45,7 +45,7 @@ pub struct TDigest {
 
 impl TDigest {
     /// An empty digest with compression `precision`, clamped into `20..=500`.
-    pub fn new(precision: u32) -> Self {
+    pub(crate) fn new(precision: u32) -> Self {
         TDigest {
             compression: f64::from(precision.clamp(MIN_COMPRESSION, MAX_COMPRESSION)),
             centroids: Vec::new(),
@@ -57,13 +57,14 @@ impl TDigest {
     }
 
     /// Number of points added (NaN and ±Inf excluded).
-    pub fn count(&self) -> u64 {
+    #[cfg(test)]
+    pub(crate) fn count(&self) -> u64 {
         // Weights are whole counts well below 2^53, so the conversion is exact.
         self.total as u64
     }
 
     /// True when no finite point was added.
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.total == 0.0
     }
 
@@ -73,7 +74,7 @@ impl TDigest {
     }
 
     /// Adds one point; NaN and ±Inf are ignored.
-    pub fn insert(&mut self, x: f64) {
+    pub(crate) fn insert(&mut self, x: f64) {
         if !x.is_finite() {
             return;
         }
@@ -94,7 +95,7 @@ impl TDigest {
     }
 
     /// Folds `other` into this digest.
-    pub fn merge(&mut self, other: &TDigest) {
+    pub(crate) fn merge(&mut self, other: &TDigest) {
         if other.is_empty() {
             return;
         }
@@ -119,7 +120,7 @@ impl TDigest {
     ///
     /// The quantile function is piecewise linear through `(0, min)`, each centroid's mean at the
     /// rank of its centre, and `(total, max)`.
-    pub fn quantile(&self, q: f64) -> Option<f64> {
+    pub(crate) fn quantile(&self, q: f64) -> Option<f64> {
         if self.is_empty() {
             return None;
         }

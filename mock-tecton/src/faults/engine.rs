@@ -14,7 +14,7 @@ use super::model::{FaultAction, FaultRule, FaultSet};
 
 /// What the request path knows about an exchange when it asks for a decision.
 #[derive(Debug, Clone, Copy)]
-pub struct RequestFacts<'a> {
+pub(crate) struct RequestFacts<'a> {
     /// Request path.
     pub path: &'a str,
     /// The ingest request's workspace, once the body has been read.
@@ -62,7 +62,7 @@ struct Installed {
 
 /// The fault rules of one mock instance.
 #[derive(Debug)]
-pub struct FaultEngine {
+pub(crate) struct FaultEngine {
     installed: ArcSwap<Installed>,
 }
 
@@ -74,7 +74,7 @@ impl Default for FaultEngine {
 
 impl FaultEngine {
     /// An engine with `set` installed.
-    pub fn new(set: FaultSet) -> Self {
+    pub(crate) fn new(set: FaultSet) -> Self {
         FaultEngine {
             installed: ArcSwap::from_pointee(Self::build(set)),
         }
@@ -101,21 +101,21 @@ impl FaultEngine {
     }
 
     /// Replaces every rule (after validating them); counters and scripts start over.
-    pub fn install(&self, set: FaultSet) -> Result<(), crate::faults::FaultError> {
+    pub(crate) fn install(&self, set: FaultSet) -> Result<(), crate::faults::FaultError> {
         set.validate()?;
         self.installed.store(Arc::new(Self::build(set)));
         Ok(())
     }
 
     /// Removes every rule.
-    pub fn clear(&self) {
+    pub(crate) fn clear(&self) {
         self.installed
             .store(Arc::new(Self::build(FaultSet::default())));
     }
 
     /// The installed rules with how often each matched (passed its filters) and fired (applied
     /// its fault: a `pass` step or a spent `times` limit is not a firing).
-    pub fn status(&self) -> serde_json::Value {
+    pub(crate) fn status(&self) -> serde_json::Value {
         let inst = self.installed.load();
         serde_json::json!({
             "seed": inst.seed,
@@ -128,14 +128,14 @@ impl FaultEngine {
     }
 
     /// Whether any rule is installed (the request path skips all fault work otherwise).
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.installed.load().rules.is_empty()
     }
 
     /// The first rule that fires for this exchange, if any. Before the body is read only rules
     /// without workspace or source filters are considered; after, only the others, so each rule
     /// sees each request once.
-    pub fn decide(&self, facts: RequestFacts<'_>) -> Option<Decision> {
+    pub(crate) fn decide(&self, facts: RequestFacts<'_>) -> Option<Decision> {
         let inst = self.installed.load();
         let elapsed_ms = u64::try_from(inst.at.elapsed().as_millis()).unwrap_or(u64::MAX);
         for (index, state) in inst.rules.iter().enumerate() {

@@ -18,5 +18,6 @@ mod engine;
 mod model;
 
 pub(crate) use engine::mix;
-pub use engine::{Decision, FaultEngine, RequestFacts};
+pub use engine::Decision;
+pub(crate) use engine::{FaultEngine, RequestFacts};
 pub use model::*;

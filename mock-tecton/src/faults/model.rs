@@ -363,7 +363,15 @@ impl FaultRule {
                         }
                     }
                 }
-                _ => {}
+                FaultAction::Pass
+                | FaultAction::Status { .. }
+                | FaultAction::Latency { .. }
+                | FaultAction::Hang { .. }
+                | FaultAction::ResetBeforeBody
+                | FaultAction::ResetAfterBody { .. }
+                | FaultAction::Truncate
+                | FaultAction::Dribble { .. }
+                | FaultAction::Garbage { .. } => {}
             }
         }
         if !self.states.is_empty() {

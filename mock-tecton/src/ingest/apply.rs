@@ -24,7 +24,7 @@
 //! ]);
 //! let applied = applier.apply(vec![event]);
 //! assert_eq!(applied.events, 1);
-//! assert_eq!(state.offline.rows(0).map(|rows| rows.len()).ok(), Some(1));
+//! assert_eq!(state.offline().rows(0).map(|rows| rows.len()).ok(), Some(1));
 //! ```
 
 use super::{write, IngestContext};

@@ -83,6 +83,6 @@ impl IngestError {
 }
 
 /// A `requestError` body.
-pub fn request_error(error_type: &str, message: &str) -> serde_json::Value {
+pub(crate) fn request_error(error_type: &str, message: &str) -> serde_json::Value {
     json!({"requestError": {"errorMessage": message, "errorType": error_type}})
 }

@@ -19,7 +19,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use serde::Serialize;
 
 pub use apply::{Applied, Applier, Event, UnknownSource, NO_REQUEST};
-pub use error::{request_error, IngestError, RecordError};
+pub(crate) use error::request_error;
+pub use error::{IngestError, RecordError};
 pub use plan::{IngestPlan, Subscription};
 pub use request::{parse as parse_request, Dialect, IngestRequest};
 
@@ -31,6 +32,7 @@ use crate::schema::{format_rfc3339, validate_record, Field, Schema, Value};
 use crate::store::{EntityKey, OfflineLog, OfflineRow, OnlineStore};
 
 /// What the ingest path needs from the mock.
+#[derive(Debug)]
 pub struct IngestContext<'a> {
     /// The repository.
     pub repo: &'a Repository,
@@ -131,7 +133,7 @@ struct Checked {
 }
 
 /// Handles a raw request body for an authenticated account: strict JSON, the envelope of
-/// `dialect`, then [`ingest`]. The server and the property tests both enter here.
+/// `dialect`, then `ingest`. The server and the property tests both enter here.
 ///
 /// A valid request is parsed straight into typed values (`fast`); any other body takes the
 /// full path, whose errors are the ones documented.
@@ -159,7 +161,7 @@ pub fn handle_fast(
 }
 
 /// [`handle_body`] without the fast path: strict JSON into a tree, the envelope, then
-/// [`ingest`] (tests compare the two).
+/// `ingest` (tests compare the two).
 pub fn handle_body_slowly(
     ctx: &IngestContext<'_>,
     account: &ServiceAccount,
@@ -171,7 +173,7 @@ pub fn handle_body_slowly(
 }
 
 /// Handles an already parsed body: the envelope of `dialect`, then [`ingest`].
-pub fn handle_value(
+pub(crate) fn handle_value(
     ctx: &IngestContext<'_>,
     account: &ServiceAccount,
     dialect: Dialect,
@@ -183,7 +185,7 @@ pub fn handle_value(
 
 /// The workspace and push sources a body names, read leniently (for fault rules that filter on
 /// them); anything malformed is simply absent.
-pub fn target_of(json: &serde_json::Value, dialect: Dialect) -> (Option<&str>, Vec<&str>) {
+pub(crate) fn target_of(json: &serde_json::Value, dialect: Dialect) -> (Option<&str>, Vec<&str>) {
     let ws_key = match dialect {
         Dialect::V1 => "workspace_name",
         Dialect::V2 => "workspaceName",
@@ -198,7 +200,7 @@ pub fn target_of(json: &serde_json::Value, dialect: Dialect) -> (Option<&str>, V
 }
 
 /// Handles one parsed ingest request for an authenticated account.
-pub fn ingest(
+pub(crate) fn ingest(
     ctx: &IngestContext<'_>,
     account: &ServiceAccount,
     req: IngestRequest,

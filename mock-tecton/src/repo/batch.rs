@@ -12,8 +12,9 @@ use std::path::{Path, PathBuf};
 
 use toml::Spanned;
 
-use super::load::{Diag, RawRepo};
+use super::diag::Diag;
 use super::model::{FeatureView, PushSource, StreamProcessingMode, StreamSource, ViewKind};
+use super::raw::RawRepo;
 use super::read::Fields;
 use crate::duration;
 use crate::schema::DataType;

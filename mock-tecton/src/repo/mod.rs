@@ -7,12 +7,14 @@
 //! [`Repository::demo`] is the embedded fraud demo that every command uses without a file.
 
 mod batch;
+mod diag;
 mod load;
 mod model;
+mod raw;
 mod read;
 
 pub use batch::{BatchFormat, BatchSource};
-pub use load::{RepoError, RepoErrors};
+pub use diag::{RepoError, RepoErrors};
 pub use model::*;
 
 /// The embedded demo repository's TOML text.

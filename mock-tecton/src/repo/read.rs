@@ -8,11 +8,12 @@ use std::ops::Range;
 use toml::Spanned;
 use toml_edit::{ImDocument, Item, Table, TableLike, Value};
 
-use super::load::{
-    Diag, RawAggregation, RawEntity, RawField, RawRepo, RawService, RawServiceAccount, RawSource,
+use super::diag::Diag;
+use super::model::{Role, StreamProcessingMode};
+use super::raw::{
+    RawAggregation, RawEntity, RawField, RawRepo, RawService, RawServiceAccount, RawSource,
     RawView, RawWorkspace,
 };
-use super::model::{Role, StreamProcessingMode};
 
 type S<T> = Spanned<T>;
 

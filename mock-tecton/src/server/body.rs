@@ -12,7 +12,7 @@ use tokio::time::Sleep;
 
 /// A body that yields `chunks` with a pause before each but the first, then either ends or
 /// fails (which makes the server drop the connection mid-body).
-pub struct ScriptedBody {
+pub(super) struct ScriptedBody {
     /// Told whether the body was sent to the end, once it ends or is dropped.
     on_end: Option<Box<dyn FnOnce(bool) + Send>>,
     chunks: VecDeque<Bytes>,
@@ -24,7 +24,7 @@ pub struct ScriptedBody {
 
 impl ScriptedBody {
     /// `body` in chunks of `chunk` bytes with `interval` between them.
-    pub fn dribble(body: Bytes, chunk: usize, interval: Duration) -> Self {
+    pub(super) fn dribble(body: Bytes, chunk: usize, interval: Duration) -> Self {
         let chunk = chunk.max(1);
         let chunks = (0..body.len())
             .step_by(chunk)
@@ -41,7 +41,7 @@ impl ScriptedBody {
     }
 
     /// The first half of `body`, then a failure.
-    pub fn truncated(body: Bytes) -> Self {
+    pub(super) fn truncated(body: Bytes) -> Self {
         ScriptedBody {
             on_end: None,
             chunks: VecDeque::from([body.slice(..body.len() / 2)]),
@@ -56,7 +56,7 @@ impl ScriptedBody {
 impl ScriptedBody {
     /// Calls `f(true)` when the whole body has been handed to the connection, `f(false)` when
     /// the body is dropped before (the client went away).
-    pub fn on_end(mut self, f: impl FnOnce(bool) + Send + 'static) -> Self {
+    pub(super) fn on_end(mut self, f: impl FnOnce(bool) + Send + 'static) -> Self {
         self.on_end = Some(Box::new(f));
         self
     }
@@ -77,7 +77,7 @@ impl Drop for ScriptedBody {
 /// The error that cuts a truncated body.
 #[derive(Debug, thiserror::Error)]
 #[error("response cut by a truncate fault")]
-pub struct Cut;
+pub(super) struct Cut;
 
 impl Body for ScriptedBody {
     type Data = Bytes;

@@ -25,7 +25,7 @@ enum Ending {
 
 /// Per-connection control, inserted into each request's extensions.
 #[derive(Debug)]
-pub struct ConnControl {
+pub(super) struct ConnControl {
     socket: std::net::TcpStream,
     ending: std::sync::Mutex<Option<Ending>>,
     notify: Notify,
@@ -33,14 +33,14 @@ pub struct ConnControl {
 
 impl ConnControl {
     /// Ends the connection with a TCP reset; the pending response is never sent.
-    pub fn reset(&self) {
+    pub(super) fn reset(&self) {
         // Linger 0 makes the final close send RST instead of FIN.
         let _ = socket2::SockRef::from(&self.socket).set_linger(Some(Duration::ZERO));
         self.end(Ending::Reset);
     }
 
     /// Closes the connection without a response.
-    pub fn close(&self) {
+    pub(super) fn close(&self) {
         self.end(Ending::Close);
     }
 
@@ -51,14 +51,14 @@ impl ConnControl {
 
     /// Whether the client has closed its side (read EOF). Never blocks: the socket is
     /// non-blocking, shared with the runtime.
-    pub fn client_closed(&self) -> bool {
+    pub(super) fn client_closed(&self) -> bool {
         let mut probe = [0u8; 1];
         matches!(self.socket.peek(&mut probe), Ok(0))
     }
 }
 
 /// Accepts connections until `stop` fires, then lets in-flight exchanges finish (up to 5 s).
-pub async fn serve(listener: TcpListener, router: Router, stop: oneshot::Receiver<()>) {
+pub(super) async fn serve(listener: TcpListener, router: Router, stop: oneshot::Receiver<()>) {
     let graceful = GracefulShutdown::new();
     tokio::pin!(stop);
     loop {

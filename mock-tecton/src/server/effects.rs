@@ -129,7 +129,17 @@ pub(super) async fn deliver(
                 ScriptedBody::dribble(answer.body.clone(), chunk_bytes.unwrap_or(8), interval);
             record.respond_scripted(answer, scripted)
         }
-        _ => record.respond(answer),
+        // These acted before handling (or never act): the answer goes out as it is.
+        None
+        | Some(
+            FaultAction::Pass
+            | FaultAction::Status { .. }
+            | FaultAction::Latency { .. }
+            | FaultAction::Hang { .. }
+            | FaultAction::ResetBeforeBody
+            | FaultAction::Garbage { .. }
+            | FaultAction::SchemaDrift { .. },
+        ) => record.respond(answer),
     }
 }
 

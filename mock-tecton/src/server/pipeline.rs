@@ -69,7 +69,10 @@ pub(super) async fn serving_v2(
             };
             serve(state, api, req).await
         }
-        _ => unknown_path(State(state), req).await,
+        // The v1 endpoints have no v2 path.
+        Some(Endpoint::QueryFeatures | Endpoint::ServiceState) | None => {
+            unknown_path(State(state), req).await
+        }
     }
 }
 
@@ -211,7 +214,17 @@ async fn admit_and_handle(
     let (drift, process) = match fault.as_ref().map(|d| &d.action) {
         Some(a @ FaultAction::SchemaDrift { .. }) => (Some(a), true),
         Some(FaultAction::ResetAfterBody { process }) => (None, *process),
-        _ => (None, true),
+        None
+        | Some(
+            FaultAction::Pass
+            | FaultAction::Status { .. }
+            | FaultAction::Latency { .. }
+            | FaultAction::Hang { .. }
+            | FaultAction::ResetBeforeBody
+            | FaultAction::Truncate
+            | FaultAction::Dribble { .. }
+            | FaultAction::Garbage { .. },
+        ) => (None, true),
     };
     if !process {
         return Ok(Answer {

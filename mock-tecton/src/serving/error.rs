@@ -56,22 +56,17 @@ const PERMISSION_DENIED: &str =
 
 impl ServingError {
     /// 400, gRPC INVALID_ARGUMENT.
-    pub fn invalid(message: impl Into<String>) -> Self {
+    pub(crate) fn invalid(message: impl Into<String>) -> Self {
         ServingError::Invalid(message.into())
     }
 
-    /// 401, gRPC UNAUTHENTICATED.
-    pub fn unauthenticated() -> Self {
-        ServingError::Unauthenticated
-    }
-
     /// 403, gRPC PERMISSION_DENIED.
-    pub fn permission_denied() -> Self {
+    pub(crate) fn permission_denied() -> Self {
         ServingError::PermissionDenied
     }
 
     /// 404 for an unknown feature service or a workspace that is missing or not live.
-    pub fn service_not_found(service: &str, workspace: &str) -> Self {
+    pub(crate) fn service_not_found(service: &str, workspace: &str) -> Self {
         ServingError::ServiceNotFound {
             service: service.to_owned(),
             workspace: workspace.to_owned(),
@@ -79,7 +74,7 @@ impl ServingError {
     }
 
     /// The HTTP status.
-    pub fn status(&self) -> StatusCode {
+    pub(crate) fn status(&self) -> StatusCode {
         match self {
             ServingError::Invalid(_) => StatusCode::BAD_REQUEST,
             ServingError::Unauthenticated => StatusCode::UNAUTHORIZED,
@@ -95,12 +90,12 @@ impl ServingError {
     }
 
     /// The message clients show (`tecton-client` reads `message`).
-    pub fn message(&self) -> String {
+    pub(crate) fn message(&self) -> String {
         self.to_string()
     }
 
     /// The gRPC status code paired with the HTTP status.
-    pub fn code(&self) -> u16 {
+    pub(crate) fn code(&self) -> u16 {
         match self.status().as_u16() {
             400 | 413 => 3,
             401 => 16,
@@ -115,7 +110,7 @@ impl ServingError {
     }
 
     /// The response body.
-    pub fn body(&self) -> serde_json::Value {
+    pub(crate) fn body(&self) -> serde_json::Value {
         let message = self.message();
         json!({"error": message, "message": message, "code": self.code()})
     }

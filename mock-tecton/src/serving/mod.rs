@@ -43,7 +43,7 @@ pub enum Endpoint {
 
 impl Endpoint {
     /// The endpoint for the last path segment.
-    pub fn from_segment(s: &str) -> Option<Self> {
+    pub(crate) fn from_segment(s: &str) -> Option<Self> {
         Some(match s {
             "get-features" => Endpoint::GetFeatures,
             "get-features-batch" => Endpoint::GetFeaturesBatch,
@@ -56,6 +56,7 @@ impl Endpoint {
 }
 
 /// What the serving path needs from the mock.
+#[derive(Debug)]
 pub struct ServingContext<'a> {
     /// The repository.
     pub repo: &'a Repository,

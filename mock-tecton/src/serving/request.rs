@@ -23,7 +23,7 @@ pub struct MetadataOptions {
 
 impl MetadataOptions {
     /// Whether any per-feature metadata was asked for.
-    pub fn any_feature_metadata(&self) -> bool {
+    pub(crate) fn any_feature_metadata(&self) -> bool {
         self.names || self.effective_times || self.data_types || self.serving_status
     }
 }

@@ -21,7 +21,7 @@ pub enum Status {
 
 impl Status {
     /// Tecton's spelling.
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Status::Present => "PRESENT",
             Status::MissingData => "MISSING_DATA",
@@ -253,7 +253,8 @@ fn view_values(
             };
             let effective = match (mode, aggregation_interval) {
                 (StreamProcessingMode::TimeInterval, Some(i)) => t - t.rem_euclid(*i),
-                _ => t,
+                (StreamProcessingMode::Continuous, _)
+                | (StreamProcessingMode::TimeInterval, None) => t,
             };
             let values = match (values, spec) {
                 (None, Some(spec)) if !before && unknown == UnknownEntity::EmptyWindow => {

@@ -10,8 +10,7 @@ mod offline;
 mod online;
 
 pub use offline::{
-    decode_json, encode_json, DataDir, OfflineError, OfflineLog, OfflineRow, OfflineSettings,
-    OfflineStats, INGESTED_AT_COLUMN, REQUEST_COLUMN, SEQ_COLUMN,
+    encode_json, OfflineError, OfflineLog, OfflineRow, OfflineSettings, OfflineStats,
 };
 pub use online::{AttributeRow, OnlineEntry, OnlineStats, OnlineStore};
 

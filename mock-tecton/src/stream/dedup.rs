@@ -26,7 +26,7 @@ use super::watermark::MILLISECOND;
 
 /// The deduplication key of a row: a 64-bit hash of its deduplication columns, the same in every
 /// run.
-pub fn key(columns: &[usize], values: &[Value]) -> u64 {
+pub(crate) fn key(columns: &[usize], values: &[Value]) -> u64 {
     let mut h = foldhash::quality::FixedState::with_seed(0x7465_6374_6f6e_2d73).build_hasher();
     for &c in columns {
         match &values[c] {
@@ -100,7 +100,7 @@ const DOOMED: u32 = u32::MAX;
 
 /// One query's held deduplication keys.
 #[derive(Clone, Default)]
-pub struct DedupState {
+pub(crate) struct DedupState {
     held: KeyTable,
     /// Keys whose time does not fit the table's 32-bit range around `base` (rare: events weeks
     /// away from the first one), with their time in ms; `i64::MAX` when doomed.
@@ -134,18 +134,13 @@ fn ceil_ms(ts: i64) -> i64 {
 
 impl DedupState {
     /// Keys held now.
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.len
-    }
-
-    /// Whether no key is held.
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
     }
 
     /// Makes room for `keys` more keys at once (a simulation knows how many its watermark holds),
     /// so the table does not grow step by step.
-    pub fn reserve(&mut self, keys: usize) {
+    pub(crate) fn reserve(&mut self, keys: usize) {
         self.held.reserve(keys);
     }
 
@@ -169,7 +164,7 @@ impl DedupState {
     }
 
     /// Whether `key` is held (the row is a duplicate); if not, holds it with event time `ts`.
-    pub fn check_and_hold(&mut self, key: u64, ts: i64) -> bool {
+    pub(crate) fn check_and_hold(&mut self, key: u64, ts: i64) -> bool {
         if self.lookup(key) == Some(true) {
             return true;
         }
@@ -225,7 +220,7 @@ impl DedupState {
 
     /// Ends a micro-batch: lets go of every key whose time is at or before `cutoff` (ns, whole
     /// milliseconds) and returns how many.
-    pub fn evict(&mut self, cutoff: i64) -> u64 {
+    pub(crate) fn evict(&mut self, cutoff: i64) -> u64 {
         let cut = cutoff.div_euclid(MILLISECOND);
         let mut removed = 0u64;
         while let Some(mut entry) = self.times.first_entry() {

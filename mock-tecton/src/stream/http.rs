@@ -17,7 +17,7 @@ use crate::state::MockState;
 type AppState = State<Arc<MockState>>;
 
 /// The stream routes.
-pub fn routes() -> Router<Arc<MockState>> {
+pub(crate) fn routes() -> Router<Arc<MockState>> {
     Router::new()
         .route("/topics", get(topics))
         .route("/topics/{topic}", post(produce).get(topic))
@@ -45,7 +45,7 @@ struct ProduceQuery {
 
 /// Reads a produce body: a JSON array of records, or JSON Lines (one record per line; a single
 /// JSON object is one line).
-pub fn parse_records(body: &[u8]) -> Result<Vec<Json_>, StreamError> {
+pub(crate) fn parse_records(body: &[u8]) -> Result<Vec<Json_>, StreamError> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Err(StreamError::BadBody(
             "the body is empty; expected JSON Lines or a JSON array of records".into(),

@@ -27,7 +27,7 @@ use super::watermark::{SparkVersion, Watermark};
 /// Why a micro-batch dropped a record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
-pub enum DropReason {
+pub(crate) enum DropReason {
     /// Its tile ended at or before the late cut-off (TIME_INTERVAL views only).
     Late,
     /// Its deduplication columns equal those of a record still held.
@@ -38,7 +38,7 @@ pub enum DropReason {
 
 impl DropReason {
     /// The reason's name as written in progress and replay output.
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             DropReason::Late => "late",
             DropReason::Duplicate => "duplicate",
@@ -49,7 +49,7 @@ impl DropReason {
 
 /// One partial-aggregate column of a TIME_INTERVAL view: a distinct (column, function) pair.
 #[derive(Debug, Clone)]
-pub struct PartialColumn {
+pub(crate) struct PartialColumn {
     /// `<column>_<function>`, e.g. `amt_sum`.
     pub name: String,
     /// The function.
@@ -62,7 +62,7 @@ pub struct PartialColumn {
 
 /// How a view's query writes.
 #[derive(Debug, Clone)]
-pub enum QueryKind {
+pub(crate) enum QueryKind {
     /// Tiles of `interval` ns, written as running partials.
     TimeInterval {
         /// The aggregation interval (ns).
@@ -78,7 +78,7 @@ pub enum QueryKind {
 
 /// What one feature view's query over one stream source needs, resolved once.
 #[derive(Debug, Clone)]
-pub struct QuerySpec {
+pub(crate) struct QuerySpec {
     /// The feature view's index in the repository.
     pub view: usize,
     /// Its name.
@@ -99,7 +99,7 @@ pub struct QuerySpec {
 
 impl QuerySpec {
     /// The query of `view` over `source`.
-    pub fn new(view_index: usize, view: &FeatureView, source: &StreamSource) -> Self {
+    pub(crate) fn new(view_index: usize, view: &FeatureView, source: &StreamSource) -> Self {
         let col = |name: &str| source.schema.index_of(name);
         let inputs = view.input_columns();
         let kind = match &view.kind {
@@ -151,7 +151,7 @@ impl QuerySpec {
     }
 
     /// Every query of a stream source, one per feature view reading it, in repository order.
-    pub fn of_source(repo: &Repository, source: usize) -> Vec<QuerySpec> {
+    pub(crate) fn of_source(repo: &Repository, source: usize) -> Vec<QuerySpec> {
         let s = &repo.stream_sources[source];
         repo.views_of_source(&s.name)
             .into_iter()
@@ -160,14 +160,14 @@ impl QuerySpec {
     }
 
     /// Whether the query keeps aggregation state (a TIME_INTERVAL view).
-    pub fn is_time_interval(&self) -> bool {
+    pub(crate) fn is_time_interval(&self) -> bool {
         matches!(self.kind, QueryKind::TimeInterval { .. })
     }
 }
 
 /// One (entity, tile) row written by a TIME_INTERVAL micro-batch, with its running total.
 #[derive(Debug, Clone, PartialEq)]
-pub struct TileWrite {
+pub(crate) struct TileWrite {
     /// The entity.
     pub key: EntityKey,
     /// Tile start (ns).
@@ -181,7 +181,7 @@ pub struct TileWrite {
 /// Counters of one stateful operator in one micro-batch (Spark's `stateOperators[]`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct OperatorStats {
+pub(crate) struct OperatorStats {
     /// Keys held after the micro-batch.
     pub num_rows_total: u64,
     /// Keys written in the micro-batch.
@@ -194,7 +194,7 @@ pub struct OperatorStats {
 
 /// What one micro-batch did.
 #[derive(Debug, Clone, Default)]
-pub struct BatchOutcome {
+pub(crate) struct BatchOutcome {
     /// The watermark in force for the micro-batch (`None` without a watermark).
     pub watermark: Option<i64>,
     /// The watermark for the next micro-batch.
@@ -220,7 +220,7 @@ type TileGroups = HashMap<EntityKey, (Vec<Partial>, u64), foldhash::fast::Random
 
 /// One streaming query's state between micro-batches.
 #[derive(Debug, Clone)]
-pub struct Query {
+pub(crate) struct Query {
     /// What the query computes.
     pub spec: QuerySpec,
     /// The watermark.
@@ -240,7 +240,7 @@ pub struct Query {
 
 impl Query {
     /// A query with no state, watermark 0.
-    pub fn new(spec: QuerySpec) -> Self {
+    pub(crate) fn new(spec: QuerySpec) -> Self {
         Query {
             watermark: Watermark::new(spec.watermark_delay),
             spec,
@@ -253,19 +253,19 @@ impl Query {
     }
 
     /// Keys held in state (aggregation groups plus deduplication keys).
-    pub fn state_rows(&self) -> usize {
+    pub(crate) fn state_rows(&self) -> usize {
         self.groups + self.dedup.len()
     }
 
     /// Makes room for `keys` deduplication keys at once (see [`DedupState::reserve`]).
-    pub fn reserve_dedup(&mut self, keys: usize) {
+    pub(crate) fn reserve_dedup(&mut self, keys: usize) {
         if !self.spec.dedup_columns.is_empty() {
             self.dedup.reserve(keys);
         }
     }
 
     /// Runs one micro-batch over `rows` (in read order) under `spark`'s late-row rule.
-    pub fn run_batch(&mut self, rows: &[&Decoded], spark: SparkVersion) -> BatchOutcome {
+    pub(crate) fn run_batch(&mut self, rows: &[&Decoded], spark: SparkVersion) -> BatchOutcome {
         let mut out = BatchOutcome {
             watermark: self.watermark.current(),
             num_input_rows: rows.len(),
@@ -423,7 +423,7 @@ impl Query {
 }
 
 /// A time as RFC 3339 UTC with milliseconds, as Spark prints event times.
-pub fn ms(ns: i64) -> String {
+pub(crate) fn ms(ns: i64) -> String {
     let whole = ns.div_euclid(super::watermark::MILLISECOND) * super::watermark::MILLISECOND;
     let text = crate::schema::format_rfc3339(whole - whole.rem_euclid(crate::duration::SECOND));
     let millis = whole.rem_euclid(crate::duration::SECOND) / super::watermark::MILLISECOND;

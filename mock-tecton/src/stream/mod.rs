@@ -1,11 +1,11 @@
 //! The Kafka + Spark pattern: stream sources read topics, and a micro-batch engine emulating
 //! Tecton's Spark Structured Streaming job materializes them into the online and offline stores.
 //!
-//! - [`topic`]: in-memory, partitioned, offset-addressed topics (the embedded broker);
-//! - [`dedup`]: the compact deduplication state;
-//! - [`watermark`]: Spark's event-time watermark and its late-row rules (3.4 and 3.3);
-//! - [`microbatch`]: one feature view's query: dedup, watermark, tiles, what a batch writes;
-//! - [`progress`]: Spark-shaped progress and the freshness histogram;
+//! - `topic`: in-memory, partitioned, offset-addressed topics (the embedded broker);
+//! - `dedup`: the compact deduplication state;
+//! - `watermark`: Spark's event-time watermark and its late-row rules (3.4 and 3.3);
+//! - `microbatch`: one feature view's query: dedup, watermark, tiles, what a batch writes;
+//! - `progress`: Spark-shaped progress and the freshness histogram;
 //! - [`replay`]: micro-batches read from a file, for people and for checks.
 //!
 //! Each feature view reading a stream source is one streaming query, as in Tecton (one Spark job
@@ -13,14 +13,14 @@
 //! clock micro-batches run when the clock moves or records arrive, so runs are deterministic; on
 //! the wall clock a background task runs them when they are due.
 
-pub mod dedup;
-pub mod http;
-pub mod microbatch;
-pub mod progress;
+pub(crate) mod dedup;
+pub(crate) mod http;
+pub(crate) mod microbatch;
+pub(crate) mod progress;
 pub mod replay;
 pub mod simulate;
-pub mod topic;
-pub mod watermark;
+pub(crate) mod topic;
+pub(crate) mod watermark;
 
 use std::collections::VecDeque;
 use std::sync::atomic::Ordering;
@@ -37,10 +37,10 @@ use crate::schema::Value;
 use crate::state::MockState;
 use crate::store::{EntityKey, OfflineRow};
 
-pub use microbatch::{BatchOutcome, DropReason, Query, QueryKind, QuerySpec, TileWrite};
-pub use progress::{BatchProgress, Freshness};
-pub use topic::{Decoded, Offset, Row, Topic, TopicRecord};
-pub use watermark::{SparkVersion, Watermark};
+pub(crate) use microbatch::{DropReason, Query, QueryKind, QuerySpec};
+pub(crate) use progress::{BatchProgress, Freshness};
+pub(crate) use topic::{Decoded, Offset, Topic, TopicRecord};
+pub use watermark::SparkVersion;
 
 /// How the micro-batch engine runs. Defaults are Tecton's (see [`decisions`]).
 #[derive(Debug, Clone, PartialEq)]
@@ -101,7 +101,7 @@ pub enum StreamError {
 /// One entry of a stream's journal: a record materialized into a view, or dropped by it.
 /// Kept as numbers; rendered by [`StreamEvent::to_json`].
 #[derive(Debug, Clone)]
-pub struct StreamEvent {
+pub(crate) struct StreamEvent {
     /// The feature view's index in the repository.
     pub view: usize,
     /// The micro-batch.
@@ -122,7 +122,7 @@ pub struct StreamEvent {
 
 impl StreamEvent {
     /// The entry as JSON, with the view's name and times as RFC 3339 with milliseconds.
-    pub fn to_json(&self, repo: &Repository) -> Json {
+    pub(crate) fn to_json(&self, repo: &Repository) -> Json {
         let mut out = json!({
             "view": repo.feature_views.get(self.view).map(|v| v.name.as_str()),
             "batch_id": self.batch_id,
@@ -577,19 +577,23 @@ fn reason_index(r: DropReason) -> usize {
 }
 
 /// The default trigger of a view: 0 s for CONTINUOUS, 30 s otherwise (Tecton's stream job).
-pub fn default_trigger(kind: &ViewKind) -> i64 {
+pub(crate) fn default_trigger(kind: &ViewKind) -> i64 {
     match kind {
         ViewKind::Aggregates {
             mode: StreamProcessingMode::Continuous,
             ..
         } => decisions::CONTINUOUS_TRIGGER,
-        _ => decisions::TIME_INTERVAL_TRIGGER,
+        ViewKind::Aggregates {
+            mode: StreamProcessingMode::TimeInterval,
+            ..
+        }
+        | ViewKind::Attributes { .. } => decisions::TIME_INTERVAL_TRIGGER,
     }
 }
 
 /// The modeled duration (ns) of a micro-batch of `rows` input rows: `batch_overhead` plus
 /// `row_cost` per row.
-pub fn batch_duration(config: &StreamConfig, rows: usize) -> i64 {
+pub(crate) fn batch_duration(config: &StreamConfig, rows: usize) -> i64 {
     let per_row = nanos(config.row_cost).saturating_mul(i64::try_from(rows).unwrap_or(i64::MAX));
     nanos(config.batch_overhead).saturating_add(per_row)
 }
@@ -1065,7 +1069,7 @@ impl MockState {
 
 /// Drives the streams on the wall clock until the state is gone: sleeps until the next batch or
 /// write is due, or until records arrive.
-pub async fn drive(state: Weak<MockState>) {
+pub(crate) async fn drive(state: Weak<MockState>) {
     loop {
         let (next, wake) = {
             let Some(s) = state.upgrade() else { return };

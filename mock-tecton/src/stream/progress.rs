@@ -9,11 +9,11 @@ use serde_json::{json, Value as Json};
 use super::microbatch::{ms, OperatorStats};
 
 /// Micro-batch progress entries kept per query (Spark keeps 100 by default too).
-pub const PROGRESS_KEPT: usize = 100;
+pub(crate) const PROGRESS_KEPT: usize = 100;
 
 /// The progress of one micro-batch.
 #[derive(Debug, Clone, Default)]
-pub struct BatchProgress {
+pub(crate) struct BatchProgress {
     /// The micro-batch id (0-based per query).
     pub batch_id: u64,
     /// When the micro-batch started (ns).
@@ -46,7 +46,7 @@ pub struct BatchProgress {
 
 impl BatchProgress {
     /// Spark's `StreamingQueryProgress` JSON for this micro-batch of query `name` on `topic`.
-    pub fn to_json(&self, id: &str, name: &str, topic: &str, view: &str) -> Json {
+    pub(crate) fn to_json(&self, id: &str, name: &str, topic: &str, view: &str) -> Json {
         let offsets = |o: &[u64]| json!({ topic: o.iter().enumerate().map(|(p, v)| (p.to_string(), json!(v))).collect::<serde_json::Map<_, _>>() });
         let mut event_time = serde_json::Map::new();
         if let Some((min, max, avg)) = self.event_time {
@@ -102,11 +102,11 @@ fn operator(name: &str, s: OperatorStats) -> Json {
 
 /// The last [`PROGRESS_KEPT`] micro-batches of a query.
 #[derive(Debug, Clone, Default)]
-pub struct RecentProgress(VecDeque<BatchProgress>);
+pub(crate) struct RecentProgress(VecDeque<BatchProgress>);
 
 impl RecentProgress {
     /// Adds a micro-batch, letting the oldest go.
-    pub fn push(&mut self, p: BatchProgress) {
+    pub(crate) fn push(&mut self, p: BatchProgress) {
         if self.0.len() == PROGRESS_KEPT {
             self.0.pop_front();
         }
@@ -114,12 +114,12 @@ impl RecentProgress {
     }
 
     /// Oldest first.
-    pub fn iter(&self) -> impl Iterator<Item = &BatchProgress> {
+    pub(crate) fn iter(&self) -> impl Iterator<Item = &BatchProgress> {
         self.0.iter()
     }
 
     /// The newest.
-    pub fn last(&self) -> Option<&BatchProgress> {
+    pub(crate) fn last(&self) -> Option<&BatchProgress> {
         self.0.back()
     }
 }

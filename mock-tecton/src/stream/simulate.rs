@@ -84,7 +84,7 @@ pub struct Peers {
 }
 
 /// Records the peers run at most.
-pub const PEER_EVENTS: u64 = 500_000;
+pub(crate) const PEER_EVENTS: u64 = 500_000;
 
 /// splitmix64: a small, seedable generator (the same one the fault engine draws from).
 struct Rng(u64);

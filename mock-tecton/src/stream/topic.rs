@@ -18,7 +18,7 @@ use crate::schema::{validate_record, Value};
 
 /// A record decoded against one stream source's schema: its values in schema order and its
 /// event time, or why it does not match.
-pub type Decoded = Result<Row, String>;
+pub(crate) type Decoded = Result<Row, String>;
 
 /// A record that matches its source's schema.
 #[derive(Debug, Clone, PartialEq)]

@@ -8,7 +8,7 @@
 //!   and evicts state with the current one; Spark ≤ 3.3 uses the current one for both.
 
 /// One millisecond in nanoseconds: Spark keeps event times and watermarks in whole milliseconds.
-pub const MILLISECOND: i64 = 1_000_000;
+pub(crate) const MILLISECOND: i64 = 1_000_000;
 
 /// Which Spark rule picks the watermark that judges late rows.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -37,7 +37,7 @@ impl std::str::FromStr for SparkVersion {
 
 /// One streaming query's watermark.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Watermark {
+pub(crate) struct Watermark {
     /// The delay (ns); `None` when the source's threshold is 0 (no watermark).
     delay: Option<i64>,
     /// The watermark in force for the running (or next) micro-batch (ns, whole ms).
@@ -50,7 +50,7 @@ pub struct Watermark {
 
 impl Watermark {
     /// A watermark with `delay` ns (0 for none), starting at 0.
-    pub fn new(delay: i64) -> Self {
+    pub(crate) fn new(delay: i64) -> Self {
         Watermark {
             delay: (delay > 0).then_some(delay),
             current: 0,
@@ -60,18 +60,19 @@ impl Watermark {
     }
 
     /// Whether the query has a watermark at all.
-    pub fn is_defined(&self) -> bool {
+    #[cfg(test)]
+    pub(crate) fn is_defined(&self) -> bool {
         self.delay.is_some()
     }
 
     /// The watermark in force for the micro-batch about to run (or running), if defined.
-    pub fn current(&self) -> Option<i64> {
+    pub(crate) fn current(&self) -> Option<i64> {
         self.delay.map(|_| self.current)
     }
 
     /// The cut-off for late rows in the running micro-batch under `spark`'s rule: a row of a
     /// tile ending at or before it is late. `None` when there is no watermark.
-    pub fn late_cutoff(&self, spark: SparkVersion) -> Option<i64> {
+    pub(crate) fn late_cutoff(&self, spark: SparkVersion) -> Option<i64> {
         self.delay.map(|_| match spark {
             SparkVersion::V3_4 => self.previous,
             SparkVersion::V3_3 => self.current,
@@ -79,18 +80,18 @@ impl Watermark {
     }
 
     /// The cut-off for evicting state after the running micro-batch (the current watermark).
-    pub fn eviction_cutoff(&self) -> Option<i64> {
+    pub(crate) fn eviction_cutoff(&self) -> Option<i64> {
         self.current()
     }
 
     /// Notes an event time seen by the running micro-batch.
-    pub fn observe(&mut self, ts: i64) {
+    pub(crate) fn observe(&mut self, ts: i64) {
         self.max_seen = Some(self.max_seen.map_or(ts, |m| m.max(ts)));
     }
 
     /// Ends the running micro-batch: the next one runs with `max(current, max seen − delay)`,
     /// and the current one becomes the previous one. Returns the new watermark.
-    pub fn advance(&mut self) -> Option<i64> {
+    pub(crate) fn advance(&mut self) -> Option<i64> {
         let delay = self.delay?;
         self.previous = self.current;
         if let Some(max) = self.max_seen {
@@ -99,12 +100,6 @@ impl Watermark {
             self.current = self.current.max(candidate);
         }
         Some(self.current)
-    }
-
-    /// What [`Watermark::advance`] would return, without ending the micro-batch.
-    pub fn peek_next(&self) -> Option<i64> {
-        let mut copy = self.clone();
-        copy.advance()
     }
 }
 

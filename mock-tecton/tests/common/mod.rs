@@ -5,18 +5,18 @@ use mock_tecton::{Config, MockTecton, Repository};
 use serde_json::{json, Value};
 
 /// 2024-06-01T00:00:00Z: the virtual "now" of tests that depend on TTLs.
-pub const NOW: i64 = 1_717_200_000_000_000_000;
+pub(crate) const NOW: i64 = 1_717_200_000_000_000_000;
 
-pub struct Harness {
+pub(crate) struct Harness {
     pub mock: MockTecton,
     pub http: reqwest::Client,
 }
 
-pub async fn demo() -> Harness {
+pub(crate) async fn demo() -> Harness {
     start(Config::default().virtual_clock(NOW)).await
 }
 
-pub async fn start(config: Config) -> Harness {
+pub(crate) async fn start(config: Config) -> Harness {
     let mock = MockTecton::start(config).await.expect("mock starts");
     Harness {
         mock,
@@ -24,7 +24,7 @@ pub async fn start(config: Config) -> Harness {
     }
 }
 
-pub fn docs_repo() -> Repository {
+pub(crate) fn docs_repo() -> Repository {
     Repository::from_toml(
         include_str!("../fixtures/docs_sample.toml"),
         "docs_sample.toml",
@@ -34,7 +34,7 @@ pub fn docs_repo() -> Repository {
 
 impl Harness {
     /// POSTs raw bytes with an optional key; returns status and JSON body.
-    pub async fn post_raw(
+    pub(crate) async fn post_raw(
         &self,
         path: &str,
         key: Option<&str>,
@@ -55,11 +55,11 @@ impl Harness {
         (status, json)
     }
 
-    pub async fn ingest(&self, key: &str, body: &Value) -> (u16, Value) {
+    pub(crate) async fn ingest(&self, key: &str, body: &Value) -> (u16, Value) {
         self.post_raw("/ingest", Some(key), body.to_string()).await
     }
 
-    pub async fn admin(&self, path: &str) -> Value {
+    pub(crate) async fn admin(&self, path: &str) -> Value {
         self.http
             .get(format!("{}/_mock{path}", self.mock.url()))
             .send()
@@ -72,11 +72,11 @@ impl Harness {
 }
 
 /// A valid `transactions` record of the demo repository.
-pub fn txn(user: &str, id: &str, amt: f64, ts: &str) -> Value {
+pub(crate) fn txn(user: &str, id: &str, amt: f64, ts: &str) -> Value {
     json!({"record": {"user_id": user, "transaction_id": id, "merchant": "acme", "amt": amt, "is_fraud": 0, "timestamp": ts}})
 }
 
 /// An ingest body for the demo repository.
-pub fn batch(dry_run: bool, records: Vec<Value>) -> Value {
+pub(crate) fn batch(dry_run: bool, records: Vec<Value>) -> Value {
     json!({"workspace_name": "prod", "dry_run": dry_run, "records": {"transactions": records}})
 }

@@ -8,7 +8,7 @@ use serde::Serialize;
 use super::{CheckReport, CheckSummary, Counts, ScenarioReport, ScenarioVerdict, SuiteReport};
 
 /// The version of the document's shape.
-pub const SCHEMA_VERSION: u32 = 1;
+pub(crate) const SCHEMA_VERSION: u32 = 1;
 
 /// The JSON Schema (draft 2020-12) every rendered report satisfies.
 pub const SCHEMA: &str = include_str!("../../schema/conformance-report.schema.json");

@@ -194,7 +194,7 @@ pub struct ScenarioReport {
 
 impl ScenarioReport {
     /// The worst check verdict, or [`ScenarioVerdict::Error`] after a harness error.
-    pub fn verdict(&self) -> ScenarioVerdict {
+    pub(crate) fn verdict(&self) -> ScenarioVerdict {
         if self.harness_error.is_some() {
             return ScenarioVerdict::Error;
         }
@@ -206,7 +206,7 @@ impl ScenarioReport {
     }
 
     /// The checks with the given verdict.
-    pub fn checks_with(&self, verdict: Verdict) -> impl Iterator<Item = &CheckReport> {
+    pub(crate) fn checks_with(&self, verdict: Verdict) -> impl Iterator<Item = &CheckReport> {
         self.checks.iter().filter(move |c| c.verdict == verdict)
     }
 }
@@ -381,7 +381,7 @@ pub(crate) mod sample {
     //! A small handmade report for the renderers' snapshot tests.
     use super::*;
 
-    pub fn report() -> SuiteReport {
+    pub(crate) fn report() -> SuiteReport {
         SuiteReport {
             tool_version: "0.1.0".into(),
             sink: "python3 examples/python-sink/sink.py".into(),

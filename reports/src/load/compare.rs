@@ -89,7 +89,7 @@ pub struct Comparison {
 
 impl Comparison {
     /// Every regression, with its point.
-    pub fn regressions(&self) -> impl Iterator<Item = (&PointDelta, &MetricDelta)> + '_ {
+    pub(crate) fn regressions(&self) -> impl Iterator<Item = (&PointDelta, &MetricDelta)> + '_ {
         self.points
             .iter()
             .flat_map(|p| p.metrics.iter().map(move |m| (p, m)))
@@ -97,7 +97,7 @@ impl Comparison {
     }
 
     /// Whether any metric regressed.
-    pub fn has_regressions(&self) -> bool {
+    pub(crate) fn has_regressions(&self) -> bool {
         self.regressions().next().is_some()
     }
 }
@@ -195,13 +195,13 @@ fn describe_change(m: &Metric, old: Option<f64>, new: Option<f64>) -> String {
             Metric::ErrorRate(_) | Metric::LateSendRate | Metric::AchievedRatio => {
                 format!("{:+.2} pp", (n - o) * 100.0)
             }
-            _ if o == 0.0 && n == 0.0 => "±0%".to_string(),
-            _ if o == 0.0 => "new".to_string(),
+            _ if o == 0.0 && n == 0.0 => "±0%".to_owned(),
+            _ if o == 0.0 => "new".to_owned(),
             _ => format!("{:+.1}%", (n - o) / o.abs() * 100.0),
         },
-        (Some(_), None) => "lost".to_string(),
-        (None, Some(_)) => "new".to_string(),
-        (None, None) => "n/a".to_string(),
+        (Some(_), None) => "lost".to_owned(),
+        (None, Some(_)) => "new".to_owned(),
+        (None, None) => "n/a".to_owned(),
     }
 }
 
@@ -245,11 +245,11 @@ mod tests {
         assert_eq!(
             regressions(&c),
             [
-                (100.0, "push:latency.p99".to_string()),
-                (1000.0, "push:achieved_rate".to_string()),
-                (2000.0, "push:errors.rate".to_string()),
-                (1000.0, "kafka:freshness.p50".to_string()),
-                (1000.0, "kafka:freshness.p99".to_string()),
+                (100.0, "push:latency.p99".to_owned()),
+                (1000.0, "push:achieved_rate".to_owned()),
+                (2000.0, "push:errors.rate".to_owned()),
+                (1000.0, "kafka:freshness.p50".to_owned()),
+                (1000.0, "kafka:freshness.p99".to_owned()),
             ]
         );
         let (_, m) = c.regressions().next().unwrap_or_else(|| unreachable!());

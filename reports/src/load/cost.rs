@@ -116,7 +116,7 @@ impl CostModel {
     }
 
     /// The parameters as `(key, value)` pairs, for the reports' cost tables.
-    pub fn parameters(&self) -> [(&'static str, f64); 7] {
+    pub(crate) fn parameters(&self) -> [(&'static str, f64); 7] {
         [
             (COST_KEYS[0], self.push_usd_per_million_requests),
             (COST_KEYS[1], self.online_write_usd_per_million_records),
@@ -129,7 +129,7 @@ impl CostModel {
     }
 
     /// Spark clusters needed for `rate` records per second (0 for no load).
-    pub fn spark_clusters(&self, rate: f64) -> f64 {
+    pub(crate) fn spark_clusters(&self, rate: f64) -> f64 {
         if rate <= 0.0 {
             0.0
         } else {
@@ -138,7 +138,7 @@ impl CostModel {
     }
 
     /// USD per hour of pushing `rate` records/s in requests of `records_per_request`.
-    pub fn push_usd_per_hour(&self, rate: f64, records_per_request: f64) -> f64 {
+    pub(crate) fn push_usd_per_hour(&self, rate: f64, records_per_request: f64) -> f64 {
         let records = rate * 3600.0;
         let requests = records / records_per_request.max(f64::MIN_POSITIVE);
         requests * self.push_usd_per_million_requests / 1e6
@@ -146,7 +146,7 @@ impl CostModel {
     }
 
     /// USD per hour of streaming `rate` records/s through Kafka + Spark.
-    pub fn kafka_usd_per_hour(&self, rate: f64) -> f64 {
+    pub(crate) fn kafka_usd_per_hour(&self, rate: f64) -> f64 {
         let records = rate * 3600.0;
         self.stream_usd_per_hour
             + records * self.stream_usd_per_million_records / 1e6
@@ -155,7 +155,7 @@ impl CostModel {
     }
 
     /// The cost of sustaining `point`'s offered rate for an hour through its pattern.
-    pub fn point_cost(&self, point: &RunPoint) -> PointCost {
+    pub(crate) fn point_cost(&self, point: &RunPoint) -> PointCost {
         let rate = point.offered_rate;
         let rpr = point
             .records_per_request()
@@ -167,7 +167,8 @@ impl CostModel {
                 self.spark_clusters(rate),
                 self.kafka_usd_per_hour(rate),
             ),
-            _ => (
+            // A sink command writes through the Stream Ingest API: it costs as push.
+            Some(Pattern::Push | Pattern::Sink) | None => (
                 records_per_hour / rpr,
                 0.0,
                 self.push_usd_per_hour(rate, rpr),
@@ -193,7 +194,7 @@ impl CostModel {
     ///
     /// Kafka's cost is linear in the rate between Spark cluster steps, push's is linear through
     /// zero, so the crossover is solved exactly, one cluster step at a time.
-    pub fn cost_crossover(&self, records_per_request: f64) -> Option<f64> {
+    pub(crate) fn cost_crossover(&self, records_per_request: f64) -> Option<f64> {
         let per_record_push = (self.push_usd_per_million_requests
             / records_per_request.max(f64::MIN_POSITIVE)
             + self.online_write_usd_per_million_records)

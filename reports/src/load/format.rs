@@ -3,7 +3,7 @@
 /// `12345.6` → `12,346`.
 pub(crate) fn fmt_int(v: f64) -> String {
     if !v.is_finite() {
-        return "n/a".to_string();
+        return "n/a".to_owned();
     }
     let n = v.round() as i64;
     let digits = n.unsigned_abs().to_string();
@@ -23,7 +23,7 @@ pub(crate) fn fmt_int(v: f64) -> String {
 /// Milliseconds for people: `0.42 ms`, `5.4 ms`, `812 ms`, `1.23 s`, `12.3 s`.
 pub(crate) fn fmt_ms(v: f64) -> String {
     if !v.is_finite() {
-        "n/a".to_string()
+        "n/a".to_owned()
     } else if v > 0.0 && v < 0.01 {
         // Microseconds would read as `0.00 ms`.
         format!("{:.0} µs", v * 1000.0)
@@ -43,9 +43,9 @@ pub(crate) fn fmt_ms(v: f64) -> String {
 /// A fraction as a percentage: `0` → `0%`, `0.0123` → `1.23%`, `0.5` → `50.0%`.
 pub(crate) fn fmt_pct(v: f64) -> String {
     if !v.is_finite() {
-        "n/a".to_string()
+        "n/a".to_owned()
     } else if v == 0.0 {
-        "0%".to_string()
+        "0%".to_owned()
     } else if v.abs() < 0.1 {
         format!("{:.2}%", v * 100.0)
     } else {
@@ -56,7 +56,7 @@ pub(crate) fn fmt_pct(v: f64) -> String {
 /// US dollars: `$4.86`, `$0.012`, `$1,234`.
 pub(crate) fn fmt_usd(v: f64) -> String {
     if !v.is_finite() {
-        "n/a".to_string()
+        "n/a".to_owned()
     } else if v >= 1000.0 {
         format!("${}", fmt_int(v))
     } else if v >= 1.0 || v == 0.0 {

@@ -134,7 +134,7 @@ fn chips(out: &mut String, opts: &ReportOptions) {
             "<span class=\"chip {}\">{}</span>",
             if n == 0 { "ok" } else { "bad" },
             if n == 0 {
-                "No regressions against the baseline".to_string()
+                "No regressions against the baseline".to_owned()
             } else {
                 format!("{n} regression(s) against the baseline")
             }
@@ -247,7 +247,7 @@ fn pct_tick(v: f64) -> String {
 
 fn trim(v: f64) -> String {
     let s = format!("{v:.3}");
-    s.trim_end_matches('0').trim_end_matches('.').to_string()
+    s.trim_end_matches('0').trim_end_matches('.').to_owned()
 }
 
 fn charts(out: &mut String, report: &LoadReport, opts: &ReportOptions, rec: &Recommendation) {
@@ -270,9 +270,9 @@ fn charts(out: &mut String, report: &LoadReport, opts: &ReportOptions, rec: &Rec
         })
         .unwrap_or_default();
     let base = |title: &str, y_label: &str, y_scale, y_fmt: fn(f64) -> String| Chart {
-        title: title.to_string(),
-        x_label: "offered rate (records/s, log scale)".to_string(),
-        y_label: y_label.to_string(),
+        title: title.to_owned(),
+        x_label: "offered rate (records/s, log scale)".to_owned(),
+        y_label: y_label.to_owned(),
         x_scale: Scale::Log,
         y_scale,
         series: Vec::new(),
@@ -312,9 +312,7 @@ fn charts(out: &mut String, report: &LoadReport, opts: &ReportOptions, rec: &Rec
         let n = name(*pattern);
         // Patterns that keep up coincide here: earlier ones are drawn wider underneath, so
         // each stays visible as a band around the next.
-        let mut line = series(n.to_string(), *pattern, None, pts, |p| {
-            Some(p.achieved_rate)
-        });
+        let mut line = series(n.to_owned(), *pattern, None, pts, |p| Some(p.achieved_rate));
         line.width = Some(2.2 + 2.4 * (groups.len() - 1 - achieved.series.len()) as f64);
         achieved.series.push(line);
         for (stat, dash, f) in [
@@ -438,9 +436,9 @@ fn timeline(out: &mut String, report: &LoadReport) {
     // Lines of one pattern at several rates are told apart by their dash.
     const DASHES: [Option<&str>; 4] = [None, Some("7 4"), Some("2 3"), Some("10 3 2 3")];
     let chart = |title: &str, y_label: &str, y_scale, y_fmt: fn(f64) -> String| Chart {
-        title: title.to_string(),
-        x_label: "seconds since the run started".to_string(),
-        y_label: y_label.to_string(),
+        title: title.to_owned(),
+        x_label: "seconds since the run started".to_owned(),
+        y_label: y_label.to_owned(),
         x_scale: Scale::Linear,
         y_scale,
         series: Vec::new(),

@@ -33,7 +33,7 @@ pub(super) fn title(report: &LoadReport) -> String {
         }
     }
     if names.is_empty() {
-        "no points".to_string()
+        "no points".to_owned()
     } else {
         names.join(" vs ")
     }
@@ -75,7 +75,7 @@ fn verdicts(out: &mut String, opts: &ReportOptions) {
             out,
             "**Regressions against the baseline: {}**.\n",
             if n == 0 {
-                "none".to_string()
+                "none".to_owned()
             } else {
                 n.to_string()
             }
@@ -117,7 +117,7 @@ fn recommendation(out: &mut String, report: &LoadReport, opts: &ReportOptions) {
                 .unwrap_or_else(|| "not measured".into())
         };
         let choice = match b.choice {
-            Choice::Neither => "**neither**".to_string(),
+            Choice::Neither => "**neither**".to_owned(),
             c => format!("**{}**", c.label()),
         };
         let _ = writeln!(
@@ -201,7 +201,7 @@ pub(super) fn result_cells(p: &RunPoint) -> [String; 13] {
 pub(super) fn errors_cell(p: &RunPoint) -> String {
     let total = p.error_count(None);
     if total == 0 {
-        return "0%".to_string();
+        return "0%".to_owned();
     }
     let causes: Vec<String> = p
         .errors
@@ -349,7 +349,7 @@ fn comparison(out: &mut String, report: &LoadReport, opts: &ReportOptions) {
 /// A compared metric's value in its unit.
 pub(super) fn value_cell(metric: &str, v: Option<f64>) -> String {
     let Some(v) = v else {
-        return "n/a".to_string();
+        return "n/a".to_owned();
     };
     if metric.starts_with("latency") || metric.starts_with("freshness") {
         fmt_ms(v)

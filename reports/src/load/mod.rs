@@ -29,7 +29,9 @@ pub use compare::{
 pub use cost::{costs, CostModel, CostParseError, PointCost, COST_KEYS};
 pub(crate) use format::{fmt_int, fmt_ms, fmt_pct, fmt_usd};
 pub use json::{parse_report, read_report, render_json, ReadError};
-pub use recommend::{recommend, Band, Choice, Criteria, Crossover, Recommendation, CRITERIA_KEYS};
+pub use recommend::{
+    recommend, Band, Choice, Criteria, CriterionError, Crossover, Recommendation, CRITERIA_KEYS,
+};
 pub use schema::LOAD_REPORT_SCHEMA;
 pub use threshold::{
     evaluate, evaluate_with, Metric, Observation, Op, Stat, Threshold, ThresholdError,
@@ -41,7 +43,7 @@ pub const LOAD_SCHEMA_VERSION: u32 = 2;
 
 /// Older versions [`read_report`] still reads for `--compare`: their points have the same
 /// fields (version 2 added settings to `analysis`, which a baseline does not need).
-pub const LOAD_SCHEMA_VERSIONS_READ: [u32; 2] = [1, 2];
+pub(crate) const LOAD_SCHEMA_VERSIONS_READ: [u32; 2] = [1, 2];
 
 /// How events reach the features under test.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -149,7 +151,7 @@ pub struct LoadReport {
 
 impl RunPoint {
     /// Failed requests, all causes (`None`) or one (`Some("429")`).
-    pub fn error_count(&self, cause: Option<&str>) -> u64 {
+    pub(crate) fn error_count(&self, cause: Option<&str>) -> u64 {
         match cause {
             None => self.errors.values().sum(),
             Some(c) => self.errors.get(c).copied().unwrap_or(0),
@@ -157,22 +159,22 @@ impl RunPoint {
     }
 
     /// Failed requests over requests (0 when no request was sent).
-    pub fn error_rate(&self, cause: Option<&str>) -> f64 {
+    pub(crate) fn error_rate(&self, cause: Option<&str>) -> f64 {
         ratio(self.error_count(cause) as f64, self.requests as f64)
     }
 
     /// Achieved rate over offered rate (0 when nothing was offered).
-    pub fn achieved_ratio(&self) -> f64 {
+    pub(crate) fn achieved_ratio(&self) -> f64 {
         ratio(self.achieved_rate, self.offered_rate)
     }
 
     /// Late sends over requests (0 when no request was sent).
-    pub fn late_send_rate(&self) -> f64 {
+    pub(crate) fn late_send_rate(&self) -> f64 {
         ratio(self.late_sends as f64, self.requests as f64)
     }
 
     /// Records per request (the mean batch size); `None` without requests.
-    pub fn records_per_request(&self) -> Option<f64> {
+    pub(crate) fn records_per_request(&self) -> Option<f64> {
         (self.requests > 0).then(|| self.records_sent as f64 / self.requests as f64)
     }
 }
@@ -231,7 +233,7 @@ impl ReportOptions {
 
     /// Sets one recommendation criterion (`key=value`, see [`Criteria::set`]) and remembers
     /// it was given.
-    pub fn set_criterion(&mut self, setting: &str) -> Result<(), String> {
+    pub fn set_criterion(&mut self, setting: &str) -> Result<(), CriterionError> {
         let key = self.criteria.set(setting)?;
         if !self.criteria_given.contains(&key) {
             self.criteria_given.push(key);
@@ -240,12 +242,12 @@ impl ReportOptions {
     }
 
     /// Whether every cost parameter is an example default.
-    pub fn prices_are_examples(&self) -> bool {
+    pub(crate) fn prices_are_examples(&self) -> bool {
         self.cost_given.is_empty()
     }
 
     /// `example` or `given` for a cost parameter.
-    pub fn cost_source(&self, key: &str) -> &'static str {
+    pub(crate) fn cost_source(&self, key: &str) -> &'static str {
         if self.cost_given.contains(&key) {
             "given"
         } else {
@@ -254,7 +256,7 @@ impl ReportOptions {
     }
 
     /// `default` or `given` for a criterion.
-    pub fn criterion_source(&self, key: &str) -> &'static str {
+    pub(crate) fn criterion_source(&self, key: &str) -> &'static str {
         if self.criteria_given.contains(&key) {
             "given"
         } else {
@@ -268,7 +270,7 @@ impl ReportOptions {
         let c = &self.criteria;
         let target = c
             .freshness_target_ms
-            .map_or_else(|| "none".to_string(), fmt_ms);
+            .map_or_else(|| "none".to_owned(), fmt_ms);
         format!(
             "A pattern holds a rate when it achieves at least {} of it ({}) with at most {} \
              errors ({}); p99 freshness target: {} ({}).",
@@ -284,8 +286,8 @@ impl ReportOptions {
     /// How the reports name the prices: examples, the user's, or a mix.
     pub fn prices_label(&self) -> String {
         match self.cost_given.len() {
-            0 => "EXAMPLE prices, not quotes".to_string(),
-            n if n == COST_KEYS.len() => "your prices".to_string(),
+            0 => "EXAMPLE prices, not quotes".to_owned(),
+            n if n == COST_KEYS.len() => "your prices".to_owned(),
             n => format!(
                 "{n} of {} parameters given, the rest EXAMPLES",
                 COST_KEYS.len()

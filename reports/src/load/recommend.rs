@@ -48,13 +48,13 @@ pub const CRITERIA_KEYS: [&str; 3] = ["min_achieved_ratio", "max_error_rate", "f
 
 impl Criteria {
     /// Whether `p` holds its offered rate.
-    pub fn holds(&self, p: &RunPoint) -> bool {
+    pub(crate) fn holds(&self, p: &RunPoint) -> bool {
         p.achieved_ratio() >= self.min_achieved_ratio && p.error_rate(None) <= self.max_error_rate
     }
 
     /// Whether `p`'s p99 freshness meets the target: true without a target, false when the
     /// point has no freshness figure (a missing figure never passes).
-    pub fn fresh_enough(&self, p: &RunPoint) -> bool {
+    pub(crate) fn fresh_enough(&self, p: &RunPoint) -> bool {
         match self.freshness_target_ms {
             None => true,
             Some(t) => p.freshness_ms.is_some_and(|f| f.p99 <= t),
@@ -62,19 +62,19 @@ impl Criteria {
     }
 
     /// Whether `p` can be chosen: it holds its rate and meets the freshness target.
-    pub fn qualifies(&self, p: &RunPoint) -> bool {
+    pub(crate) fn qualifies(&self, p: &RunPoint) -> bool {
         self.holds(p) && self.fresh_enough(p)
     }
 
     /// Applies one `key=value` setting and returns the key: `min_achieved_ratio=99%`,
     /// `max_error_rate=0.5%` (a fraction or a percentage), `freshness_target=1s` (a duration:
     /// `us`, `ms`, `s`, `m`; `none` for no target).
-    pub fn set(&mut self, setting: &str) -> Result<&'static str, String> {
+    pub fn set(&mut self, setting: &str) -> Result<&'static str, CriterionError> {
         let (key, value) = setting
             .split_once('=')
-            .ok_or_else(|| format!("bad criterion `{setting}`: write key=value"))?;
+            .ok_or_else(|| CriterionError(format!("bad criterion `{setting}`: write key=value")))?;
         let (key, value) = (key.trim(), value.trim());
-        let bad = |e: String| format!("bad criterion `{setting}`: {e}");
+        let bad = |e: String| CriterionError(format!("bad criterion `{setting}`: {e}"));
         match key {
             "min_achieved_ratio" | "max_error_rate" => {
                 let v = super::threshold::parse_value(value, super::Unit::Fraction).map_err(bad)?;
@@ -101,13 +101,25 @@ impl Criteria {
                 self.freshness_target_ms = Some(v);
                 Ok(CRITERIA_KEYS[2])
             }
-            _ => Err(format!(
+            _ => Err(CriterionError(format!(
                 "unknown criterion `{key}`; known: {}",
                 CRITERIA_KEYS.join(", ")
-            )),
+            ))),
         }
     }
 }
+
+/// A `key=value` criterion that [`Criteria::set`] did not accept.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CriterionError(pub String);
+
+impl std::fmt::Display for CriterionError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for CriterionError {}
 
 /// The pattern chosen for a band.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -123,7 +135,7 @@ pub enum Choice {
 
 impl Choice {
     /// Label for people.
-    pub fn label(self) -> &'static str {
+    pub(crate) fn label(self) -> &'static str {
         match self {
             Choice::Push => "push (Stream Ingest API)",
             Choice::Kafka => "Kafka + Spark",
@@ -223,12 +235,12 @@ pub fn recommend(report: &LoadReport, cost: &CostModel, criteria: &Criteria) -> 
         if let Some(p) = push {
             reasons.push(describe("push", p, criteria));
         } else {
-            reasons.push("push: not measured at this rate.".to_string());
+            reasons.push("push: not measured at this rate.".to_owned());
         }
         if let Some(k) = kafka {
             reasons.push(describe("Kafka + Spark", k, criteria));
         } else {
-            reasons.push("Kafka + Spark: not measured at this rate.".to_string());
+            reasons.push("Kafka + Spark: not measured at this rate.".to_owned());
         }
 
         let push_usd = cost.push_usd_per_hour(r, records_per_request);
@@ -282,7 +294,7 @@ pub fn recommend(report: &LoadReport, cost: &CostModel, criteria: &Criteria) -> 
             Choice::Kafka
         } else if push_ok {
             let why = if kafka.is_none() {
-                "push holds this rate (Kafka + Spark not measured)".to_string()
+                "push holds this rate (Kafka + Spark not measured)".to_owned()
             } else if !kafka_ok {
                 if kafka.is_some_and(|k| criteria.holds(k)) {
                     format!(
@@ -290,10 +302,10 @@ pub fn recommend(report: &LoadReport, cost: &CostModel, criteria: &Criteria) -> 
                          of {target}"
                     )
                 } else {
-                    "push holds this rate and Kafka + Spark does not".to_string()
+                    "push holds this rate and Kafka + Spark does not".to_owned()
                 }
             } else {
-                "push holds this rate, is fresher at p99 and costs less".to_string()
+                "push holds this rate, is fresher at p99 and costs less".to_owned()
             };
             because = format!("Push because {why}.");
             Choice::Push
@@ -306,7 +318,7 @@ pub fn recommend(report: &LoadReport, cost: &CostModel, criteria: &Criteria) -> 
                 )
             } else {
                 "Neither pattern held this rate: raise limits, scale out or lower the rate."
-                    .to_string()
+                    .to_owned()
             };
             Choice::Neither
         };
@@ -355,7 +367,7 @@ pub fn recommend(report: &LoadReport, cost: &CostModel, criteria: &Criteria) -> 
         criteria: *criteria,
         crossover: Crossover {
             rate: best.map(|b| b.0),
-            basis: best.map(|b| b.1.to_string()),
+            basis: best.map(|b| b.1.to_owned()),
             exact: best.is_some_and(|b| b.2),
             below,
             cost_rate,
@@ -397,11 +409,11 @@ impl Recommendation {
 
 impl Crossover {
     /// One sentence for people that states the crossover and what sets it.
-    pub fn sentence(&self) -> String {
+    pub(crate) fn sentence(&self) -> String {
         let Some(rate) = self.rate else {
             return "No crossover: push stays the better choice at every measured rate, and the \
                     cost model never favours Kafka + Spark."
-                .to_string();
+                .to_owned();
         };
         let basis = self.basis.as_deref().unwrap_or_default();
         let what = match basis {
@@ -429,10 +441,10 @@ impl Crossover {
 
 impl Crossover {
     /// The rate by each criterion, for people.
-    pub fn by_criterion(&self) -> String {
+    pub(crate) fn by_criterion(&self) -> String {
         let r = |v: Option<f64>| {
             v.map(|v| format!("{}/s", fmt_int(v)))
-                .unwrap_or_else(|| "none".to_string())
+                .unwrap_or_else(|| "none".to_owned())
         };
         format!(
             "By criterion: cost {} (cost model, {:.1} records per push request); capacity {}; \
@@ -449,7 +461,7 @@ impl Crossover {
 fn join_and(items: &[&str]) -> String {
     match items {
         [] => String::new(),
-        [one] => (*one).to_string(),
+        [one] => (*one).to_owned(),
         [init @ .., last] => format!("{} and {last}", init.join(", ")),
     }
 }
@@ -581,7 +593,13 @@ mod tests {
         );
         assert_eq!(c.set("freshness_target=none"), Ok("freshness_target"));
         assert_eq!(c.freshness_target_ms, None);
-        let err = |s: &str| Criteria::default().set(s).err().unwrap_or_default();
+        let err = |s: &str| {
+            Criteria::default()
+                .set(s)
+                .err()
+                .map(|e| e.0)
+                .unwrap_or_default()
+        };
         assert!(err("speed=1").contains("unknown criterion `speed`"));
         assert!(err("min_achieved_ratio").contains("key=value"));
         assert!(err("min_achieved_ratio=150%").contains("between 0 and 100%"));

@@ -42,7 +42,7 @@ pub enum Stat {
 
 impl Stat {
     /// The name used in expressions and reports.
-    pub fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             Stat::P50 => "p50",
             Stat::P90 => "p90",
@@ -102,7 +102,7 @@ pub enum Unit {
 
 impl Metric {
     /// The metric's name as written in expressions, e.g. `latency.p99` or `errors.429.rate`.
-    pub fn name(&self) -> String {
+    pub(crate) fn name(&self) -> String {
         match self {
             Metric::Latency(s) => format!("latency.{}", s.name()),
             Metric::LatencyUncorrected(s) => format!("latency_uncorrected.{}", s.name()),
@@ -119,7 +119,7 @@ impl Metric {
     }
 
     /// The unit of the metric's values.
-    pub fn unit(&self) -> Unit {
+    pub(crate) fn unit(&self) -> Unit {
         match self {
             Metric::Latency(_) | Metric::LatencyUncorrected(_) | Metric::Freshness(_) => {
                 Unit::Millis
@@ -136,7 +136,7 @@ impl Metric {
     }
 
     /// The metric's value at `point`; `None` when the point did not observe it.
-    pub fn value(&self, point: &RunPoint) -> Option<f64> {
+    pub(crate) fn value(&self, point: &RunPoint) -> Option<f64> {
         let pick = |l: &super::LatencyMs, s: Stat| match s {
             Stat::P50 => l.p50,
             Stat::P90 => l.p90,
@@ -167,7 +167,7 @@ impl Metric {
     }
 
     /// Formats a value of this metric for people (`812 ms`, `1.25%`, `4,980/s`).
-    pub fn format_value(&self, v: f64) -> String {
+    pub(crate) fn format_value(&self, v: f64) -> String {
         match self.unit() {
             Unit::Millis => super::fmt_ms(v),
             Unit::Fraction => super::fmt_pct(v),
@@ -186,13 +186,13 @@ impl Metric {
             ["latency", s] => Ok(Metric::Latency(stat("latency", s)?)),
             ["latency_uncorrected", s] => Ok(Metric::LatencyUncorrected(stat("latency", s)?)),
             ["freshness", "p999"] => {
-                Err("freshness has no p999; use p50, p90, p99 or max".to_string())
+                Err("freshness has no p999; use p50, p90, p99 or max".to_owned())
             }
             ["freshness", s] => Ok(Metric::Freshness(stat("freshness", s)?)),
             ["errors", "rate"] => Ok(Metric::ErrorRate(None)),
             ["errors", "count"] => Ok(Metric::ErrorCount(None)),
-            ["errors", cause, "rate"] => Ok(Metric::ErrorRate(Some((*cause).to_string()))),
-            ["errors", cause, "count"] => Ok(Metric::ErrorCount(Some((*cause).to_string()))),
+            ["errors", cause, "rate"] => Ok(Metric::ErrorRate(Some((*cause).to_owned()))),
+            ["errors", cause, "count"] => Ok(Metric::ErrorCount(Some((*cause).to_owned()))),
             ["achieved_rate"] => Ok(Metric::AchievedRate),
             ["achieved_ratio"] => Ok(Metric::AchievedRatio),
             ["late_sends"] | ["late_sends", "count"] => Ok(Metric::LateSends),
@@ -224,7 +224,7 @@ pub enum Op {
 
 impl Op {
     /// The operator as written.
-    pub fn symbol(self) -> &'static str {
+    pub(crate) fn symbol(self) -> &'static str {
         match self {
             Op::Lt => "<",
             Op::Le => "<=",
@@ -235,7 +235,7 @@ impl Op {
     }
 
     /// Whether `value op limit` holds.
-    pub fn holds(self, value: f64, limit: f64) -> bool {
+    pub(crate) fn holds(self, value: f64, limit: f64) -> bool {
         match self {
             Op::Lt => value < limit,
             Op::Le => value <= limit,
@@ -285,12 +285,12 @@ impl FromStr for Threshold {
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let err = |reason: String| ThresholdError {
-            expression: s.to_string(),
+            expression: s.to_owned(),
             reason,
         };
         let compact: String = s.chars().filter(|c| !c.is_whitespace()).collect();
         let at = compact.find(['<', '>', '=']).ok_or_else(|| {
-            err("no comparison; write e.g. `push.freshness.p99<500ms`".to_string())
+            err("no comparison; write e.g. `push.freshness.p99<500ms`".to_owned())
         })?;
         let (lhs, rest) = compact.split_at(at);
         let (op, value) = if let Some(v) = rest.strip_prefix("<=") {
@@ -304,7 +304,7 @@ impl FromStr for Threshold {
         } else if let Some(v) = rest.strip_prefix('>') {
             (Op::Gt, v)
         } else {
-            return Err(err("use one of <, <=, >, >=, ==".to_string()));
+            return Err(err("use one of <, <=, >, >=, ==".to_owned()));
         };
         let mut parts: Vec<&str> = lhs.split('.').collect();
         let pattern = match parts.first().copied() {
@@ -316,7 +316,7 @@ impl FromStr for Threshold {
                     "unknown pattern `{other}`; use push, kafka or sink"
                 )))
             }
-            None => return Err(err("missing pattern".to_string())),
+            None => return Err(err("missing pattern".to_owned())),
         };
         parts.remove(0);
         let change = parts.last() == Some(&"change");
@@ -343,7 +343,7 @@ impl FromStr for Threshold {
 /// Reads a limit in `unit`: `500ms`, `2s`, `1%`, `0.01`, `900`, `900/s`.
 pub(super) fn parse_value(v: &str, unit: Unit) -> Result<f64, String> {
     if v.is_empty() {
-        return Err("missing value after the operator".to_string());
+        return Err("missing value after the operator".to_owned());
     }
     let split = v
         .find(|c: char| !(c.is_ascii_digit() || c == '.' || c == '-' || c == '+' || c == 'e'))
@@ -415,9 +415,9 @@ fn trim_float(v: f64) -> String {
     let s = format!("{:.6}", v);
     let s = s.trim_end_matches('0').trim_end_matches('.');
     if s == "-0" {
-        "0".to_string()
+        "0".to_owned()
     } else {
-        s.to_string()
+        s.to_owned()
     }
 }
 

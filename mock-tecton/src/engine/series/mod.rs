@@ -144,7 +144,8 @@ use node::{Event, Node, Window};
 use rows::Row;
 use slot::{slot_firsts, slot_map, Col, Ctx};
 use spec::span;
-pub use spec::{value_heap, Aggregation, Mode, SameTimestamp, SeriesSpec};
+pub(crate) use spec::value_heap;
+pub use spec::{Aggregation, Mode, SameTimestamp, SeriesSpec};
 use tile::Tile;
 
 /// The top level of the tile tree, by the number of coarse levels the spec keeps.

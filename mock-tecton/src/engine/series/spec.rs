@@ -159,7 +159,7 @@ impl SeriesSpec {
 }
 
 /// Heap bytes a value owns beyond its own size (string contents at their length).
-pub fn value_heap(v: &Value) -> usize {
+pub(crate) fn value_heap(v: &Value) -> usize {
     match v {
         Value::String(s) => s.capacity(),
         Value::Array(items) | Value::Struct(items) => {

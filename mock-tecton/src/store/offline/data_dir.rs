@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 /// The data directory of one mock instance.
 #[derive(Debug)]
-pub struct DataDir {
+pub(crate) struct DataDir {
     root: PathBuf,
     temporary: bool,
     keep: bool,
@@ -20,7 +20,7 @@ static NEXT_TEMP: AtomicU64 = AtomicU64::new(0);
 impl DataDir {
     /// `named` (made absolute), or a fresh directory under the system's temporary directory. Nothing is created
     /// on disk yet ([`DataDir::prepare`] or the first flush does that).
-    pub fn new(named: Option<&Path>, keep: bool) -> Self {
+    pub(crate) fn new(named: Option<&Path>, keep: bool) -> Self {
         match named {
             Some(p) => DataDir {
                 // Absolute, so that health and logs name it unambiguously.
@@ -47,23 +47,23 @@ impl DataDir {
     }
 
     /// The directory (`--data-dir`, or the temporary one).
-    pub fn root(&self) -> &Path {
+    pub(crate) fn root(&self) -> &Path {
         &self.root
     }
 
     /// `<root>/offline`, the offline store's tree.
-    pub fn offline(&self) -> PathBuf {
+    pub(crate) fn offline(&self) -> PathBuf {
         self.root.join("offline")
     }
 
     /// Whether the data outlives the mock.
-    pub fn keeps_data(&self) -> bool {
+    pub(crate) fn keeps_data(&self) -> bool {
         self.keep
     }
 
     /// Creates the directories, refusing an offline store left by an earlier run (its sequence
     /// numbers would collide with this run's).
-    pub fn prepare(&self) -> io::Result<()> {
+    pub(crate) fn prepare(&self) -> io::Result<()> {
         let offline = self.offline();
         if offline.is_dir() && std::fs::read_dir(&offline)?.next().is_some() {
             return Err(io::Error::new(
@@ -87,7 +87,7 @@ impl DataDir {
     }
 
     /// Deletes the offline store's files (reset), keeping the directory itself.
-    pub fn empty(&self) -> io::Result<()> {
+    pub(crate) fn empty(&self) -> io::Result<()> {
         let offline = self.offline();
         match std::fs::read_dir(&offline) {
             Ok(entries) => {
@@ -107,7 +107,7 @@ impl DataDir {
     }
 
     /// Removes what the mock made, unless the data is kept.
-    pub fn remove(&self) -> io::Result<()> {
+    pub(crate) fn remove(&self) -> io::Result<()> {
         if self.keep {
             return Ok(());
         }

@@ -27,8 +27,8 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard, RwLock, Weak};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-pub use data_dir::DataDir;
-pub use part::{decode_json, encode_json, INGESTED_AT_COLUMN, REQUEST_COLUMN, SEQ_COLUMN};
+pub(crate) use data_dir::DataDir;
+pub use part::encode_json;
 
 use crate::decisions;
 use crate::repo::Repository;

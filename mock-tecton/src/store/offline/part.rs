@@ -34,15 +34,15 @@ use super::OfflineRow;
 use crate::schema::{format_rfc3339, parse_timestamp, DataType, Schema, Value};
 
 /// Names of the bookkeeping columns after the source fields.
-pub const SEQ_COLUMN: &str = "_seq";
+pub(crate) const SEQ_COLUMN: &str = "_seq";
 /// The journal sequence number of the request that carried the row.
-pub const REQUEST_COLUMN: &str = "_request";
+pub(crate) const REQUEST_COLUMN: &str = "_request";
 /// Mock time at ingestion.
-pub const INGESTED_AT_COLUMN: &str = "_ingested_at";
+pub(crate) const INGESTED_AT_COLUMN: &str = "_ingested_at";
 
 /// The Parquet layout of one push source.
 #[derive(Debug)]
-pub struct PartLayout {
+pub(super) struct PartLayout {
     fields: Vec<DataType>,
     timestamp_field: usize,
     schema: TypePtr,
@@ -51,7 +51,7 @@ pub struct PartLayout {
 
 impl PartLayout {
     /// The layout of a source schema; `timestamp_field` is the event-time field's position.
-    pub fn new(schema: &Schema, timestamp_field: usize) -> Result<Self, ParquetError> {
+    pub(super) fn new(schema: &Schema, timestamp_field: usize) -> Result<Self, ParquetError> {
         let mut columns: Vec<TypePtr> = Vec::with_capacity(schema.fields.len() + 3);
         for f in &schema.fields {
             columns.push(Arc::new(column(
@@ -94,7 +94,7 @@ impl PartLayout {
     }
 
     /// Writes `rows` as one row group to `path` (created or truncated); returns the file size.
-    pub fn write(&self, path: &Path, rows: &[&OfflineRow]) -> Result<u64, ParquetError> {
+    pub(super) fn write(&self, path: &Path, rows: &[&OfflineRow]) -> Result<u64, ParquetError> {
         let file = File::create(path)?;
         let mut writer = SerializedFileWriter::new(file, self.schema.clone(), self.props.clone())?;
         let mut group = writer.next_row_group()?;
@@ -124,7 +124,7 @@ impl PartLayout {
     }
 
     /// Reads every row of a part file written with this layout.
-    pub fn read(&self, path: &Path) -> Result<Vec<OfflineRow>, ParquetError> {
+    pub(super) fn read(&self, path: &Path) -> Result<Vec<OfflineRow>, ParquetError> {
         let reader = SerializedFileReader::new(File::open(path)?)?;
         let width = self.fields.len() + 3;
         let columns = reader
@@ -415,7 +415,7 @@ pub fn encode_json(ty: &DataType, v: &Value) -> Json {
 }
 
 /// The inverse of [`encode_json`] for a value of type `ty`.
-pub fn decode_json(ty: &DataType, json: &Json) -> Result<Value, String> {
+pub(crate) fn decode_json(ty: &DataType, json: &Json) -> Result<Value, String> {
     let bad = || format!("stored JSON {json} is not a {ty}");
     if json.is_null() {
         return Ok(Value::Null);
