@@ -76,7 +76,7 @@ fn record(i: usize) -> Json {
         "small": -2_147_483_648_i64 + i as i64,
         "value": 0.1 * i as f64,
         "ratio": 1.0 / 3.0,
-        "ok": i % 2 == 0,
+        "ok": i.is_multiple_of(2),
         "seen_at": format!("2024-05-0{day}T10:00:00.{:09}Z", 123_456_789 + i),
         "tags": ["a", null, format!("t{i}")],
         "scores": {"z": 1.5, "a": -2.0},

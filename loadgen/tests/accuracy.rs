@@ -39,7 +39,7 @@ impl Respond for Shared {
         this.arrivals.lock().unwrap().push(Instant::now());
         let n = this.seen.fetch_add(1, Ordering::Relaxed) + 1;
         let ok = ResponseTemplate::new(200).set_body_string("{}");
-        if this.stall_every > 0 && n % this.stall_every == 0 {
+        if this.stall_every > 0 && n.is_multiple_of(this.stall_every) {
             ok.set_delay(this.stall)
         } else {
             ok

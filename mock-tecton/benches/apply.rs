@@ -55,7 +55,7 @@ fn event(user: usize, n: u64, ts: i64) -> Event {
         Value::String(format!("t{n}")),
         Value::String(MERCHANTS[(n % 8) as usize].into()),
         Value::Float((n % 997) as f64 + 0.25),
-        Value::Int(i64::from(n % 50 == 0)),
+        Value::Int(i64::from(n.is_multiple_of(50))),
         Value::Timestamp(ts),
     ])
 }

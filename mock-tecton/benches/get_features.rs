@@ -140,7 +140,7 @@ fn populate(mock: &MockTecton) -> usize {
                 "transaction_id": format!("t{n}"),
                 "merchant": MERCHANTS[(n * 7 + user) % MERCHANTS.len()],
                 "amt": ((n * 31) % 50_000) as f64 / 100.0,
-                "is_fraud": i64::from(n % 97 == 0),
+                "is_fraud": i64::from(n.is_multiple_of(97)),
                 "timestamp": mock_tecton::schema::format_rfc3339(ts),
             }}));
             total += 1;

@@ -101,7 +101,7 @@ fn append_all(rows: u64, threads: u64, append: Arc<dyn Fn(OfflineRow) + Send + S
                     append(row(seq));
                     seq += threads;
                     sent += 1;
-                    if rate > 0.0 && sent % 1_000 == 0 {
+                    if rate > 0.0 && sent.is_multiple_of(1_000) {
                         let due = std::time::Duration::from_secs_f64(sent as f64 / rate);
                         if let Some(wait) = due.checked_sub(started.elapsed()) {
                             std::thread::sleep(wait);

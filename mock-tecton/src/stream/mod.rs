@@ -290,7 +290,7 @@ impl Streams {
             drop(s);
             // Retention every few ticks is enough and keeps a per-record tick cheap.
             let tick = self.ticks.fetch_add(1, Ordering::Relaxed);
-            if readers.last() == Some(&i) && (wall || tick % 64 == 0) {
+            if readers.last() == Some(&i) && (wall || tick.is_multiple_of(64)) {
                 self.release(topic, &readers);
             }
         }

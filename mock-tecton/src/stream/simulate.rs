@@ -215,7 +215,7 @@ impl Generator {
                         DataType::Float64 | DataType::Float32 => {
                             Value::Float((r % 100_000) as f64 / 100.0)
                         }
-                        DataType::Bool => Value::Bool(r % 2 == 0),
+                        DataType::Bool => Value::Bool(r.is_multiple_of(2)),
                         _ => Value::Null,
                     }
                 }

@@ -277,7 +277,7 @@ impl OfflineLog {
         let waiting = s.waiting.fetch_add(1, Ordering::Relaxed) + 1;
         // The size trigger: every `flush_rows`-th waiting row wakes the flusher (counted per
         // source, so a flush never starts with a fraction of the rows it was promised).
-        if waiting % flush_rows == 0 {
+        if waiting.is_multiple_of(flush_rows) {
             self.inner.wake_flusher();
         }
         if waiting >= flush_rows.saturating_mul(decisions::OFFLINE_MAX_WAITING_FLUSHES)

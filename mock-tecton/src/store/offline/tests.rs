@@ -65,13 +65,13 @@ fn row(seq: u64, ts: i64, with_values: bool) -> OfflineRow {
             Value::String(format!("s{seq} ✓")),
             Value::Int(-(seq as i64) * 1_000_000_000_007),
             Value::Int(i64::from(i32::MIN) + seq as i64),
-            Value::Float(if seq % 3 == 0 {
+            Value::Float(if seq.is_multiple_of(3) {
                 f64::NAN
             } else {
                 0.1 * seq as f64
             }),
             Value::Float(-0.0),
-            Value::Bool(seq % 2 == 0),
+            Value::Bool(seq.is_multiple_of(2)),
             Value::Timestamp(ts + 123),
             Value::Array(vec![Value::String("a".into()), Value::Null]),
             Value::Map(vec![
