@@ -211,6 +211,15 @@ pub const TIME_INTERVAL_TRIGGER: i64 = 30 * crate::duration::SECOND;
 /// Without a watermark (threshold 0) keys are held for the life of the stream.
 pub const STREAM_DEDUP_EVICTED_BY_WATERMARK: bool = true;
 
+/// Queries that share a deduplication state. Tecton runs one Spark job per stream feature view,
+/// each with its own `dropDuplicates` state. Two views of one source with the same trigger, join
+/// keys, deduplication columns and watermark delay read the same micro-batches and decide every
+/// duplicate alike, so the mock runs their micro-batches together and holds their keys once (a
+/// 24 h watermark at 1k records/s holds some 86 million keys per state). Each query still
+/// reports the state as its own (`numRowsTotal`). On the virtual clock nothing observable
+/// changes; on the wall clock the group's micro-batch takes the time of all its members' work.
+pub const STREAM_QUERIES_SHARE_DEDUP_STATE: bool = true;
+
 /// What a stream writes to the offline store. Tecton's offline store is written from the stream
 /// source's batch source, "an accurate historical record of the stream": every record, including
 /// those the stream job dropped as late or duplicate. The mock appends every record that matches

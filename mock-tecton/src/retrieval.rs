@@ -99,7 +99,12 @@ fn index_view(state: &MockState, view_idx: usize) -> Result<ViewData, ServingErr
     };
     // Batch precedence: where a batch job materialized a key's interval, its rows replace the
     // logged ones (crate::batch::precedence).
-    let batch = state.batch.materialized(view_idx).filter(|_| view.offline);
+    let batch = if view.offline {
+        crate::batch::precedence::read(state, view_idx)
+            .map_err(|e| ServingError::Internal(e.to_string()))?
+    } else {
+        None
+    };
     for source_name in &view.sources {
         let Some(source) = state.plan.source_index(source_name) else {
             continue;

@@ -22,7 +22,9 @@ pub(crate) struct DataSource {
     /// A running mock to query (its admin API), e.g. http://127.0.0.1:8080.
     #[arg(long, conflicts_with = "events")]
     pub(super) url: Option<String>,
-    /// JSON Lines of push-source records to load into an in-process mock first.
+    /// JSON Lines of push-source records to load into an in-process mock first. The
+    /// repository's batch sources are loaded and backfilled before them, as `serve` does at
+    /// start; with batch sources, the records may be left out.
     #[arg(long, value_name = "FILE")]
     pub(super) events: Option<PathBuf>,
     /// The push source the events belong to (default: the repository's first).
@@ -93,7 +95,12 @@ pub(super) fn in_process(
     arrival_field: Option<&str>,
 ) -> anyhow::Result<(MockState, HashMap<u64, i64>)> {
     let Some(path) = &data.events else {
-        bail!("give --url (a running mock) or --events (records to load)");
+        if repo.batch_sources.is_empty() {
+            bail!("give --url (a running mock) or --events (records to load)");
+        }
+        // The batch sources' files alone are the history.
+        let state = batch_loaded(repo)?;
+        return Ok((state, HashMap::new()));
     };
     let source = match (&data.source, repo.push_sources.first()) {
         (Some(s), _) => s.clone(),
@@ -165,14 +172,22 @@ pub(super) fn in_process(
             errors.join("\n  ")
         );
     }
-    // A replayed history is evaluated at past points: the online store keeps all of it.
-    let state = MockState::new(&Config::new(repo).retention(mock_tecton::Retention::Everything));
+    let state = batch_loaded(repo)?;
     let first = state.record_seq();
     state
         .load_records(&workspace, &source, records)
         .map_err(|e| anyhow::anyhow!("{}: records refused: {}", path.display(), e.body()))?;
     let arrivals = (first..).zip(arrivals).collect();
     Ok((state, arrivals))
+}
+
+/// An in-process mock for `repo` whose batch sources are loaded and backfilled as `serve` does
+/// at start, before any record is loaded.
+fn batch_loaded(repo: Repository) -> anyhow::Result<MockState> {
+    // A replayed history is evaluated at past points: the online store keeps all of it.
+    let state = MockState::new(&Config::new(repo).retention(mock_tecton::Retention::Everything));
+    state.start_batch().map_err(|e| anyhow::anyhow!("{e}"))?;
+    Ok(state)
 }
 
 /// POSTs to a running mock's admin API.

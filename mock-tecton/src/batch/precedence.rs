@@ -11,7 +11,7 @@ use std::collections::HashMap;
 
 use crate::schema::Value;
 use crate::state::MockState;
-use crate::store::{EntityKey, OnlineEntry};
+use crate::store::{EntityKey, KeyPart, OfflineError, OfflineLog, OfflineRow, OnlineEntry};
 
 /// One materialized row of a feature view: event time, sequence number (ties), and the view's
 /// inputs ([`crate::repo::FeatureView::input_columns`]).
@@ -26,7 +26,8 @@ pub(crate) struct BatchEvent {
 }
 
 /// What batch jobs have materialized for one feature view: per entity, the intervals where the
-/// batch output takes precedence, and the batch rows themselves (the offline store's batch part).
+/// batch output takes precedence, and the batch rows. The mock's own copy keeps only the rows'
+/// times (their values are in the offline store); [`read`] gives them whole.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Materialized {
     intervals: HashMap<EntityKey, Vec<(i64, i64)>>,
@@ -86,10 +87,101 @@ impl Materialized {
     }
 
     /// Whether nothing is materialized.
-    #[cfg(test)]
     pub(crate) fn is_empty(&self) -> bool {
         self.intervals.is_empty()
     }
+}
+
+/// Appends one key's job output to the view's log in the offline store
+/// ([`crate::store::OfflineLog::materialized_index`]): per row its join keys, inputs, event
+/// time and the job's window; `_request` is the job's id, `_ingested_at` when it ran.
+pub(crate) fn log(
+    state: &MockState,
+    view: usize,
+    job: u64,
+    key: &EntityKey,
+    (start, end): (i64, i64),
+    events: &[BatchEvent],
+    now: i64,
+) {
+    let index = OfflineLog::materialized_index(&state.repo, view);
+    for e in events {
+        let mut values: Vec<Value> = key
+            .0
+            .iter()
+            .map(|p| match p {
+                KeyPart::Str(s) => Value::String(s.clone()),
+                KeyPart::Int(i) => Value::Int(*i),
+            })
+            .collect();
+        values.extend(e.values.iter().cloned());
+        values.extend([
+            Value::Timestamp(e.ts),
+            Value::Timestamp(start),
+            Value::Timestamp(end),
+        ]);
+        state.offline.append(
+            index,
+            OfflineRow {
+                seq: e.seq,
+                request: job,
+                ingested_at: now,
+                ts: e.ts,
+                values,
+            },
+        );
+    }
+}
+
+/// What batch jobs materialized for `view`, read back from the offline store: every job's rows
+/// applied in job order, as the jobs applied them ([`Materialized::replace`]). `None` when the
+/// view reads no batch source.
+pub(crate) fn read(state: &MockState, view: usize) -> Result<Option<Materialized>, OfflineError> {
+    let Some(memory) = state.batch.materialized(view) else {
+        return Ok(None);
+    };
+    if memory.is_empty() {
+        return Ok(Some(Materialized::default()));
+    }
+    let keys = state.repo.feature_views[view].join_keys.len();
+    let index = OfflineLog::materialized_index(&state.repo, view);
+    // Per job (in order), per key: the window and the rows.
+    type Job = HashMap<EntityKey, ((i64, i64), Vec<BatchEvent>)>;
+    let mut jobs: std::collections::BTreeMap<u64, Job> = std::collections::BTreeMap::new();
+    state.offline.scan(index, |row| {
+        let n = row.values.len();
+        if n < keys + 3 {
+            return;
+        }
+        let (Value::Timestamp(start), Value::Timestamp(end)) =
+            (&row.values[n - 2], &row.values[n - 1])
+        else {
+            return;
+        };
+        let Some(key) = EntityKey::from_values(&row.values[..keys]) else {
+            return;
+        };
+        let window = (*start, *end);
+        let values = row.values[keys..n - 3].to_vec();
+        jobs.entry(row.request)
+            .or_default()
+            .entry(key)
+            .or_insert_with(|| (window, Vec::new()))
+            .1
+            .push(BatchEvent {
+                ts: row.ts,
+                seq: row.seq,
+                values,
+            });
+    })?;
+    let mut out = Materialized::default();
+    for (_, job) in jobs {
+        for (key, ((start, end), mut events)) in job {
+            events.sort_by_key(|e| (e.ts, e.seq));
+            out.replace(&key, start, end, events);
+        }
+    }
+    Ok(Some(out))
 }
 
 /// Writes one key's job output to the online store of view `view` at clock time `now`; returns

@@ -163,6 +163,7 @@ fn apply(
     now: i64,
 ) -> JobRun {
     let view = &state.repo.feature_views[vb.view];
+    let id = state.batch.job_id();
     let n = rows.len();
     let mut by_key: HashMap<EntityKey, Vec<BatchEvent>> = HashMap::new();
     for (k, e) in rows {
@@ -179,12 +180,22 @@ fn apply(
                     precedence::apply_online(state, vb.view, &key, start, end, &events, now);
             }
             if view.offline {
-                m.replace(&key, start, end, events);
+                // The rows go to the offline store; memory keeps their times and the
+                // intervals, which say where they take precedence.
+                precedence::log(state, vb.view, id, &key, (start, end), &events, now);
+                let times = events
+                    .into_iter()
+                    .map(|e| BatchEvent {
+                        values: Vec::new(),
+                        ..e
+                    })
+                    .collect();
+                m.replace(&key, start, end, times);
             }
         }
     }
     JobRun {
-        id: state.batch.job_id(),
+        id,
         view: vb.view,
         kind,
         start,

@@ -75,7 +75,7 @@ impl Hash for Held {
 
 /// Keys are hashes already: the table uses them as they are.
 #[derive(Default)]
-struct KeyHasher(u64);
+pub(crate) struct KeyHasher(u64);
 
 impl Hasher for KeyHasher {
     fn finish(&self) -> u64 {

@@ -36,10 +36,11 @@ use crate::repo::{Repository, StreamProcessingMode, ViewKind};
 use crate::schema::Value;
 use crate::state::MockState;
 use crate::store::{EntityKey, OfflineRow};
+use dedup::DedupState;
 
-pub(crate) use microbatch::{DropReason, Query, QueryKind, QuerySpec};
+pub(crate) use microbatch::{BatchOutcome, DropReason, Query, QueryKind, QuerySpec};
 pub(crate) use progress::{BatchProgress, Freshness};
-pub(crate) use topic::{Decoded, Offset, Topic, TopicRecord};
+pub(crate) use topic::{Decoded, Offset, Row, Topic, TopicRecord};
 pub use watermark::SparkVersion;
 
 /// How the micro-batch engine runs. Defaults are Tecton's (see [`decisions`]).
@@ -65,9 +66,13 @@ pub struct StreamConfig {
     pub partitions: u32,
     /// Per-event entries kept in each stream's journal.
     pub journal_events: usize,
-    /// Write the stores. Off only for simulations that measure the engine alone (a day of
-    /// events would otherwise be held in the offline log and the CONTINUOUS series).
+    /// Write the online store, as Tecton's stream job does. Off only for simulations that
+    /// measure the engine alone.
     pub materialize: bool,
+    /// Append every valid record to the offline store, as the stream source's batch source
+    /// holds it ([`decisions::STREAM_OFFLINE_KEEPS_DROPPED_ROWS`]). Tecton's stream job itself
+    /// does not write the offline store, so a simulation of the job leaves it off.
+    pub offline: bool,
 }
 
 impl Default for StreamConfig {
@@ -80,6 +85,7 @@ impl Default for StreamConfig {
             partitions: decisions::DEFAULT_TOPIC_PARTITIONS,
             journal_events: decisions::DEFAULT_STREAM_JOURNAL_EVENTS,
             materialize: true,
+            offline: true,
         }
     }
 }
@@ -142,40 +148,25 @@ impl StreamEvent {
     }
 }
 
-/// A write waiting for its micro-batch to complete.
+/// The accepted records of a micro-batch, waiting for it to complete.
 #[derive(Debug)]
 struct Pending {
     visible_at: i64,
     batch_id: u64,
-    writes: Vec<PendingWrite>,
+    /// The micro-batch's records, shared by the queries of its group.
+    records: Arc<Vec<TopicRecord>>,
+    /// Indices in `records` of the rows the view writes.
+    accepted: Vec<usize>,
 }
 
-#[derive(Debug)]
-struct PendingWrite {
-    key: EntityKey,
-    ts: i64,
-    values: Vec<Value>,
-    produced_at: i64,
-    partition: u32,
-    offset: u64,
-}
-
-/// One query running live over a topic.
+/// One feature view's query: its state, its writes waiting for their micro-batch to complete,
+/// and what it reports.
 #[derive(Debug)]
 struct LiveQuery {
     query: Query,
+    /// Its group in [`SourceStream::groups`].
+    group: usize,
     trigger: i64,
-    /// Next offset to read, per partition.
-    offsets: Vec<u64>,
-    /// When the query started; its first trigger.
-    started_at: i64,
-    last_start: Option<i64>,
-    busy_until: i64,
-    /// Records read so far (all partitions), against the topic's appended count.
-    consumed: u64,
-    /// The next attempt while unread records wait: it changes only when a batch runs, since
-    /// later appends cannot be earlier than the earliest unread one.
-    next_try: Option<i64>,
     pending: VecDeque<Pending>,
     progress: progress::RecentProgress,
     freshness: Freshness,
@@ -187,7 +178,85 @@ struct LiveQuery {
     feature_start_time: Option<i64>,
 }
 
-/// One stream source's queries, journal and freshness.
+/// Queries of one source that run their micro-batches together: they have the same trigger, so
+/// (with the same batch duration) the same micro-batches, and share the front of their plan
+/// ([`QuerySpec::shares_front`]), so one deduplication state decides for all of them exactly what
+/// each would decide with its own ([`decisions::STREAM_QUERIES_SHARE_DEDUP_STATE`]).
+#[derive(Debug)]
+struct LiveGroup {
+    trigger: i64,
+    /// Next offset to read, per partition.
+    offsets: Vec<u64>,
+    /// When the queries started; their first trigger.
+    started_at: i64,
+    last_start: Option<i64>,
+    busy_until: i64,
+    /// Records read so far (all partitions), against the topic's appended count.
+    consumed: u64,
+    /// The next attempt while unread records wait: it changes only when a batch runs, since
+    /// later appends cannot be earlier than the earliest unread one.
+    next_try: Option<i64>,
+    /// The deduplication keys held for every member.
+    dedup: DedupState,
+    /// The members' indices in [`SourceStream::queries`].
+    members: Vec<usize>,
+    /// Record buffers of applied micro-batches, reused by the next ones (a micro-batch of a
+    /// 30 s trigger at 1k records/s reads megabytes).
+    spare: Vec<Vec<TopicRecord>>,
+    /// The verdicts of the last micro-batch, their buffer reused.
+    screen: microbatch::Screen,
+    /// The journal buffer of a run, reused: fresh memory is what a long run cannot afford.
+    journal: Journal,
+}
+
+/// A micro-batch's rows as one reader of the topic decoded them.
+struct TopicRows<'a> {
+    records: &'a [TopicRecord],
+    reader: usize,
+}
+
+impl microbatch::Rows for TopicRows<'_> {
+    fn count(&self) -> usize {
+        self.records.len()
+    }
+    fn row(&self, i: usize) -> &Decoded {
+        self.records[i]
+            .decoded
+            .get(self.reader)
+            .unwrap_or(&FALLBACK)
+    }
+}
+
+/// The journal of a stream: the newest per-event entries, and how many older ones were let go.
+#[derive(Debug, Default)]
+struct Journal {
+    entries: VecDeque<StreamEvent>,
+    let_go: u64,
+}
+
+impl Journal {
+    fn push(&mut self, limit: usize, event: StreamEvent) {
+        if limit == 0 {
+            self.let_go += 1;
+            return;
+        }
+        if self.entries.len() >= limit {
+            self.entries.pop_front();
+            self.let_go += 1;
+        }
+        self.entries.push_back(event);
+    }
+
+    /// Moves `other`'s entries after this one's, leaving `other` empty.
+    fn append(&mut self, limit: usize, other: &mut Journal) {
+        self.let_go += std::mem::take(&mut other.let_go);
+        for e in other.entries.drain(..) {
+            self.push(limit, e);
+        }
+    }
+}
+
+/// One stream source's queries, their groups and the journal.
 #[derive(Debug)]
 struct SourceStream {
     source: usize,
@@ -195,12 +264,15 @@ struct SourceStream {
     topic: usize,
     reader: usize,
     queries: Vec<LiveQuery>,
+    groups: Vec<LiveGroup>,
     /// Per partition: records before this offset are in the offline store.
     offline_next: Vec<u64>,
-    journal: VecDeque<StreamEvent>,
-    journal_let_go: u64,
-    freshness: Freshness,
+    journal: Journal,
 }
+
+/// Unread records above which the groups of a source run their micro-batches on threads of
+/// their own: below it a thread costs more than it saves.
+const PARALLEL_ROWS: u64 = 8_192;
 
 /// Every topic and stream of one mock instance.
 #[derive(Debug)]
@@ -291,21 +363,27 @@ impl Streams {
             // Retention every few ticks is enough and keeps a per-record tick cheap.
             let tick = self.ticks.fetch_add(1, Ordering::Relaxed);
             if readers.last() == Some(&i) && (wall || tick.is_multiple_of(64)) {
-                self.release(topic, &readers);
+                self.release_read(topic, &readers);
             }
         }
     }
 
-    fn release(&self, topic: &Topic, readers: &[usize]) {
+    /// Lets go of a topic's records that every query reading it has read (the engine does it
+    /// every few runs on its own).
+    pub fn release(&self, topic: &Topic) {
+        self.release_read(topic, topic.readers());
+    }
+
+    fn release_read(&self, topic: &Topic, readers: &[usize]) {
         let mut min: Vec<u64> = topic.end_offsets();
         for &r in readers {
             let s = self.lock(r);
-            for q in &s.queries {
-                for (m, o) in min.iter_mut().zip(&q.offsets) {
+            for g in &s.groups {
+                for (m, o) in min.iter_mut().zip(&g.offsets) {
                     *m = (*m).min(*o);
                 }
                 // Partitions a query has not seen yet are unread.
-                for m in min.iter_mut().skip(q.offsets.len()) {
+                for m in min.iter_mut().skip(g.offsets.len()) {
                     *m = 0;
                 }
             }
@@ -324,14 +402,12 @@ impl Streams {
             .filter_map(|i| {
                 let s = self.lock(i);
                 let topic = &self.topics[s.topic];
-                s.queries
+                let batches = s.groups.iter().filter_map(|g| g.next_attempt(topic));
+                let writes = s
+                    .queries
                     .iter()
-                    .filter_map(|q| {
-                        let batch = q.next_attempt(topic);
-                        let write = q.pending.front().map(|p| p.visible_at);
-                        batch.into_iter().chain(write).min()
-                    })
-                    .min()
+                    .filter_map(|q| q.pending.front().map(|p| p.visible_at));
+                batches.chain(writes).min()
             })
             .min()
     }
@@ -345,14 +421,20 @@ impl Streams {
             .filter_map(|i| {
                 let mut s = self.lock(i);
                 let topic = &self.topics[s.topic];
-                s.queries
+                let batches: Option<i64> = s
+                    .groups
                     .iter_mut()
-                    .filter_map(|q| {
-                        let batch = q.next_attempt_cached(topic).or_else(|| Some(q.first_try()));
-                        let write = q.pending.front().map(|p| p.visible_at);
-                        batch.into_iter().chain(write).min()
+                    .map(|g| {
+                        g.next_attempt_cached(topic)
+                            .unwrap_or_else(|| g.first_try())
                     })
-                    .min()
+                    .min();
+                let writes = s
+                    .queries
+                    .iter()
+                    .filter_map(|q| q.pending.front().map(|p| p.visible_at))
+                    .min();
+                batches.into_iter().chain(writes).min()
             })
             .min()
     }
@@ -361,8 +443,8 @@ impl Streams {
     /// simulation does not grow the tables step by step.
     pub fn reserve_dedup(&self, source: usize, keys: usize) {
         if source < self.sources.len() {
-            for q in &mut self.lock(source).queries {
-                q.query.reserve_dedup(keys);
+            for g in &mut self.lock(source).groups {
+                g.dedup.reserve(keys);
             }
         }
     }
@@ -406,12 +488,12 @@ impl Streams {
                         "trigger_interval_ms": q.trigger / 1_000_000,
                         "batches": q.query.batches,
                         "watermark": q.query.watermark.current().map(microbatch::ms),
-                        "state_rows": q.query.state_rows(),
+                        "state_rows": s.state_rows(q),
                         "rows_written": q.rows_written,
                         "dropped": drops_json(q.dropped),
-                        "offsets": q.offsets,
+                        "offsets": s.groups[q.group].offsets,
                     })).collect::<Vec<_>>(),
-                    "freshness_ms": s.freshness.to_json(),
+                    "freshness_ms": s.freshness().to_json(),
                 })
             })
             .collect();
@@ -451,6 +533,7 @@ impl Streams {
             .collect();
         let recent_drops: Vec<Json> = s
             .journal
+            .entries
             .iter()
             .filter(|e| e.dropped.is_some())
             .rev()
@@ -468,24 +551,24 @@ impl Streams {
                 })),
                 "recent": recent_drops,
             },
-            "freshness_ms": s.freshness.to_json(),
+            "freshness_ms": s.freshness().to_json(),
         })
     }
 
     /// One source's journal: the newest `limit` per-event entries, oldest first.
     pub fn journal(&self, repo: &Repository, source: usize, limit: usize) -> Json {
         let s = self.lock(source);
-        let skip = s.journal.len().saturating_sub(limit);
+        let skip = s.journal.entries.len().saturating_sub(limit);
         json!({
             "source": s.name,
-            "let_go": s.journal_let_go,
-            "entries": s.journal.iter().skip(skip).map(|e| e.to_json(repo)).collect::<Vec<_>>(),
+            "let_go": s.journal.let_go,
+            "entries": s.journal.entries.iter().skip(skip).map(|e| e.to_json(repo)).collect::<Vec<_>>(),
         })
     }
 
     /// The freshness histogram of a source (every view's materialized events).
     pub fn freshness(&self, source: usize) -> Freshness {
-        self.lock(source).freshness.clone()
+        self.lock(source).freshness()
     }
 
     /// Micro-batches run by query `k` of a source.
@@ -524,9 +607,15 @@ impl Streams {
             for (a, d) in t.dropped.iter_mut().zip(q.dropped) {
                 *a += d;
             }
-            t.state_rows += q.query.state_rows() as u64;
-            t.rows_read += q.progress_rows();
+            t.state_rows += s.state_rows(q) as u64;
+            t.rows_read += s.groups[q.group].offsets.iter().sum::<u64>();
         }
+        t.state_rows_held = t.state_rows
+            - s.queries
+                .iter()
+                .map(|q| s.groups[q.group].dedup.len() as u64)
+                .sum::<u64>()
+            + s.groups.iter().map(|g| g.dedup.len() as u64).sum::<u64>();
         t
     }
 }
@@ -542,8 +631,11 @@ pub struct StreamTotals {
     pub rows_written: u64,
     /// Rows dropped: late, duplicate, invalid.
     pub dropped: [u64; 3],
-    /// Keys held in state (aggregation groups and deduplication keys).
+    /// Keys held in state (aggregation groups and deduplication keys), each query counted as
+    /// Spark counts its own state (`numRowsTotal`).
     pub state_rows: u64,
+    /// Keys held in memory: queries that share a deduplication state hold its keys once.
+    pub state_rows_held: u64,
 }
 
 /// A stable id for a query (Spark prints a UUID; the name's hash keeps it the same across runs).
@@ -616,67 +708,94 @@ impl SourceStream {
             .get(topic)
             .and_then(|t| t.readers().iter().position(|&r| r == source))
             .unwrap_or(0);
-        let queries = QuerySpec::of_source(repo, source)
-            .into_iter()
-            .map(|spec| {
-                let view = &repo.feature_views[spec.view];
-                let trigger = s
-                    .trigger_interval
-                    .or(config.trigger_interval.map(nanos))
-                    .unwrap_or_else(|| default_trigger(&view.kind));
-                let attributes = matches!(spec.kind, QueryKind::Attributes);
-                let same_ts = if spec.is_time_interval() {
-                    // Tiles keep every event of a group; only CONTINUOUS rows overwrite.
-                    SameTimestamp::Keep
-                } else {
-                    SameTimestamp::Replace
-                };
-                LiveQuery {
-                    query: Query::new(spec),
-                    trigger: trigger.max(0),
-                    offsets: Vec::new(),
-                    started_at: now,
-                    last_start: None,
-                    busy_until: now,
-                    consumed: 0,
-                    next_try: None,
-                    pending: VecDeque::new(),
-                    progress: progress::RecentProgress::default(),
-                    freshness: Freshness::default(),
-                    dropped: [0; 3],
-                    rows_written: 0,
-                    online: view.online,
-                    attributes,
-                    same_ts,
-                    feature_start_time: view.feature_start_time,
+        let mut groups: Vec<LiveGroup> = Vec::new();
+        let mut queries: Vec<LiveQuery> = Vec::new();
+        for spec in QuerySpec::of_source(repo, source) {
+            let view = &repo.feature_views[spec.view];
+            let trigger = s
+                .trigger_interval
+                .or(config.trigger_interval.map(nanos))
+                .unwrap_or_else(|| default_trigger(&view.kind))
+                .max(0);
+            let attributes = matches!(spec.kind, QueryKind::Attributes);
+            let same_ts = if spec.is_time_interval() {
+                // Tiles keep every event of a group; only CONTINUOUS rows overwrite.
+                SameTimestamp::Keep
+            } else {
+                SameTimestamp::Replace
+            };
+            let index = queries.len();
+            let group = groups.iter().position(|g| {
+                g.trigger == trigger && queries[g.members[0]].query.spec.shares_front(&spec)
+            });
+            let group = match group {
+                Some(g) => {
+                    groups[g].members.push(index);
+                    g
                 }
-            })
-            .collect();
+                None => {
+                    groups.push(LiveGroup {
+                        trigger,
+                        offsets: Vec::new(),
+                        started_at: now,
+                        last_start: None,
+                        busy_until: now,
+                        consumed: 0,
+                        next_try: None,
+                        dedup: DedupState::default(),
+                        members: vec![index],
+                        spare: Vec::new(),
+                        screen: microbatch::Screen::default(),
+                        journal: Journal::default(),
+                    });
+                    groups.len() - 1
+                }
+            };
+            queries.push(LiveQuery {
+                query: Query::new(spec).counting_tile_writes(),
+                group,
+                trigger,
+                pending: VecDeque::new(),
+                progress: progress::RecentProgress::default(),
+                freshness: Freshness::default(),
+                dropped: [0; 3],
+                rows_written: 0,
+                online: view.online,
+                attributes,
+                same_ts,
+                feature_start_time: view.feature_start_time,
+            });
+        }
         SourceStream {
             source,
             name: s.name.clone(),
             topic,
             reader,
             queries,
+            groups,
             offline_next: Vec::new(),
-            journal: VecDeque::new(),
-            journal_let_go: 0,
-            freshness: Freshness::default(),
+            journal: Journal::default(),
         }
     }
 
-    fn log(&mut self, limit: usize, event: StreamEvent) {
-        if limit == 0 {
-            self.journal_let_go += 1;
-            return;
-        }
-        if self.journal.len() >= limit {
-            self.journal.pop_front();
-            self.journal_let_go += 1;
-        }
-        self.journal.push_back(event);
+    /// The keys a query holds, as Spark counts its own state: its aggregation groups and the
+    /// deduplication keys of its group.
+    fn state_rows(&self, q: &LiveQuery) -> usize {
+        q.query.aggregation_rows() + self.groups[q.group].dedup.len()
     }
 
+    /// Freshness over every view's materialized events.
+    fn freshness(&self) -> Freshness {
+        let mut all = Freshness::default();
+        for q in &self.queries {
+            all.merge(&q.freshness);
+        }
+        all
+    }
+
+    /// Runs every group's due micro-batches and applies the writes completed by `now`. Groups
+    /// are independent (each reads the topic at its own offsets and writes its own views), so
+    /// when two or more have many unread records they run on threads of their own.
     fn run_due(
         &mut self,
         state: &MockState,
@@ -685,158 +804,59 @@ impl SourceStream {
         now: i64,
         wall: bool,
     ) {
-        for qi in 0..self.queries.len() {
-            loop {
-                // Writes of completed batches become servable first.
-                let next = self.queries[qi].next_attempt_cached(topic);
-                let apply_until = next.filter(|&t| t <= now).unwrap_or(now);
-                self.apply(state, qi, apply_until, wall, config);
-                let Some(start) = next.filter(|&t| t <= now) else {
-                    break;
-                };
-                self.run_batch(state, topic, config, qi, start, now, wall);
-            }
-            self.apply(state, qi, now, wall, config);
-        }
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    fn run_batch(
-        &mut self,
-        state: &MockState,
-        topic: &Topic,
-        config: &StreamConfig,
-        qi: usize,
-        start: i64,
-        now: i64,
-        wall: bool,
-    ) {
-        let began = Instant::now();
-        let parts = topic.partition_count();
         let reader = self.reader;
-        let q = &mut self.queries[qi];
-        q.offsets.resize(parts as usize, 0);
-        let start_offsets = q.offsets.clone();
-        let mut records: Vec<TopicRecord> = Vec::new();
-        for p in 0..parts {
-            let read = topic.read(p, q.offsets[p as usize], start);
-            q.offsets[p as usize] += read.len() as u64;
-            q.consumed += read.len() as u64;
-            records.extend(read);
+        let mut members: Vec<Vec<&mut LiveQuery>> =
+            self.groups.iter().map(|_| Vec::new()).collect();
+        for q in &mut self.queries {
+            members[q.group].push(q);
         }
-        let rows: Vec<&Decoded> = records
+        let appended = topic.appended();
+        let busy = self
+            .groups
             .iter()
-            .map(|r| r.decoded.get(reader).unwrap_or(&FALLBACK))
-            .collect();
-        let outcome = q.query.run_batch(&rows, config.spark);
-        let batch_id = q.query.batches - 1;
-        let spec = &q.query.spec;
-        let view = spec.view;
-        let mut writes = Vec::with_capacity(outcome.accepted.len());
-        for &i in &outcome.accepted {
-            let (Some(rec), Ok(row)) = (records.get(i), rows[i]) else {
-                continue;
-            };
-            // Like the ingest path: attribute views ignore rows before feature_start_time;
-            // aggregations keep every event.
-            if !q.online
-                || (q.attributes && !decisions::attribute_row_kept(q.feature_start_time, row.ts))
-            {
-                continue;
-            }
-            // Without the stores only the record's times are needed (freshness, journal).
-            let (key, values) = if config.materialize {
-                let Some(key) =
-                    EntityKey::from_values(spec.key_columns.iter().map(|&c| &row.values[c]))
-                else {
-                    continue;
-                };
-                let values = spec
-                    .value_columns
-                    .iter()
-                    .map(|&c| row.values[c].clone())
+            .filter(|g| appended.saturating_sub(g.consumed) >= PARALLEL_ROWS)
+            .count();
+        let mut work = self.groups.iter_mut().zip(members);
+        let runs: Vec<GroupRun> = if busy >= 2 {
+            // The first group runs on this thread, the others on threads of their own.
+            std::thread::scope(|scope| {
+                let first = work.next();
+                let handles: Vec<_> = work
+                    .map(|(g, mut m)| {
+                        scope.spawn(move || {
+                            g.run_due(&mut m, state, topic, config, reader, now, wall)
+                        })
+                    })
                     .collect();
-                (key, values)
-            } else {
-                (EntityKey(Vec::new()), Vec::new())
-            };
-            writes.push(PendingWrite {
-                key,
-                ts: row.ts,
-                values,
-                produced_at: rec.produced_at,
-                partition: rec.partition,
-                offset: rec.offset,
-            });
-        }
-        let overhead = batch_duration(config, outcome.num_input_rows);
-        let processing = if wall {
-            i64::try_from(began.elapsed().as_nanos()).unwrap_or(0)
+                let mut runs: Vec<GroupRun> = first
+                    .map(|(g, mut m)| g.run_due(&mut m, state, topic, config, reader, now, wall))
+                    .into_iter()
+                    .collect();
+                runs.extend(
+                    handles
+                        .into_iter()
+                        .map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e))),
+                );
+                runs
+            })
         } else {
-            0
+            work.map(|(g, mut m)| g.run_due(&mut m, state, topic, config, reader, now, wall))
+                .collect()
         };
-        let visible_at = start.max(if wall { now } else { start }) + processing + overhead;
-        let duration = visible_at - start;
-        let mut dropped = [0u64; 3];
-        for (_, reason, _) in &outcome.dropped {
-            dropped[reason_index(*reason)] += 1;
-        }
-        for (a, d) in q.dropped.iter_mut().zip(dropped) {
-            *a += d;
-        }
-        let n = outcome.num_input_rows as f64;
-        let since_last = q.last_start.map(|l| (start - l) as f64 / 1e9);
-        q.progress.push(BatchProgress {
-            batch_id,
-            started_at: start,
-            num_input_rows: outcome.num_input_rows as u64,
-            input_rows_per_second: since_last.filter(|s| *s > 0.0).map(|s| n / s),
-            processed_rows_per_second: (duration > 0).then(|| n / (duration as f64 / 1e9)),
-            duration_ms: u64::try_from(duration / 1_000_000).unwrap_or(0),
-            watermark: outcome.watermark,
-            event_time: outcome.event_time,
-            aggregation: outcome.aggregation,
-            dedup: outcome.dedup,
-            start_offsets,
-            end_offsets: q.offsets.clone(),
-            num_output_rows: if spec.is_time_interval() {
-                outcome.tile_writes.len() as u64
-            } else {
-                writes.len() as u64
-            },
-            dropped,
-        });
-        q.last_start = Some(start);
-        q.next_try = None;
-        q.busy_until = visible_at;
-        q.pending.push_back(Pending {
-            visible_at,
-            batch_id,
-            writes,
-        });
-        for (i, reason, detail) in outcome.dropped {
-            if let Some(rec) = records.get(i) {
-                let event = StreamEvent {
-                    view,
-                    batch_id,
-                    partition: rec.partition,
-                    offset: rec.offset,
-                    dropped: Some(reason),
-                    detail: Some(detail),
-                    produced_at: rec.produced_at,
-                    servable_at: None,
-                };
-                self.log(config.journal_events, event);
+        for (g, mut run) in (0..self.groups.len()).zip(runs) {
+            self.journal.append(config.journal_events, &mut run.journal);
+            self.groups[g].journal = run.journal;
+            if config.offline {
+                for records in &run.batches {
+                    self.write_offline(state, records);
+                }
             }
-        }
-        if config.materialize {
-            self.write_offline(state, topic, &records);
         }
     }
 
     /// The batch source of a stream holds every valid record, dropped or not: append each record
     /// once, when the first query reads it.
-    fn write_offline(&mut self, state: &MockState, topic: &Topic, records: &[TopicRecord]) {
+    fn write_offline(&mut self, state: &MockState, records: &[TopicRecord]) {
         let index = state.repo.push_sources.len() + self.source;
         for rec in records {
             let p = rec.partition as usize;
@@ -861,82 +881,20 @@ impl SourceStream {
                 );
             }
         }
-        let _ = topic;
     }
+}
 
-    /// Applies the writes of completed batches (visible at or before `until`).
-    fn apply(
-        &mut self,
-        state: &MockState,
-        qi: usize,
-        until: i64,
-        wall: bool,
-        config: &StreamConfig,
-    ) {
-        let limit = config.journal_events;
-        while self.queries[qi]
-            .pending
-            .front()
-            .is_some_and(|p| p.visible_at <= until)
-        {
-            let Some(pending) = self.queries[qi].pending.pop_front() else {
-                break;
-            };
-            // On the wall clock rows are servable when they are actually written.
-            let servable_at = if wall {
-                crate::clock::wall_now().max(pending.visible_at)
-            } else {
-                pending.visible_at
-            };
-            let q = &mut self.queries[qi];
-            let view = q.query.spec.view;
-            let mut events = Vec::with_capacity(pending.writes.len());
-            for w in pending.writes {
-                let seq = state.record_seq.fetch_add(1, Ordering::Relaxed);
-                match (config.materialize, q.attributes) {
-                    (false, _) => {}
-                    (true, true) => {
-                        // The write carries the view's attribute values, in attribute order.
-                        let columns: Vec<usize> = (0..w.values.len()).collect();
-                        let now = state.clock.now();
-                        state
-                            .online
-                            .put_attributes(view, &w.key, w.ts, seq, &w.values, &columns, now);
-                    }
-                    (true, false) => {
-                        let now = state.clock.now();
-                        state
-                            .online
-                            .put_event_with(view, w.key, w.ts, seq, w.values, q.same_ts, now);
-                    }
-                }
-                q.rows_written += 1;
-                q.freshness.record(servable_at, w.produced_at);
-                events.push((w.partition, w.offset, w.produced_at));
-            }
-            for (partition, offset, produced_at) in events {
-                self.freshness.record(servable_at, produced_at);
-                self.log(
-                    limit,
-                    StreamEvent {
-                        view,
-                        batch_id: pending.batch_id,
-                        partition,
-                        offset,
-                        dropped: None,
-                        detail: None,
-                        produced_at,
-                        servable_at: Some(servable_at),
-                    },
-                );
-            }
-        }
-    }
+/// What one group's run left for its source: journal entries and the micro-batches read (for
+/// the offline store), in order.
+#[derive(Debug, Default)]
+struct GroupRun {
+    journal: Journal,
+    batches: Vec<Arc<Vec<TopicRecord>>>,
 }
 
 static FALLBACK: Decoded = Err(String::new());
 
-impl LiveQuery {
+impl LiveGroup {
     /// When the next micro-batch starts, if unread records exist: Spark's processing-time
     /// trigger tries at the first trigger time after the previous batch's (or at once when that
     /// batch overran), then on each interval boundary, and skips tries that find no new data.
@@ -960,8 +918,8 @@ impl LiveQuery {
         })
     }
 
-    /// The first time the next micro-batch may start: the query's start, then the first trigger
-    /// time after the previous batch's start, but not before that batch has completed.
+    /// The first time the next micro-batch may start: the queries' start, then the first
+    /// trigger time after the previous batch's start, but not before that batch has completed.
     fn first_try(&self) -> i64 {
         match self.last_start {
             None => self.started_at,
@@ -972,7 +930,7 @@ impl LiveQuery {
         }
     }
 
-    /// [`LiveQuery::next_attempt`], skipping the partition scan when nothing is unread or the
+    /// [`LiveGroup::next_attempt`], skipping the partition scan when nothing is unread or the
     /// answer is known.
     fn next_attempt_cached(&mut self, topic: &Topic) -> Option<i64> {
         if self.consumed >= topic.appended() {
@@ -984,8 +942,323 @@ impl LiveQuery {
         self.next_try
     }
 
-    fn progress_rows(&self) -> u64 {
-        self.offsets.iter().sum()
+    /// Runs the group's micro-batches due by `now`, each after applying the writes completed by
+    /// its start, then applies the writes completed by `now`.
+    #[allow(clippy::too_many_arguments)]
+    fn run_due(
+        &mut self,
+        members: &mut [&mut LiveQuery],
+        state: &MockState,
+        topic: &Topic,
+        config: &StreamConfig,
+        reader: usize,
+        now: i64,
+        wall: bool,
+    ) -> GroupRun {
+        let mut run = GroupRun {
+            journal: std::mem::take(&mut self.journal),
+            batches: Vec::new(),
+        };
+        let mut applied = Vec::new();
+        loop {
+            // Writes of completed batches become servable first.
+            let next = self.next_attempt_cached(topic);
+            let apply_until = next.filter(|&t| t <= now).unwrap_or(now);
+            for q in members.iter_mut() {
+                q.apply(
+                    state,
+                    apply_until,
+                    wall,
+                    config,
+                    reader,
+                    &mut run.journal,
+                    &mut applied,
+                );
+            }
+            self.recycle(&mut applied);
+            let Some(start) = next.filter(|&t| t <= now) else {
+                break;
+            };
+            let records = self.run_batch(
+                members,
+                topic,
+                config,
+                reader,
+                start,
+                now,
+                wall,
+                &mut run.journal,
+            );
+            if config.offline {
+                run.batches.push(records);
+            }
+        }
+        for q in members.iter_mut() {
+            q.apply(
+                state,
+                now,
+                wall,
+                config,
+                reader,
+                &mut run.journal,
+                &mut applied,
+            );
+        }
+        self.recycle(&mut applied);
+        run
+    }
+
+    /// Keeps the record buffers of fully applied micro-batches for the next ones.
+    fn recycle(&mut self, applied: &mut Vec<Arc<Vec<TopicRecord>>>) {
+        for records in applied.drain(..) {
+            if let Ok(mut records) = Arc::try_unwrap(records) {
+                if self.spare.len() < 2 {
+                    records.clear();
+                    self.spare.push(records);
+                }
+            }
+        }
+    }
+
+    /// Runs one micro-batch starting at `start` for every member and returns its records.
+    #[allow(clippy::too_many_arguments)]
+    fn run_batch(
+        &mut self,
+        members: &mut [&mut LiveQuery],
+        topic: &Topic,
+        config: &StreamConfig,
+        reader: usize,
+        start: i64,
+        now: i64,
+        wall: bool,
+        journal: &mut Journal,
+    ) -> Arc<Vec<TopicRecord>> {
+        let began = Instant::now();
+        let parts = topic.partition_count();
+        self.offsets.resize(parts as usize, 0);
+        let start_offsets = self.offsets.clone();
+        let mut records = self.spare.pop().unwrap_or_default();
+        for p in 0..parts {
+            let read = topic.read_into(p, self.offsets[p as usize], start, &mut records);
+            self.offsets[p as usize] += read as u64;
+            self.consumed += read as u64;
+        }
+        let records = Arc::new(records);
+        let rows = TopicRows {
+            records: &records,
+            reader,
+        };
+        let mut queries: Vec<&mut Query> = members.iter_mut().map(|q| &mut q.query).collect();
+        let outcomes = microbatch::run_shared(
+            &mut queries,
+            &mut self.dedup,
+            &rows,
+            config.spark,
+            &mut self.screen,
+        );
+        let overhead = batch_duration(config, records.len());
+        let processing = if wall {
+            i64::try_from(began.elapsed().as_nanos()).unwrap_or(0)
+        } else {
+            0
+        };
+        let visible_at = start.max(if wall { now } else { start }) + processing + overhead;
+        let duration = visible_at - start;
+        for (q, outcome) in members.iter_mut().zip(outcomes) {
+            q.record_batch(
+                outcome,
+                &records,
+                reader,
+                start,
+                visible_at,
+                duration,
+                &start_offsets,
+                &self.offsets,
+                config,
+                journal,
+            );
+        }
+        self.last_start = Some(start);
+        self.next_try = None;
+        self.busy_until = visible_at;
+        records
+    }
+}
+
+impl LiveQuery {
+    /// Keeps what a micro-batch did: its progress, its drops, and its accepted rows as writes
+    /// that wait for `visible_at`.
+    #[allow(clippy::too_many_arguments)]
+    fn record_batch(
+        &mut self,
+        mut outcome: BatchOutcome,
+        records: &Arc<Vec<TopicRecord>>,
+        reader: usize,
+        start: i64,
+        visible_at: i64,
+        duration: i64,
+        start_offsets: &[u64],
+        end_offsets: &[u64],
+        config: &StreamConfig,
+        journal: &mut Journal,
+    ) {
+        let batch_id = self.query.batches - 1;
+        let view = self.query.spec.view;
+        let mut accepted = std::mem::take(&mut outcome.accepted);
+        if !self.online {
+            accepted.clear();
+        } else if self.attributes {
+            // Like the ingest path: attribute views ignore rows before feature_start_time;
+            // aggregations keep every event.
+            accepted.retain(|&i| {
+                matches!(records[i].decoded.get(reader), Some(Ok(row))
+                    if decisions::attribute_row_kept(self.feature_start_time, row.ts))
+            });
+        }
+        let mut dropped = [0u64; 3];
+        for (_, reason, _) in &outcome.dropped {
+            dropped[reason_index(*reason)] += 1;
+        }
+        for (a, d) in self.dropped.iter_mut().zip(dropped) {
+            *a += d;
+        }
+        let n = outcome.num_input_rows as f64;
+        let since_last = self
+            .progress
+            .last()
+            .map(|l| (start - l.started_at) as f64 / 1e9);
+        self.progress.push(BatchProgress {
+            batch_id,
+            started_at: start,
+            num_input_rows: outcome.num_input_rows as u64,
+            input_rows_per_second: since_last.filter(|s| *s > 0.0).map(|s| n / s),
+            processed_rows_per_second: (duration > 0).then(|| n / (duration as f64 / 1e9)),
+            duration_ms: u64::try_from(duration / 1_000_000).unwrap_or(0),
+            watermark: outcome.watermark,
+            event_time: outcome.event_time,
+            aggregation: outcome.aggregation,
+            dedup: outcome.dedup,
+            start_offsets: start_offsets.to_vec(),
+            end_offsets: end_offsets.to_vec(),
+            num_output_rows: if self.query.spec.is_time_interval() {
+                outcome.num_tile_writes as u64
+            } else {
+                accepted.len() as u64
+            },
+            dropped,
+        });
+        self.pending.push_back(Pending {
+            visible_at,
+            batch_id,
+            records: Arc::clone(records),
+            accepted,
+        });
+        for (i, reason, detail) in outcome.dropped {
+            if let Some(rec) = records.get(i) {
+                journal.push(
+                    config.journal_events,
+                    StreamEvent {
+                        view,
+                        batch_id,
+                        partition: rec.partition,
+                        offset: rec.offset,
+                        dropped: Some(reason),
+                        detail: Some(detail),
+                        produced_at: rec.produced_at,
+                        servable_at: None,
+                    },
+                );
+            }
+        }
+    }
+
+    /// Applies the writes of completed batches (visible at or before `until`).
+    #[allow(clippy::too_many_arguments)]
+    fn apply(
+        &mut self,
+        state: &MockState,
+        until: i64,
+        wall: bool,
+        config: &StreamConfig,
+        reader: usize,
+        journal: &mut Journal,
+        applied: &mut Vec<Arc<Vec<TopicRecord>>>,
+    ) {
+        let limit = config.journal_events;
+        let view = self.query.spec.view;
+        while self.pending.front().is_some_and(|p| p.visible_at <= until) {
+            let Some(pending) = self.pending.pop_front() else {
+                break;
+            };
+            // On the wall clock rows are servable when they are actually written; on the
+            // virtual clock when their micro-batch completes, which is also the time the online
+            // store sees the write.
+            let (servable_at, written_at) = if wall {
+                let now = state.clock.now();
+                (crate::clock::wall_now().max(pending.visible_at), now)
+            } else {
+                (pending.visible_at, pending.visible_at)
+            };
+            // Only the newest entries stay in the journal.
+            let logged_from = pending.accepted.len().saturating_sub(limit);
+            for (k, &i) in pending.accepted.iter().enumerate() {
+                let Some(rec) = pending.records.get(i) else {
+                    continue;
+                };
+                if config.materialize {
+                    if let Some(Ok(row)) = rec.decoded.get(reader) {
+                        self.write_online(state, row, written_at);
+                    }
+                }
+                self.rows_written += 1;
+                self.freshness.record(servable_at, rec.produced_at);
+                if k < logged_from {
+                    journal.let_go += 1;
+                    continue;
+                }
+                journal.push(
+                    limit,
+                    StreamEvent {
+                        view,
+                        batch_id: pending.batch_id,
+                        partition: rec.partition,
+                        offset: rec.offset,
+                        dropped: None,
+                        detail: None,
+                        produced_at: rec.produced_at,
+                        servable_at: Some(servable_at),
+                    },
+                );
+            }
+            applied.push(pending.records);
+            self.query.recycle_accepted(pending.accepted);
+        }
+    }
+
+    /// Writes one accepted row to the online store at clock time `now`.
+    fn write_online(&self, state: &MockState, row: &Row, now: i64) {
+        let spec = &self.query.spec;
+        let Some(key) = EntityKey::from_values(spec.key_columns.iter().map(|&c| &row.values[c]))
+        else {
+            return;
+        };
+        let values: Vec<Value> = spec
+            .value_columns
+            .iter()
+            .map(|&c| row.values[c].clone())
+            .collect();
+        let seq = state.record_seq.fetch_add(1, Ordering::Relaxed);
+        if self.attributes {
+            // The write carries the view's attribute values, in attribute order.
+            let columns: Vec<usize> = (0..values.len()).collect();
+            state
+                .online
+                .put_attributes(spec.view, &key, row.ts, seq, &values, &columns, now);
+        } else {
+            state
+                .online
+                .put_event_with(spec.view, key, row.ts, seq, values, self.same_ts, now);
+        }
     }
 }
 

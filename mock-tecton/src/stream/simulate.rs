@@ -15,6 +15,7 @@
 //! applying them through the in-process ingest path ([`MockState::apply_events`]) when a push
 //! source has the stream source's schema.
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
@@ -60,12 +61,19 @@ pub struct SimReport {
     pub state_rows: u64,
     /// The most keys held at any sample.
     pub peak_state_rows: u64,
+    /// Keys held in memory at the end: queries that share a deduplication state hold its keys
+    /// once.
+    pub state_rows_held: u64,
     /// The most topic records held (not yet read by every query) at any sample.
     pub peak_topic_records: u64,
-    /// Entities in the online store at the end, over the source's views.
+    /// Entities in the online store at the end, over the source's views (0 unless the
+    /// simulation writes it, [`StreamConfig::materialize`]).
     pub online_entities: u64,
     /// Wall time of the run (without the peers).
     pub wall: std::time::Duration,
+    /// CPU time of the process during the run, every thread (without the peers); `None` where
+    /// `/proc/self/stat` is not readable.
+    pub cpu: Option<std::time::Duration>,
     /// The peers, timed on the first records.
     pub peers: Peers,
 }
@@ -85,6 +93,21 @@ pub struct Peers {
 
 /// Records the peers run at most.
 pub(crate) const PEER_EVENTS: u64 = 500_000;
+
+/// Virtual time between two runs of the engine (the default TIME_INTERVAL trigger).
+const SIM_CHUNK: i64 = crate::decisions::TIME_INTERVAL_TRIGGER;
+
+/// CPU time (user and system) the process has used so far, its exited threads included, read
+/// from `/proc/self/stat` (Linux; ticks of 1/100 s, the kernel's `USER_HZ`).
+fn process_cpu() -> Option<std::time::Duration> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the command name (which may hold spaces) start at the third field.
+    let rest = stat.get(stat.rfind(')')? + 2..)?;
+    let mut fields = rest.split_whitespace().skip(11);
+    let user: u64 = fields.next()?.parse().ok()?;
+    let system: u64 = fields.next()?.parse().ok()?;
+    Some(std::time::Duration::from_millis((user + system) * 10))
+}
 
 /// splitmix64: a small, seedable generator (the same one the fault engine draws from).
 struct Rng(u64);
@@ -284,8 +307,14 @@ impl Simulation {
         }
         let mut gen = Generator::new(self, &source, &key_fields);
         let began = Instant::now();
+        let cpu_before = process_cpu();
         let (mut peak_state, mut peak_topic) = (0u64, 0u64);
-        let mut wake = state.streams.next_wake();
+        // The engine runs once per chunk of virtual time: each group then runs every micro-batch
+        // due by then, each reading what was appended by its own start, exactly as if it had
+        // run at that start. A chunk gives every group a full micro-batch to work on (so groups
+        // run side by side) and keeps the records read but not yet released few.
+        let chunk = SIM_CHUNK;
+        let mut next_run = self.start;
         for i in 0..total {
             let Generated {
                 arrival,
@@ -293,33 +322,33 @@ impl Simulation {
                 user,
                 values,
             } = gen.record(i, self.users);
-            let mut decoded: Vec<Decoded> = Vec::with_capacity(readers);
-            for _ in 1..readers {
-                decoded.push(Ok(Row {
-                    values: values.clone(),
-                    ts,
-                }));
-            }
-            decoded.push(Ok(Row { values, ts }));
+            let decoded: Arc<[Decoded]> = if readers == 1 {
+                // One allocation for the common case.
+                Arc::new([Ok(Row { values, ts })])
+            } else {
+                let mut decoded: Vec<Decoded> = Vec::with_capacity(readers);
+                for _ in 1..readers {
+                    decoded.push(Ok(Row {
+                        values: values.clone(),
+                        ts,
+                    }));
+                }
+                decoded.push(Ok(Row { values, ts }));
+                decoded.into()
+            };
             // Entities stay in one partition, as with a keyed Kafka producer.
             let partition = u32::try_from(user % partitions).unwrap_or(0);
-            topic.append(
-                partition,
-                Bytes::new(),
-                decoded.into(),
-                arrival,
-                arrival,
-                None,
-            );
-            if wake.is_none_or(|w| arrival >= w) {
+            topic.append(partition, Bytes::new(), decoded, arrival, arrival, None);
+            if arrival >= next_run {
                 state.clock.set(arrival);
                 state.run_streams();
-                wake = state.streams.next_wake();
+                state.streams.release(topic);
+                next_run = arrival + chunk;
+                peak_state = peak_state.max(state.streams.totals(index).state_rows);
+                peak_topic = peak_topic.max(topic.held() as u64);
             }
             if i % 4096 == 0 {
                 tick(i, total);
-                peak_state = peak_state.max(state.streams.totals(index).state_rows);
-                peak_topic = peak_topic.max(topic.held() as u64);
             }
         }
         // Let the last triggers fire and the last writes land.
@@ -340,6 +369,9 @@ impl Simulation {
         }
         tick(total, total);
         let wall = began.elapsed();
+        let cpu = process_cpu()
+            .zip(cpu_before)
+            .map(|(after, before)| after.saturating_sub(before));
         let totals = state.streams.totals(index);
         let progress = state.streams.progress(repo, index, 0);
         let mut view_rows = Vec::new();
@@ -364,10 +396,12 @@ impl Simulation {
             views: view_rows,
             freshness: state.streams.freshness(index),
             state_rows: totals.state_rows,
+            state_rows_held: totals.state_rows_held,
             peak_state_rows: peak_state.max(totals.state_rows),
             peak_topic_records: peak_topic,
             online_entities: views.iter().map(|&v| state.online.len(v) as u64).sum(),
             wall,
+            cpu,
             peers: Peers::default(),
         };
         drop(state);

@@ -219,6 +219,29 @@ impl Topic {
             .collect()
     }
 
+    /// [`Topic::read`] into `out`, returning how many records it added.
+    pub fn read_into(
+        &self,
+        partition: u32,
+        from: u64,
+        until: i64,
+        out: &mut Vec<TopicRecord>,
+    ) -> usize {
+        let Some(part) = self.partition(partition) else {
+            return 0;
+        };
+        let part = part.lock().unwrap_or_else(|p| p.into_inner());
+        let start = (from.saturating_sub(part.base) as usize).min(part.records.len());
+        let before = out.len();
+        out.extend(
+            part.records
+                .range(start..)
+                .take_while(|r| r.appended_at <= until)
+                .cloned(),
+        );
+        out.len() - before
+    }
+
     /// When the first record of `partition` at or after `from` was appended, if there is one.
     pub fn first_appended_at(&self, partition: u32, from: u64) -> Option<i64> {
         let part = self.partition(partition)?;

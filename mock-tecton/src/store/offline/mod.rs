@@ -32,7 +32,7 @@ pub use part::encode_json;
 
 use crate::decisions;
 use crate::repo::Repository;
-use crate::schema::Value;
+use crate::schema::{DataType, Field, Schema, Value};
 use part::PartLayout;
 
 const SHARDS: usize = 16;
@@ -185,6 +185,63 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
+/// The directory of a feature view's materialized rows starts with this, so that it cannot be
+/// taken for a source's.
+pub(super) const MATERIALIZED_PREFIX: &str = "_materialized.";
+
+/// The columns of a feature view's materialized rows: its join keys, its inputs (an input
+/// named like a join key gets `_input` appended), the row's event time (`_event_time`) and the
+/// window of the job that wrote it (`_window_start`, `_window_end`). The row's `_request` is the
+/// job's id and `_ingested_at` the time it ran. Types come from the first batch source the view
+/// reads (`String` where none names the column).
+pub(super) fn materialized_schema(repo: &Repository, view: usize) -> Schema {
+    let mut fields = Vec::new();
+    let Some(v) = repo.feature_views.get(view) else {
+        return Schema { fields };
+    };
+    let source = repo
+        .batch_sources
+        .iter()
+        .filter(|b| v.sources.contains(&b.source))
+        .find_map(|b| {
+            repo.push_sources
+                .iter()
+                .find(|p| p.name == b.source)
+                .map(|p| &p.schema)
+                .or_else(|| {
+                    repo.stream_sources
+                        .iter()
+                        .find(|s| s.name == b.source)
+                        .map(|s| &s.schema)
+                })
+        });
+    let type_of = |name: &str| {
+        source
+            .and_then(|s| s.fields.iter().find(|f| f.name == name))
+            .map_or(DataType::String, |f| f.data_type.clone())
+    };
+    let field = |name: String, data_type: DataType| Field {
+        name,
+        data_type,
+        nullable: true,
+    };
+    for (k, t) in &v.join_keys {
+        fields.push(field(k.clone(), t.clone()));
+    }
+    for c in v.input_columns() {
+        let name = if v.join_keys.iter().any(|(k, _)| *k == c) {
+            format!("{c}_input")
+        } else {
+            c.to_owned()
+        };
+        fields.push(field(name, type_of(c)));
+    }
+    for name in ["_event_time", "_window_start", "_window_end"] {
+        fields.push(field(name.to_owned(), DataType::Timestamp));
+    }
+    Schema { fields }
+}
+
 /// A directory name for a source: its name, with anything but `[A-Za-z0-9_.-]` replaced.
 fn dir_name(source: &str) -> String {
     source
@@ -201,23 +258,32 @@ fn dir_name(source: &str) -> String {
 
 impl OfflineLog {
     /// An empty store for the repository's push sources, then its stream sources (source index
-    /// `push_sources.len() + i`; the micro-batch engine writes their batch rows). Touches no
-    /// disk: the directory is made by [`OfflineLog::prepare`] or the first flush. Starts the
-    /// background flusher.
+    /// `push_sources.len() + i`; the micro-batch engine writes their batch rows), then the rows
+    /// batch jobs materialized for each feature view ([`OfflineLog::materialized_index`]).
+    /// Touches no disk: the directory is made by [`OfflineLog::prepare`] or the first flush.
+    /// Starts the background flusher.
     pub fn new(repo: &Repository, settings: &OfflineSettings) -> Self {
         // Push sources first, then stream sources (their logs follow at `push_sources.len() + i`).
-        let named = repo
+        let mut named: Vec<(String, Schema, usize)> = repo
             .push_sources
             .iter()
-            .map(|p| (&p.name, &p.schema, &p.timestamp_field))
+            .map(|p| (p.name.clone(), &p.schema, &p.timestamp_field))
             .chain(
                 repo.stream_sources
                     .iter()
-                    .map(|s| (&s.name, &s.schema, &s.timestamp_field)),
-            );
+                    .map(|s| (s.name.clone(), &s.schema, &s.timestamp_field)),
+            )
+            .map(|(name, schema, ts)| (name, schema.clone(), schema.index_of(ts).unwrap_or(0)))
+            .collect();
+        for (v, view) in repo.feature_views.iter().enumerate() {
+            let schema = materialized_schema(repo, v);
+            let ts = schema.fields.len().saturating_sub(3);
+            named.push((format!("{MATERIALIZED_PREFIX}{}", view.name), schema, ts));
+        }
         let sources = named
-            .map(|(name, schema, timestamp_field)| {
-                let ts = schema.index_of(timestamp_field).unwrap_or(0);
+            .iter()
+            .map(|(name, schema, ts)| {
+                let ts = *ts;
                 SourceLog {
                     dir_name: dir_name(name),
                     layout: PartLayout::new(schema, ts).map_err(|e| e.to_string()),
@@ -249,6 +315,12 @@ impl OfflineLog {
             flusher: Mutex::new(flusher),
             closed: AtomicBool::new(false),
         }
+    }
+
+    /// The log of what batch jobs materialized for feature view `view` (its index in the
+    /// repository): one row per batch row, laid out by [`materialized_schema`].
+    pub fn materialized_index(repo: &Repository, view: usize) -> usize {
+        repo.push_sources.len() + repo.stream_sources.len() + view
     }
 
     /// Creates the data directory now, so that a bad `--data-dir` fails at start; refuses a
