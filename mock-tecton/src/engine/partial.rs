@@ -85,6 +85,30 @@ impl Partial {
         })
     }
 
+    /// [`Partial::update`] with the value given away: a function that keeps values (`last`,
+    /// the distinct lists) keeps this one instead of a copy. The same state either way.
+    pub(crate) fn update_owned(&mut self, value: Value, ts: i64, seq: u64) {
+        if value.is_null() {
+            return;
+        }
+        match &mut self.0 {
+            State::Last(l) => {
+                if l.as_ref().is_none_or(|old| (ts, seq) > old.key()) {
+                    *l = Some(Stamped { ts, seq, value });
+                }
+            }
+            State::FirstDistinct(n, items) => {
+                let n = *n;
+                distinct_add(items, Stamped { ts, seq, value }, n, true);
+            }
+            State::LastDistinct(n, items) => {
+                let n = *n;
+                distinct_add(items, Stamped { ts, seq, value }, n, false);
+            }
+            _ => self.update(&value, ts, seq),
+        }
+    }
+
     /// Adds one event's value. `seq` is the ingestion order: for equal `ts`, higher `seq` is
     /// later. Nulls are ignored by every function.
     pub(crate) fn update(&mut self, value: &Value, ts: i64, seq: u64) {

@@ -232,9 +232,91 @@ struct Shard {
     entities: ShardMap,
     /// Clock time of the last sweep.
     swept_at: i64,
+    /// The sum of [`Size::of`] over `entities`, kept as they change, so that
+    /// [`OnlineStore::stats`] costs a few additions per shard, not a walk of every entity.
+    size: Size,
+}
+
+/// What entries hold, summed ([`OnlineStats`] but the map's own slots).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+struct Size {
+    events: usize,
+    tiles: usize,
+    rows: usize,
+    bytes: usize,
+}
+
+impl Size {
+    /// One entry's share: `O(1)` for an aggregate view (its series keeps its footprint), the
+    /// row's values for an attribute view.
+    fn of(key: &SlotKey, entry: &OnlineEntry) -> Size {
+        let mut size = Size {
+            bytes: key.heap(),
+            ..Size::default()
+        };
+        size.add(match entry {
+            OnlineEntry::Aggregates(s) => Size::of_series(s),
+            OnlineEntry::Attributes(row) => Size::of_row(row),
+        });
+        size
+    }
+
+    fn of_series(s: &Series) -> Size {
+        let (tiles, bytes) = s.footprint();
+        Size {
+            events: s.len(),
+            tiles,
+            rows: 0,
+            bytes,
+        }
+    }
+
+    fn of_row(row: &AttributeRow) -> Size {
+        Size {
+            rows: 1,
+            bytes: row.values.capacity() * std::mem::size_of::<Value>()
+                + row.values.iter().map(value_heap).sum::<usize>(),
+            ..Size::default()
+        }
+    }
+
+    /// Replaces `before` by `after` in this sum.
+    fn change(&mut self, before: Size, after: Size) {
+        self.sub(before);
+        self.add(after);
+    }
+
+    fn add(&mut self, other: Size) {
+        self.events += other.events;
+        self.tiles += other.tiles;
+        self.rows += other.rows;
+        self.bytes += other.bytes;
+    }
+
+    fn sub(&mut self, other: Size) {
+        self.events = self.events.saturating_sub(other.events);
+        self.tiles = self.tiles.saturating_sub(other.tiles);
+        self.rows = self.rows.saturating_sub(other.rows);
+        self.bytes = self.bytes.saturating_sub(other.bytes);
+    }
 }
 
 impl Shard {
+    /// Adds a new entity (its [`Size`] joins the shard's).
+    fn insert(&mut self, key: SlotKey, entry: OnlineEntry) {
+        self.size.add(Size::of(&key, &entry));
+        if let Some(old) = self.entities.insert(key.clone(), entry) {
+            self.size.sub(Size::of(&key, &old));
+        }
+    }
+
+    /// Removes an entity.
+    fn remove(&mut self, key: &SlotKey) {
+        if let Some(old) = self.entities.remove(key) {
+            self.size.sub(Size::of(key, &old));
+        }
+    }
+
     /// Sweeps the shard when due: every entity's unservable events or expired row go.
     fn maybe_sweep(&mut self, keep: &Keep, now: i64) {
         if now.saturating_sub(self.swept_at) < keep.sweep_every() {
@@ -249,18 +331,38 @@ impl Shard {
             Keep::Window(_, _, true) => {}
             Keep::Window(spec, ..) => {
                 let horizon = spec.horizon(now);
-                self.entities.retain(|_, e| match e {
+                let size = &mut self.size;
+                self.entities.retain(|k, e| match e {
                     OnlineEntry::Aggregates(s) => {
-                        s.evict_before(spec, horizon);
-                        !s.is_empty()
+                        if s.first_ts().is_none_or(|ts| ts >= horizon) {
+                            return true;
+                        }
+                        size.sub(Size::of(k, e));
+                        if let OnlineEntry::Aggregates(s) = e {
+                            s.evict_before(spec, horizon);
+                        }
+                        let keep = matches!(e, OnlineEntry::Aggregates(s) if !s.is_empty());
+                        if keep {
+                            size.add(Size::of(k, e));
+                        }
+                        keep
                     }
                     OnlineEntry::Attributes(_) => true,
                 });
             }
-            Keep::Ttl(Some(ttl)) => self.entities.retain(|_, e| match e {
-                OnlineEntry::Attributes(row) => servable(row.ts, *ttl, now),
-                OnlineEntry::Aggregates(_) => true,
-            }),
+            Keep::Ttl(Some(ttl)) => {
+                let size = &mut self.size;
+                self.entities.retain(|k, e| {
+                    let keep = match e {
+                        OnlineEntry::Attributes(row) => servable(row.ts, *ttl, now),
+                        OnlineEntry::Aggregates(_) => true,
+                    };
+                    if !keep {
+                        size.sub(Size::of(k, e));
+                    }
+                    keep
+                });
+            }
             Keep::Ttl(None) => {}
         }
     }
@@ -269,6 +371,19 @@ impl Shard {
 /// The serving rule of an attribute row: visible while `now < ts + ttl`.
 fn servable(ts: i64, ttl: i64, now: i64) -> bool {
     now < ts.saturating_add(ttl)
+}
+
+impl OnlineStats {
+    /// Adds one shard: its kept sums, its entities and its map's slots (one control byte
+    /// each, and the entry).
+    fn add_shard(&mut self, entities: &ShardMap, size: Size) {
+        self.entities += entities.len();
+        self.events += size.events;
+        self.tiles += size.tiles;
+        self.rows += size.rows;
+        self.estimated_bytes +=
+            size.bytes + entities.capacity() * (std::mem::size_of::<(SlotKey, OnlineEntry)>() + 1);
+    }
 }
 
 /// Sizes of the online store, for `/_mock/health`.
@@ -390,11 +505,12 @@ impl OnlineStore {
         let value = |c: &usize| record.get(*c).cloned().unwrap_or(Value::Null);
         match keep {
             Keep::Ttl(Some(ttl)) if !servable(ts, *ttl, now) => {
-                shard.entities.remove(key);
+                shard.remove(key);
             }
             _ => match shard.entities.get_mut(key) {
                 // Overwritten in place: the row's vector and strings are reused.
                 Some(OnlineEntry::Attributes(row)) if row.values.len() == columns.len() => {
+                    let before = Size::of_row(row);
                     row.ts = ts;
                     row.seq = seq;
                     for (dst, c) in row.values.iter_mut().zip(columns) {
@@ -403,6 +519,8 @@ impl OnlineStore {
                             (dst, src) => *dst = src.cloned().unwrap_or(Value::Null),
                         }
                     }
+                    let after = Size::of_row(row);
+                    shard.size.change(before, after);
                 }
                 _ => {
                     let row = AttributeRow {
@@ -410,9 +528,7 @@ impl OnlineStore {
                         seq,
                         values: columns.iter().map(value).collect(),
                     };
-                    shard
-                        .entities
-                        .insert(key.clone(), OnlineEntry::Attributes(row));
+                    shard.insert(key.clone(), OnlineEntry::Attributes(row));
                 }
             },
         }
@@ -443,23 +559,18 @@ impl OnlineStore {
         };
         let kept = *everything || ts >= spec.horizon(now);
         if kept {
-            let mut values = Vec::with_capacity(spec.input_count());
-            values.extend(columns.iter().zip(count_only).map(|(&c, &only_counted)| {
-                match record.get(c) {
-                    None | Some(Value::Null) => Value::Null,
-                    Some(_) if only_counted => Value::Bool(true),
-                    Some(v) => v.clone(),
-                }
-            }));
-            insert_event(
-                &mut shard,
-                spec,
-                key,
-                ts,
-                seq,
-                values,
-                SameTimestamp::Replace,
-            );
+            // Straight from the record into the tile's packed rows: nothing allocated per event.
+            insert_event(&mut shard, spec, key, |series| {
+                series.insert_record(
+                    spec,
+                    ts,
+                    seq,
+                    record,
+                    columns,
+                    count_only,
+                    SameTimestamp::Replace,
+                );
+            });
         }
         shard.maybe_sweep(keep, now);
         kept
@@ -493,7 +604,9 @@ impl OnlineStore {
                     *v = Value::Bool(true);
                 }
             }
-            insert_event(&mut shard, spec, &key, ts, seq, values, same_ts);
+            insert_event(&mut shard, spec, &key, |series| {
+                series.insert_values(spec, ts, seq, &values, same_ts);
+            });
         }
         shard.maybe_sweep(keep, now);
         kept
@@ -520,16 +633,19 @@ impl OnlineStore {
         let Some(mut shard) = self.write(view, key) else {
             return 0;
         };
+        let shard = &mut *shard;
         if let Some(OnlineEntry::Aggregates(series)) = shard.entities.get_mut(key) {
             if series.events().any(|(ts, _, _)| start <= ts && ts < end) {
+                let before = Size::of_series(series);
                 // A series has no removal: rebuild it from the events that stay.
                 let mut kept = Series::new(spec);
                 for (ts, seq, values) in series.events() {
                     if ts < start || ts >= end {
-                        kept.insert(spec, ts, seq, values.to_vec(), SameTimestamp::Keep);
+                        kept.insert(spec, ts, seq, values, SameTimestamp::Keep);
                     }
                 }
                 *series = kept;
+                shard.size.change(before, Size::of_series(series));
             }
         }
         let horizon = if *everything {
@@ -547,11 +663,13 @@ impl OnlineStore {
                     *v = Value::Bool(true);
                 }
             }
-            insert_event(&mut shard, spec, key, ts, seq, values, SameTimestamp::Keep);
+            insert_event(shard, spec, key, |series| {
+                series.insert_values(spec, ts, seq, &values, SameTimestamp::Keep);
+            });
             stored += 1;
         }
         if matches!(shard.entities.get(key), Some(OnlineEntry::Aggregates(s)) if s.is_empty()) {
-            shard.entities.remove(key);
+            shard.remove(key);
         }
         shard.maybe_sweep(keep, now);
         stored
@@ -614,34 +732,29 @@ impl OnlineStore {
         }
     }
 
-    /// Sizes of the store, walked shard by shard (each shard is locked for reading briefly).
+    /// Sizes of the store: a few additions per shard (each shard keeps its sums as it
+    /// changes, and is locked for reading briefly), so `/_mock/health` costs the same with
+    /// millions of events stored.
     pub fn stats(&self) -> OnlineStats {
         let mut st = OnlineStats::default();
-        for shards in &self.views {
-            for shard in shards {
-                let shard = shard.read().unwrap_or_else(|p| p.into_inner());
-                st.entities += shard.entities.len();
-                // The map's slots (one control byte each) and their entries.
-                st.estimated_bytes +=
-                    shard.entities.capacity() * (std::mem::size_of::<(SlotKey, OnlineEntry)>() + 1);
-                for (k, e) in &shard.entities {
-                    st.estimated_bytes += k.heap();
-                    match e {
-                        OnlineEntry::Aggregates(s) => {
-                            let (tiles, bytes) = s.footprint();
-                            st.events += s.len();
-                            st.tiles += tiles;
-                            st.estimated_bytes += bytes;
-                        }
-                        OnlineEntry::Attributes(row) => {
-                            st.rows += 1;
-                            st.estimated_bytes += row.values.capacity()
-                                * std::mem::size_of::<Value>()
-                                + row.values.iter().map(value_heap).sum::<usize>();
-                        }
-                    }
-                }
+        for shard in self.views.iter().flatten() {
+            let shard = shard.read().unwrap_or_else(|p| p.into_inner());
+            st.add_shard(&shard.entities, shard.size);
+        }
+        st
+    }
+
+    /// [`OnlineStore::stats`] by walking every entity (tests check the kept sums against it).
+    #[cfg(test)]
+    fn walked_stats(&self) -> OnlineStats {
+        let mut st = OnlineStats::default();
+        for shard in self.views.iter().flatten() {
+            let shard = shard.read().unwrap_or_else(|p| p.into_inner());
+            let mut size = Size::default();
+            for (k, e) in &shard.entities {
+                size.add(Size::of(k, e));
             }
+            st.add_shard(&shard.entities, size);
         }
         st
     }
@@ -649,34 +762,32 @@ impl OnlineStore {
     /// Empties every view.
     pub fn clear(&self) {
         for shard in self.views.iter().flatten() {
-            shard
-                .write()
-                .unwrap_or_else(|p| p.into_inner())
-                .entities
-                .clear();
+            let mut shard = shard.write().unwrap_or_else(|p| p.into_inner());
+            shard.entities.clear();
+            shard.size = Size::default();
         }
     }
 }
 
-/// Inserts an event into an entity's series, creating the series for a new entity.
+/// Inserts an event into an entity's series with `insert`, creating the series for a new
+/// entity.
 fn insert_event(
     shard: &mut Shard,
     spec: &SeriesSpec,
     key: &SlotKey,
-    ts: i64,
-    seq: u64,
-    values: Vec<Value>,
-    same_ts: SameTimestamp,
+    insert: impl FnOnce(&mut Series),
 ) {
     match shard.entities.get_mut(key) {
-        Some(OnlineEntry::Aggregates(series)) => series.insert(spec, ts, seq, values, same_ts),
+        Some(OnlineEntry::Aggregates(series)) => {
+            let before = Size::of_series(series);
+            insert(series);
+            shard.size.change(before, Size::of_series(series));
+        }
         Some(OnlineEntry::Attributes(_)) => {}
         None => {
             let mut series = Series::new(spec);
-            series.insert(spec, ts, seq, values, same_ts);
-            shard
-                .entities
-                .insert(key.clone(), OnlineEntry::Aggregates(series));
+            insert(&mut series);
+            shard.insert(key.clone(), OnlineEntry::Aggregates(series));
         }
     }
 }
@@ -684,6 +795,96 @@ fn insert_event(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    const HOUR: i64 = 3_600_000_000_000;
+    /// 2024-06-01T00:00:00Z.
+    const NOW: i64 = 1_717_200_000_000_000_000;
+
+    /// One write to the demo's views, or the clock moving.
+    #[derive(Debug, Clone)]
+    enum Op {
+        /// A transaction of user `u`, `age` hours before the clock, amount `amt` (null when
+        /// negative), merchant `m`.
+        Event {
+            u: u8,
+            age: i64,
+            amt: i64,
+            m: u8,
+        },
+        /// Batch precedence over `[clock − age h, clock − age h + 1 h)` for user `u`.
+        Replace {
+            u: u8,
+            age: i64,
+            n: u8,
+        },
+        /// The clock moves by `h` hours and the store is swept.
+        Advance {
+            h: i64,
+        },
+        Clear,
+    }
+
+    fn arb_op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            8 => (0u8..6, 0i64..100, -2i64..50, 0u8..4)
+                .prop_map(|(u, age, amt, m)| Op::Event { u, age, amt, m }),
+            1 => (0u8..6, 0i64..100, 0u8..4).prop_map(|(u, age, n)| Op::Replace { u, age, n }),
+            1 => (0i64..30).prop_map(|h| Op::Advance { h }),
+            1 => Just(Op::Clear),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+
+        /// The sums each shard keeps (what `/_mock/health` reads) equal a walk of every entity
+        /// after any sequence of writes, replacements, sweeps and clears.
+        #[test]
+        fn kept_stats_equal_a_walk(ops in prop::collection::vec(arb_op(), 1..120)) {
+            let repo = Repository::demo();
+            let store = OnlineStore::new(&repo, Retention::Servable);
+            let plan = crate::ingest::IngestPlan::new(&repo);
+            let mut now = NOW;
+            for (seq, op) in ops.iter().enumerate() {
+                let seq = seq as u64;
+                match *op {
+                    Op::Event { u, age, amt, m } => {
+                        let amt = if amt < 0 { Value::Null } else { Value::Float(amt as f64 + 0.5) };
+                        let record = vec![
+                            Value::String(format!("user_{u}")),
+                            Value::String(format!("t{seq}")),
+                            Value::String(format!("merchant_{m}")),
+                            amt,
+                            Value::Int(0),
+                            Value::Timestamp(now - age * HOUR),
+                        ];
+                        for sub in plan.subscriptions(0) {
+                            sub.apply_online(&store, now - age * HOUR, seq, &record, now);
+                        }
+                    }
+                    Op::Replace { u, age, n } => {
+                        let key = EntityKey(vec![KeyPart::Str(format!("user_{u}"))]);
+                        let start = now - age * HOUR;
+                        for view in 0..repo.feature_views.len() {
+                            let Some(spec) = store.spec(view) else { continue };
+                            let width = spec.input_count();
+                            let events = (0..i64::from(n))
+                                .map(|i| (start + i * 60_000_000_000, seq, vec![Value::Float(1.0); width]))
+                                .collect();
+                            store.replace_events(view, &key, start, start + HOUR, events, now);
+                        }
+                    }
+                    Op::Advance { h } => {
+                        now += h * HOUR;
+                        store.evict(now);
+                    }
+                    Op::Clear => store.clear(),
+                }
+                prop_assert_eq!(store.stats(), store.walked_stats(), "after {:?}", op);
+            }
+        }
+    }
 
     #[test]
     fn slot_keys_decode_to_the_key_inline_or_not_and_differ_when_keys_do() {
