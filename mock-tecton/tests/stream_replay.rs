@@ -120,9 +120,10 @@ fn the_demo_stream_drops_duplicate_transactions() {
 #[test]
 fn bad_input_names_the_line() {
     let err = parse_input("{\"batch\": 0}\n{\"record\": {}}").expect_err("no batch");
-    assert!(err.starts_with("line 2:"), "{err}");
+    assert_eq!(err.line, 2, "{err}");
+    assert!(err.to_string().starts_with("line 2:"), "{err}");
     let err = parse_input("[1]").expect_err("not an object");
-    assert!(err.starts_with("line 1:"), "{err}");
+    assert_eq!(err.line, 1, "{err}");
     let err = replay(&Repository::demo(), "nope", &[], SparkVersion::V3_4).expect_err("no source");
-    assert!(err.contains("transactions_stream"), "{err}");
+    assert!(err.to_string().contains("transactions_stream"), "{err}");
 }

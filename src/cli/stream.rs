@@ -115,7 +115,7 @@ fn run_replay(args: ReplayArgs) -> anyhow::Result<ExitCode> {
         .with_context(|| format!("cannot read {}", args.input.display()))?;
     let batches =
         parse_input(&text).map_err(|e| anyhow::anyhow!("{}: {e}", args.input.display()))?;
-    let lines = replay(&repo, &source, &batches, args.spark).map_err(|e| anyhow::anyhow!(e))?;
+    let lines = replay(&repo, &source, &batches, args.spark)?;
     let mut out = std::io::stdout().lock();
     for line in lines {
         writeln!(out, "{line}")?;

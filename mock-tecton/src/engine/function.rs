@@ -62,6 +62,14 @@ pub struct FunctionError {
     reason: String,
 }
 
+/// An aggregation function given a column type it does not accept (`sum` over a String).
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{function} does not accept a {input} column")]
+pub struct InputTypeError {
+    function: AggregateFunction,
+    input: DataType,
+}
+
 impl AggregateFunction {
     /// The function part of a default feature name (`sum`, `last_distinct_3`,
     /// `approx_percentile_p0_95`).
@@ -96,7 +104,7 @@ impl AggregateFunction {
     }
 
     /// The feature's type for an input column of type `input`, or why the input is not accepted.
-    pub fn result_type(&self, input: &DataType) -> Result<DataType, String> {
+    pub fn result_type(&self, input: &DataType) -> Result<DataType, InputTypeError> {
         use AggregateFunction::{
             ApproxCountDistinct, ApproxPercentile, Count, FirstDistinctN, FirstN, Last,
             LastDistinctN, LastN, Max, Mean, Min, StddevPop, StddevSamp, Sum, VarPop, VarSamp,
@@ -121,7 +129,10 @@ impl AggregateFunction {
             ApproxPercentile { .. } => numeric,
         };
         if !ok {
-            return Err(format!("{self} does not accept a {input} column"));
+            return Err(InputTypeError {
+                function: *self,
+                input: input.clone(),
+            });
         }
         Ok(match self {
             Count => T::Int64,
@@ -314,6 +325,11 @@ mod tests {
             f("last_distinct(3)").result_type(&DataType::String),
             Ok(DataType::Array(Box::new(DataType::String)))
         );
-        assert!(f("sum").result_type(&DataType::String).is_err());
+        assert_eq!(
+            f("sum")
+                .result_type(&DataType::String)
+                .map_err(|e| e.to_string()),
+            Err("sum does not accept a String column".to_owned())
+        );
     }
 }

@@ -13,7 +13,7 @@ pub(crate) mod partial;
 pub(crate) mod series;
 pub(crate) mod tdigest;
 
-pub use function::{AggregateFunction, FunctionError};
+pub use function::{AggregateFunction, FunctionError, InputTypeError};
 pub(crate) use partial::Partial;
 pub(crate) use series::value_heap;
 pub use series::{Aggregation, Mode, SameTimestamp, Series, SeriesSpec};

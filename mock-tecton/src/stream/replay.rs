@@ -30,15 +30,44 @@ pub struct InputBatch {
     pub records: Vec<(usize, Json)>,
 }
 
+/// A line of replay input that is not `{"batch": <int>, "record": {...}}`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("line {line}: {message}")]
+pub struct InputError {
+    /// 1-based line number.
+    pub line: usize,
+    /// What is wrong with it.
+    pub message: String,
+}
+
+/// Why a replay could not run.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ReplayError {
+    /// The repository has no stream source of that name.
+    #[error("no stream source named `{name}` (the repository has: {known})")]
+    UnknownSource {
+        /// The name asked for.
+        name: String,
+        /// The stream sources it has, comma-separated, or `none`.
+        known: String,
+    },
+    /// No feature view reads the source, so there is no query to run.
+    #[error("no feature view reads stream source `{0}`")]
+    NoQuery(String),
+}
+
 /// Reads replay input; errors name the line.
-pub fn parse_input(text: &str) -> Result<Vec<InputBatch>, String> {
+pub fn parse_input(text: &str) -> Result<Vec<InputBatch>, InputError> {
     let mut batches: BTreeMap<i64, Vec<(usize, Json)>> = BTreeMap::new();
     let mut seq = 0;
     for (n, line) in text.lines().enumerate() {
         if line.trim().is_empty() {
             continue;
         }
-        let at = |m: String| format!("line {}: {m}", n + 1);
+        let at = |message: String| InputError {
+            line: n + 1,
+            message,
+        };
         let value = crate::json::parse_strict(line.as_bytes()).map_err(at)?;
         let Json::Object(mut obj) = value else {
             return Err(at(
@@ -74,7 +103,7 @@ pub fn replay(
     source: &str,
     batches: &[InputBatch],
     spark: SparkVersion,
-) -> Result<Vec<Json>, String> {
+) -> Result<Vec<Json>, ReplayError> {
     let index = repo
         .stream_sources
         .iter()
@@ -85,14 +114,14 @@ pub fn replay(
                 .iter()
                 .map(|s| s.name.as_str())
                 .collect();
-            format!(
-                "no stream source named `{source}` (the repository has: {})",
-                if names.is_empty() {
+            ReplayError::UnknownSource {
+                name: source.to_owned(),
+                known: if names.is_empty() {
                     "none".to_owned()
                 } else {
                     names.join(", ")
-                }
-            )
+                },
+            }
         })?;
     let s = &repo.stream_sources[index];
     let mut queries: Vec<Query> = QuerySpec::of_source(repo, index)
@@ -100,7 +129,7 @@ pub fn replay(
         .map(Query::new)
         .collect();
     if queries.is_empty() {
-        return Err(format!("no feature view reads stream source `{source}`"));
+        return Err(ReplayError::NoQuery(source.to_owned()));
     }
     let decoder = Topic::new(&s.topic, vec![(index, s.clone())], Vec::new(), 1);
     let mut out = Vec::with_capacity(batches.len());

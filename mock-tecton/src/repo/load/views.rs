@@ -426,7 +426,11 @@ fn aggregate(
     let result_type = match function.result_type(&input) {
         Ok(t) => t,
         Err(e) => {
-            d.at(a.function.span(), format!("{fpath}.function"), e);
+            d.at(
+                a.function.span(),
+                format!("{fpath}.function"),
+                e.to_string(),
+            );
             return None;
         }
     };
