@@ -173,14 +173,12 @@ fn run_simulate(args: SimulateArgs) -> anyhow::Result<ExitCode> {
         );
         bar
     });
-    let report = sim
-        .run(&repo, stream.clone(), |done, total| {
-            if let Some(bar) = &bar {
-                bar.set_length(total);
-                bar.set_position(done);
-            }
-        })
-        .map_err(|e| anyhow::anyhow!(e))?;
+    let report = sim.run(&repo, stream.clone(), |done, total| {
+        if let Some(bar) = &bar {
+            bar.set_length(total);
+            bar.set_position(done);
+        }
+    })?;
     if let Some(bar) = bar {
         bar.finish_and_clear();
     }

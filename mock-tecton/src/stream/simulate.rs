@@ -253,6 +253,20 @@ impl Generator {
     }
 }
 
+/// Why a simulation could not start.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SimError {
+    /// The repository has no stream source of that name.
+    #[error("no stream source named `{0}`")]
+    UnknownSource(String),
+    /// The rate is not a positive, finite number.
+    #[error("--rate must be a positive number of records per second")]
+    BadRate,
+    /// The mock has no topic for the source (a repository the mock did not build topics for).
+    #[error("no topic `{0}`")]
+    NoTopic(String),
+}
+
 impl Simulation {
     /// Runs the simulation; `tick(done, total)` is called every few thousand records.
     pub fn run(
@@ -260,15 +274,15 @@ impl Simulation {
         repo: &Repository,
         stream: StreamConfig,
         mut tick: impl FnMut(u64, u64),
-    ) -> Result<SimReport, String> {
+    ) -> Result<SimReport, SimError> {
         let index = repo
             .stream_sources
             .iter()
             .position(|s| s.name == self.source)
-            .ok_or_else(|| format!("no stream source named `{}`", self.source))?;
+            .ok_or_else(|| SimError::UnknownSource(self.source.clone()))?;
         let source = repo.stream_sources[index].clone();
         if !(self.rate > 0.0 && self.rate.is_finite()) {
-            return Err("--rate must be a positive number of records per second".into());
+            return Err(SimError::BadRate);
         }
         let views = repo.views_of_source(&source.name);
         let key_fields: Vec<String> = views
@@ -289,7 +303,7 @@ impl Simulation {
         let topic = state
             .streams
             .topic(&source.topic)
-            .ok_or_else(|| format!("no topic `{}`", source.topic))?;
+            .ok_or_else(|| SimError::NoTopic(source.topic.clone()))?;
         let readers = topic.readers().len();
         let partitions = u64::from(topic.partition_count());
         let total = (self.rate * self.duration as f64 / SECOND as f64).round() as u64;
