@@ -445,12 +445,22 @@ async fn first_offset(
     config: &KafkaConfig,
     note_error: &impl Fn(String),
 ) -> i64 {
-    loop {
+    let listed = loop {
         match client.get_offset(at).await {
-            Ok(offset) => return offset,
+            Ok(offset) => break offset,
             Err(e) => note_error(format!("cannot read the {at:?} offset: {e}")),
         }
         tokio::time::sleep(config.refresh).await;
+    };
+    if !matches!(at, OffsetAt::Latest) {
+        return listed;
+    }
+    // The end of the log is the high watermark. A broker may list a latest offset below it
+    // (tansu 0.6 lists 1 for a partition written in producer batches): starting there would
+    // report a lag that never closes, so a fetch's high watermark is taken when it is higher.
+    match client.fetch_records(listed, 1..2, 0).await {
+        Ok((_, high_watermark)) if high_watermark > listed => high_watermark,
+        _ => listed,
     }
 }
 

@@ -257,3 +257,73 @@ async fn latest_skips_what_was_there_and_reads_what_comes() {
     mock.advance_clock(1_000_000_000);
     assert_eq!(sum_1h(&mock, "u1").await, json!(1.0));
 }
+
+/// `latest` is the end of the log even where the broker lists less: a partition written in one
+/// producer batch of 50 records starts its reader at offset 50, with no lag, and what comes
+/// next is read exactly once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn latest_starts_at_the_end_of_a_batched_partition() {
+    let Some(addr) = bootstrap() else { return };
+    let topic = format!(
+        "batched_{}_{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis()
+    );
+    let repo = Repository::from_toml(
+        &DEMO_TOML.replace("topic = \"transactions\"", &format!("topic = \"{topic}\"")),
+        "demo.toml",
+    )
+    .unwrap();
+    let client = ClientBuilder::new(vec![addr.clone()])
+        .build()
+        .await
+        .unwrap();
+    client
+        .controller_client()
+        .unwrap()
+        .create_topic(topic.as_str(), 1, 1, 5_000)
+        .await
+        .unwrap();
+    let p0 = partition(&client, &topic, 0).await;
+    let old: Vec<Vec<u8>> = (0..50)
+        .map(|i| tx("u1", &format!("old{i}"), 100.0, "2024-05-31T23:50:00Z"))
+        .collect();
+    produce(&p0, old).await;
+    let config = Config::new(repo)
+        .virtual_clock(NOW)
+        .stream(StreamConfig {
+            trigger_interval: Some(Duration::ZERO),
+            ..StreamConfig::default()
+        })
+        .kafka(KafkaConfig::new(addr).start(StartAt::Latest));
+    let mock = MockTecton::start(config).await.unwrap();
+    let status = mock.kafka().unwrap().clone();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let start = loop {
+        if let Some(offset) = status.progress(&topic, 0).and_then(|p| p.next_offset) {
+            break offset;
+        }
+        assert!(Instant::now() < deadline, "{}", status.to_json());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(
+        start,
+        50,
+        "the reader must start at the end: {}",
+        status.to_json()
+    );
+    produce(&p0, vec![tx("u1", "new", 1.0, "2024-05-31T23:51:00Z")]).await;
+    consumed(&mock, 1).await;
+    let p = status.progress(&topic, 0).unwrap();
+    assert_eq!(
+        (p.next_offset, p.lag),
+        (Some(51), Some(0)),
+        "{}",
+        status.to_json()
+    );
+    mock.advance_clock(1_000_000_000);
+    assert_eq!(sum_1h(&mock, "u1").await, json!(1.0));
+}
