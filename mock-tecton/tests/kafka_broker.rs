@@ -100,6 +100,35 @@ async fn sum_1h(mock: &MockTecton, user: &str) -> Value {
     resp["result"]["features"][i].clone()
 }
 
+/// A topic of its own with `partitions` partitions (so reruns against the same broker start
+/// clean), the demo repository reading it, and a client of the broker.
+async fn fresh_topic(addr: &str, prefix: &str, partitions: i32) -> (String, Repository, Client) {
+    let topic = format!(
+        "{prefix}_{}_{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis()
+    );
+    let repo = Repository::from_toml(
+        &DEMO_TOML.replace("topic = \"transactions\"", &format!("topic = \"{topic}\"")),
+        "demo.toml",
+    )
+    .unwrap();
+    let client = ClientBuilder::new(vec![addr.to_owned()])
+        .build()
+        .await
+        .unwrap();
+    client
+        .controller_client()
+        .unwrap()
+        .create_topic(topic.as_str(), partitions, 1, 5_000)
+        .await
+        .unwrap();
+    (topic, repo, client)
+}
+
 /// Waits until the consumer has handed over `n` records.
 async fn consumed(mock: &MockTecton, n: u64) {
     let status = mock.kafka().unwrap();
@@ -118,30 +147,7 @@ async fn consumed(mock: &MockTecton, n: u64) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn produce_materialize_get_features_through_a_real_broker() {
     let Some(addr) = bootstrap() else { return };
-    // A topic of its own, so reruns against the same broker start clean.
-    let topic = format!(
-        "transactions_{}_{}",
-        std::process::id(),
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_millis()
-    );
-    let repo = Repository::from_toml(
-        &DEMO_TOML.replace("topic = \"transactions\"", &format!("topic = \"{topic}\"")),
-        "demo.toml",
-    )
-    .unwrap();
-    let client = ClientBuilder::new(vec![addr.clone()])
-        .build()
-        .await
-        .unwrap();
-    client
-        .controller_client()
-        .unwrap()
-        .create_topic(topic.as_str(), 2, 1, 5_000)
-        .await
-        .unwrap();
+    let (topic, repo, client) = fresh_topic(&addr, "transactions", 2).await;
     let (p0, p1) = (
         partition(&client, &topic, 0).await,
         partition(&client, &topic, 1).await,
@@ -212,29 +218,7 @@ async fn produce_materialize_get_features_through_a_real_broker() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn latest_skips_what_was_there_and_reads_what_comes() {
     let Some(addr) = bootstrap() else { return };
-    let topic = format!(
-        "latest_{}_{}",
-        std::process::id(),
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_millis()
-    );
-    let repo = Repository::from_toml(
-        &DEMO_TOML.replace("topic = \"transactions\"", &format!("topic = \"{topic}\"")),
-        "demo.toml",
-    )
-    .unwrap();
-    let client = ClientBuilder::new(vec![addr.clone()])
-        .build()
-        .await
-        .unwrap();
-    client
-        .controller_client()
-        .unwrap()
-        .create_topic(topic.as_str(), 1, 1, 5_000)
-        .await
-        .unwrap();
+    let (topic, repo, client) = fresh_topic(&addr, "latest", 1).await;
     let p0 = partition(&client, &topic, 0).await;
     produce(&p0, vec![tx("u1", "old", 100.0, "2024-05-31T23:50:00Z")]).await;
     let config = Config::new(repo)
@@ -264,29 +248,7 @@ async fn latest_skips_what_was_there_and_reads_what_comes() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn latest_starts_at_the_end_of_a_batched_partition() {
     let Some(addr) = bootstrap() else { return };
-    let topic = format!(
-        "batched_{}_{}",
-        std::process::id(),
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_millis()
-    );
-    let repo = Repository::from_toml(
-        &DEMO_TOML.replace("topic = \"transactions\"", &format!("topic = \"{topic}\"")),
-        "demo.toml",
-    )
-    .unwrap();
-    let client = ClientBuilder::new(vec![addr.clone()])
-        .build()
-        .await
-        .unwrap();
-    client
-        .controller_client()
-        .unwrap()
-        .create_topic(topic.as_str(), 1, 1, 5_000)
-        .await
-        .unwrap();
+    let (topic, repo, client) = fresh_topic(&addr, "batched", 1).await;
     let p0 = partition(&client, &topic, 0).await;
     let old: Vec<Vec<u8>> = (0..50)
         .map(|i| tx("u1", &format!("old{i}"), 100.0, "2024-05-31T23:50:00Z"))
