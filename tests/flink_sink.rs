@@ -25,6 +25,9 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde_json::{json, Value};
 
+mod support;
+use support::root;
+
 /// Extra wall-clock time per scenario: the built-in limits (10–60 s) assume a sink process
 /// that starts in well under a second; a PyFlink job starts a JVM, a mini-cluster and Python
 /// workers first (6 s on an idle 2-core machine, 20–30 s on a busy one).
@@ -40,40 +43,39 @@ fn one_job_at_a_time() -> std::sync::MutexGuard<'static, ()> {
         .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
-fn root() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn skip_or_fail(what: &str, fix: &str) {
-    assert!(std::env::var_os("CI").is_none(), "{what}: {fix}");
-    // Straight to the stderr handle: libtest hides eprintln! output of a passing test.
-    let _ = writeln!(std::io::stderr(), "SKIPPED: flink_sink: {what}; {fix}");
-}
-
 /// The Flink virtualenv's interpreter, or `None` (after a skip notice) where the test may skip.
 fn flink_python() -> Option<PathBuf> {
-    let python = root().join(".venv-flink/bin/python");
-    if python.is_file() {
-        return Some(python);
-    }
-    skip_or_fail(
-        &format!("{} is missing", python.display()),
-        "run scripts/setup-flink.sh before the tests",
-    );
-    None
+    support::venv_python(
+        "flink_sink",
+        ".venv-flink",
+        &[],
+        "Run scripts/setup-flink.sh before the tests.",
+    )
 }
 
 fn kafka_bootstrap() -> Option<String> {
-    match std::env::var("TECTON_SIM_KAFKA_BOOTSTRAP") {
-        Ok(addr) if !addr.is_empty() => Some(addr),
-        _ => {
-            skip_or_fail(
-                "TECTON_SIM_KAFKA_BOOTSTRAP is not set",
-                "run `scripts/kafka-broker.sh start` and export its address (scripts/test.sh does)",
-            );
-            None
-        }
-    }
+    support::kafka_bootstrap("flink_sink")
+}
+
+/// The demo repository with its stream source reading a topic of its own (so reruns against
+/// the same broker start clean), written to `dir/repo.toml`: the topic and the file.
+fn repo_with_own_topic(dir: &Path, prefix: &str) -> (String, PathBuf) {
+    let topic = format!(
+        "{prefix}_{}_{}",
+        std::process::id(),
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_millis()
+    );
+    let repo = dir.join("repo.toml");
+    std::fs::write(
+        &repo,
+        mock_tecton::repo::DEMO_TOML
+            .replace("topic = \"transactions\"", &format!("topic = \"{topic}\"")),
+    )
+    .unwrap();
+    (topic, repo)
 }
 
 fn sink_command(python: &Path, args: &str) -> String {
@@ -421,24 +423,9 @@ fn kafka_mode_records_become_servable_features() {
     let Some(bootstrap) = kafka_bootstrap() else {
         return;
     };
-    // A topic of its own, so reruns against the same broker start clean.
-    let topic = format!(
-        "flink_transactions_{}_{}",
-        std::process::id(),
-        SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap()
-            .as_millis()
-    );
     let _one = one_job_at_a_time();
     let dir = temp("kafka");
-    let demo = std::fs::read_to_string(root().join("mock-tecton/src/repo/default.toml")).unwrap();
-    let repo = dir.join("repo.toml");
-    std::fs::write(
-        &repo,
-        demo.replace("topic = \"transactions\"", &format!("topic = \"{topic}\"")),
-    )
-    .unwrap();
+    let (topic, repo) = repo_with_own_topic(&dir, "flink_transactions");
     let mock = Served::start(&[
         "-c",
         repo.to_str().unwrap(),
@@ -517,23 +504,9 @@ fn load_generator_measures_the_kafka_mode_through_the_stream() {
     let Some(bootstrap) = kafka_bootstrap() else {
         return;
     };
-    let topic = format!(
-        "flink_load_{}_{}",
-        std::process::id(),
-        SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap()
-            .as_millis()
-    );
     let _one = one_job_at_a_time();
     let dir = temp("load-kafka");
-    let demo = std::fs::read_to_string(root().join("mock-tecton/src/repo/default.toml")).unwrap();
-    let repo = dir.join("repo.toml");
-    std::fs::write(
-        &repo,
-        demo.replace("topic = \"transactions\"", &format!("topic = \"{topic}\"")),
-    )
-    .unwrap();
+    let (_, repo) = repo_with_own_topic(&dir, "flink_load");
     let out_dir = dir.join("report");
     // No --kafka-bootstrap on the job's command line: the load generator passes it.
     let job = sink_command(&python, "").replacen("exec ", "exec timeout 300 ", 1);
