@@ -215,9 +215,15 @@ pub(crate) fn apply_online(
         }
     }
     let columns: Vec<usize> = (0..last.values.len()).collect();
-    state
-        .online
-        .put_attributes(view, key, last.ts, last.seq, &last.values, &columns, now);
+    state.online.put_attributes(
+        view,
+        &state.online.key(key),
+        last.ts,
+        last.seq,
+        &last.values,
+        &columns,
+        now,
+    );
     usize::from(matches!(
         state.online.get(view, key),
         Some(OnlineEntry::Attributes(_))
