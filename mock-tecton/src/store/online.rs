@@ -219,7 +219,10 @@ impl Hasher for Prehashed {
     }
 }
 
-type ShardMap = HashMap<SlotKey, OnlineEntry, BuildHasherDefault<Prehashed>>;
+/// One shard's entities: series for an aggregate view, rows for an attribute view. A map per
+/// kind, not one of [`OnlineEntry`]: a series is several hundred bytes inline (its newest
+/// tiles live in it), and every attribute row's slot would pay for that.
+type ShardMap<E> = HashMap<SlotKey, E, BuildHasherDefault<Prehashed>>;
 
 /// The latest row of an attribute view for one entity.
 #[derive(Debug, Clone, PartialEq)]
@@ -232,8 +235,10 @@ pub struct AttributeRow {
     pub values: Vec<Value>,
 }
 
-/// What the online store holds for one entity of one view.
+/// What the online store holds for one entity of one view, as copied out of it (the store
+/// keeps series and rows in maps of their own).
 #[derive(Debug, Clone)]
+#[allow(clippy::large_enum_variant)] // A copy handed out, never held in bulk by the store.
 pub enum OnlineEntry {
     /// An attribute view's latest pushed row.
     Attributes(AttributeRow),
@@ -241,36 +246,89 @@ pub enum OnlineEntry {
     Aggregates(Series),
 }
 
-/// What each view keeps, resolved once.
-#[derive(Debug, Clone)]
-enum Keep {
-    /// Aggregates: the spec, and per input whether only `count` reads it (then only whether
-    /// the value is null matters, and a unique string need not be stored).
-    /// The last field: keep every event ([`Retention::Everything`]).
-    Window(SeriesSpec, Vec<bool>, bool),
-    /// Attributes: the TTL, if any.
-    Ttl(Option<i64>),
+/// One view's shards, with what the view keeps, resolved once.
+#[derive(Debug)]
+enum ViewStore {
+    /// An aggregate view: its spec, per input whether only `count` reads it (then only whether
+    /// the value is null matters, and a unique string need not be stored), and whether every
+    /// event is kept ([`Retention::Everything`]).
+    Aggregates {
+        shards: Vec<RwLock<Shard<Series>>>,
+        spec: SeriesSpec,
+        count_only: Vec<bool>,
+        everything: bool,
+    },
+    /// An attribute view and its TTL, if rows expire.
+    Attributes {
+        shards: Vec<RwLock<Shard<AttributeRow>>>,
+        ttl: Option<i64>,
+    },
 }
 
-impl Keep {
-    /// Clock time between two sweeps of a shard.
-    fn sweep_every(&self) -> i64 {
-        let kept = match self {
-            Keep::Window(spec, ..) => spec.reach(),
-            Keep::Ttl(ttl) => ttl.unwrap_or(i64::MAX),
-        };
-        (kept / SWEEPS_PER_REACH).max(MIN_SWEEP_EVERY)
+/// Clock time between two sweeps of a shard of a view that keeps `kept` nanoseconds.
+fn sweep_every(kept: i64) -> i64 {
+    (kept / SWEEPS_PER_REACH).max(MIN_SWEEP_EVERY)
+}
+
+#[derive(Debug)]
+struct Shard<E> {
+    entities: ShardMap<E>,
+    /// Clock time of the last sweep.
+    swept_at: i64,
+    /// The sum of [`Entry::size`] over `entities`, kept as they change, so that
+    /// [`OnlineStore::stats`] costs a few additions per shard, not a walk of every entity.
+    size: Size,
+}
+
+impl<E> Default for Shard<E> {
+    fn default() -> Self {
+        Shard {
+            entities: ShardMap::default(),
+            swept_at: 0,
+            size: Size::default(),
+        }
     }
 }
 
-#[derive(Debug, Default)]
-struct Shard {
-    entities: ShardMap,
-    /// Clock time of the last sweep.
-    swept_at: i64,
-    /// The sum of [`Size::of`] over `entities`, kept as they change, so that
-    /// [`OnlineStore::stats`] costs a few additions per shard, not a walk of every entity.
-    size: Size,
+/// What one entity of a view holds.
+trait Entry: Clone {
+    /// Its share of the store's sizes: `O(1)` for a series (it keeps its footprint), the
+    /// values for a row.
+    fn size(&self) -> Size;
+
+    /// As the public [`OnlineEntry`].
+    fn to_entry(&self) -> OnlineEntry;
+}
+
+impl Entry for Series {
+    fn size(&self) -> Size {
+        let (tiles, bytes) = self.footprint();
+        Size {
+            events: self.len(),
+            tiles,
+            rows: 0,
+            bytes,
+        }
+    }
+
+    fn to_entry(&self) -> OnlineEntry {
+        OnlineEntry::Aggregates(self.clone())
+    }
+}
+
+impl Entry for AttributeRow {
+    fn size(&self) -> Size {
+        Size {
+            rows: 1,
+            bytes: self.values.capacity() * std::mem::size_of::<Value>()
+                + self.values.iter().map(value_heap).sum::<usize>(),
+            ..Size::default()
+        }
+    }
+
+    fn to_entry(&self) -> OnlineEntry {
+        OnlineEntry::Attributes(self.clone())
+    }
 }
 
 /// What entries hold, summed ([`OnlineStats`] but the map's own slots).
@@ -283,37 +341,14 @@ struct Size {
 }
 
 impl Size {
-    /// One entry's share: `O(1)` for an aggregate view (its series keeps its footprint), the
-    /// row's values for an attribute view.
-    fn of(key: &SlotKey, entry: &OnlineEntry) -> Size {
+    /// One entity's share: its key's heap bytes and its entry's.
+    fn of<E: Entry>(key: &SlotKey, entry: &E) -> Size {
         let mut size = Size {
             bytes: key.heap(),
             ..Size::default()
         };
-        size.add(match entry {
-            OnlineEntry::Aggregates(s) => Size::of_series(s),
-            OnlineEntry::Attributes(row) => Size::of_row(row),
-        });
+        size.add(entry.size());
         size
-    }
-
-    fn of_series(s: &Series) -> Size {
-        let (tiles, bytes) = s.footprint();
-        Size {
-            events: s.len(),
-            tiles,
-            rows: 0,
-            bytes,
-        }
-    }
-
-    fn of_row(row: &AttributeRow) -> Size {
-        Size {
-            rows: 1,
-            bytes: row.values.capacity() * std::mem::size_of::<Value>()
-                + row.values.iter().map(value_heap).sum::<usize>(),
-            ..Size::default()
-        }
     }
 
     /// Replaces `before` by `after` in this sum.
@@ -337,9 +372,9 @@ impl Size {
     }
 }
 
-impl Shard {
+impl<E: Entry> Shard<E> {
     /// Adds a new entity (its [`Size`] joins the shard's).
-    fn insert(&mut self, key: SlotKey, entry: OnlineEntry) {
+    fn insert(&mut self, key: SlotKey, entry: E) {
         self.size.add(Size::of(&key, &entry));
         if let Some(old) = self.entities.insert(key.clone(), entry) {
             self.size.sub(Size::of(&key, &old));
@@ -353,54 +388,63 @@ impl Shard {
         }
     }
 
-    /// Sweeps the shard when due: every entity's unservable events or expired row go.
-    fn maybe_sweep(&mut self, keep: &Keep, now: i64) {
-        if now.saturating_sub(self.swept_at) < keep.sweep_every() {
-            return;
+    /// Whether a sweep is due at `now` for a view that keeps `kept` nanoseconds.
+    fn sweep_due(&self, kept: i64, now: i64) -> bool {
+        now.saturating_sub(self.swept_at) >= sweep_every(kept)
+    }
+}
+
+impl Shard<Series> {
+    /// Sweeps the shard when due: every entity's unservable events go.
+    fn maybe_sweep(&mut self, spec: &SeriesSpec, everything: bool, now: i64) {
+        if self.sweep_due(spec.reach(), now) {
+            self.sweep(spec, everything, now);
         }
-        self.sweep(keep, now);
     }
 
-    fn sweep(&mut self, keep: &Keep, now: i64) {
+    fn sweep(&mut self, spec: &SeriesSpec, everything: bool, now: i64) {
         self.swept_at = now;
-        match keep {
-            Keep::Window(_, _, true) => {}
-            Keep::Window(spec, ..) => {
-                let horizon = spec.horizon(now);
-                let size = &mut self.size;
-                self.entities.retain(|k, e| match e {
-                    OnlineEntry::Aggregates(s) => {
-                        if s.first_ts().is_none_or(|ts| ts >= horizon) {
-                            return true;
-                        }
-                        size.sub(Size::of(k, e));
-                        if let OnlineEntry::Aggregates(s) = e {
-                            s.evict_before(spec, horizon);
-                        }
-                        let keep = matches!(e, OnlineEntry::Aggregates(s) if !s.is_empty());
-                        if keep {
-                            size.add(Size::of(k, e));
-                        }
-                        keep
-                    }
-                    OnlineEntry::Attributes(_) => true,
-                });
-            }
-            Keep::Ttl(Some(ttl)) => {
-                let size = &mut self.size;
-                self.entities.retain(|k, e| {
-                    let keep = match e {
-                        OnlineEntry::Attributes(row) => servable(row.ts, *ttl, now),
-                        OnlineEntry::Aggregates(_) => true,
-                    };
-                    if !keep {
-                        size.sub(Size::of(k, e));
-                    }
-                    keep
-                });
-            }
-            Keep::Ttl(None) => {}
+        if everything {
+            return;
         }
+        let horizon = spec.horizon(now);
+        let size = &mut self.size;
+        self.entities.retain(|k, s| {
+            if s.first_ts().is_none_or(|ts| ts >= horizon) {
+                return true;
+            }
+            size.sub(Size::of(k, s));
+            s.evict_before(spec, horizon);
+            let keep = !s.is_empty();
+            if keep {
+                size.add(Size::of(k, s));
+            }
+            keep
+        });
+    }
+}
+
+impl Shard<AttributeRow> {
+    /// Sweeps the shard when due: every expired row goes.
+    fn maybe_sweep(&mut self, ttl: Option<i64>, now: i64) {
+        if self.sweep_due(ttl.unwrap_or(i64::MAX), now) {
+            self.sweep(ttl, now);
+        }
+    }
+
+    fn sweep(&mut self, ttl: Option<i64>, now: i64) {
+        self.swept_at = now;
+        let Some(ttl) = ttl else {
+            return;
+        };
+        let size = &mut self.size;
+        self.entities.retain(|k, row| {
+            let keep = servable(row.ts, ttl, now);
+            if !keep {
+                size.sub(Size::of(k, row));
+            }
+            keep
+        });
     }
 }
 
@@ -412,13 +456,13 @@ fn servable(ts: i64, ttl: i64, now: i64) -> bool {
 impl OnlineStats {
     /// Adds one shard: its kept sums, its entities and its map's slots (one control byte
     /// each, and the entry).
-    fn add_shard(&mut self, entities: &ShardMap, size: Size) {
+    fn add_shard<E>(&mut self, entities: &ShardMap<E>, size: Size) {
         self.entities += entities.len();
         self.events += size.events;
         self.tiles += size.tiles;
         self.rows += size.rows;
         self.estimated_bytes +=
-            size.bytes + entities.capacity() * (std::mem::size_of::<(SlotKey, OnlineEntry)>() + 1);
+            size.bytes + entities.capacity() * (std::mem::size_of::<(SlotKey, E)>() + 1);
     }
 }
 
@@ -440,41 +484,83 @@ pub struct OnlineStats {
 /// The online store of one mock instance: per feature view, a sharded map of entities.
 #[derive(Debug)]
 pub struct OnlineStore {
-    views: Vec<Vec<RwLock<Shard>>>,
-    keep: Vec<Keep>,
+    views: Vec<ViewStore>,
     hasher: KeyHasher,
+}
+
+/// An aggregate view's parts: shards, spec, count-only inputs, whether every event is kept.
+type AggregateView<'a> = (
+    &'a [RwLock<Shard<Series>>],
+    &'a SeriesSpec,
+    &'a [bool],
+    bool,
+);
+
+fn shards<E>() -> Vec<RwLock<Shard<E>>> {
+    (0..SHARDS).map(|_| RwLock::new(Shard::default())).collect()
+}
+
+fn lock_read<E>(shard: &RwLock<Shard<E>>) -> RwLockReadGuard<'_, Shard<E>> {
+    shard.read().unwrap_or_else(|p| p.into_inner())
+}
+
+fn lock_write<E>(shard: &RwLock<Shard<E>>) -> RwLockWriteGuard<'_, Shard<E>> {
+    shard.write().unwrap_or_else(|p| p.into_inner())
+}
+
+/// The shard of `key`.
+fn shard_of<'a, E>(shards: &'a [RwLock<Shard<E>>], key: &SlotKey) -> Option<&'a RwLock<Shard<E>>> {
+    // Middle bits: the map inside the shard uses the low ones for the bucket and the top
+    // seven for its control bytes.
+    shards.get((key.hash >> 32) as usize % SHARDS)
+}
+
+/// Every entity of some shards as public entries.
+fn dump_shards<E: Entry>(shards: &[RwLock<Shard<E>>], out: &mut Vec<(EntityKey, OnlineEntry)>) {
+    for shard in shards {
+        let shard = lock_read(shard);
+        out.extend(
+            shard
+                .entities
+                .iter()
+                .map(|(k, e)| (k.entity_key(), e.to_entry())),
+        );
+    }
 }
 
 impl OnlineStore {
     /// An empty store for the repository's feature views.
     pub fn new(repo: &Repository, retention: Retention) -> Self {
         let everything = retention == Retention::Everything;
-        let hasher = KeyHasher::default();
-        OnlineStore {
-            views: repo
-                .feature_views
-                .iter()
-                .map(|_| (0..SHARDS).map(|_| RwLock::new(Shard::default())).collect())
-                .collect(),
-            keep: repo
-                .feature_views
-                .iter()
-                .map(|v| match v.series_spec() {
-                    Some(spec) => {
-                        let count_only = (0..spec.input_count())
-                            .map(|i| {
-                                spec.aggregations
-                                    .iter()
-                                    .filter(|a| a.input == i)
-                                    .all(|a| a.function == crate::engine::AggregateFunction::Count)
-                            })
-                            .collect();
-                        Keep::Window(spec, count_only, everything)
+        let views = repo
+            .feature_views
+            .iter()
+            .map(|v| match v.series_spec() {
+                Some(spec) => {
+                    let count_only = (0..spec.input_count())
+                        .map(|i| {
+                            spec.aggregations
+                                .iter()
+                                .filter(|a| a.input == i)
+                                .all(|a| a.function == crate::engine::AggregateFunction::Count)
+                        })
+                        .collect();
+                    ViewStore::Aggregates {
+                        shards: shards(),
+                        spec,
+                        count_only,
+                        everything,
                     }
-                    None => Keep::Ttl(v.ttl().filter(|_| !everything)),
-                })
-                .collect(),
-            hasher,
+                }
+                None => ViewStore::Attributes {
+                    shards: shards(),
+                    ttl: v.ttl().filter(|_| !everything),
+                },
+            })
+            .collect();
+        OnlineStore {
+            views,
+            hasher: KeyHasher::default(),
         }
     }
 
@@ -494,37 +580,28 @@ impl OnlineStore {
         SlotKey::of_record(record, columns, &self.hasher).map(StoreKey)
     }
 
-    fn shard_index(key: &SlotKey) -> usize {
-        // Middle bits: the map inside the shard uses the low ones for the bucket and the top
-        // seven for its control bytes.
-        (key.hash >> 32) as usize % SHARDS
-    }
-
-    fn read(&self, view: usize, key: &SlotKey) -> Option<RwLockReadGuard<'_, Shard>> {
-        let shard = self.views.get(view)?.get(Self::shard_index(key))?;
-        Some(shard.read().unwrap_or_else(|p| p.into_inner()))
-    }
-
-    fn write(&self, view: usize, key: &SlotKey) -> Option<RwLockWriteGuard<'_, Shard>> {
-        let shard = self.views.get(view)?.get(Self::shard_index(key))?;
-        Some(shard.write().unwrap_or_else(|p| p.into_inner()))
+    /// An aggregate view's shards, spec, count-only inputs and retention.
+    fn aggregates(&self, view: usize) -> Option<AggregateView<'_>> {
+        match self.views.get(view)? {
+            ViewStore::Aggregates {
+                shards,
+                spec,
+                count_only,
+                everything,
+            } => Some((shards, spec, count_only, *everything)),
+            ViewStore::Attributes { .. } => None,
+        }
     }
 
     /// Per input of an aggregate view, whether only `count` reads it: such an input is stored
     /// as a marker of its null-ness, not its value (empty for an attribute view).
     pub fn counted_only(&self, view: usize) -> &[bool] {
-        match self.keep.get(view) {
-            Some(Keep::Window(_, count_only, _)) => count_only,
-            _ => &[],
-        }
+        self.aggregates(view).map_or(&[], |(_, _, c, _)| c)
     }
 
     /// The aggregation spec of an aggregate view.
     pub fn spec(&self, view: usize) -> Option<&SeriesSpec> {
-        match self.keep.get(view)? {
-            Keep::Window(spec, ..) => Some(spec),
-            Keep::Ttl(_) => None,
-        }
+        self.aggregates(view).map(|(_, spec, _, _)| spec)
     }
 
     /// Writes an attribute row at clock time `now`: attribute `i` is `record[columns[i]]` (a
@@ -543,22 +620,22 @@ impl OnlineStore {
         columns: &[usize],
         now: i64,
     ) {
-        let Some(keep) = self.keep.get(view) else {
+        let Some(ViewStore::Attributes { shards, ttl }) = self.views.get(view) else {
             return;
         };
         let key = &key.0;
-        let Some(mut shard) = self.write(view, key) else {
+        let Some(mut shard) = shard_of(shards, key).map(lock_write) else {
             return;
         };
         let value = |c: &usize| record.get(*c).cloned().unwrap_or(Value::Null);
-        match keep {
-            Keep::Ttl(Some(ttl)) if !servable(ts, *ttl, now) => {
+        match ttl {
+            Some(ttl) if !servable(ts, *ttl, now) => {
                 shard.remove(key);
             }
             _ => match shard.entities.get_mut(key) {
                 // Overwritten in place: the row's vector and strings are reused.
-                Some(OnlineEntry::Attributes(row)) if row.values.len() == columns.len() => {
-                    let before = Size::of_row(row);
+                Some(row) if row.values.len() == columns.len() => {
+                    let before = row.size();
                     row.ts = ts;
                     row.seq = seq;
                     for (dst, c) in row.values.iter_mut().zip(columns) {
@@ -567,7 +644,7 @@ impl OnlineStore {
                             (dst, src) => *dst = src.cloned().unwrap_or(Value::Null),
                         }
                     }
-                    let after = Size::of_row(row);
+                    let after = row.size();
                     shard.size.change(before, after);
                 }
                 _ => {
@@ -576,11 +653,11 @@ impl OnlineStore {
                         seq,
                         values: columns.iter().map(value).collect(),
                     };
-                    shard.insert(key.clone(), OnlineEntry::Attributes(row));
+                    shard.insert(key.clone(), row);
                 }
             },
         }
-        shard.maybe_sweep(keep, now);
+        shard.maybe_sweep(*ttl, now);
     }
 
     /// Adds an event to an aggregate view at clock time `now`: input `i` of the view is
@@ -598,14 +675,14 @@ impl OnlineStore {
         columns: &[usize],
         now: i64,
     ) -> bool {
-        let Some(keep @ Keep::Window(spec, count_only, everything)) = self.keep.get(view) else {
+        let Some((shards, spec, count_only, everything)) = self.aggregates(view) else {
             return false;
         };
         let key = &key.0;
-        let Some(mut shard) = self.write(view, key) else {
+        let Some(mut shard) = shard_of(shards, key).map(lock_write) else {
             return false;
         };
-        let kept = *everything || ts >= spec.horizon(now);
+        let kept = everything || ts >= spec.horizon(now);
         if kept {
             // Straight from the record into the tile's packed rows: nothing allocated per event.
             insert_event(&mut shard, spec, key, |series| {
@@ -620,7 +697,7 @@ impl OnlineStore {
                 );
             });
         }
-        shard.maybe_sweep(keep, now);
+        shard.maybe_sweep(spec, everything, now);
         kept
     }
 
@@ -638,14 +715,14 @@ impl OnlineStore {
         same_ts: SameTimestamp,
         now: i64,
     ) -> bool {
-        let Some(keep @ Keep::Window(spec, count_only, everything)) = self.keep.get(view) else {
+        let Some((shards, spec, count_only, everything)) = self.aggregates(view) else {
             return false;
         };
         let key = self.slot_key(&key);
-        let Some(mut shard) = self.write(view, &key) else {
+        let Some(mut shard) = shard_of(shards, &key).map(lock_write) else {
             return false;
         };
-        let kept = *everything || ts >= spec.horizon(now);
+        let kept = everything || ts >= spec.horizon(now);
         if kept {
             for (v, &only_counted) in values.iter_mut().zip(count_only) {
                 if only_counted && !v.is_null() {
@@ -656,7 +733,7 @@ impl OnlineStore {
                 series.insert_values(spec, ts, seq, &values, same_ts);
             });
         }
-        shard.maybe_sweep(keep, now);
+        shard.maybe_sweep(spec, everything, now);
         kept
     }
 
@@ -674,17 +751,17 @@ impl OnlineStore {
         events: Vec<(i64, u64, Vec<Value>)>,
         now: i64,
     ) -> usize {
-        let Some(keep @ Keep::Window(spec, count_only, everything)) = self.keep.get(view) else {
+        let Some((shards, spec, count_only, everything)) = self.aggregates(view) else {
             return 0;
         };
         let key = &self.slot_key(key);
-        let Some(mut shard) = self.write(view, key) else {
+        let Some(mut shard) = shard_of(shards, key).map(lock_write) else {
             return 0;
         };
         let shard = &mut *shard;
-        if let Some(OnlineEntry::Aggregates(series)) = shard.entities.get_mut(key) {
+        if let Some(series) = shard.entities.get_mut(key) {
             if series.events().any(|(ts, _, _)| start <= ts && ts < end) {
-                let before = Size::of_series(series);
+                let before = series.size();
                 // A series has no removal: rebuild it from the events that stay.
                 let mut kept = Series::new(spec);
                 for (ts, seq, values) in series.events() {
@@ -693,10 +770,10 @@ impl OnlineStore {
                     }
                 }
                 *series = kept;
-                shard.size.change(before, Size::of_series(series));
+                shard.size.change(before, series.size());
             }
         }
-        let horizon = if *everything {
+        let horizon = if everything {
             i64::MIN
         } else {
             spec.horizon(now)
@@ -716,41 +793,44 @@ impl OnlineStore {
             });
             stored += 1;
         }
-        if matches!(shard.entities.get(key), Some(OnlineEntry::Aggregates(s)) if s.is_empty()) {
+        if shard.entities.get(key).is_some_and(Series::is_empty) {
             shard.remove(key);
         }
-        shard.maybe_sweep(keep, now);
+        shard.maybe_sweep(spec, everything, now);
         stored
     }
 
     /// Evaluates one entity's aggregate features at `t` without copying its events: one value
     /// per aggregation in declaration order, or `None` when the entity has no events.
     pub fn evaluate(&self, view: usize, key: &EntityKey, t: i64) -> Option<Vec<Value>> {
-        let spec = self.spec(view)?;
+        let (shards, spec, _, _) = self.aggregates(view)?;
         let key = &self.slot_key(key);
-        match self.read(view, key)?.entities.get(key)? {
-            OnlineEntry::Aggregates(series) => Some(series.evaluate(spec, t)),
-            OnlineEntry::Attributes(_) => None,
-        }
+        let shard = lock_read(shard_of(shards, key)?);
+        Some(shard.entities.get(key)?.evaluate(spec, t))
     }
 
     /// A copy of one entity's entry.
     pub fn get(&self, view: usize, key: &EntityKey) -> Option<OnlineEntry> {
         let key = &self.slot_key(key);
-        self.read(view, key)?.entities.get(key).cloned()
+        match self.views.get(view)? {
+            ViewStore::Aggregates { shards, .. } => lock_read(shard_of(shards, key)?)
+                .entities
+                .get(key)
+                .map(Entry::to_entry),
+            ViewStore::Attributes { shards, .. } => lock_read(shard_of(shards, key)?)
+                .entities
+                .get(key)
+                .map(Entry::to_entry),
+        }
     }
 
     /// Every entity of a view, sorted by key (for dumps).
     pub fn dump(&self, view: usize) -> Vec<(EntityKey, OnlineEntry)> {
         let mut out = Vec::new();
-        for shard in self.views.get(view).into_iter().flatten() {
-            let shard = shard.read().unwrap_or_else(|p| p.into_inner());
-            out.extend(
-                shard
-                    .entities
-                    .iter()
-                    .map(|(k, e)| (k.entity_key(), e.clone())),
-            );
+        match self.views.get(view) {
+            Some(ViewStore::Aggregates { shards, .. }) => dump_shards(shards, &mut out),
+            Some(ViewStore::Attributes { shards, .. }) => dump_shards(shards, &mut out),
+            None => {}
         }
         out.sort_by(|a, b| a.0.cmp(&b.0));
         out
@@ -758,24 +838,33 @@ impl OnlineStore {
 
     /// Number of entities stored for a view.
     pub fn len(&self, view: usize) -> usize {
-        self.views.get(view).map_or(0, |shards| {
-            shards
-                .iter()
-                .map(|s| s.read().unwrap_or_else(|p| p.into_inner()).entities.len())
-                .sum()
-        })
+        fn count<E>(shards: &[RwLock<Shard<E>>]) -> usize {
+            shards.iter().map(|s| lock_read(s).entities.len()).sum()
+        }
+        match self.views.get(view) {
+            Some(ViewStore::Aggregates { shards, .. }) => count(shards),
+            Some(ViewStore::Attributes { shards, .. }) => count(shards),
+            None => 0,
+        }
     }
 
     /// Drops everything no request at `now` or later can read, in every shard of every view.
     /// The write path does this incrementally; this is for callers that move the clock and
     /// want the store trimmed at once (tests, the end of a simulated interval).
     pub fn evict(&self, now: i64) {
-        for (shards, keep) in self.views.iter().zip(&self.keep) {
-            for shard in shards {
-                shard
-                    .write()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .sweep(keep, now);
+        for view in &self.views {
+            match view {
+                ViewStore::Aggregates {
+                    shards,
+                    spec,
+                    everything,
+                    ..
+                } => shards
+                    .iter()
+                    .for_each(|s| lock_write(s).sweep(spec, *everything, now)),
+                ViewStore::Attributes { shards, ttl } => {
+                    shards.iter().for_each(|s| lock_write(s).sweep(*ttl, now));
+                }
             }
         }
     }
@@ -784,10 +873,18 @@ impl OnlineStore {
     /// changes, and is locked for reading briefly), so `/_mock/health` costs the same with
     /// millions of events stored.
     pub fn stats(&self) -> OnlineStats {
+        fn add<E>(st: &mut OnlineStats, shards: &[RwLock<Shard<E>>]) {
+            for shard in shards {
+                let shard = lock_read(shard);
+                st.add_shard(&shard.entities, shard.size);
+            }
+        }
         let mut st = OnlineStats::default();
-        for shard in self.views.iter().flatten() {
-            let shard = shard.read().unwrap_or_else(|p| p.into_inner());
-            st.add_shard(&shard.entities, shard.size);
+        for view in &self.views {
+            match view {
+                ViewStore::Aggregates { shards, .. } => add(&mut st, shards),
+                ViewStore::Attributes { shards, .. } => add(&mut st, shards),
+            }
         }
         st
     }
@@ -795,24 +892,40 @@ impl OnlineStore {
     /// [`OnlineStore::stats`] by walking every entity (tests check the kept sums against it).
     #[cfg(test)]
     fn walked_stats(&self) -> OnlineStats {
-        let mut st = OnlineStats::default();
-        for shard in self.views.iter().flatten() {
-            let shard = shard.read().unwrap_or_else(|p| p.into_inner());
-            let mut size = Size::default();
-            for (k, e) in &shard.entities {
-                size.add(Size::of(k, e));
+        fn add<E: Entry>(st: &mut OnlineStats, shards: &[RwLock<Shard<E>>]) {
+            for shard in shards {
+                let shard = lock_read(shard);
+                let mut size = Size::default();
+                for (k, e) in &shard.entities {
+                    size.add(Size::of(k, e));
+                }
+                st.add_shard(&shard.entities, size);
             }
-            st.add_shard(&shard.entities, size);
+        }
+        let mut st = OnlineStats::default();
+        for view in &self.views {
+            match view {
+                ViewStore::Aggregates { shards, .. } => add(&mut st, shards),
+                ViewStore::Attributes { shards, .. } => add(&mut st, shards),
+            }
         }
         st
     }
 
     /// Empties every view.
     pub fn clear(&self) {
-        for shard in self.views.iter().flatten() {
-            let mut shard = shard.write().unwrap_or_else(|p| p.into_inner());
-            shard.entities.clear();
-            shard.size = Size::default();
+        fn empty<E>(shards: &[RwLock<Shard<E>>]) {
+            for shard in shards {
+                let mut shard = lock_write(shard);
+                shard.entities.clear();
+                shard.size = Size::default();
+            }
+        }
+        for view in &self.views {
+            match view {
+                ViewStore::Aggregates { shards, .. } => empty(shards),
+                ViewStore::Attributes { shards, .. } => empty(shards),
+            }
         }
     }
 }
@@ -820,22 +933,21 @@ impl OnlineStore {
 /// Inserts an event into an entity's series with `insert`, creating the series for a new
 /// entity.
 fn insert_event(
-    shard: &mut Shard,
+    shard: &mut Shard<Series>,
     spec: &SeriesSpec,
     key: &SlotKey,
     insert: impl FnOnce(&mut Series),
 ) {
     match shard.entities.get_mut(key) {
-        Some(OnlineEntry::Aggregates(series)) => {
-            let before = Size::of_series(series);
+        Some(series) => {
+            let before = series.size();
             insert(series);
-            shard.size.change(before, Size::of_series(series));
+            shard.size.change(before, series.size());
         }
-        Some(OnlineEntry::Attributes(_)) => {}
         None => {
             let mut series = Series::new(spec);
             insert(&mut series);
-            shard.insert(key.clone(), OnlineEntry::Aggregates(series));
+            shard.insert(key.clone(), series);
         }
     }
 }

@@ -433,7 +433,7 @@ impl Series {
                 .iter()
                 .map(|(_, c)| {
                     usize::from(c.head.get().is_none())
-                        + c.children.iter().map(|(_, c)| one(c)).sum::<usize>()
+                        + c.children().map(|(_, c)| one(c)).sum::<usize>()
                 })
                 .sum(),
         }
