@@ -350,6 +350,14 @@ pub const BATCH_PRECEDENCE_PER_KEY: bool = true;
 /// row number), like an invalid stream record, so one bad row does not hide the rest.
 pub const BATCH_BAD_ROWS_SKIPPED: bool = true;
 
+/// In the consistency check's replay, a batch job's output and a record that both reach the
+/// online store at the same instant are applied job first. The running mock runs a due job the
+/// moment its clock reaches the job's time (a clock move, the start-up backfill) and only then
+/// acknowledges records stamped with that mock time, so such a record was written after the job
+/// and is not replaced by it: it shows online, as a record arriving after its interval's job
+/// does (the replay's `ran_at` is the job's `_ingested_at` in the offline store).
+pub const BATCH_JOB_BEFORE_RECORDS_OF_ITS_INSTANT: bool = true;
+
 /// Refused rows listed per batch source (the count is kept whatever the number).
 pub const BATCH_ROW_ERRORS_KEPT: usize = 100;
 

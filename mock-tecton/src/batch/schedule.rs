@@ -176,8 +176,15 @@ fn apply(
         for (key, mut events) in by_key {
             events.sort_by_key(|e| (e.ts, e.seq));
             if view.online {
-                online_rows +=
-                    precedence::apply_online(state, vb.view, &key, start, end, &events, now);
+                online_rows += precedence::apply_online(
+                    &state.online,
+                    vb.view,
+                    &key,
+                    start,
+                    end,
+                    &events,
+                    now,
+                );
             }
             if view.offline {
                 // The rows go to the offline store; memory keeps their times and the

@@ -4,6 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::arrival::Logged;
+use super::jobs::{precedes, KeyJob};
 use crate::schema::format_rfc3339;
 
 /// The reason a feature differs online and offline at a point.
@@ -25,6 +26,15 @@ pub enum Cause {
     /// its event time) and was served online; offline it lies outside the point's window.
     #[serde(rename = "outside window online only")]
     OutsideWindowOnlineOnly,
+    /// A batch job that ran after the point materialized part of what the feature reads:
+    /// offline reads the job's rows, the feature server could not have had them.
+    #[serde(rename = "batch job ran after the point")]
+    BatchJobAfterPoint,
+    /// A record arrived after the batch job that materialized its interval: online serves it,
+    /// offline reads the job's rows instead (the skew Tecton documents for stream data too late
+    /// for its batch job).
+    #[serde(rename = "arrived after its batch job")]
+    AfterBatchJob,
     /// The view's records are not in the offline store (the view is not offline, or its push
     /// sources do not log offline): offline retrieval finds nothing.
     #[serde(rename = "not in the offline store")]
@@ -45,6 +55,8 @@ impl Cause {
             Cause::PushedOutOfOrder => "pushed out of order",
             Cause::SameKeyAndTimestamp => "same key and timestamp replaced online",
             Cause::OutsideWindowOnlineOnly => "outside window online only",
+            Cause::BatchJobAfterPoint => "batch job ran after the point",
+            Cause::AfterBatchJob => "arrived after its batch job",
             Cause::NotOffline => "not in the offline store",
             Cause::NotOnline => "not served online",
             Cause::Unexplained => "unexplained",
@@ -66,13 +78,68 @@ pub(super) enum Reads {
     },
 }
 
+impl Reads {
+    /// Whether an event stamped `ts` is read at point `t`.
+    fn holds(self, ts: i64, t: i64) -> bool {
+        match self {
+            Reads::Attribute => ts <= t,
+            Reads::Window { lo, hi } => lo <= ts && ts <= hi,
+        }
+    }
+
+    /// Whether the interval `[start, end)` meets what is read at point `t`.
+    fn meets(self, start: i64, end: i64, t: i64) -> bool {
+        let (lo, hi) = match self {
+            Reads::Attribute => (i64::MIN, t),
+            Reads::Window { lo, hi } => (lo, hi),
+        };
+        start <= hi && lo < end
+    }
+}
+
 /// The causes (most direct first) and a sentence naming the records involved, for one entity
 /// and one feature at point `t`. `records` are the entity's records the view keeps, in the
-/// order the online store applied them.
-pub(super) fn diagnose(records: &[&Logged], reads: Reads, t: i64) -> (Vec<Cause>, String) {
+/// order the online store applied them; `jobs` the batch jobs' outputs for the entity, in the
+/// order they ran.
+pub(super) fn diagnose(
+    records: &[&Logged],
+    jobs: &[KeyJob],
+    reads: Reads,
+    t: i64,
+) -> (Vec<Cause>, String) {
     let mut causes = Vec::new();
     let mut details = Vec::new();
     let at = format_rfc3339;
+    if let Some(job) = jobs
+        .iter()
+        .find(|j| j.ran_at > t && reads.meets(j.start, j.end, t))
+    {
+        causes.push(Cause::BatchJobAfterPoint);
+        details.push(format!(
+            "the batch job of [{}, {}) ran {}, after the point; offline reads its {} row(s)",
+            at(job.start),
+            at(job.end),
+            at(job.ran_at),
+            job.rows.len()
+        ));
+    }
+    // A record online at `t` that a job over its time replaced offline: such a job reached the
+    // store before it, and none did between its arrival and the point.
+    let overridden = records.iter().find(|r| {
+        let over = || jobs.iter().filter(|j| j.covers(r.ts));
+        r.arrival <= t
+            && reads.holds(r.ts, t)
+            && over().any(|j| precedes(j.ran_at, r.arrival))
+            && !over().any(|j| !precedes(j.ran_at, r.arrival) && j.ran_at <= t)
+    });
+    if let Some(r) = overridden {
+        causes.push(Cause::AfterBatchJob);
+        details.push(format!(
+            "the record stamped {} arrived {}, after the batch job of its interval; online serves it, offline reads the job's rows",
+            at(r.ts),
+            at(r.arrival)
+        ));
+    }
     let arrived: Vec<&Logged> = records.iter().copied().filter(|r| r.arrival <= t).collect();
     if let Reads::Window { lo, hi } = reads {
         let inside = |r: &Logged| lo <= r.ts && r.ts <= hi;
