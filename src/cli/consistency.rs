@@ -80,7 +80,10 @@ pub(crate) fn run(args: ConsistencyArgs) -> anyhow::Result<ExitCode> {
         }
         let repo = args.data.repo.load()?;
         let service = service_name(&args.data, &repo)?;
-        let (state, times) = in_process(repo, &args.data, args.arrival_field.as_deref())?;
+        // The in-process mock starts at the first point, so every point sees the batch jobs
+        // that had run by then (the backfill included) and no later one.
+        let first = points.iter().map(|p| p.timestamp).min();
+        let (state, times) = in_process(repo, &args.data, args.arrival_field.as_deref(), first)?;
         let options = CheckOptions {
             arrival: match args.arrival_field {
                 Some(_) => Arrival::Times(times),

@@ -672,3 +672,46 @@ fn a_scheduled_job_replaces_the_streams_tiles_online_from_when_it_ran() {
         .expect("spend is served");
     assert_eq!(spend.mismatch_rate, 0.0, "{}", report.to_markdown());
 }
+
+#[test]
+fn running_jobs_through_a_stretch_runs_each_window_when_it_ended() {
+    use crate::consistency::Arrival;
+    let s = state(
+        "through",
+        &[
+            row("u1", 1.0, "2024-06-01T12:20:00Z"),
+            row("u1", 2.0, "2024-06-01T13:20:00Z"),
+        ],
+        "2024-06-01T12:30:00Z",
+    );
+    s.run_batch_jobs_through(t("2024-06-01T15:10:00Z"));
+    assert_eq!(s.clock.now(), t("2024-06-01T15:10:00Z"));
+    let spend = view(&s, "spend");
+    let ran: Vec<(i64, i64, usize)> = s
+        .batch
+        .jobs()
+        .into_iter()
+        .filter(|j| j.view == spend && j.kind == super::schedule::JobKind::Scheduled)
+        .map(|j| (j.end, j.ran_at, j.rows))
+        .collect();
+    let h = |s: &str| t(&format!("2024-06-01T{s}:00:00Z"));
+    assert_eq!(
+        ran,
+        [(h("13"), h("13"), 1), (h("14"), h("14"), 1), (h("15"), h("15"), 0)]
+    );
+    // The check sees each row online from its window's end: at 13:10 the 12:20 row only, while
+    // offline already counts the 13:20 row at 13:30.
+    let report = consistency(
+        &s,
+        &[("u1", "2024-06-01T13:10:00Z"), ("u1", "2024-06-01T14:00:00Z")],
+        Arrival::EventTime,
+    );
+    assert!(report.consistent, "{}", report.to_markdown());
+    let report = consistency(&s, &[("u1", "2024-06-01T13:30:00Z")], Arrival::EventTime);
+    let rows = differing(&report);
+    assert!(
+        rows.iter()
+            .any(|r| r.2 == "spend.amt_sum_1d_continuous" && r.3 == json!(1.0) && r.4 == json!(3.0)),
+        "{rows:?}"
+    );
+}
