@@ -187,12 +187,22 @@ fn consistency_of_a_batch_only_repository_sees_its_jobs_online_from_when_they_ra
          {\"user_id\":\"u1\",\"timestamp\":\"2024-05-31T12:00:00Z\"}\n",
     );
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
-    assert_eq!(report["features"][0]["mismatch_rate"], 0.5, "{}", text(&out));
+    assert_eq!(
+        report["features"][0]["mismatch_rate"],
+        0.5,
+        "{}",
+        text(&out)
+    );
     let row = &report["differences"][0];
     assert_eq!(row["timestamp"], "2024-05-31T11:45:00Z", "{}", text(&out));
     assert_eq!(row["online"], 1.5, "{}", text(&out));
     assert_eq!(row["offline"], 3.5, "{}", text(&out));
-    assert_eq!(row["causes"][0], "batch job ran after the point", "{}", text(&out));
+    assert_eq!(
+        row["causes"][0],
+        "batch job ran after the point",
+        "{}",
+        text(&out)
+    );
     assert_eq!(report["differences"].as_array().map(Vec::len), Some(1));
 }
 

@@ -697,21 +697,29 @@ fn running_jobs_through_a_stretch_runs_each_window_when_it_ended() {
     let h = |s: &str| t(&format!("2024-06-01T{s}:00:00Z"));
     assert_eq!(
         ran,
-        [(h("13"), h("13"), 1), (h("14"), h("14"), 1), (h("15"), h("15"), 0)]
+        [
+            (h("13"), h("13"), 1),
+            (h("14"), h("14"), 1),
+            (h("15"), h("15"), 0)
+        ]
     );
     // The check sees each row online from its window's end: at 13:10 the 12:20 row only, while
     // offline already counts the 13:20 row at 13:30.
     let report = consistency(
         &s,
-        &[("u1", "2024-06-01T13:10:00Z"), ("u1", "2024-06-01T14:00:00Z")],
+        &[
+            ("u1", "2024-06-01T13:10:00Z"),
+            ("u1", "2024-06-01T14:00:00Z"),
+        ],
         Arrival::EventTime,
     );
     assert!(report.consistent, "{}", report.to_markdown());
     let report = consistency(&s, &[("u1", "2024-06-01T13:30:00Z")], Arrival::EventTime);
     let rows = differing(&report);
     assert!(
-        rows.iter()
-            .any(|r| r.2 == "spend.amt_sum_1d_continuous" && r.3 == json!(1.0) && r.4 == json!(3.0)),
+        rows.iter().any(|r| r.2 == "spend.amt_sum_1d_continuous"
+            && r.3 == json!(1.0)
+            && r.4 == json!(3.0)),
         "{rows:?}"
     );
 }

@@ -97,10 +97,10 @@ impl Reads {
     }
 }
 
-/// The causes (most direct first) and a sentence naming the records involved, for one entity
-/// and one feature at point `t`. `records` are the entity's records the view keeps, in the
-/// order the online store applied them; `jobs` the batch jobs' outputs for the entity, in the
-/// order they ran.
+/// The causes (most direct first: the records' own, then the batch jobs') and a sentence naming
+/// the records involved, for one entity and one feature at point `t`. `records` are the
+/// entity's records the view keeps, in the order the online store applied them; `jobs` the
+/// batch jobs' outputs for the entity, in the order they ran.
 pub(super) fn diagnose(
     records: &[&Logged],
     jobs: &[KeyJob],
@@ -110,42 +110,14 @@ pub(super) fn diagnose(
     let mut causes = Vec::new();
     let mut details = Vec::new();
     let at = format_rfc3339;
-    if let Some(job) = jobs
-        .iter()
-        .find(|j| j.ran_at > t && reads.meets(j.start, j.end, t))
-    {
-        causes.push(Cause::BatchJobAfterPoint);
-        details.push(format!(
-            "the batch job of [{}, {}) ran {}, after the point; offline reads its {} row(s)",
-            at(job.start),
-            at(job.end),
-            at(job.ran_at),
-            job.rows.len()
-        ));
-    }
-    // A record online at `t` that a job over its time replaced offline: such a job reached the
-    // store before it, and none did between its arrival and the point.
-    let overridden = records.iter().find(|r| {
-        let over = || jobs.iter().filter(|j| j.covers(r.ts));
-        r.arrival <= t
-            && reads.holds(r.ts, t)
-            && over().any(|j| precedes(j.ran_at, r.arrival))
-            && !over().any(|j| !precedes(j.ran_at, r.arrival) && j.ran_at <= t)
-    });
-    if let Some(r) = overridden {
-        causes.push(Cause::AfterBatchJob);
-        details.push(format!(
-            "the record stamped {} arrived {}, after the batch job of its interval; online serves it, offline reads the job's rows",
-            at(r.ts),
-            at(r.arrival)
-        ));
-    }
     let arrived: Vec<&Logged> = records.iter().copied().filter(|r| r.arrival <= t).collect();
+    // Offline reads a batch job's rows instead of the records in its interval.
+    let read_offline = |r: &Logged| !jobs.iter().any(|j| j.covers(r.ts));
     if let Reads::Window { lo, hi } = reads {
         let inside = |r: &Logged| lo <= r.ts && r.ts <= hi;
         let late: Vec<&&Logged> = records
             .iter()
-            .filter(|r| inside(r) && r.arrival > t)
+            .filter(|r| inside(r) && r.arrival > t && read_offline(r))
             .collect();
         if let Some(first) = late.first() {
             causes.push(Cause::LateArrival);
@@ -170,7 +142,7 @@ pub(super) fn diagnose(
         let online = arrived.last();
         let offline = records
             .iter()
-            .filter(|r| r.ts <= t)
+            .filter(|r| r.ts <= t && read_offline(r))
             .max_by_key(|r| (r.ts, r.seq));
         if let Some(best) = offline.filter(|r| r.arrival > t) {
             causes.push(Cause::LateArrival);
@@ -204,6 +176,40 @@ pub(super) fn diagnose(
                 ));
             }
         }
+    }
+    if let Some(job) = jobs
+        .iter()
+        .find(|j| j.ran_at > t && reads.meets(j.start, j.end, t))
+    {
+        causes.push(Cause::BatchJobAfterPoint);
+        details.push(format!(
+            "the batch job of [{}, {}) ran {}, after the point; offline reads its {} row(s)",
+            at(job.start),
+            at(job.end),
+            at(job.ran_at),
+            job.rows.len()
+        ));
+    }
+    // A record online at `t` that a job over its time replaced offline: such a job reached the
+    // store before it, and none did between its arrival and the point. An attribute view serves
+    // one row: the last applied.
+    let online: Vec<&Logged> = match reads {
+        Reads::Attribute => arrived.last().copied().into_iter().collect(),
+        Reads::Window { .. } => arrived,
+    };
+    let overridden = online.into_iter().find(|r| {
+        let over = || jobs.iter().filter(|j| j.covers(r.ts));
+        reads.holds(r.ts, t)
+            && over().any(|j| precedes(j.ran_at, r.arrival))
+            && !over().any(|j| !precedes(j.ran_at, r.arrival) && j.ran_at <= t)
+    });
+    if let Some(r) = overridden {
+        causes.push(Cause::AfterBatchJob);
+        details.push(format!(
+            "the record stamped {} arrived {}, after the batch job of its interval; online serves it, offline reads the job's rows",
+            at(r.ts),
+            at(r.arrival)
+        ));
     }
     if causes.is_empty() {
         causes.push(Cause::Unexplained);
