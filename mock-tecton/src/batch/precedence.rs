@@ -142,6 +142,9 @@ pub(crate) struct LoggedJob {
     pub id: u64,
     /// Mock time it ran (`_ingested_at` of its rows).
     pub ran_at: i64,
+    /// The lowest sequence number of its rows: they are numbered when the job runs, from the
+    /// sequence that numbers records as they are ingested.
+    pub first_seq: u64,
     /// Per key in its output: the job's window and the key's rows in `(ts, seq)` order.
     pub keys: HashMap<EntityKey, ((i64, i64), Vec<BatchEvent>)>,
 }
@@ -176,13 +179,14 @@ pub(crate) fn read_jobs(
         };
         let window = (*start, *end);
         let values = row.values[keys..n - 3].to_vec();
-        jobs.entry(row.request)
-            .or_insert_with(|| LoggedJob {
-                id: row.request,
-                ran_at: row.ingested_at,
-                keys: HashMap::new(),
-            })
-            .keys
+        let job = jobs.entry(row.request).or_insert_with(|| LoggedJob {
+            id: row.request,
+            ran_at: row.ingested_at,
+            first_seq: row.seq,
+            keys: HashMap::new(),
+        });
+        job.first_seq = job.first_seq.min(row.seq);
+        job.keys
             .entry(key)
             .or_insert_with(|| (window, Vec::new()))
             .1

@@ -723,3 +723,126 @@ fn running_jobs_through_a_stretch_runs_each_window_when_it_ended() {
         "{rows:?}"
     );
 }
+
+/// One step of a random history: a record pushed, the clock moved (scheduled jobs run), a row
+/// appended to the batch source, or a manual run of a window.
+#[derive(Debug, Clone)]
+enum Step {
+    Push { user: u8, amt: u8, minute: u16 },
+    Advance { tens: u8 },
+    Append { user: u8, amt: u8, minute: u16 },
+    Manual { view: u8, hour: u8, hours: u8 },
+}
+
+fn step() -> impl proptest::strategy::Strategy<Value = Step> {
+    use proptest::prelude::*;
+    prop_oneof![
+        3 => (0u8..2, 1u8..100, 0u16..300).prop_map(|(user, amt, minute)| Step::Push { user, amt, minute }),
+        2 => (1u8..9).prop_map(|tens| Step::Advance { tens }),
+        1 => (0u8..2, 1u8..100, 0u16..300).prop_map(|(user, amt, minute)| Step::Append { user, amt, minute }),
+        1 => (0u8..3, 9u8..15, 1u8..3).prop_map(|(view, hour, hours)| Step::Manual { view, hour, hours }),
+    ]
+}
+
+fn at_minute(minute: u16) -> String {
+    crate::schema::format_rfc3339(
+        t("2024-06-01T10:00:00Z") + i64::from(minute) * crate::duration::MINUTE,
+    )
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig { cases: 64, ..Default::default() })]
+
+    /// Whatever mix of records, clock moves, appends and manual runs: the replay's online side at
+    /// the end is what the running mock serves then (its jobs applied as the mock applied
+    /// them), and every difference from offline names a cause.
+    #[test]
+    fn the_replay_with_batch_jobs_ends_where_the_running_mock_is(
+        history in proptest::collection::vec((0u8..2, 1u8..100, 0u16..300), 0..4),
+        steps in proptest::collection::vec(step(), 0..16),
+    ) {
+        let users = ["u1", "u2"];
+        let rows: Vec<String> = history
+            .iter()
+            .map(|&(u, amt, m)| row(users[usize::from(u)], f64::from(amt), &at_minute(m)))
+            .collect();
+        let s = state("replay-property", &rows, "2024-06-01T12:30:00Z");
+        for st in &steps {
+            match *st {
+                Step::Push { user, amt, minute } => {
+                    push(&s, users[usize::from(user)], f64::from(amt), &at_minute(minute));
+                }
+                Step::Advance { tens } => {
+                    s.clock.advance(i64::from(tens) * 10 * crate::duration::MINUTE);
+                    s.run_streams();
+                }
+                Step::Append { user, amt, minute } => {
+                    s.batch_append(
+                        "events",
+                        &[json!({"user_id": users[usize::from(user)], "amt": amt, "ts": at_minute(minute)})],
+                    )
+                    .expect("append");
+                }
+                Step::Manual { view, hour, hours } => {
+                    let start = t("2024-06-01T00:00:00Z") + i64::from(hour) * crate::duration::HOUR;
+                    super::schedule::run_now(
+                        &s,
+                        ["spend", "tiles", "last_amt"][usize::from(view)],
+                        start,
+                        start + i64::from(hours) * crate::duration::HOUR,
+                    )
+                    .expect("manual run");
+                }
+            }
+        }
+        // Every difference at any time names a cause.
+        let times: Vec<String> = (0..16)
+            .map(|i| at_minute(120 + i * 20))
+            .collect();
+        let past: Vec<(&str, &str)> = ["u1", "u2"]
+            .iter()
+            .flat_map(|u| times.iter().map(move |at| (*u, at.as_str())))
+            .collect();
+        let report = consistency(&s, &past, crate::consistency::Arrival::Ingestion);
+        for r in differing(&report) {
+            proptest::prop_assert!(
+                r.5 != crate::consistency::Cause::Unexplained,
+                "{}",
+                report.to_markdown()
+            );
+        }
+        let now = crate::schema::format_rfc3339(s.clock.now());
+        let points: Vec<(&str, &str)> = ["u1", "u2", "u3"].iter().map(|u| (*u, now.as_str())).collect();
+        let report = consistency(&s, &points, crate::consistency::Arrival::Ingestion);
+        let rows = differing(&report);
+        let fs = s.repo.feature_service("svc").expect("service");
+        let features = crate::serving::served_features(&s.repo, fs);
+        for (user, _) in &points {
+            let keys = json!({"user_id": user}).as_object().cloned().unwrap_or_default();
+            let live = crate::serving::online_vector(
+                &s.repo,
+                &s.online,
+                &features,
+                &keys,
+                s.clock.now(),
+                crate::serving::UnknownEntity::EmptyWindow,
+            )
+            .expect("live vector");
+            let offline = offline(&s, user, &now);
+            for (f, v) in features.iter().zip(live) {
+                let replayed = rows
+                    .iter()
+                    .find(|r| r.0 == *user && r.2 == f.name)
+                    .map_or_else(|| offline[f.name.replacen('.', "__", 1)].clone(), |r| r.3.clone());
+                proptest::prop_assert_eq!(
+                    &replayed,
+                    &v.value.to_plain_json(),
+                    "{} {}: {}",
+                    user,
+                    &f.name,
+                    report.to_markdown()
+                );
+            }
+        }
+    }
+}

@@ -195,13 +195,14 @@ pub(super) fn diagnose(
     // one row: the last applied.
     let online: Vec<&Logged> = match reads {
         Reads::Attribute => arrived.last().copied().into_iter().collect(),
-        Reads::Window { .. } => arrived,
+        Reads::Window { .. } => arrived.clone(),
     };
     let overridden = online.into_iter().find(|r| {
         let over = || jobs.iter().filter(|j| j.covers(r.ts));
+        let before = |j: &&KeyJob| precedes(j.arrival(), (r.arrival, r.seq));
         reads.holds(r.ts, t)
-            && over().any(|j| precedes(j.ran_at, r.arrival))
-            && !over().any(|j| !precedes(j.ran_at, r.arrival) && j.ran_at <= t)
+            && over().any(|j| before(&j))
+            && !over().any(|j| !before(&j) && j.ran_at <= t)
     });
     if let Some(r) = overridden {
         causes.push(Cause::AfterBatchJob);
@@ -211,8 +212,59 @@ pub(super) fn diagnose(
             at(r.arrival)
         ));
     }
+    if let Reads::Attribute = reads {
+        // A job that ran by `t` wrote a row stamped after it, and no record came after the job.
+        let future = jobs.iter().rev().find(|j| {
+            j.ran_at <= t
+                && j.rows.last().is_some_and(|&ts| ts > t)
+                && !arrived
+                    .iter()
+                    .any(|r| precedes(j.arrival(), (r.arrival, r.seq)))
+        });
+        if let Some(job) = future.filter(|_| !causes.contains(&Cause::OutsideWindowOnlineOnly)) {
+            causes.push(Cause::OutsideWindowOnlineOnly);
+            details.push(format!(
+                "the batch job of [{}, {}) ran {} and wrote the row stamped {}, after the point, which is served online",
+                at(job.start),
+                at(job.end),
+                at(job.ran_at),
+                at(job.rows.last().copied().unwrap_or(job.start))
+            ));
+        }
+    }
+    if let (Reads::Attribute, Some(row)) = (reads, arrived.last()) {
+        // The newest batch row at or before `t` that offline reads, when it reached the online
+        // store before an older record that is served instead.
+        let newer = final_rows(jobs)
+            .into_iter()
+            .filter(|&(ts, job)| ts <= t && ts > row.ts && job.ran_at <= t)
+            .max_by_key(|&(ts, _)| ts)
+            .filter(|(_, job)| precedes(job.arrival(), (row.arrival, row.seq)));
+        if let Some((ts, job)) = newer {
+            if !causes.contains(&Cause::PushedOutOfOrder) {
+                causes.push(Cause::PushedOutOfOrder);
+                details.push(format!(
+                    "the row stamped {} was pushed after the newer batch row stamped {} (its job ran {})",
+                    at(row.ts),
+                    at(ts),
+                    at(job.ran_at)
+                ));
+            }
+        }
+    }
     if causes.is_empty() {
         causes.push(Cause::Unexplained);
     }
     (causes, details.join("; "))
+}
+
+/// The batch rows offline reads for one entity, each with the job that wrote it: every job's
+/// rows replace the earlier ones in its window, in run order.
+fn final_rows(jobs: &[KeyJob]) -> Vec<(i64, &KeyJob)> {
+    let mut rows: Vec<(i64, &KeyJob)> = Vec::new();
+    for job in jobs {
+        rows.retain(|&(ts, _)| !job.covers(ts));
+        rows.extend(job.rows.iter().map(|&ts| (ts, job)));
+    }
+    rows
 }

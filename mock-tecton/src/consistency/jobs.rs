@@ -19,9 +19,10 @@ pub(super) struct JobArrival {
 }
 
 impl JobArrival {
-    /// When it reached the online store.
-    pub(super) fn arrival(&self) -> i64 {
-        self.job.ran_at
+    /// When it reached the online store: the mock time it ran and its rows' first sequence
+    /// number (see [`precedes`]).
+    pub(super) fn arrival(&self) -> (i64, u64) {
+        (self.job.ran_at, self.job.first_seq)
     }
 
     /// Writes its output to `store` as the running mock wrote it at `ran_at`.
@@ -41,6 +42,7 @@ impl JobArrival {
             .get(key)
             .map(|&((start, end), ref events)| KeyJob {
                 ran_at: self.job.ran_at,
+                first_seq: self.job.first_seq,
                 start,
                 end,
                 rows: events.iter().map(|e| e.ts).collect(),
@@ -53,6 +55,8 @@ impl JobArrival {
 pub(super) struct KeyJob {
     /// When the job ran.
     pub ran_at: i64,
+    /// Its rows' first sequence number.
+    pub first_seq: u64,
     /// Window start (inclusive).
     pub start: i64,
     /// Window end (exclusive).
@@ -62,18 +66,24 @@ pub(super) struct KeyJob {
 }
 
 impl KeyJob {
+    /// When it reached the online store (see [`precedes`]).
+    pub(super) fn arrival(&self) -> (i64, u64) {
+        (self.ran_at, self.first_seq)
+    }
+
     /// Whether its window governs event time `ts`.
     pub(super) fn covers(&self, ts: i64) -> bool {
         self.start <= ts && ts < self.end
     }
 }
 
-/// Whether a job that ran at `ran_at` reached the online store before a record arriving at
-/// `arrival`: the earlier first, and at the same instant as
-/// [`crate::decisions::BATCH_JOB_BEFORE_RECORDS_OF_ITS_INSTANT`] says.
-pub(super) fn precedes(ran_at: i64, arrival: i64) -> bool {
-    ran_at < arrival
-        || (ran_at == arrival && crate::decisions::BATCH_JOB_BEFORE_RECORDS_OF_ITS_INSTANT)
+/// Whether a job reached the online store before a record: `job` and `record` are each
+/// `(mock time, sequence number)` — for a job, when it ran and its rows' first number; for a
+/// record, its arrival and its number. Records and jobs' rows are numbered from one sequence as
+/// the mock handles them, so at one instant they go in the order the mock handled them
+/// ([`crate::decisions::BATCH_JOB_AND_RECORD_AT_ONE_INSTANT`]).
+pub(super) fn precedes(job: (i64, u64), record: (i64, u64)) -> bool {
+    job < record
 }
 
 /// The batch job runs of `views`, in the order they ran.

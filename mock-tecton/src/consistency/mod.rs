@@ -271,9 +271,9 @@ impl Replay {
                 let job = self
                     .jobs
                     .get(next_job)
-                    .filter(|j| j.arrival() <= point.timestamp);
+                    .filter(|j| j.arrival().0 <= point.timestamp);
                 match (rec, job) {
-                    (Some(r), Some(j)) if jobs::precedes(j.arrival(), r.arrival) => {
+                    (Some(r), Some(j)) if jobs::precedes(j.arrival(), (r.arrival, r.seq)) => {
                         j.apply(state, &store);
                         next_job += 1;
                     }
