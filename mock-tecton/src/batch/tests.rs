@@ -447,8 +447,18 @@ fn materialized_rows_are_parquet_files_in_the_offline_store_and_read_back_the_sa
     );
     let index = crate::store::OfflineLog::materialized_index(&s.repo, spend);
     assert_eq!(s.offline.rows(index).expect("rows").len(), 3);
-    // Read back from the files, retrieval answers as before.
+    // Read back from the files, retrieval answers as before, and the consistency check's
+    // replay finds the backfill there too.
     assert_eq!(offline(&s, "u1", "2024-06-01T12:00:00Z"), before);
+    let report = consistency(
+        &s,
+        &[
+            ("u1", "2024-06-01T12:30:00Z"),
+            ("u2", "2024-06-01T12:30:00Z"),
+        ],
+        crate::consistency::Arrival::EventTime,
+    );
+    assert!(report.consistent, "{}", report.to_markdown());
     // A rerun of the window replaces the key's rows there: the newer job wins on read-back.
     s.batch_append(
         "events",
