@@ -251,7 +251,15 @@ pub(crate) fn apply_online(
         }
     }
     let columns: Vec<usize> = (0..last.values.len()).collect();
-    online.put_attributes(view, key, last.ts, last.seq, &last.values, &columns, now);
+    online.put_attributes(
+        view,
+        &online.key(key),
+        last.ts,
+        last.seq,
+        &last.values,
+        &columns,
+        now,
+    );
     usize::from(matches!(
         online.get(view, key),
         Some(OnlineEntry::Attributes(_))

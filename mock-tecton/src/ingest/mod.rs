@@ -29,7 +29,7 @@ use crate::duration::Human;
 use crate::faults::FaultAction;
 use crate::repo::{Repository, Role, ServiceAccount};
 use crate::schema::{format_rfc3339, validate_record, Field, Schema, Value};
-use crate::store::{EntityKey, OfflineLog, OfflineRow, OnlineStore};
+use crate::store::{OfflineLog, OfflineRow, OnlineStore, StoreKey};
 
 /// What the ingest path needs from the mock.
 #[derive(Debug)]
@@ -399,8 +399,8 @@ pub(crate) fn write(
 ) {
     let seq = ctx.record_seq.fetch_add(1, Ordering::Relaxed);
     let push = &ctx.repo.push_sources[source];
-    // Views over the same join keys (the common case) share one key.
-    let mut key: Option<(&[usize], Option<EntityKey>)> = None;
+    // Views over the same join keys (the common case) share one key, encoded and hashed once.
+    let mut key: Option<(&[usize], Option<StoreKey>)> = None;
     for sub in ctx.plan.subscriptions(source) {
         // Attribute views ignore rows before feature_start_time; aggregations keep every event.
         if !sub.keeps(ts) {
@@ -425,7 +425,10 @@ pub(crate) fn write(
             .as_ref()
             .is_none_or(|(cols, _)| *cols != sub.key_columns.as_slice())
         {
-            key = Some((sub.key_columns.as_slice(), sub.entity_key(&values)));
+            key = Some((
+                sub.key_columns.as_slice(),
+                ctx.online.record_key(&values, &sub.key_columns),
+            ));
         }
         let Some((_, Some(entity))) = &key else {
             continue;

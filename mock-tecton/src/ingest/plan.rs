@@ -3,7 +3,7 @@
 
 use crate::repo::{Repository, ViewKind};
 use crate::schema::Value;
-use crate::store::{EntityKey, OnlineStore};
+use crate::store::{EntityKey, OnlineStore, StoreKey};
 
 /// One feature view subscribed to one push source.
 #[derive(Debug, Clone)]
@@ -49,7 +49,7 @@ impl Subscription {
         if !self.online || !self.keeps(ts) {
             return false;
         }
-        let Some(key) = self.entity_key(record) else {
+        let Some(key) = online.record_key(record, &self.key_columns) else {
             return false;
         };
         self.put_online(online, &key, ts, seq, record, now);
@@ -60,7 +60,7 @@ impl Subscription {
     pub(crate) fn put_online(
         &self,
         online: &OnlineStore,
-        key: &EntityKey,
+        key: &StoreKey,
         ts: i64,
         seq: u64,
         record: &[Value],

@@ -12,7 +12,7 @@ mod online;
 pub use offline::{
     encode_json, OfflineError, OfflineLog, OfflineRow, OfflineSettings, OfflineStats,
 };
-pub use online::{AttributeRow, OnlineEntry, OnlineStats, OnlineStore};
+pub use online::{AttributeRow, OnlineEntry, OnlineStats, OnlineStore, StoreKey};
 
 use crate::schema::Value;
 

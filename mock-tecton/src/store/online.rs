@@ -39,6 +39,12 @@ const SWEEPS_PER_REACH: i64 = 64;
 /// The shortest clock time between two sweeps of one shard (1 second).
 const MIN_SWEEP_EVERY: i64 = 1_000_000_000;
 
+/// An entity's key as the store's maps hold it, encoded and hashed once: a writer builds it
+/// once per record ([`OnlineStore::record_key`]) and writes every view over the same join keys
+/// with it. Keys are only valid for the store that built them (the hash is seeded per store).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoreKey(SlotKey);
+
 /// The hasher of entity keys: fast, seeded per process.
 type KeyHasher = foldhash::fast::RandomState;
 
@@ -67,21 +73,51 @@ enum KeyBytes {
     Heap(Box<[u8]>),
 }
 
+/// A join-key part borrowed from a key or a record, for encoding.
+#[derive(Clone, Copy)]
+enum PartRef<'a> {
+    Str(&'a str),
+    Int(i64),
+}
+
 impl SlotKey {
     fn new(key: &EntityKey, hasher: &KeyHasher) -> Self {
-        let len: usize = key
-            .0
-            .iter()
+        Self::encode(
+            key.0.iter().map(|p| match p {
+                KeyPart::Str(s) => PartRef::Str(s),
+                KeyPart::Int(i) => PartRef::Int(*i),
+            }),
+            hasher,
+        )
+    }
+
+    /// The key of `columns` of `record`, with no [`EntityKey`] built on the way; `None` when a
+    /// column is missing or neither a string nor an integer (as [`EntityKey::from_values`]).
+    fn of_record(record: &[Value], columns: &[usize], hasher: &KeyHasher) -> Option<Self> {
+        let part = |c: &usize| match record.get(*c)? {
+            Value::String(s) => Some(PartRef::Str(s)),
+            Value::Int(i) => Some(PartRef::Int(*i)),
+            _ => None,
+        };
+        if !columns.iter().all(|c| part(c).is_some()) {
+            return None;
+        }
+        Some(Self::encode(columns.iter().filter_map(part), hasher))
+    }
+
+    fn encode<'a>(parts: impl Iterator<Item = PartRef<'a>> + Clone, hasher: &KeyHasher) -> Self {
+        let len: usize = parts
+            .clone()
             .map(|p| match p {
-                KeyPart::Str(s) => 5 + s.len(),
-                KeyPart::Int(_) => 9,
+                PartRef::Str(s) => 5 + s.len(),
+                PartRef::Int(_) => 9,
             })
             .sum();
         let fill = |buf: &mut [u8]| {
             let mut at = 0;
-            for p in &key.0 {
+            for p in parts {
                 match p {
-                    KeyPart::Str(s) => {
+                    PartRef::Str(s) => {
                         // A string longer than 4 GiB cannot arrive (bodies are limited).
                         let n = u32::try_from(s.len()).unwrap_or(u32::MAX);
                         buf[at] = 0;
@@ -89,7 +125,7 @@ impl SlotKey {
                         buf[at + 5..at + 5 + s.len()].copy_from_slice(s.as_bytes());
                         at += 5 + s.len();
                     }
-                    KeyPart::Int(i) => {
+                    PartRef::Int(i) => {
                         buf[at] = 1;
                         buf[at + 1..at + 9].copy_from_slice(&i.to_le_bytes());
                         at += 9;
@@ -446,6 +482,18 @@ impl OnlineStore {
         SlotKey::new(key, &self.hasher)
     }
 
+    /// The store's key for `key`.
+    pub fn key(&self, key: &EntityKey) -> StoreKey {
+        StoreKey(self.slot_key(key))
+    }
+
+    /// The store's key for the join keys in `columns` of `record` (values in source-schema
+    /// order), built without allocating for short keys; `None` when a join key is missing or
+    /// neither a string nor an integer.
+    pub fn record_key(&self, record: &[Value], columns: &[usize]) -> Option<StoreKey> {
+        SlotKey::of_record(record, columns, &self.hasher).map(StoreKey)
+    }
+
     fn shard_index(key: &SlotKey) -> usize {
         // Middle bits: the map inside the shard uses the low ones for the bucket and the top
         // seven for its control bytes.
@@ -488,7 +536,7 @@ impl OnlineStore {
     pub fn put_attributes(
         &self,
         view: usize,
-        key: &EntityKey,
+        key: &StoreKey,
         ts: i64,
         seq: u64,
         record: &[Value],
@@ -498,7 +546,7 @@ impl OnlineStore {
         let Some(keep) = self.keep.get(view) else {
             return;
         };
-        let key = &self.slot_key(key);
+        let key = &key.0;
         let Some(mut shard) = self.write(view, key) else {
             return;
         };
@@ -543,7 +591,7 @@ impl OnlineStore {
     pub fn put_event(
         &self,
         view: usize,
-        key: &EntityKey,
+        key: &StoreKey,
         ts: i64,
         seq: u64,
         record: &[Value],
@@ -553,7 +601,7 @@ impl OnlineStore {
         let Some(keep @ Keep::Window(spec, count_only, everything)) = self.keep.get(view) else {
             return false;
         };
-        let key = &self.slot_key(key);
+        let key = &key.0;
         let Some(mut shard) = self.write(view, key) else {
             return false;
         };

@@ -1251,9 +1251,15 @@ impl LiveQuery {
         if self.attributes {
             // The write carries the view's attribute values, in attribute order.
             let columns: Vec<usize> = (0..values.len()).collect();
-            state
-                .online
-                .put_attributes(spec.view, &key, row.ts, seq, &values, &columns, now);
+            state.online.put_attributes(
+                spec.view,
+                &state.online.key(&key),
+                row.ts,
+                seq,
+                &values,
+                &columns,
+                now,
+            );
         } else {
             state
                 .online

@@ -75,7 +75,14 @@ impl<C: Node> Node for Coarse<C> {
         same_ts: SameTimestamp,
     ) -> usize {
         let key = fine.div_euclid(span(C::LEVEL));
-        let at = self.children.partition_point(|(k, _)| *k < key);
+        // Events mostly arrive in time order: the newest child, or a new one after it, is
+        // found without a binary search over children that may not be in the cache.
+        let at = match self.children.last() {
+            Some((last, _)) if *last == key => self.children.len() - 1,
+            Some((last, _)) if *last < key => self.children.len(),
+            None => 0,
+            Some(_) => self.children.partition_point(|(k, _)| *k < key),
+        };
         if self.children.get(at).is_none_or(|(k, _)| *k != key) {
             if at == self.children.len() {
                 // A new newest child: the current newest one joins the head. Same merges, in the

@@ -22,11 +22,13 @@
 //!   uses for its sawtooth tails.
 //!
 //! A fine tile holding at least `DENSE_TILE` (8) events also keeps precomputed [`Partial`]s,
-//! always the fold of its events in `(ts, seq)` order: an event that is the newest of its tile
-//! is folded in directly; a late (out-of-order) event or a replacement rebuilds the tile's
-//! partials from its events (min/max cannot be subtracted). A sparser tile keeps none: most
-//! tiles of a sparse entity hold one event, and a dozen 80-byte partials per event would make
-//! the online store several times larger than its events.
+//! the fold of its events in `(ts, seq)` order: events appended to the newest tile of their
+//! level are folded in runs of up to `FOLD_BATCH` (64), or when the tile stops being the
+//! newest, the same updates in the same order as one at a time; a read of the newest tile folds
+//! the waiting ones into a copy of its partials. A late (out-of-order) event or a replacement
+//! rebuilds the tile's partials from its events (min/max cannot be subtracted). A sparser tile
+//! keeps none: most tiles of a sparse entity hold one event, and a dozen 80-byte partials per
+//! event would make the online store several times larger than its events.
 //!
 //! # Slots
 //! Aggregations that read the same input column and whose empty partials are equal keep equal
@@ -68,8 +70,10 @@
 //! order); a late event or a replacement in an older child makes the head stale, rebuilt from the
 //! children's values (at most 24 children, each a merge or up to 7 events) when next read. Folding appended
 //! events into a whole-tile partial instead would make it differ, in float rounding, from the
-//! merges of a rebuild. So the whole state, like the fine partials, is a function of the event
-//! set alone, whatever the arrival order, and the online and offline paths agree bit for bit.
+//! merges of a rebuild. So every node's value (and every head and fully folded partial) is a
+//! function of the event set alone, whatever the arrival order, and the online and offline
+//! paths agree bit for bit; only how many of the newest tile's events wait to be folded
+//! depends on the order, and a read folds them as the wait would have.
 //!
 //! # Evaluation
 //! A node whose events all lie in the window contributes its value. One that the window only
@@ -87,8 +91,10 @@
 //! arrival order.
 //!
 //! # Cost
-//! `insert` is `O(log T + e + c)` for `T` top-level tiles, `e` events in the fine tile and `c`
-//! children per coarse tile, plus `O(e·S)` when a fine tile is rebuilt (`S` slots) and
+//! `insert` is `O(1)` amortised for an event in the newest tiles (the newest top-level node is
+//! kept apart from the others, in the series itself), else `O(log T + e + c)` for `T`
+//! top-level tiles, `e` events in the fine tile and `c` children per coarse tile, plus
+//! `O(e·S)` when a fine tile is rebuilt (`S` slots) and
 //! nothing for the coarse heads a late event makes stale; the first read that needs a stale head
 //! pays `O(c·S·DENSE_TILE)` to rebuild it. `evaluate` visits, once per distinct `(window, offset)`, the nodes overlapping the
 //! window: whole coarse tiles in its middle (two or three merges each), at its upper edge the
@@ -126,7 +132,7 @@
 //! # Modules
 //! `spec` (what a series computes), `slot` (aggregations sharing partials), `node` (the tree's
 //! common trait and the window being read), `tile` and `rows` (fine tiles), `coarse` (coarse
-//! tiles and their heads).
+//! tiles and their heads), `top` (the top level, its newest node kept apart).
 
 mod coarse;
 mod node;
@@ -134,8 +140,7 @@ mod rows;
 mod slot;
 mod spec;
 mod tile;
-
-use std::collections::BTreeMap;
+mod top;
 
 use crate::engine::partial::Partial;
 use crate::schema::Value;
@@ -143,79 +148,17 @@ use coarse::Coarse;
 use node::{Event, Node, Window};
 use rows::Row;
 use slot::{slot_firsts, slot_map, Col, Ctx};
-use spec::span;
 pub(crate) use spec::value_heap;
 pub use spec::{Aggregation, Mode, SameTimestamp, SeriesSpec};
 use tile::Tile;
+use top::Top;
 
 /// The top level of the tile tree, by the number of coarse levels the spec keeps.
 #[derive(Debug, Clone)]
 enum Levels {
-    Fine(BTreeMap<i64, Tile>),
-    One(BTreeMap<i64, Coarse<Tile>>),
-    Two(BTreeMap<i64, Coarse<Coarse<Tile>>>),
-}
-
-fn insert_top<N: Node>(
-    top: &mut BTreeMap<i64, N>,
-    ctx: &Ctx<'_>,
-    fine: i64,
-    event: Event<'_>,
-    same_ts: SameTimestamp,
-) -> usize {
-    let key = fine.div_euclid(span(N::LEVEL));
-    let newest = match top.last_entry() {
-        Some(mut last) if *last.key() < key => {
-            // It stops being the newest.
-            last.get_mut().shrink(ctx);
-            true
-        }
-        Some(last) => *last.key() == key,
-        None => true,
-    };
-    let node = top.entry(key).or_insert_with(N::empty);
-    let removed = node.insert(ctx, fine, event, same_ts);
-    if !newest {
-        node.shrink(ctx);
-    }
-    removed
-}
-
-/// Drops the events older than `horizon` from a top level; returns how many.
-fn evict_top<N: Node>(top: &mut BTreeMap<i64, N>, ctx: &Ctx<'_>, horizon: i64) -> usize {
-    let mut removed = 0;
-    while let Some(mut first) = top.first_entry() {
-        if first.get().last_ts().is_some_and(|ts| ts < horizon) {
-            let node = first.remove();
-            node.forget(ctx);
-            removed += node.len_events();
-            continue;
-        }
-        if first.get().first_ts().is_some_and(|ts| ts < horizon) {
-            removed += first.get_mut().evict(ctx, horizon);
-        }
-        if first.get().is_empty() {
-            first.remove();
-            continue;
-        }
-        break;
-    }
-    removed
-}
-
-fn accumulate_top<N: Node>(
-    top: &BTreeMap<i64, N>,
-    ctx: &Ctx<'_>,
-    cols: &[Col],
-    window: &Window,
-    acc: &mut [Partial],
-) {
-    let s = span(N::LEVEL);
-    // lo <= hi, so first <= last and `range` cannot panic.
-    let range = window.first_tile.div_euclid(s)..=window.last_tile.div_euclid(s);
-    for (key, node) in top.range(range) {
-        node.accumulate(ctx, *key, cols, window, acc);
-    }
+    Fine(Top<Tile>),
+    One(Top<Coarse<Tile>>),
+    Two(Top<Coarse<Coarse<Tile>>>),
 }
 
 /// The events of one entity in one feature view, tiled for fast window evaluation.
@@ -243,9 +186,9 @@ impl Series {
     /// An empty series for `spec`.
     pub fn new(spec: &SeriesSpec) -> Self {
         let levels = match spec.coarse_levels() {
-            0 => Levels::Fine(BTreeMap::new()),
-            1 => Levels::One(BTreeMap::new()),
-            _ => Levels::Two(BTreeMap::new()),
+            0 => Levels::Fine(Top::new()),
+            1 => Levels::One(Top::new()),
+            _ => Levels::Two(Top::new()),
         };
         Series {
             tile_size: spec.tile_size(),
@@ -330,9 +273,9 @@ impl Series {
         let event = Event { ts, seq, row };
         let ctx = Ctx::new(spec, self.firsts);
         let removed = match &mut self.levels {
-            Levels::Fine(top) => insert_top(top, &ctx, fine, event, same_ts),
-            Levels::One(top) => insert_top(top, &ctx, fine, event, same_ts),
-            Levels::Two(top) => insert_top(top, &ctx, fine, event, same_ts),
+            Levels::Fine(top) => top.insert(&ctx, fine, event, same_ts),
+            Levels::One(top) => top.insert(&ctx, fine, event, same_ts),
+            Levels::Two(top) => top.insert(&ctx, fine, event, same_ts),
         };
         self.len = self.len.saturating_sub(removed) + 1;
         self.settle_tally(&ctx);
@@ -349,9 +292,9 @@ impl Series {
         }
         let ctx = Ctx::new(spec, self.firsts);
         let removed = match &mut self.levels {
-            Levels::Fine(top) => evict_top(top, &ctx, horizon),
-            Levels::One(top) => evict_top(top, &ctx, horizon),
-            Levels::Two(top) => evict_top(top, &ctx, horizon),
+            Levels::Fine(top) => top.evict(&ctx, horizon),
+            Levels::One(top) => top.evict(&ctx, horizon),
+            Levels::Two(top) => top.evict(&ctx, horizon),
         };
         self.len = self.len.saturating_sub(removed);
         self.settle_tally(&ctx);
@@ -361,9 +304,9 @@ impl Series {
     /// Time of the oldest stored event.
     pub fn first_ts(&self) -> Option<i64> {
         match &self.levels {
-            Levels::Fine(top) => top.first_key_value()?.1.first_ts(),
-            Levels::One(top) => top.first_key_value()?.1.first_ts(),
-            Levels::Two(top) => top.first_key_value()?.1.first_ts(),
+            Levels::Fine(top) => top.first()?.first_ts(),
+            Levels::One(top) => top.first()?.first_ts(),
+            Levels::Two(top) => top.first()?.first_ts(),
         }
     }
 
@@ -439,9 +382,9 @@ impl Series {
             last_tile: hi.div_euclid(self.tile_size),
         };
         match &self.levels {
-            Levels::Fine(top) => accumulate_top(top, ctx, cols, &window, acc),
-            Levels::One(top) => accumulate_top(top, ctx, cols, &window, acc),
-            Levels::Two(top) => accumulate_top(top, ctx, cols, &window, acc),
+            Levels::Fine(top) => top.accumulate(ctx, cols, &window, acc),
+            Levels::One(top) => top.accumulate(ctx, cols, &window, acc),
+            Levels::Two(top) => top.accumulate(ctx, cols, &window, acc),
         }
     }
 
@@ -449,9 +392,9 @@ impl Series {
     fn tiles(&self) -> Vec<&Tile> {
         let mut out = Vec::new();
         match &self.levels {
-            Levels::Fine(top) => top.values().for_each(|n| n.collect_tiles(&mut out)),
-            Levels::One(top) => top.values().for_each(|n| n.collect_tiles(&mut out)),
-            Levels::Two(top) => top.values().for_each(|n| n.collect_tiles(&mut out)),
+            Levels::Fine(top) => top.iter().for_each(|(_, n)| n.collect_tiles(&mut out)),
+            Levels::One(top) => top.iter().for_each(|(_, n)| n.collect_tiles(&mut out)),
+            Levels::Two(top) => top.iter().for_each(|(_, n)| n.collect_tiles(&mut out)),
         }
         out
     }
@@ -485,10 +428,10 @@ impl Series {
         let one = |c: &Coarse<Tile>| usize::from(c.head.get().is_none());
         match &self.levels {
             Levels::Fine(_) => 0,
-            Levels::One(top) => top.values().map(one).sum(),
+            Levels::One(top) => top.iter().map(|(_, c)| one(c)).sum(),
             Levels::Two(top) => top
-                .values()
-                .map(|c| {
+                .iter()
+                .map(|(_, c)| {
                     usize::from(c.head.get().is_none())
                         + c.children.iter().map(|(_, c)| one(c)).sum::<usize>()
                 })
@@ -499,9 +442,14 @@ impl Series {
     /// Checks every invariant of the tile tree (tests only).
     #[cfg(test)]
     fn check_tree(&self, spec: &SeriesSpec) -> Result<(), String> {
-        fn top<N: Node>(map: &BTreeMap<i64, N>, spec: &SeriesSpec) -> Result<(), String> {
-            let last = map.keys().next_back().copied();
-            map.iter()
+        fn top<N: Node>(top: &Top<N>, spec: &SeriesSpec) -> Result<(), String> {
+            let nodes: Vec<(i64, &N)> = top.iter().collect();
+            if !nodes.windows(2).all(|w| w[0].0 < w[1].0) {
+                return Err("top-level nodes out of order".into());
+            }
+            let last = nodes.last().map(|(k, _)| *k);
+            nodes
+                .iter()
                 .try_for_each(|(k, n)| n.check_node(spec, *k, Some(*k) == last))
         }
         let count: usize = self.tiles().iter().map(|t| t.keys.len()).sum();

@@ -1,3 +1,4 @@
+use super::spec::span;
 use super::*;
 use crate::duration::{HOUR, MINUTE, SECOND};
 use crate::engine::function::AggregateFunction;
@@ -568,13 +569,16 @@ fn aggregations_share_slots() {
     }
     assert_eq!(s.check_tree(&sp), Ok(()));
     let tiles = s.tiles();
-    assert!(tiles.iter().all(|t| t.partials.len() == 6), "dense tiles");
+    let (newest, older) = tiles.split_last().expect("tiles");
+    assert!(older.iter().all(|t| t.partials.len() == 6), "dense tiles");
+    // The newest tile folds its events once FOLD_BATCH wait, or when it stops being the newest.
+    assert!(newest.keys.len() >= super::tile::DENSE_TILE && newest.partials.is_empty());
     let Levels::One(top) = &s.levels else {
         panic!("one coarse level");
     };
     assert!(
-        top.values()
-            .all(|c| c.head.get().is_some_and(|h| h.len() == 6)),
+        top.iter()
+            .all(|(_, c)| c.head.get().is_some_and(|h| h.len() == 6)),
         "heads"
     );
     let got = s.evaluate(&sp, at(11, 0, 0));
@@ -1189,4 +1193,46 @@ fn late_and_replaced_events_in_built_coarse_tiles() {
     for t in (0..40).map(|k| DAY0 + k * 131 * MINUTE) {
         assert_eq!(b.evaluate(&sp, t), a.evaluate(&sp, t), "at {t}");
     }
+}
+
+/// A newest fine tile with more than FOLD_BATCH events, read after every write while some of
+/// its events wait to be folded: the answers equal brute force, and bit for bit those of a
+/// series that received the same events newest first (every tile then fully folded).
+#[test]
+fn a_busy_newest_tile_reads_the_same_while_its_folds_wait() {
+    let windows = [(HOUR, 0); FUNCTIONS.len()];
+    let spec = functions_spec(Mode::Continuous, &windows, None);
+    let start = DAY0 - DAY0.rem_euclid(spec.tile_size());
+    let n = 3 * super::tile::FOLD_BATCH + 5;
+    let mut series = Series::new(&spec);
+    let mut raw: Vec<Raw> = Vec::new();
+    for k in 0..n {
+        let ts = start + k as i64 * SECOND;
+        let k8 = u8::try_from(k % 5).unwrap_or(0);
+        let values = columns(Some(k as f64 * 0.1 - 3.0), Some(k as i64 % 7), Some(k8)).to_vec();
+        raw.push(Raw {
+            ts,
+            seq: k as u64,
+            values: values.clone(),
+        });
+        series.insert(&spec, ts, k as u64, values, SameTimestamp::Keep);
+        assert_eq!(series.check_tree(&spec), Ok(()), "after event {k}");
+        let mut reversed = Series::new(&spec);
+        for e in raw.iter().rev() {
+            reversed.insert(&spec, e.ts, e.seq, e.values.clone(), SameTimestamp::Keep);
+        }
+        for t in [ts, ts + SECOND / 2, start + spec.tile_size()] {
+            let got = series.evaluate(&spec, t);
+            assert_eq!(got, reversed.evaluate(&spec, t), "event {k}, t={t}");
+            for (j, (g, w)) in got.iter().zip(brute(&spec, &raw, t)).enumerate() {
+                assert_eq!(check(g, &w), Ok(()), "{} after event {k}", FUNCTIONS[j].0);
+            }
+        }
+    }
+    let tiles = series.tiles();
+    assert_eq!(tiles.len(), 1, "one fine tile");
+    assert!(
+        tiles[0].folded as usize >= 3 * super::tile::FOLD_BATCH,
+        "folded in runs"
+    );
 }

@@ -17,16 +17,27 @@ pub(super) struct Tile {
     pub(super) keys: Vec<(i64, u64)>,
     /// The events' input values, in the order of `keys`.
     pub(super) rows: Rows,
-    /// One per slot, the fold of the events; empty while the tile is sparse (fewer than
-    /// [`DENSE_TILE`] events), where folding the events at read time costs about as much as
-    /// merging partials and the partials would dominate memory.
+    /// One per slot, the fold of the oldest `folded` events; empty while the tile is sparse
+    /// (fewer than [`DENSE_TILE`] events), where folding the events at read time costs about as
+    /// much as merging partials and the partials would dominate memory, and while nothing is
+    /// folded yet.
     pub(super) partials: Vec<Partial>,
+    /// Events `partials` folds: all of them, except in the newest tile of its level, which may
+    /// leave fewer than [`FOLD_BATCH`] of its newest events to fold later ([`Tile::catch_up`]).
+    pub(super) folded: u32,
 }
 
 /// Events a fine tile holds before it keeps precomputed partials. Most tiles of a sparse entity
 /// hold one event; without this, a dozen 80-byte partials per event would make the online store
 /// several times larger than the events themselves.
 pub(super) const DENSE_TILE: usize = 8;
+
+/// Unfolded events the newest tile collects before it folds them into its partials. Folding
+/// each appended event at once touched the tile's partials on every write, cache misses when
+/// many entities take turns; folding a run of events at a time, or when the tile stops being
+/// the newest, does the same updates in the same order. A read of the newest tile folds at
+/// most this many events into a copy of its partials.
+pub(super) const FOLD_BATCH: usize = 64;
 
 impl Tile {
     /// The input values of event `i`.
@@ -44,6 +55,29 @@ impl Tile {
         let mut partials = ctx.empty();
         self.fold(0..self.keys.len(), ctx.cols(), &mut partials);
         self.partials = partials;
+        self.folded = u32::try_from(self.keys.len()).unwrap_or(u32::MAX);
+    }
+
+    /// Events not folded into the partials yet.
+    fn unfolded(&self) -> usize {
+        self.keys.len().saturating_sub(self.folded as usize)
+    }
+
+    /// Folds the events the partials do not fold yet (a dense tile's partials then fold all
+    /// of them): the updates `push` deferred, in the order it would have made them.
+    pub(super) fn catch_up(&mut self, ctx: &Ctx<'_>) {
+        let n = self.keys.len();
+        if n < DENSE_TILE || self.unfolded() == 0 {
+            return;
+        }
+        if self.partials.is_empty() {
+            self.rebuild(ctx);
+            return;
+        }
+        let mut partials = std::mem::take(&mut self.partials);
+        self.fold(self.folded as usize..n, ctx.cols(), &mut partials);
+        self.partials = partials;
+        self.folded = u32::try_from(n).unwrap_or(u32::MAX);
     }
 
     /// Dense exactly when it holds DENSE_TILE events, so that the state depends on the events
@@ -53,6 +87,7 @@ impl Tile {
             self.rebuild(ctx);
         } else {
             self.partials = Vec::new();
+            self.folded = 0;
         }
     }
 
@@ -94,22 +129,16 @@ impl Tile {
         })
     }
 
-    /// Appends an event newer than every stored one.
+    /// Appends an event newer than every stored one; it is folded into the partials with the
+    /// next [`FOLD_BATCH`] events, or when the tile stops being the newest.
     pub(super) fn push(&mut self, ctx: &Ctx<'_>, event: Event<'_>) {
         let n = self.keys.len();
         // Doubling: only the newest tile has spare room (`shrink`).
         make_room(&mut self.keys, usize::MAX);
-        let at = self.rows.push(&event.row, n);
+        self.rows.push(&event.row, n);
         self.keys.push(event.key());
-        if self.partials.is_empty() {
-            if self.keys.len() >= DENSE_TILE {
-                self.rebuild(ctx);
-            }
-        } else {
-            let mut partials = std::mem::take(&mut self.partials);
-            self.rows
-                .fold_at(at, n..n + 1, &self.keys, n + 1, ctx.cols(), &mut partials);
-            self.partials = partials;
+        if self.unfolded() >= FOLD_BATCH {
+            self.catch_up(ctx);
         }
     }
 }
@@ -134,11 +163,28 @@ impl Node for Tile {
         removed
     }
 
-    fn apply(&self, _ctx: &Ctx<'_>, cols: &[Col], acc: &mut [Partial]) {
-        if self.partials.is_empty() {
-            self.fold(0..self.keys.len(), cols, acc);
-        } else {
+    fn apply(&self, ctx: &Ctx<'_>, cols: &[Col], acc: &mut [Partial]) {
+        let n = self.keys.len();
+        if n < DENSE_TILE {
+            self.fold(0..n, cols, acc);
+        } else if self.unfolded() == 0 {
             merge_into(&self.partials, cols, acc);
+        } else {
+            // The partials of all the events, as `catch_up` would make them, merged as such.
+            let mut whole: Vec<Partial> = if self.partials.is_empty() {
+                let empty = ctx.empty();
+                cols.iter()
+                    .filter_map(|c| empty.get(c.slot).cloned())
+                    .collect()
+            } else {
+                cols.iter()
+                    .filter_map(|c| self.partials.get(c.slot).cloned())
+                    .collect()
+            };
+            self.fold(self.folded as usize..n, cols, &mut whole);
+            for (a, w) in acc.iter_mut().zip(&whole) {
+                a.merge(w);
+            }
         }
     }
 
@@ -198,6 +244,7 @@ impl Node for Tile {
 
     fn shrink(&mut self, ctx: &Ctx<'_>) {
         let before = self.bytes();
+        self.catch_up(ctx);
         self.keys.shrink_to_fit();
         self.rows.shrink();
         ctx.tally.change(before, self.bytes());
@@ -227,13 +274,28 @@ impl Node for Tile {
         {
             return Err(format!("event at {} in fine tile {key}", k.0));
         }
-        let mut rebuilt = Tile::empty();
-        rebuilt.keys = self.keys.clone();
-        rebuilt.rows = self.rows.clone();
-        rebuilt.settle(&Ctx::new(spec, slot_firsts(spec)));
-        if rebuilt.partials != self.partials {
+        let folded = self.folded as usize;
+        if !newest && self.keys.len() >= DENSE_TILE && folded != self.keys.len() {
+            return Err(format!("older fine tile {key} has unfolded events"));
+        }
+        if self.unfolded() >= FOLD_BATCH.max(DENSE_TILE) {
             return Err(format!(
-                "fine tile of {} events: partials differ from a rebuild",
+                "fine tile {key} has {} unfolded events",
+                self.unfolded()
+            ));
+        }
+        // The partials fold the oldest `folded` events, as a rebuild over them does.
+        let rebuilt = if folded >= DENSE_TILE {
+            let ctx = Ctx::new(spec, slot_firsts(spec));
+            let mut partials = ctx.empty();
+            self.fold(0..folded, ctx.cols(), &mut partials);
+            partials
+        } else {
+            Vec::new()
+        };
+        if rebuilt != self.partials {
+            return Err(format!(
+                "fine tile of {} events ({folded} folded): partials differ from a rebuild",
                 self.keys.len()
             ));
         }
