@@ -141,17 +141,10 @@ fn offline_reads_the_batch_sources_history_with_or_without_events() {
     );
 }
 
-#[test]
-fn consistency_reads_the_backfilled_history_offline() {
-    let dir = outside("consistency");
-    repository(&dir);
-    std::fs::write(
-        dir.join("points.jsonl"),
-        "{\"user_id\":\"u1\",\"timestamp\":\"2024-05-31T12:00:00Z\"}\n",
-    )
-    .unwrap();
+fn consistency(dir: &Path, points: &str) -> (Output, serde_json::Value) {
+    std::fs::write(dir.join("points.jsonl"), points).unwrap();
     let out = run(
-        &dir,
+        dir,
         &[
             "consistency",
             "--config",
@@ -162,14 +155,55 @@ fn consistency_reads_the_backfilled_history_offline() {
             "json",
         ],
     );
-    let report: serde_json::Value =
+    let report =
         serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(&out)));
-    // The offline side is the batch job's output. The online side replays the records that
-    // had arrived by the point; the backfill ran when the mock started, after it.
-    let row = &report["differences"][0];
-    assert_eq!(row["offline"], 3.5, "{}", text(&out));
-    assert_eq!(row["online"], serde_json::Value::Null, "{}", text(&out));
+    (out, report)
+}
+
+#[test]
+fn consistency_of_a_batch_only_repository_sees_its_jobs_online_from_when_they_ran() {
+    let dir = outside("consistency");
+    repository(&dir);
+    // The in-process mock starts at the first point (12:00): the backfill there materialized
+    // every row, online and offline, so both sides agree at and after it.
+    let (out, report) = consistency(
+        &dir,
+        "{\"user_id\":\"u1\",\"timestamp\":\"2024-05-31T12:00:00Z\"}\n\
+         {\"user_id\":\"u2\",\"timestamp\":\"2024-05-31T12:00:00Z\"}\n\
+         {\"user_id\":\"u1\",\"timestamp\":\"2024-05-31T18:00:00Z\"}\n",
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_eq!(report["consistent"], true, "{}", text(&out));
+    assert_eq!(report["points"], 3, "{}", text(&out));
+    let f = &report["features"][0];
+    assert_eq!(f["mismatch_rate"], 0.0, "{}", text(&out));
+    assert_eq!(f["missing_rate"], 0.0, "{}", text(&out));
+
+    // Starting at 11:45, the backfill covers up to 11:00; the [11:00, 12:00) job runs at 12:00.
+    // At 11:45 online has u1's 10:00 row only, offline both: Tecton's batch freshness skew.
+    let (out, report) = consistency(
+        &dir,
+        "{\"user_id\":\"u1\",\"timestamp\":\"2024-05-31T11:45:00Z\"}\n\
+         {\"user_id\":\"u1\",\"timestamp\":\"2024-05-31T12:00:00Z\"}\n",
+    );
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert_eq!(
+        report["features"][0]["mismatch_rate"],
+        0.5,
+        "{}",
+        text(&out)
+    );
+    let row = &report["differences"][0];
+    assert_eq!(row["timestamp"], "2024-05-31T11:45:00Z", "{}", text(&out));
+    assert_eq!(row["online"], 1.5, "{}", text(&out));
+    assert_eq!(row["offline"], 3.5, "{}", text(&out));
+    assert_eq!(
+        row["causes"][0],
+        "batch job ran after the point",
+        "{}",
+        text(&out)
+    );
+    assert_eq!(report["differences"].as_array().map(Vec::len), Some(1));
 }
 
 #[test]

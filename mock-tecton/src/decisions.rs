@@ -350,6 +350,16 @@ pub const BATCH_PRECEDENCE_PER_KEY: bool = true;
 /// row number), like an invalid stream record, so one bad row does not hide the rest.
 pub const BATCH_BAD_ROWS_SKIPPED: bool = true;
 
+/// In the consistency check's replay, a batch job's output and a record that reach the online
+/// store at the same mock time are applied in the order the mock handled them: a job numbers its
+/// rows when it runs, from the sequence that numbers records as they are ingested, so the
+/// record's number and the job's first row number say which came first. The running mock
+/// applies a job as it runs, so a record acknowledged after it at the same instant is not
+/// replaced (it shows online, as a record too late for its job does) and one acknowledged before
+/// it is. With an arrival rule other than ingestion time (event time, a field), the same order
+/// breaks ties.
+pub const BATCH_JOB_AND_RECORD_AT_ONE_INSTANT: bool = true;
+
 /// Refused rows listed per batch source (the count is kept whatever the number).
 pub const BATCH_ROW_ERRORS_KEPT: usize = 100;
 

@@ -34,7 +34,9 @@ pub(crate) enum ArrivalRule {
 pub(crate) struct ConsistencyArgs {
     #[command(flatten)]
     data: DataSource,
-    /// JSON Lines of points: join keys and a timestamp.
+    /// JSON Lines of points: join keys and a timestamp. Without --url, the in-process mock starts
+    /// at the earliest point (its batch backfill runs then) and runs each later batch window's
+    /// job when the window ends.
     #[arg(long, value_name = "FILE")]
     points: PathBuf,
     /// How many differing rows to list.
@@ -80,7 +82,11 @@ pub(crate) fn run(args: ConsistencyArgs) -> anyhow::Result<ExitCode> {
         }
         let repo = args.data.repo.load()?;
         let service = service_name(&args.data, &repo)?;
-        let (state, times) = in_process(repo, &args.data, args.arrival_field.as_deref())?;
+        // The in-process mock starts at the first point, so every point sees the batch jobs
+        // that had run by then (the backfill included) and no later one.
+        let times = points.iter().map(|p| p.timestamp);
+        let span = times.clone().min().zip(times.max());
+        let (state, times) = in_process(repo, &args.data, args.arrival_field.as_deref(), span)?;
         let options = CheckOptions {
             arrival: match args.arrival_field {
                 Some(_) => Arrival::Times(times),

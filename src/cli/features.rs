@@ -88,18 +88,21 @@ pub(super) fn service_name(data: &DataSource, repo: &Repository) -> anyhow::Resu
 const MAX_LINE_ERRORS: usize = 20;
 
 /// An in-process mock holding the `--events` records (loaded as a backfill: no TTL check), and
-/// when `arrival_field` is given, each record's arrival time by record sequence number.
+/// when `arrival_field` is given, each record's arrival time by record sequence number. With
+/// `points` (the first and last point in time), the mock starts at the first (see
+/// [`batch_loaded`]).
 pub(super) fn in_process(
     repo: Repository,
     data: &DataSource,
     arrival_field: Option<&str>,
+    points: Option<(i64, i64)>,
 ) -> anyhow::Result<(MockState, HashMap<u64, i64>)> {
     let Some(path) = &data.events else {
         if repo.batch_sources.is_empty() {
             bail!("give --url (a running mock) or --events (records to load)");
         }
         // The batch sources' files alone are the history.
-        let state = batch_loaded(repo)?;
+        let state = batch_loaded(repo, points)?;
         return Ok((state, HashMap::new()));
     };
     let source = match (&data.source, repo.push_sources.first()) {
@@ -172,7 +175,7 @@ pub(super) fn in_process(
             errors.join("\n  ")
         );
     }
-    let state = batch_loaded(repo)?;
+    let state = batch_loaded(repo, points)?;
     let first = state.record_seq();
     state
         .load_records(&workspace, &source, records)
@@ -182,11 +185,35 @@ pub(super) fn in_process(
 }
 
 /// An in-process mock for `repo` whose batch sources are loaded and backfilled as `serve` does
-/// at start, before any record is loaded.
-fn batch_loaded(repo: Repository) -> anyhow::Result<MockState> {
+/// at start, before any record is loaded. Without `points` the mock starts now: one backfill
+/// materializes the history. With `points` (the first and last point in time, the first earlier
+/// than now) it starts at the first, on a virtual clock: the backfill covers what precedes it,
+/// and each later `batch_schedule` window's job runs when the window ends, as in a mock serving
+/// through that history; the consistency check replays those jobs at the times they ran. Jobs
+/// run up to now, or only until every window holding a point has ended: later windows hold
+/// nothing a point reads.
+fn batch_loaded(repo: Repository, points: Option<(i64, i64)>) -> anyhow::Result<MockState> {
+    let now = mock_tecton::clock::wall_now();
+    let points = points.filter(|&(first, _)| first < now && !repo.batch_sources.is_empty());
+    let longest = repo
+        .feature_views
+        .iter()
+        .map(mock_tecton::decisions::batch_schedule)
+        .max()
+        .unwrap_or(0);
     // A replayed history is evaluated at past points: the online store keeps all of it.
-    let state = MockState::new(&Config::new(repo).retention(mock_tecton::Retention::Everything));
+    let mut config = Config::new(repo).retention(mock_tecton::Retention::Everything);
+    if let Some((first, _)) = points {
+        config = config.virtual_clock(first);
+    }
+    let state = MockState::new(&config);
     state.start_batch().map_err(|e| anyhow::anyhow!("{e}"))?;
+    if let Some((_, last)) = points {
+        let until = last
+            .saturating_add(longest)
+            .saturating_add(mock_tecton::decisions::BATCH_DATA_DELAY);
+        state.run_batch_jobs_through(until.min(now));
+    }
     Ok(state)
 }
 

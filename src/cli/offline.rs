@@ -53,7 +53,7 @@ pub(crate) fn run(args: OfflineArgs) -> anyhow::Result<ExitCode> {
     } else {
         let repo = args.data.repo.load()?;
         let service = service_name(&args.data, &repo)?;
-        let (state, _) = in_process(repo, &args.data, None)?;
+        let (state, _) = in_process(repo, &args.data, None, None)?;
         let fs = state
             .repo()
             .feature_service(&service)

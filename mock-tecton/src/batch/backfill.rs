@@ -30,7 +30,7 @@ pub(crate) fn run(state: &MockState) {
                 .unwrap_or(end);
         }
         if start < end {
-            run_windows(state, &mut vb, &[(start, end)], JobKind::Backfill, now);
+            run_windows(state, &mut vb, &[(start, end)], JobKind::Backfill, |_| now);
         }
         vb.next_start = Some(end);
     }

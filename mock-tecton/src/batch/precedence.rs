@@ -11,7 +11,9 @@ use std::collections::HashMap;
 
 use crate::schema::Value;
 use crate::state::MockState;
-use crate::store::{EntityKey, KeyPart, OfflineError, OfflineLog, OfflineRow, OnlineEntry};
+use crate::store::{
+    EntityKey, KeyPart, OfflineError, OfflineLog, OfflineRow, OnlineEntry, OnlineStore,
+};
 
 /// One materialized row of a feature view: event time, sequence number (ties), and the view's
 /// inputs ([`crate::repo::FeatureView::input_columns`]).
@@ -133,21 +135,35 @@ pub(crate) fn log(
     }
 }
 
-/// What batch jobs materialized for `view`, read back from the offline store: every job's rows
-/// applied in job order, as the jobs applied them ([`Materialized::replace`]). `None` when the
-/// view reads no batch source.
-pub(crate) fn read(state: &MockState, view: usize) -> Result<Option<Materialized>, OfflineError> {
+/// One batch job's output for a view, read back from the offline store.
+#[derive(Debug, Clone)]
+pub(crate) struct LoggedJob {
+    /// The job's id (jobs run in id order).
+    pub id: u64,
+    /// Mock time it ran (`_ingested_at` of its rows).
+    pub ran_at: i64,
+    /// The lowest sequence number of its rows: they are numbered when the job runs, from the
+    /// sequence that numbers records as they are ingested.
+    pub first_seq: u64,
+    /// Per key in its output: the job's window and the key's rows in `(ts, seq)` order.
+    pub keys: HashMap<EntityKey, ((i64, i64), Vec<BatchEvent>)>,
+}
+
+/// The batch jobs that wrote rows for `view`, read back from the offline store, in run order.
+/// `None` when the view reads no batch source.
+pub(crate) fn read_jobs(
+    state: &MockState,
+    view: usize,
+) -> Result<Option<Vec<LoggedJob>>, OfflineError> {
     let Some(memory) = state.batch.materialized(view) else {
         return Ok(None);
     };
     if memory.is_empty() {
-        return Ok(Some(Materialized::default()));
+        return Ok(Some(Vec::new()));
     }
     let keys = state.repo.feature_views[view].join_keys.len();
     let index = OfflineLog::materialized_index(&state.repo, view);
-    // Per job (in order), per key: the window and the rows.
-    type Job = HashMap<EntityKey, ((i64, i64), Vec<BatchEvent>)>;
-    let mut jobs: std::collections::BTreeMap<u64, Job> = std::collections::BTreeMap::new();
+    let mut jobs: std::collections::BTreeMap<u64, LoggedJob> = std::collections::BTreeMap::new();
     state.offline.scan(index, |row| {
         let n = row.values.len();
         if n < keys + 3 {
@@ -163,8 +179,14 @@ pub(crate) fn read(state: &MockState, view: usize) -> Result<Option<Materialized
         };
         let window = (*start, *end);
         let values = row.values[keys..n - 3].to_vec();
-        jobs.entry(row.request)
-            .or_default()
+        let job = jobs.entry(row.request).or_insert_with(|| LoggedJob {
+            id: row.request,
+            ran_at: row.ingested_at,
+            first_seq: row.seq,
+            keys: HashMap::new(),
+        });
+        job.first_seq = job.first_seq.min(row.seq);
+        job.keys
             .entry(key)
             .or_insert_with(|| (window, Vec::new()))
             .1
@@ -174,20 +196,36 @@ pub(crate) fn read(state: &MockState, view: usize) -> Result<Option<Materialized
                 values,
             });
     })?;
-    let mut out = Materialized::default();
-    for (_, job) in jobs {
-        for (key, ((start, end), mut events)) in job {
+    let mut out: Vec<LoggedJob> = jobs.into_values().collect();
+    for job in &mut out {
+        for (_, events) in job.keys.values_mut() {
             events.sort_by_key(|e| (e.ts, e.seq));
+        }
+    }
+    Ok(Some(out))
+}
+
+/// What batch jobs materialized for `view`, read back from the offline store: every job's rows
+/// applied in job order, as the jobs applied them ([`Materialized::replace`]). `None` when the
+/// view reads no batch source.
+pub(crate) fn read(state: &MockState, view: usize) -> Result<Option<Materialized>, OfflineError> {
+    let Some(jobs) = read_jobs(state, view)? else {
+        return Ok(None);
+    };
+    let mut out = Materialized::default();
+    for job in jobs {
+        for (key, ((start, end), events)) in job.keys {
             out.replace(&key, start, end, events);
         }
     }
     Ok(Some(out))
 }
 
-/// Writes one key's job output to the online store of view `view` at clock time `now`; returns
-/// how many events (aggregates) or rows (attributes) the store kept.
+/// Writes one key's job output to `online` (the mock's store, or the consistency check's replay
+/// of it) for view `view` at clock time `now`; returns how many events (aggregates) or rows
+/// (attributes) the store kept.
 pub(crate) fn apply_online(
-    state: &MockState,
+    online: &OnlineStore,
     view: usize,
     key: &EntityKey,
     start: i64,
@@ -195,29 +233,27 @@ pub(crate) fn apply_online(
     events: &[BatchEvent],
     now: i64,
 ) -> usize {
-    if state.online.spec(view).is_some() {
+    if online.spec(view).is_some() {
         let events = events
             .iter()
             .map(|e| (e.ts, e.seq, e.values.clone()))
             .collect();
-        return state
-            .online
-            .replace_events(view, key, start, end, events, now);
+        return online.replace_events(view, key, start, end, events, now);
     }
     // An attribute view keeps one row per entity: the job's last, unless the stream has already
     // written a row stamped at or after the interval's end.
     let Some(last) = events.iter().max_by_key(|e| (e.ts, e.seq)) else {
         return 0;
     };
-    if let Some(OnlineEntry::Attributes(row)) = state.online.get(view, key) {
+    if let Some(OnlineEntry::Attributes(row)) = online.get(view, key) {
         if row.ts >= end {
             return 0;
         }
     }
     let columns: Vec<usize> = (0..last.values.len()).collect();
-    state.online.put_attributes(
+    online.put_attributes(
         view,
-        &state.online.key(key),
+        &online.key(key),
         last.ts,
         last.seq,
         &last.values,
@@ -225,7 +261,7 @@ pub(crate) fn apply_online(
         now,
     );
     usize::from(matches!(
-        state.online.get(view, key),
+        online.get(view, key),
         Some(OnlineEntry::Attributes(_))
     ))
 }

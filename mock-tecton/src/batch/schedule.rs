@@ -176,8 +176,15 @@ fn apply(
         for (key, mut events) in by_key {
             events.sort_by_key(|e| (e.ts, e.seq));
             if view.online {
-                online_rows +=
-                    precedence::apply_online(state, vb.view, &key, start, end, &events, now);
+                online_rows += precedence::apply_online(
+                    &state.online,
+                    vb.view,
+                    &key,
+                    start,
+                    end,
+                    &events,
+                    now,
+                );
             }
             if view.offline {
                 // The rows go to the offline store; memory keeps their times and the
@@ -208,37 +215,49 @@ fn apply(
     }
 }
 
-/// Runs `windows` (sorted, disjoint) for one view and records each run.
+/// Runs `windows` (sorted, disjoint) for one view, each at the mock time `ran_at` gives for it,
+/// and records each run.
 pub(super) fn run_windows(
     state: &MockState,
     vb: &mut ViewBatch,
     windows: &[(i64, i64)],
     kind: JobKind,
-    now: i64,
+    ran_at: impl Fn((i64, i64)) -> i64,
 ) -> Vec<JobRun> {
     let (rows, seen) = collect(state, vb, windows);
     let mut runs = Vec::with_capacity(windows.len());
     for (&w, rows) in windows.iter().zip(rows) {
-        let run = apply(state, vb, w, rows, seen.clone(), kind, now);
+        let run = apply(state, vb, w, rows, seen.clone(), kind, ran_at(w));
         state.batch.record(run.clone());
         runs.push(run);
     }
     runs
 }
 
-/// Runs every scheduled window whose end is at or before `now` (plus the data delay).
+/// When a scheduled window's job falls due.
+fn due_at((_, end): (i64, i64)) -> i64 {
+    end.saturating_add(decisions::BATCH_DATA_DELAY)
+}
+
+/// Runs every scheduled window whose end is at or before `now` (plus the data delay), at `now`.
 pub(crate) fn run_due(state: &MockState, now: i64) {
+    run_scheduled(state, now, |_| now);
+}
+
+/// Runs every scheduled window due by `until`, each at the time it fell due, as a mock whose
+/// clock had moved through every due time would have.
+pub(crate) fn run_on_time(state: &MockState, until: i64) {
+    run_scheduled(state, until, due_at);
+}
+
+fn run_scheduled(state: &MockState, until: i64, ran_at: impl Fn((i64, i64)) -> i64) {
     for slot in &state.batch.views {
         let mut vb = lock(slot);
         let Some(mut next) = vb.next_start else {
             continue;
         };
         let mut windows = Vec::new();
-        while next
-            .saturating_add(vb.schedule)
-            .saturating_add(decisions::BATCH_DATA_DELAY)
-            <= now
-        {
+        while due_at((next, next.saturating_add(vb.schedule))) <= until {
             windows.push((next, next + vb.schedule));
             next += vb.schedule;
         }
@@ -246,7 +265,7 @@ pub(crate) fn run_due(state: &MockState, now: i64) {
             continue;
         }
         vb.next_start = Some(next);
-        run_windows(state, &mut vb, &windows, JobKind::Scheduled, now);
+        run_windows(state, &mut vb, &windows, JobKind::Scheduled, &ran_at);
     }
 }
 
@@ -258,7 +277,7 @@ pub(crate) fn next_due(batches: &Batches) -> Option<i64> {
         .filter_map(|v| {
             let v = lock(v);
             v.next_start
-                .map(|s| s.saturating_add(v.schedule) + decisions::BATCH_DATA_DELAY)
+                .map(|s| due_at((s, s.saturating_add(v.schedule))))
         })
         .min()
 }
@@ -284,7 +303,7 @@ pub(crate) fn run_now(
         .ok_or_else(|| BatchError::UnknownView(view.to_owned()))?;
     let mut vb = lock(&state.batch.views[slot]);
     let now = state.clock.now();
-    let runs = run_windows(state, &mut vb, &[(start, end)], JobKind::Manual, now);
+    let runs = run_windows(state, &mut vb, &[(start, end)], JobKind::Manual, |_| now);
     runs.into_iter()
         .next()
         .ok_or_else(|| BatchError::BadRequest("the job did not run".into()))

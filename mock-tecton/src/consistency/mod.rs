@@ -3,15 +3,18 @@
 //!
 //! The online value at a point `t` is what get-features answers at `t` with exactly the records
 //! that had *arrived* by `t` ([`Arrival`]). The check replays the offline log on a virtual clock
-//! into a fresh online store: it applies every record that has arrived, samples the points that
-//! are due, and moves on; the running mock's own stores are only read. The offline value is
-//! point-in-time retrieval over the whole log ([`crate::retrieval`]). Per feature the report gives
-//! Chronon's rates — mismatch (the values differ), missing (online null, offline not), extra
+//! into a fresh online store: it applies every record that has arrived and every batch job
+//! (backfill, scheduled or manual) that had run, with the batch module's precedence rule,
+//! samples the points that are due, and moves on; the running mock's own stores are only read.
+//! The offline value is point-in-time retrieval over the whole log ([`crate::retrieval`]), which
+//! reads the batch jobs' rows where they take precedence. Per feature the report gives Chronon's
+//! rates — mismatch (the values differ), missing (online null, offline not), extra
 //! (online not null, offline null) — and for numbers the SMAPE `Σ|a−b| / Σ(|a|+|b|)`, plus the
 //! first differing rows, each with its [`Cause`].
 
 mod arrival;
 mod cause;
+mod jobs;
 
 use std::collections::HashMap;
 
@@ -32,6 +35,7 @@ use crate::state::MockState;
 use crate::store::{EntityKey, OnlineStore};
 use arrival::Logged;
 use cause::Reads;
+use jobs::JobArrival;
 
 /// Relative tolerance for comparing floats: both sides run the same arithmetic, so only
 /// summation order can differ.
@@ -192,7 +196,8 @@ pub fn check(
 /// Indices into [`Replay::records`] per (view, entity), in application order.
 type EntityIndex = HashMap<(usize, EntityKey), Vec<usize>>;
 
-/// The records a service's views are built from, in the order the online store applied them.
+/// The records and batch jobs a service's views are built from, each in the order the online
+/// store applied them.
 struct Replay {
     /// The service's views.
     views: Vec<usize>,
@@ -200,6 +205,8 @@ struct Replay {
     /// online store is read as it is.
     live: Vec<usize>,
     records: Vec<Logged>,
+    /// The batch job runs of the replayed views, by the time they ran.
+    jobs: Vec<JobArrival>,
 }
 
 impl Replay {
@@ -227,15 +234,21 @@ impl Replay {
         }
         sources.sort_unstable();
         sources.dedup();
+        let replayed: Vec<usize> = views
+            .iter()
+            .copied()
+            .filter(|v| !live.contains(v))
+            .collect();
         Ok(Replay {
             records: arrival::arrivals(state, &sources, rule)?,
+            jobs: jobs::arrivals(state, &replayed)?,
             views,
             live,
         })
     }
 
     /// The online vector at every point: points in time order, each after applying every
-    /// record that arrived at or before it.
+    /// record and batch job that arrived at or before it.
     fn online_at(
         &self,
         state: &MockState,
@@ -247,20 +260,37 @@ impl Replay {
         let mut order: Vec<usize> = (0..points.len()).collect();
         order.sort_by_key(|&i| (points[i].timestamp, i));
         let mut out = vec![Vec::new(); points.len()];
-        let mut next = 0;
+        let (mut next, mut next_job) = (0, 0);
         for i in order {
             let point = &points[i];
-            while let Some(rec) = self
-                .records
-                .get(next)
-                .filter(|r| r.arrival <= point.timestamp)
-            {
-                for sub in state.plan.subscriptions(rec.source) {
-                    if self.views.contains(&sub.view) {
-                        sub.apply_online(&store, rec.ts, rec.seq, &rec.values, rec.arrival);
+            loop {
+                let rec = self
+                    .records
+                    .get(next)
+                    .filter(|r| r.arrival <= point.timestamp);
+                let job = self
+                    .jobs
+                    .get(next_job)
+                    .filter(|j| j.arrival().0 <= point.timestamp);
+                match (rec, job) {
+                    (Some(r), Some(j)) if jobs::precedes(j.arrival(), (r.arrival, r.seq)) => {
+                        j.apply(state, &store);
+                        next_job += 1;
                     }
+                    (None, Some(j)) => {
+                        j.apply(state, &store);
+                        next_job += 1;
+                    }
+                    (Some(rec), _) => {
+                        for sub in state.plan.subscriptions(rec.source) {
+                            if self.views.contains(&sub.view) {
+                                sub.apply_online(&store, rec.ts, rec.seq, &rec.values, rec.arrival);
+                            }
+                        }
+                        next += 1;
+                    }
+                    (None, None) => break,
                 }
-                next += 1;
             }
             let sample = |online: &OnlineStore| {
                 online_vector(
@@ -326,12 +356,25 @@ impl Replay {
                 ),
             ));
         }
-        let records: Vec<&Logged> = entity_key(view, &point.join_keys)?
-            .and_then(|key| index.get(&(feature.view, key)))
+        let key = entity_key(view, &point.join_keys)?;
+        let records: Vec<&Logged> = key
+            .as_ref()
+            .and_then(|key| index.get(&(feature.view, key.clone())))
             .map(|ix| ix.iter().map(|&i| &self.records[i]).collect())
+            .unwrap_or_default();
+        let jobs: Vec<jobs::KeyJob> = key
+            .as_ref()
+            .map(|key| {
+                self.jobs
+                    .iter()
+                    .filter(|j| j.view == feature.view)
+                    .filter_map(|j| j.for_key(key))
+                    .collect()
+            })
             .unwrap_or_default();
         Ok(cause::diagnose(
             &records,
+            &jobs,
             reads(view, feature, point.timestamp),
             point.timestamp,
         ))
