@@ -203,6 +203,12 @@ struct LiveGroup {
     /// Record buffers of applied micro-batches, reused by the next ones (a micro-batch of a
     /// 30 s trigger at 1k records/s reads megabytes).
     spare: Vec<Vec<TopicRecord>>,
+    /// Record buffers of applied micro-batches not emptied yet: a group may run on a thread of
+    /// its own, and the records are dropped on the thread that runs the source
+    /// ([`LiveGroup::release_spent`]), which allocated them. Freed there, their memory is
+    /// reused by the next records at once; freed on another thread, the allocator handed it
+    /// back late and the producer kept touching fresh pages.
+    spent: Vec<Vec<TopicRecord>>,
     /// The verdicts of the last micro-batch, their buffer reused.
     screen: microbatch::Screen,
     /// The journal buffer of a run, reused: fresh memory is what a long run cannot afford.
@@ -745,6 +751,7 @@ impl SourceStream {
                         dedup: DedupState::default(),
                         members: vec![index],
                         spare: Vec::new(),
+                        spent: Vec::new(),
                         screen: microbatch::Screen::default(),
                         journal: Journal::default(),
                     });
@@ -844,6 +851,7 @@ impl SourceStream {
                 .collect()
         };
         for (g, mut run) in (0..self.groups.len()).zip(runs) {
+            self.groups[g].release_spent();
             self.journal.append(config.journal_events, &mut run.journal);
             self.groups[g].journal = run.journal;
             if config.offline {
@@ -1008,14 +1016,23 @@ impl LiveGroup {
         run
     }
 
-    /// Keeps the record buffers of fully applied micro-batches for the next ones.
+    /// Sets aside the record buffers of fully applied micro-batches, to be emptied by
+    /// [`LiveGroup::release_spent`] and reused.
     fn recycle(&mut self, applied: &mut Vec<Arc<Vec<TopicRecord>>>) {
         for records in applied.drain(..) {
-            if let Ok(mut records) = Arc::try_unwrap(records) {
-                if self.spare.len() < 2 {
-                    records.clear();
-                    self.spare.push(records);
-                }
+            if let Ok(records) = Arc::try_unwrap(records) {
+                self.spent.push(records);
+            }
+        }
+    }
+
+    /// Drops the records of applied micro-batches, on the caller's thread (the source's), and
+    /// keeps two of their buffers for the next micro-batches.
+    fn release_spent(&mut self) {
+        for mut records in self.spent.drain(..) {
+            records.clear();
+            if self.spare.len() < 2 {
+                self.spare.push(records);
             }
         }
     }
