@@ -82,6 +82,8 @@ impl PartLayout {
             .build()?;
         let props = WriterProperties::builder()
             .set_compression(Compression::SNAPPY)
+            // Offline rows carry unique values (ids): a dictionary is built, then abandoned.
+            .set_dictionary_enabled(false)
             .set_statistics_enabled(parquet::file::properties::EnabledStatistics::Chunk)
             .set_created_by(format!("tecton-sim {}", env!("CARGO_PKG_VERSION")))
             .build();
