@@ -129,6 +129,19 @@ async fn fresh_topic(addr: &str, prefix: &str, partitions: i32) -> (String, Repo
     (topic, repo, client)
 }
 
+/// A mock on the virtual clock reading the repository's topics from `addr`, starting at
+/// `start`, its micro-batches triggered as soon as records arrive.
+async fn start_mock(repo: Repository, addr: String, start: StartAt) -> MockTecton {
+    let config = Config::new(repo)
+        .virtual_clock(NOW)
+        .stream(StreamConfig {
+            trigger_interval: Some(Duration::ZERO),
+            ..StreamConfig::default()
+        })
+        .kafka(KafkaConfig::new(addr).start(start));
+    MockTecton::start(config).await.unwrap()
+}
+
 /// Waits until the consumer has handed over `n` records.
 async fn consumed(mock: &MockTecton, n: u64) {
     let status = mock.kafka().unwrap();
@@ -165,14 +178,7 @@ async fn produce_materialize_get_features_through_a_real_broker() {
     .await;
     produce(&p1, vec![tx("u2", "t3", 7.0, "2024-05-31T23:52:00Z")]).await;
 
-    let config = Config::new(repo)
-        .virtual_clock(NOW)
-        .stream(StreamConfig {
-            trigger_interval: Some(Duration::ZERO),
-            ..StreamConfig::default()
-        })
-        .kafka(KafkaConfig::new(addr).start(StartAt::Earliest));
-    let mock = MockTecton::start(config).await.unwrap();
+    let mock = start_mock(repo, addr, StartAt::Earliest).await;
     consumed(&mock, 5).await;
     // While it runs: a record produced now arrives too.
     produce(&p1, vec![tx("u2", "t4", 3.0, "2024-05-31T23:58:00Z")]).await;
@@ -221,14 +227,7 @@ async fn latest_skips_what_was_there_and_reads_what_comes() {
     let (topic, repo, client) = fresh_topic(&addr, "latest", 1).await;
     let p0 = partition(&client, &topic, 0).await;
     produce(&p0, vec![tx("u1", "old", 100.0, "2024-05-31T23:50:00Z")]).await;
-    let config = Config::new(repo)
-        .virtual_clock(NOW)
-        .stream(StreamConfig {
-            trigger_interval: Some(Duration::ZERO),
-            ..StreamConfig::default()
-        })
-        .kafka(KafkaConfig::new(addr).start(StartAt::Latest));
-    let mock = MockTecton::start(config).await.unwrap();
+    let mock = start_mock(repo, addr, StartAt::Latest).await;
     // Wait until the reader has its starting offset, then produce.
     let status = mock.kafka().unwrap().clone();
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -254,14 +253,7 @@ async fn latest_starts_at_the_end_of_a_batched_partition() {
         .map(|i| tx("u1", &format!("old{i}"), 100.0, "2024-05-31T23:50:00Z"))
         .collect();
     produce(&p0, old).await;
-    let config = Config::new(repo)
-        .virtual_clock(NOW)
-        .stream(StreamConfig {
-            trigger_interval: Some(Duration::ZERO),
-            ..StreamConfig::default()
-        })
-        .kafka(KafkaConfig::new(addr).start(StartAt::Latest));
-    let mock = MockTecton::start(config).await.unwrap();
+    let mock = start_mock(repo, addr, StartAt::Latest).await;
     let status = mock.kafka().unwrap().clone();
     let deadline = Instant::now() + Duration::from_secs(60);
     let start = loop {

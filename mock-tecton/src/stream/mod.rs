@@ -969,7 +969,8 @@ impl LiveGroup {
         };
         let mut applied = Vec::new();
         loop {
-            // Writes of completed batches become servable first.
+            // Writes of completed batches become servable first; when no batch is due any
+            // more, that is everything visible by `now`.
             let next = self.next_attempt_cached(topic);
             let apply_until = next.filter(|&t| t <= now).unwrap_or(now);
             for q in members.iter_mut() {
@@ -1001,18 +1002,7 @@ impl LiveGroup {
                 run.batches.push(records);
             }
         }
-        for q in members.iter_mut() {
-            q.apply(
-                state,
-                now,
-                wall,
-                config,
-                reader,
-                &mut run.journal,
-                &mut applied,
-            );
-        }
-        self.recycle(&mut applied);
+        // The last pass of the loop applied everything visible by `now`.
         run
     }
 

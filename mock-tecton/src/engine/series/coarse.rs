@@ -208,12 +208,10 @@ impl<C: Node> Node for Coarse<C> {
                 }
             }
             (None, Some((_, newest))) => {
-                if newest.last_ts().is_some_and(|ts| ts < horizon) {
-                    newest.forget(ctx);
-                    removed += newest.len_events();
+                let (n, gone) = newest.evict_or_empty(ctx, horizon);
+                removed += n;
+                if gone {
                     self.newest = None;
-                } else if newest.first_ts().is_some_and(|ts| ts < horizon) {
-                    removed += newest.evict(ctx, horizon);
                 }
             }
             (None, None) => {}

@@ -128,6 +128,22 @@ pub(super) trait Node: Sized {
     /// and after a late insert into an older one.
     fn shrink(&mut self, ctx: &Ctx<'_>);
 
+    /// [`Node::evict`] for a node its parent may drop: returns the events dropped and whether
+    /// the node is now empty. A node with nothing left to keep is not evicted event by event,
+    /// only forgotten (`ctx`'s tally records its tiles gone).
+    fn evict_or_empty(&mut self, ctx: &Ctx<'_>, horizon: i64) -> (usize, bool) {
+        if self.last_ts().is_some_and(|ts| ts < horizon) {
+            self.forget(ctx);
+            return (self.len_events(), true);
+        }
+        let removed = if self.first_ts().is_some_and(|ts| ts < horizon) {
+            self.evict(ctx, horizon)
+        } else {
+            0
+        };
+        (removed, self.is_empty())
+    }
+
     /// Records in `ctx`'s tally that every fine tile under this node is dropped.
     fn forget(&self, ctx: &Ctx<'_>) {
         let mut tiles = Vec::new();

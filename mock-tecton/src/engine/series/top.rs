@@ -65,7 +65,7 @@ impl<N: Node> Top<N> {
     pub(super) fn evict(&mut self, ctx: &Ctx<'_>, horizon: i64) -> usize {
         let mut removed = 0;
         while let Some(mut first) = self.older.first_entry() {
-            match evict_node(first.get_mut(), ctx, horizon) {
+            match first.get_mut().evict_or_empty(ctx, horizon) {
                 (n, true) => {
                     removed += n;
                     first.remove();
@@ -74,7 +74,7 @@ impl<N: Node> Top<N> {
             }
         }
         if let Some((_, node)) = &mut self.newest {
-            let (n, gone) = evict_node(node, ctx, horizon);
+            let (n, gone) = node.evict_or_empty(ctx, horizon);
             removed += n;
             if gone {
                 self.newest = None;
@@ -122,18 +122,4 @@ impl<N: Node> Top<N> {
             .next()
             .or(self.newest.as_ref().map(|(_, n)| n))
     }
-}
-
-/// Evicts from one node: the events dropped, and whether the node is now empty (to remove).
-fn evict_node<N: Node>(node: &mut N, ctx: &Ctx<'_>, horizon: i64) -> (usize, bool) {
-    if node.last_ts().is_some_and(|ts| ts < horizon) {
-        node.forget(ctx);
-        return (node.len_events(), true);
-    }
-    let removed = if node.first_ts().is_some_and(|ts| ts < horizon) {
-        node.evict(ctx, horizon)
-    } else {
-        0
-    };
-    (removed, node.is_empty())
 }
