@@ -113,7 +113,7 @@ fn offline_ids(mock: &MockTecton) -> Vec<String> {
         .unwrap()
         .into_iter()
         .map(|row| match &row.values[1] {
-            Value::String(s) => s.clone(),
+            Value::String(s) => s.to_string(),
             other => panic!("transaction_id is {other:?}"),
         })
         .collect()

@@ -51,8 +51,8 @@ fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
 
 fn event(user: usize, n: u64, ts: i64) -> Event {
     Event::new(vec![
-        Value::String(format!("user_{user}")),
-        Value::String(format!("t{n}")),
+        Value::String(format!("user_{user}").into()),
+        Value::String(format!("t{n}").into()),
         Value::String(MERCHANTS[(n % 8) as usize].into()),
         Value::Float((n % 997) as f64 + 0.25),
         Value::Int(i64::from(n.is_multiple_of(50))),
@@ -123,7 +123,7 @@ fn main() {
                 .map(|e| {
                     let v = &e.values;
                     let s = |i: usize| match &v[i] {
-                        Value::String(s) => s.clone(),
+                        Value::String(s) => s.to_string(),
                         _ => String::new(),
                     };
                     let (amt, fraud, ts) = match (&v[3], &v[4], &v[5]) {
@@ -223,7 +223,7 @@ fn trivial_loop(minutes: i64, per_second: usize, users: usize) -> (usize, Durati
                     match totals.get_mut(user.as_str()) {
                         Some(t) => *t = (t.0 + 1, t.1 + amt),
                         None => {
-                            totals.insert(user.clone(), (1, *amt));
+                            totals.insert(user.to_string(), (1, *amt));
                         }
                     }
                     count += 1;

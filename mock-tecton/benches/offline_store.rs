@@ -57,9 +57,9 @@ fn row(seq: u64) -> OfflineRow {
         ingested_at: NOW + seq as i64,
         ts,
         values: vec![
-            Value::String(format!("user-{}", mix % 5_000)),
-            Value::String(format!("txn-{seq}")),
-            Value::String(format!("merchant-{}", mix % 97)),
+            Value::String(format!("user-{}", mix % 5_000).into()),
+            Value::String(format!("txn-{seq}").into()),
+            Value::String(format!("merchant-{}", mix % 97).into()),
             Value::Float((mix % 100_000) as f64 / 100.0),
             Value::Int((mix % 2) as i64),
             Value::Timestamp(ts),

@@ -330,7 +330,10 @@ impl RecordCase {
                 (Some((Json::String(s.clone()), None)), FieldState::NotClean)
             }
             FieldCase::Valid(s) => (
-                Some((Json::String(s.clone()), Some(Value::String(s.clone())))),
+                Some((
+                    Json::String(s.clone()),
+                    Some(Value::String(s.as_str().into())),
+                )),
                 FieldState::Clean,
             ),
             other => other_field(other),

@@ -167,7 +167,7 @@ proptest! {
         }
         let rows = state.offline().rows(0).unwrap();
         let logged: Vec<String> = rows.iter().map(|r| match &r.values[1] {
-            mock_tecton::schema::Value::String(s) => s.clone(),
+            mock_tecton::schema::Value::String(s) => s.to_string(),
             other => panic!("transaction_id is a string, got {other:?}"),
         }).collect();
         let expected: Vec<String> = sent.iter().map(|(id, _, _)| id.clone()).collect();

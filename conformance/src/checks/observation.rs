@@ -308,7 +308,7 @@ impl WrittenRow {
         key_col: Option<usize>,
     ) -> Self {
         let text = |col: Option<usize>| match col.and_then(|c| row.values.get(c)) {
-            Some(Value::String(s)) => s.clone(),
+            Some(Value::String(s)) => s.to_string(),
             Some(v) => v.to_plain_json().to_string(),
             None => String::new(),
         };

@@ -112,7 +112,7 @@ pub(crate) fn log(
             .0
             .iter()
             .map(|p| match p {
-                KeyPart::Str(s) => Value::String(s.clone()),
+                KeyPart::Str(s) => Value::String(s.as_str().into()),
                 KeyPart::Int(i) => Value::Int(*i),
             })
             .collect();

@@ -347,7 +347,7 @@ mod tests {
             // splitmix64 is a bijection, so distinct i give distinct values.
             let k = splitmix64(seed ^ i as u64);
             if strings {
-                Value::String(format!("user-{k:x}"))
+                Value::String(format!("user-{k:x}").into())
             } else {
                 Value::Int(k as i64)
             }

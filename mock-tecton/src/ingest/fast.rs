@@ -395,7 +395,7 @@ impl<'de> Visitor<'de> for FieldSeed<'_> {
 
     fn visit_str<E: de::Error>(self, v: &str) -> Result<Value, E> {
         match self.ty {
-            DataType::String => Ok(Value::String(v.to_owned())),
+            DataType::String => Ok(Value::String(v.into())),
             DataType::Timestamp => parse_timestamp(v)
                 .map(Value::Timestamp)
                 .map_err(|_| aside()),
@@ -405,7 +405,7 @@ impl<'de> Visitor<'de> for FieldSeed<'_> {
 
     fn visit_string<E: de::Error>(self, v: String) -> Result<Value, E> {
         match self.ty {
-            DataType::String => Ok(Value::String(v)),
+            DataType::String => Ok(Value::String(v.into())),
             _ => self.visit_str(&v),
         }
     }

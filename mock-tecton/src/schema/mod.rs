@@ -8,6 +8,7 @@ mod timestamp;
 mod types;
 mod validate;
 
+pub use smol_str::SmolStr;
 pub use timestamp::{format_rfc3339, parse_timestamp, TimestampError};
 pub use types::{DataType, TypeError};
 pub use validate::{validate_record, Field, FieldError, Schema};
@@ -26,8 +27,8 @@ pub enum Value {
     Int(i64),
     /// A `Float64` or `Float32`.
     Float(f64),
-    /// A `String`.
-    String(String),
+    /// A `String`: inline up to 23 bytes, shared (not copied) by clones when longer.
+    String(SmolStr),
     /// A `Timestamp`, in nanoseconds since the Unix epoch.
     Timestamp(i64),
     /// An `Array`; elements may be null.
@@ -54,7 +55,7 @@ impl Value {
             Value::Bool(b) => J::Bool(*b),
             Value::Int(i) => J::String(i.to_string()),
             Value::Float(f) => float_json(*f),
-            Value::String(s) => J::String(s.clone()),
+            Value::String(s) => J::String(s.to_string()),
             Value::Timestamp(ns) => J::String(format_rfc3339(*ns)),
             Value::Array(items) | Value::Struct(items) => {
                 J::Array(items.iter().map(Value::to_serving_json).collect())

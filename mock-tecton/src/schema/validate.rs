@@ -99,7 +99,7 @@ fn convert(ty: &DataType, json: &Json) -> Result<Value, String> {
         return Ok(Value::Null);
     }
     Ok(match ty {
-        DataType::String => Value::String(json.as_str().ok_or_else(mismatch)?.to_owned()),
+        DataType::String => Value::String(json.as_str().ok_or_else(mismatch)?.into()),
         DataType::Bool => Value::Bool(json.as_bool().ok_or_else(mismatch)?),
         DataType::Int64 => Value::Int(decisions::ingest_int(json).ok_or_else(mismatch)?),
         DataType::Int32 => {

@@ -6,6 +6,7 @@
 //! in-memory tail is sharded by record sequence number; a background thread moves the tail to
 //! Parquet files.
 
+pub(crate) mod key;
 mod offline;
 mod online;
 
@@ -35,7 +36,7 @@ impl EntityKey {
         values
             .into_iter()
             .map(|v| match v {
-                Value::String(s) => Some(KeyPart::Str(s.clone())),
+                Value::String(s) => Some(KeyPart::Str(s.to_string())),
                 Value::Int(i) => Some(KeyPart::Int(*i)),
                 _ => None,
             })

@@ -14,11 +14,13 @@
 //!    CONTINUOUS and attribute views have no stateful operator: every row is written, none is late.
 
 use std::collections::{BTreeMap, HashMap};
+use std::hash::BuildHasherDefault;
 
 use crate::engine::{AggregateFunction, Partial};
 use crate::repo::{FeatureView, Repository, StreamProcessingMode, StreamSource, ViewKind};
 use crate::schema::{DataType, Value};
-use crate::store::{EntityKey, KeyPart};
+use crate::store::key::{KeyHasher, Prehashed, SlotKey};
+use crate::store::EntityKey;
 
 use super::dedup::{self, DedupState};
 use super::topic::Decoded;
@@ -278,6 +280,10 @@ pub(crate) struct Screen {
     pub verdicts: Vec<Verdict>,
     /// Deduplication keys held by this micro-batch (Spark's `numRowsUpdated` of `dedupe`).
     pub held: u64,
+    /// The rows that reach deduplication: their index, and their key with event time.
+    rows: Vec<usize>,
+    keys: Vec<(u64, i64)>,
+    duplicates: Vec<bool>,
 }
 
 impl Screen {
@@ -293,7 +299,8 @@ impl Screen {
         screen
     }
 
-    /// [`Screen::run`] into this screen's buffer.
+    /// [`Screen::run`] into this screen's buffers. Deduplication keys are computed for the whole
+    /// micro-batch first, then decided in read order in one pass over the state.
     pub(crate) fn rerun<R: Rows + ?Sized>(
         &mut self,
         spec: &QuerySpec,
@@ -303,10 +310,11 @@ impl Screen {
         let verdicts = &mut self.verdicts;
         verdicts.clear();
         verdicts.reserve(rows.count());
-        let mut held = 0;
+        self.rows.clear();
+        self.keys.clear();
+        let deduplicate = !spec.dedup_columns.is_empty();
         for i in 0..rows.count() {
-            let decoded = rows.row(i);
-            let verdict = match decoded {
+            let verdict = match rows.row(i) {
                 Err(_) => Verdict::Invalid,
                 Ok(row)
                     if !spec
@@ -316,18 +324,25 @@ impl Screen {
                 {
                     Verdict::BadKey
                 }
-                Ok(row) if !spec.dedup_columns.is_empty() => {
-                    let key = dedup::key(&spec.dedup_columns, &row.values);
-                    if dedup.check_and_hold(key, row.ts) {
-                        Verdict::Duplicate
-                    } else {
-                        held += 1;
-                        Verdict::Pass
+                Ok(row) => {
+                    if deduplicate {
+                        self.rows.push(i);
+                        self.keys
+                            .push((dedup::key(&spec.dedup_columns, &row.values), row.ts));
                     }
+                    Verdict::Pass
                 }
-                Ok(_) => Verdict::Pass,
             };
             verdicts.push(verdict);
+        }
+        dedup.check_and_hold_all(&self.keys, &mut self.duplicates);
+        let mut held = 0;
+        for (&i, &duplicate) in self.rows.iter().zip(&self.duplicates) {
+            if duplicate {
+                verdicts[i] = Verdict::Duplicate;
+            } else {
+                held += 1;
+            }
         }
         self.held = held;
     }
@@ -389,75 +404,40 @@ pub(crate) fn run_shared<R: Rows + ?Sized>(
 /// One tile's groups: each entity's partials and the last micro-batch that changed them.
 type TileGroups = HashMap<u32, (Vec<Partial>, u64), foldhash::fast::RandomState>;
 
-/// The entities a query has seen, numbered, so that a row finds its group without building an
-/// [`EntityKey`]: a row's join-key values are hashed, and the number under that hash is checked
-/// against the stored key (a hash shared by two keys sends the later ones to `spill`).
+/// The entities a query has seen, numbered in the order they came: a row's join keys are
+/// encoded and hashed once ([`SlotKey`], inline when short) and looked up, so a row finds its
+/// group without building an [`EntityKey`] or following one's pointers.
 #[derive(Debug, Clone, Default)]
 struct Entities {
-    by_hash: HashMap<u64, u32, std::hash::BuildHasherDefault<dedup::KeyHasher>>,
-    spill: HashMap<EntityKey, u32>,
-    keys: Vec<EntityKey>,
+    ids: HashMap<SlotKey, u32, BuildHasherDefault<Prehashed>>,
+    keys: Vec<SlotKey>,
+    hasher: KeyHasher,
 }
 
 impl Entities {
-    fn hash(columns: &[usize], values: &[Value]) -> u64 {
-        use std::hash::{BuildHasher as _, Hasher as _};
-        let mut h = foldhash::quality::FixedState::with_seed(0x656e_7469_7479).build_hasher();
-        for &c in columns {
-            match &values[c] {
-                Value::String(s) => {
-                    h.write_u8(0);
-                    h.write(s.as_bytes());
-                    h.write_u8(0xff);
-                }
-                Value::Int(i) => {
-                    h.write_u8(1);
-                    h.write_i64(*i);
-                }
-                _ => h.write_u8(2),
-            }
-        }
-        h.finish()
-    }
-
-    fn matches(key: &EntityKey, columns: &[usize], values: &[Value]) -> bool {
-        key.0.len() == columns.len()
-            && key
-                .0
-                .iter()
-                .zip(columns)
-                .all(|(part, &c)| match (part, &values[c]) {
-                    (KeyPart::Str(a), Value::String(b)) => a == b,
-                    (KeyPart::Int(a), Value::Int(b)) => a == b,
-                    _ => false,
-                })
-    }
-
     /// The number of the entity whose join keys are `columns` of `values`; `None` when a key is
     /// not a string or an integer.
     fn id(&mut self, columns: &[usize], values: &[Value]) -> Option<u32> {
-        let h = Self::hash(columns, values);
-        if let Some(&id) = self.by_hash.get(&h) {
-            if Self::matches(&self.keys[id as usize], columns, values) {
-                return Some(id);
-            }
-            let key = EntityKey::from_values(columns.iter().map(|&c| &values[c]))?;
-            if let Some(&id) = self.spill.get(&key) {
-                return Some(id);
-            }
-            let id = self.push(key.clone());
-            self.spill.insert(key, id);
-            return Some(id);
-        }
-        let key = EntityKey::from_values(columns.iter().map(|&c| &values[c]))?;
-        let id = self.push(key);
-        self.by_hash.insert(h, id);
-        Some(id)
+        let key = SlotKey::of_record(values, columns, &self.hasher)?;
+        Some(self.id_of(key))
     }
 
-    fn push(&mut self, key: EntityKey) -> u32 {
-        self.keys.push(key);
-        u32::try_from(self.keys.len() - 1).unwrap_or(u32::MAX)
+    fn id_of(&mut self, key: SlotKey) -> u32 {
+        if let Some(&id) = self.ids.get(&key) {
+            return id;
+        }
+        let id = u32::try_from(self.keys.len()).unwrap_or(u32::MAX);
+        self.keys.push(key.clone());
+        self.ids.insert(key, id);
+        id
+    }
+
+    /// The join keys of entity `id`.
+    fn key(&self, id: u32) -> EntityKey {
+        self.keys
+            .get(id as usize)
+            .map(SlotKey::entity_key)
+            .unwrap_or_else(|| EntityKey(Vec::new()))
     }
 
     fn len(&self) -> usize {
@@ -481,6 +461,9 @@ pub(crate) struct Query {
     tiles: BTreeMap<i64, TileGroups>,
     /// The entities of `tiles`.
     entities: Entities,
+    /// Groups a new tile is sized for (the most a tile has held): tiles of a steady stream hold
+    /// about as many entities each, and growing step by step copies the map several times.
+    tile_hint: usize,
     /// Whether outcomes list the TIME_INTERVAL rows written ([`BatchOutcome::tile_writes`]);
     /// otherwise only their number is given.
     list_tile_writes: bool,
@@ -502,6 +485,7 @@ impl Query {
             groups: 0,
             tiles: BTreeMap::new(),
             entities: Entities::default(),
+            tile_hint: 0,
             list_tile_writes: true,
             batches: 0,
             rows_read: 0,
@@ -566,8 +550,10 @@ impl Query {
         };
         let late_cutoff = self.watermark.late_cutoff(spark);
         let mut agg_stats = OperatorStats::default();
-        // Groups changed by this micro-batch, each once (its marker is the batch id).
+        // Groups changed by this micro-batch, each once (its marker is the batch id): listed
+        // when the outcome lists the rows written, else only counted.
         let mut changed: Vec<(u32, i64)> = Vec::new();
+        let mut num_changed = 0usize;
         let batch = self.batches;
         let (mut min, mut max, mut sum, mut n) = (i64::MAX, i64::MIN, 0i128, 0i128);
         out.accepted = self.spare_accepted.pop().unwrap_or_default();
@@ -629,7 +615,10 @@ impl Query {
                 let Some(entity) = self.entities.id(&self.spec.key_columns, &row.values) else {
                     continue;
                 };
-                let tile = self.tiles.entry(tile_start).or_default();
+                let hint = self.tile_hint;
+                let tile = self.tiles.entry(tile_start).or_insert_with(|| {
+                    TileGroups::with_capacity_and_hasher(hint, Default::default())
+                });
                 let (group, marker) = tile.entry(entity).or_insert_with(|| {
                     self.groups += 1;
                     let fresh = partials.iter().map(|p| Partial::new(&p.function)).collect();
@@ -637,7 +626,10 @@ impl Query {
                 });
                 if *marker != batch {
                     *marker = batch;
-                    changed.push((entity, tile_start));
+                    num_changed += 1;
+                    if self.list_tile_writes {
+                        changed.push((entity, tile_start));
+                    }
                 }
                 for (partial, column) in group.iter_mut().zip(partials) {
                     let value = self
@@ -655,21 +647,24 @@ impl Query {
             out.event_time = Some((min, max, i64::try_from(sum / n).unwrap_or(max)));
         }
         if let QueryKind::TimeInterval { interval, partials } = &self.spec.kind {
-            out.num_tile_writes = changed.len();
+            out.num_tile_writes = num_changed;
+            // A new tile is sized for as many groups as the newest one holds.
+            if let Some(newest) = self.tiles.values().next_back() {
+                self.tile_hint = self.tile_hint.max(newest.len());
+            }
             if self.list_tile_writes {
                 // Written sorted by entity, then tile.
-                let keys = &self.entities.keys;
-                changed.sort_unstable_by(|a, b| {
-                    keys[a.0 as usize]
-                        .cmp(&keys[b.0 as usize])
-                        .then(a.1.cmp(&b.1))
-                });
-                for (entity, tile_start) in changed {
+                let mut rows: Vec<(EntityKey, i64, u32)> = changed
+                    .iter()
+                    .map(|&(entity, tile)| (self.entities.key(entity), tile, entity))
+                    .collect();
+                rows.sort_unstable();
+                for (key, tile_start, entity) in rows {
                     if let Some((group, _)) =
                         self.tiles.get(&tile_start).and_then(|t| t.get(&entity))
                     {
                         out.tile_writes.push(TileWrite {
-                            key: keys[entity as usize].clone(),
+                            key,
                             tile_start,
                             tile_end: tile_start.saturating_add(*interval),
                             partials: group
@@ -715,22 +710,16 @@ impl Query {
         }
         let old = std::mem::take(&mut self.entities);
         let entities = &mut self.entities;
+        entities.hasher = old.hasher.clone();
         let mut renumbered: HashMap<u32, u32> = HashMap::new();
         for groups in self.tiles.values_mut() {
             let moved: TileGroups = groups
                 .drain()
                 .map(|(id, group)| {
                     let new = *renumbered.entry(id).or_insert_with(|| {
-                        let values: Vec<Value> = old.keys[id as usize]
-                            .0
-                            .iter()
-                            .map(|p| match p {
-                                KeyPart::Str(s) => Value::String(s.clone()),
-                                KeyPart::Int(i) => Value::Int(*i),
-                            })
-                            .collect();
-                        let columns: Vec<usize> = (0..values.len()).collect();
-                        entities.id(&columns, &values).unwrap_or(u32::MAX)
+                        old.keys
+                            .get(id as usize)
+                            .map_or(u32::MAX, |key| entities.id_of(key.clone()))
                     });
                     (new, group)
                 })
@@ -1090,9 +1079,9 @@ aggregations = [{{ column = "amt", function = "sum", window = "1h" }}]
                             }),
                             _ => Ok(Row {
                                 values: vec![
-                                    Value::String(format!("u{}", rng.next_u64() % 20)),
-                                    Value::String(format!("t{}", rng.next_u64() % 2_000)),
-                                    Value::String(format!("m{}", rng.next_u64() % 5)),
+                                    Value::String(format!("u{}", rng.next_u64() % 20).into()),
+                                    Value::String(format!("t{}", rng.next_u64() % 2_000).into()),
+                                    Value::String(format!("m{}", rng.next_u64() % 5).into()),
                                     Value::Float((rng.next_u64() % 1_000) as f64 / 10.0),
                                     Value::Int((rng.next_u64() % 2) as i64),
                                     Value::Timestamp(ts),

@@ -6,7 +6,8 @@
 //! deduplication columns get unique ids, the event time trails the arrival by under a second, or,
 //! for `late_share` of the records, by up to twice the watermark delay (so about half of those
 //! fall behind the watermark). Records are appended already decoded: the JSON round trip is the
-//! HTTP path's cost, not the engine's. One seed drives every choice.
+//! HTTP path's cost, not the engine's. One seed drives every choice; the records are generated
+//! on a thread of their own, a few thousand ahead of the engine, in the same order as ever.
 //!
 //! The engine runs only when something can be due ([`super::Streams::next_wake`]): records that
 //! arrive before then are appended without a run, which changes nothing a micro-batch reads
@@ -28,6 +29,7 @@ use crate::ingest::Event;
 use crate::repo::{Repository, StreamSource};
 use crate::schema::{DataType, Value};
 use crate::state::MockState;
+use smol_str::{format_smolstr, SmolStr, SmolStrBuilder};
 
 /// What to simulate.
 #[derive(Debug, Clone)]
@@ -94,6 +96,9 @@ pub struct Peers {
 /// Records the peers run at most.
 pub(crate) const PEER_EVENTS: u64 = 500_000;
 
+/// Records the generating thread hands over at a time.
+const HANDOVER: usize = 4_096;
+
 /// Virtual time between two runs of the engine (the default TIME_INTERVAL trigger).
 const SIM_CHUNK: i64 = crate::decisions::TIME_INTERVAL_TRIGGER;
 
@@ -147,8 +152,8 @@ enum FieldGen {
 struct Generator {
     rng: Rng,
     fields: Vec<FieldGen>,
-    users: Vec<String>,
-    merchants: Vec<String>,
+    users: Vec<SmolStr>,
+    merchants: Vec<SmolStr>,
     start: i64,
     gap: f64,
     late_share: f64,
@@ -161,6 +166,44 @@ struct Generated {
     ts: i64,
     user: u64,
     values: Vec<Value>,
+}
+
+/// A generated record ready to append: decoded for every reader of the topic, and its
+/// partition (an entity stays in one, as with a keyed Kafka producer).
+struct Produced {
+    arrival: i64,
+    partition: u32,
+    decoded: Arc<[Decoded]>,
+}
+
+impl Produced {
+    fn new(g: Generated, readers: usize, partitions: u64) -> Self {
+        let Generated {
+            arrival,
+            ts,
+            user,
+            values,
+        } = g;
+        let decoded: Arc<[Decoded]> = if readers == 1 {
+            // One allocation for the common case.
+            Arc::new([Ok(Row { values, ts })])
+        } else {
+            let mut decoded: Vec<Decoded> = Vec::with_capacity(readers);
+            for _ in 1..readers {
+                decoded.push(Ok(Row {
+                    values: values.clone(),
+                    ts,
+                }));
+            }
+            decoded.push(Ok(Row { values, ts }));
+            decoded.into()
+        };
+        Produced {
+            arrival,
+            partition: u32::try_from(user % partitions.max(1)).unwrap_or(0),
+            decoded,
+        }
+    }
 }
 
 impl Generator {
@@ -187,8 +230,10 @@ impl Generator {
             rng: Rng(sim.seed),
             fields,
             // Strings made once: the records' cost is the engine's, not the formatter's.
-            users: (0..users.min(1 << 24)).map(|u| format!("u{u}")).collect(),
-            merchants: (0..50).map(|m| format!("m{m}")).collect(),
+            users: (0..users.min(1 << 24))
+                .map(|u| format_smolstr!("u{u}"))
+                .collect(),
+            merchants: (0..50).map(|m| format_smolstr!("m{m}")).collect(),
             start: sim.start,
             gap: SECOND as f64 / sim.rate,
             late_share: sim.late_share,
@@ -218,14 +263,14 @@ impl Generator {
                     self.users
                         .get(user as usize)
                         .cloned()
-                        .unwrap_or_else(|| format!("u{user}")),
+                        .unwrap_or_else(|| format_smolstr!("u{user}")),
                 ),
                 FieldGen::Key(_) => Value::Int(user as i64),
                 FieldGen::Dedup(DataType::String) => {
-                    let mut text = String::with_capacity(12);
+                    let mut text = SmolStrBuilder::new();
                     text.push('e');
                     text.push_str(itoa::Buffer::new().format(i));
-                    Value::String(text)
+                    Value::String(text.finish())
                 }
                 FieldGen::Dedup(_) => Value::Int(i as i64),
                 FieldGen::Other(t) => {
@@ -329,42 +374,51 @@ impl Simulation {
         // run side by side) and keeps the records read but not yet released few.
         let chunk = SIM_CHUNK;
         let mut next_run = self.start;
-        for i in 0..total {
-            let Generated {
-                arrival,
-                ts,
-                user,
-                values,
-            } = gen.record(i, self.users);
-            let decoded: Arc<[Decoded]> = if readers == 1 {
-                // One allocation for the common case.
-                Arc::new([Ok(Row { values, ts })])
-            } else {
-                let mut decoded: Vec<Decoded> = Vec::with_capacity(readers);
-                for _ in 1..readers {
-                    decoded.push(Ok(Row {
-                        values: values.clone(),
-                        ts,
-                    }));
+        let users = self.users;
+        std::thread::scope(|scope| {
+            // Records are generated on a thread of their own, a few thousand ahead, while this
+            // one appends them and runs the engine.
+            let (ready, arrived) = std::sync::mpsc::sync_channel::<Vec<Produced>>(2);
+            let (recycle, spare) = std::sync::mpsc::channel::<Vec<Produced>>();
+            scope.spawn(move || {
+                let mut i = 0;
+                while i < total {
+                    let mut handover = spare
+                        .try_recv()
+                        .unwrap_or_else(|_| Vec::with_capacity(HANDOVER));
+                    while i < total && handover.len() < HANDOVER {
+                        handover.push(Produced::new(gen.record(i, users), readers, partitions));
+                        i += 1;
+                    }
+                    if ready.send(handover).is_err() {
+                        break;
+                    }
                 }
-                decoded.push(Ok(Row { values, ts }));
-                decoded.into()
-            };
-            // Entities stay in one partition, as with a keyed Kafka producer.
-            let partition = u32::try_from(user % partitions).unwrap_or(0);
-            topic.append(partition, Bytes::new(), decoded, arrival, arrival, None);
-            if arrival >= next_run {
-                state.clock.set(arrival);
-                state.run_streams();
-                state.streams.release(topic);
-                next_run = arrival + chunk;
-                peak_state = peak_state.max(state.streams.totals(index).state_rows);
-                peak_topic = peak_topic.max(topic.held() as u64);
+            });
+            let mut done = 0u64;
+            for mut handover in arrived {
+                for Produced {
+                    arrival,
+                    partition,
+                    decoded,
+                } in handover.drain(..)
+                {
+                    topic.append(partition, Bytes::new(), decoded, arrival, arrival, None);
+                    if arrival >= next_run {
+                        state.clock.set(arrival);
+                        state.run_streams();
+                        state.streams.release(topic);
+                        next_run = arrival + chunk;
+                        peak_state = peak_state.max(state.streams.totals(index).state_rows);
+                        peak_topic = peak_topic.max(topic.held() as u64);
+                    }
+                }
+                done += HANDOVER as u64;
+                tick(done.min(total), total);
+                // The generator may have finished and gone: its buffer is then just dropped.
+                let _ = recycle.send(handover);
             }
-            if i % 4096 == 0 {
-                tick(i, total);
-            }
-        }
+        });
         // Let the last triggers fire and the last writes land.
         let triggers = [
             crate::decisions::TIME_INTERVAL_TRIGGER,

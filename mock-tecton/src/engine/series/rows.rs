@@ -174,7 +174,7 @@ fn unpack(data: &[u8], at: usize) -> Value {
         Some(&STRING) => {
             let n = string_len(data, at + 1);
             let bytes = data.get(at + 5..at + 5 + n).unwrap_or(&[]);
-            Value::String(String::from_utf8_lossy(bytes).into_owned())
+            Value::String(String::from_utf8_lossy(bytes).as_ref().into())
         }
         _ => Value::Null,
     }

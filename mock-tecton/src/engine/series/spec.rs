@@ -158,10 +158,12 @@ impl SeriesSpec {
     }
 }
 
-/// Heap bytes a value owns beyond its own size (string contents at their length).
+/// Heap bytes a value owns beyond its own size (string contents at their length; a string of
+/// up to 23 bytes is inline).
 pub(crate) fn value_heap(v: &Value) -> usize {
     match v {
-        Value::String(s) => s.capacity(),
+        Value::String(s) if s.is_heap_allocated() => s.len(),
+        Value::String(_) => 0,
         Value::Array(items) | Value::Struct(items) => {
             items.capacity() * std::mem::size_of::<Value>()
                 + items.iter().map(value_heap).sum::<usize>()

@@ -835,7 +835,7 @@ fn columns(x: Option<f64>, i: Option<i64>, s: Option<u8>) -> [Value; 3] {
     [
         x.map_or(Value::Null, Value::Float),
         i.map_or(Value::Null, Value::Int),
-        s.map_or(Value::Null, |s| Value::String(format!("s{s}"))),
+        s.map_or(Value::Null, |s| Value::String(format!("s{s}").into())),
     ]
 }
 

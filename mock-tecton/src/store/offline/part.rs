@@ -357,7 +357,7 @@ fn read_field(reader: ColumnReader, ty: &DataType, n: usize) -> Result<Vec<Value
     match ty {
         DataType::String => {
             let (defs, values) = read_typed::<ByteArrayType>(reader, n, true)?;
-            with_nulls(defs, values, |b| Ok(Value::String(b.as_utf8()?.to_owned())))
+            with_nulls(defs, values, |b| Ok(Value::String(b.as_utf8()?.into())))
         }
         DataType::Array(_) | DataType::Map(_) | DataType::Struct(_) => {
             let (defs, values) = read_typed::<ByteArrayType>(reader, n, true)?;
@@ -423,7 +423,7 @@ pub(crate) fn decode_json(ty: &DataType, json: &Json) -> Result<Value, String> {
         return Ok(Value::Null);
     }
     Ok(match ty {
-        DataType::String => Value::String(json.as_str().ok_or_else(bad)?.to_owned()),
+        DataType::String => Value::String(json.as_str().ok_or_else(bad)?.into()),
         DataType::Bool => Value::Bool(json.as_bool().ok_or_else(bad)?),
         DataType::Int64 | DataType::Int32 => Value::Int(json.as_i64().ok_or_else(bad)?),
         DataType::Float64 | DataType::Float32 => Value::Float(match json.as_str() {

@@ -62,7 +62,7 @@ const JUNE_1: i64 = 1_717_200_000_000_000_000;
 fn row(seq: u64, ts: i64, with_values: bool) -> OfflineRow {
     let values = if with_values {
         vec![
-            Value::String(format!("s{seq} ✓")),
+            Value::String(format!("s{seq} ✓").into()),
             Value::Int(-(seq as i64) * 1_000_000_000_007),
             Value::Int(i64::from(i32::MIN) + seq as i64),
             Value::Float(if seq.is_multiple_of(3) {

@@ -3,12 +3,13 @@
 //! A held key is a 64-bit hash of the row's deduplication columns ([`key`]) with the event time
 //! of the row that put it there, in whole milliseconds rounded up; it is let go once that time is
 //! at or before the watermark applied at the end of a micro-batch. Under Tecton's default 24 h
-//! watermark at 1k records/s a query holds about 86 million keys, so a key costs 13 bytes of
-//! table and 2 of time index, and nothing is rewritten to let keys go:
+//! watermark at 1k records/s a query holds about 86 million keys, so a key costs 12 bytes of
+//! table (in a table at most 70% full, [`table`]) and 2 of time index, every probe misses the
+//! cache (a micro-batch's probes are started ahead, [`DedupState::check_and_hold_all`]), and
+//! nothing is rewritten to let keys go:
 //!
 //! - eviction is lazy: a key whose time is at or before the last applied cut-off counts as gone
-//!   and is overwritten if its columns come back; the table is swept of such keys when it would
-//!   otherwise grow;
+//!   and its slot is reused; the table is rebuilt without such keys when it fills;
 //! - a key that is already at or before that cut-off when it arrives still catches duplicates in
 //!   its own micro-batch (Spark evicts at the end of the batch), so it is held until then;
 //! - `times` counts held keys per millisecond (bucketed by second, two bytes a key), so Spark's
@@ -17,12 +18,16 @@
 //! Two different keys share a hash with probability about n²/2⁶⁵ (1 in 5,000 for 86 million
 //! keys), which would drop one record as a false duplicate.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
-use std::hash::{BuildHasher as _, BuildHasherDefault, Hash, Hasher};
+use std::collections::{BTreeMap, HashMap};
+use std::hash::{BuildHasher as _, BuildHasherDefault, Hasher};
 
 use crate::schema::Value;
 
 use super::watermark::MILLISECOND;
+
+mod table;
+
+use table::{KeyTable, Probe};
 
 /// The deduplication key of a row: a 64-bit hash of its deduplication columns, the same in every
 /// run.
@@ -48,32 +53,7 @@ pub(crate) fn key(columns: &[usize], values: &[Value]) -> u64 {
     h.finish()
 }
 
-/// A held key in the table: its hash and its time (ms after the table's base), packed to 12
-/// bytes.
-#[derive(Clone, Copy)]
-#[repr(C, packed(4))]
-struct Held {
-    key: u64,
-    ms: u32,
-}
-
-impl PartialEq for Held {
-    fn eq(&self, other: &Self) -> bool {
-        let (a, b) = (self.key, other.key);
-        a == b
-    }
-}
-
-impl Eq for Held {}
-
-impl Hash for Held {
-    fn hash<H: Hasher>(&self, state: &mut H) {
-        let k = self.key;
-        state.write_u64(k);
-    }
-}
-
-/// Keys are hashes already: the table uses them as they are.
+/// Keys are hashes already: a map keyed by them uses them as they are.
 #[derive(Default)]
 pub(crate) struct KeyHasher(u64);
 
@@ -93,10 +73,16 @@ impl Hasher for KeyHasher {
     }
 }
 
-type KeyTable = HashSet<Held, BuildHasherDefault<KeyHasher>>;
-
 /// Marks a key held only until the end of the running micro-batch.
 const DOOMED: u32 = u32::MAX;
+
+/// Marks a key let go before its time would say so (a doomed key at the end of its batch, or a
+/// key moved to `far`).
+const LET_GO: u32 = u32::MAX - 1;
+
+/// Keys whose table reads [`DedupState::check_and_hold_all`] starts together: as many cache
+/// misses as a core keeps in flight, fewer than its reorder window holds.
+const TOUCHED: usize = 16;
 
 /// One query's held deduplication keys.
 #[derive(Clone, Default)]
@@ -132,6 +118,13 @@ fn ceil_ms(ts: i64) -> i64 {
     -(-ts).div_euclid(MILLISECOND)
 }
 
+/// Whether a table time stands for a key still held, given the table's base and the last
+/// applied cut-off.
+fn holds(ms: u32, base: Option<i64>, applied: Option<i64>) -> bool {
+    ms == DOOMED
+        || (ms != LET_GO && base.is_some_and(|b| applied.is_none_or(|a| b + i64::from(ms) > a)))
+}
+
 impl DedupState {
     /// Keys held now.
     pub(crate) fn len(&self) -> usize {
@@ -141,56 +134,51 @@ impl DedupState {
     /// Makes room for `keys` more keys at once (a simulation knows how many its watermark holds),
     /// so the table does not grow step by step.
     pub(crate) fn reserve(&mut self, keys: usize) {
-        self.held.reserve(keys);
-    }
-
-    fn live(&self, ms: i64) -> bool {
-        self.applied.is_none_or(|a| ms > a)
-    }
-
-    /// The time (ms) a held key was stored with, `None` when it is not held.
-    fn lookup(&self, key: u64) -> Option<bool> {
-        let probe = Held { key, ms: 0 };
-        if let Some(h) = self.held.get(&probe) {
-            let ms = h.ms;
-            return Some(ms == DOOMED || self.base.is_some_and(|b| self.live(b + i64::from(ms))));
-        }
-        if self.far.is_empty() {
-            return None;
-        }
-        self.far
-            .get(&key)
-            .map(|&ms| ms == i64::MAX || self.live(ms))
+        let (base, applied) = (self.base, self.applied);
+        let extra = self.held.used() + keys;
+        self.held.reserve(extra, |ms| !holds(ms, base, applied));
     }
 
     /// Whether `key` is held (the row is a duplicate); if not, holds it with event time `ts`.
     pub(crate) fn check_and_hold(&mut self, key: u64, ts: i64) -> bool {
-        if self.lookup(key) == Some(true) {
+        let (base, applied) = (self.base, self.applied);
+        if !self.held.fits(1) {
+            // Dead keys leave; the table grows when that frees less than half.
+            self.held.rebuild(1, |ms| !holds(ms, base, applied));
+        }
+        let probe = self.held.probe(key, |ms| !holds(ms, base, applied));
+        let live_far = |far: &HashMap<u64, i64, _>| {
+            far.get(&key)
+                .is_some_and(|&ms| ms == i64::MAX || applied.is_none_or(|a| ms > a))
+        };
+        if let Probe::Found(_, ms) = probe {
+            if holds(ms, base, applied) {
+                return true;
+            }
+        }
+        if !self.far.is_empty() && live_far(&self.far) {
             return true;
         }
         let ms = ceil_ms(ts);
-        let doomed = self.applied.is_some_and(|a| ms <= a);
+        let doomed = applied.is_some_and(|a| ms <= a);
         let base = *self.base.get_or_insert(ms - (1 << 31));
-        let rel = ms - base;
-        if self.held.len() >= self.held.capacity() {
-            self.sweep();
-        }
         let stored = if doomed {
             Some(DOOMED)
         } else {
-            u32::try_from(rel).ok().filter(|&r| r < DOOMED)
+            u32::try_from(ms - base).ok().filter(|&r| r < LET_GO)
         };
-        match stored {
-            Some(ms) => {
-                self.held.replace(Held { key, ms });
-                if !self.far.is_empty() {
-                    self.far.remove(&key);
+        match (stored, probe) {
+            (Some(t), Probe::Found(i, _)) => self.held.set(i, t),
+            (Some(t), Probe::Vacant(i)) => self.held.put(i, key, t),
+            (None, found) => {
+                if let Probe::Found(i, _) = found {
+                    self.held.set(i, LET_GO);
                 }
-            }
-            None => {
-                self.held.remove(&Held { key, ms: 0 });
                 self.far.insert(key, ms);
             }
+        }
+        if stored.is_some() && !self.far.is_empty() {
+            self.far.remove(&key);
         }
         if doomed {
             self.doomed.push(key);
@@ -203,19 +191,22 @@ impl DedupState {
         false
     }
 
-    /// Drops let-go keys from the table; grows it when that frees less than half.
-    fn sweep(&mut self) {
-        let (base, applied) = (self.base.unwrap_or(0), self.applied);
-        let live = |ms: i64| applied.is_none_or(|a| ms > a);
-        self.held.retain(|h| {
-            let ms = h.ms;
-            ms == DOOMED || live(base + i64::from(ms))
-        });
-        self.far.retain(|_, ms| *ms == i64::MAX || live(*ms));
-        let cap = self.held.capacity();
-        if self.held.len() >= cap / 2 {
-            self.held.reserve(cap.max(16));
+    /// [`DedupState::check_and_hold`] for each `(key, ts)` in order, each decision in
+    /// `duplicates`. Keys are taken [`TOUCHED`] at a time: the table reads of all of them are
+    /// started together, so their cache misses overlap, and then they are decided in order.
+    pub(crate) fn check_and_hold_all(&mut self, keys: &[(u64, i64)], duplicates: &mut Vec<bool>) {
+        duplicates.clear();
+        duplicates.reserve(keys.len());
+        let mut touched = 0u64;
+        for chunk in keys.chunks(TOUCHED) {
+            for &(key, _) in chunk {
+                touched ^= self.held.touch(key);
+            }
+            for &(key, ts) in chunk {
+                duplicates.push(self.check_and_hold(key, ts));
+            }
         }
+        std::hint::black_box(touched);
     }
 
     /// Ends a micro-batch: lets go of every key whose time is at or before `cutoff` (ns, whole
@@ -240,11 +231,12 @@ impl DedupState {
         self.len -= usize::try_from(removed).unwrap_or(0).min(self.len);
         self.applied = Some(self.applied.map_or(cut, |a| a.max(cut)));
         for key in std::mem::take(&mut self.doomed) {
-            let probe = Held { key, ms: 0 };
-            if self.held.get(&probe).is_some_and(|h| h.ms == DOOMED) {
-                self.held.remove(&probe);
-            } else if self.far.get(&key) == Some(&i64::MAX) {
-                self.far.remove(&key);
+            match self.held.probe(key, |_| false) {
+                Probe::Found(i, DOOMED) => self.held.set(i, LET_GO),
+                _ if self.far.get(&key) == Some(&i64::MAX) => {
+                    self.far.remove(&key);
+                }
+                _ => {}
             }
         }
         removed
@@ -254,6 +246,7 @@ impl DedupState {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
 
     const S: i64 = crate::duration::SECOND;
 
@@ -310,5 +303,95 @@ mod tests {
             !d.check_and_hold(8, 0),
             "the far key was let go by the first cut-off"
         );
+    }
+
+    /// What a deduplication state must answer, kept the plain way: every key with its time,
+    /// nothing lazy, no table.
+    #[derive(Default)]
+    struct Model {
+        keys: HashMap<u64, (i64, bool)>,
+        times: Vec<i64>,
+        applied: Option<i64>,
+    }
+
+    impl Model {
+        fn check_and_hold(&mut self, key: u64, ts: i64) -> bool {
+            let applied = self.applied;
+            if let Some(&(ms, doomed)) = self.keys.get(&key) {
+                if doomed || applied.is_none_or(|a| ms > a) {
+                    return true;
+                }
+            }
+            let ms = ceil_ms(ts);
+            self.keys
+                .insert(key, (ms, applied.is_some_and(|a| ms <= a)));
+            self.times.push(ms);
+            false
+        }
+
+        fn evict(&mut self, cutoff: i64) -> u64 {
+            let cut = cutoff.div_euclid(MILLISECOND);
+            let before = self.times.len();
+            self.times.retain(|&t| t > cut);
+            self.applied = Some(self.applied.map_or(cut, |a| a.max(cut)));
+            for (_, doomed) in self.keys.values_mut() {
+                *doomed = false;
+            }
+            (before - self.times.len()) as u64
+        }
+    }
+
+    #[derive(Debug, Clone)]
+    enum Op {
+        Check(u64, i64),
+        CheckAll(Vec<(u64, i64)>),
+        Evict(i64),
+        Reserve(usize),
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        let day = 86_400 * S;
+        // Few keys, so duplicates and let-go keys coming back are common (from 2: the table
+        // stores key 0 as 1); now and then a time far from the rest.
+        let time = prop_oneof![
+            8 => 0..120 * S,
+            1 => (-3_000 * day)..(3_000 * day),
+        ];
+        let check = (2..66u64, time);
+        prop_oneof![
+            6 => check.clone().prop_map(|(k, t)| Op::Check(k, t)),
+            2 => proptest::collection::vec(check, 0..40).prop_map(Op::CheckAll),
+            2 => (0..130 * S).prop_map(Op::Evict),
+            1 => (0..200usize).prop_map(Op::Reserve),
+        ]
+    }
+
+    proptest! {
+        #[test]
+        fn answers_as_the_plain_model_does(ops in proptest::collection::vec(op(), 1..300)) {
+            let mut state = DedupState::default();
+            let mut model = Model::default();
+            let mut duplicates = Vec::new();
+            for (n, op) in ops.iter().enumerate() {
+                match op {
+                    Op::Check(k, t) => prop_assert_eq!(
+                        state.check_and_hold(*k, *t),
+                        model.check_and_hold(*k, *t),
+                        "op {}: {:?}", n, op
+                    ),
+                    Op::CheckAll(keys) => {
+                        state.check_and_hold_all(keys, &mut duplicates);
+                        let expected: Vec<bool> =
+                            keys.iter().map(|&(k, t)| model.check_and_hold(k, t)).collect();
+                        prop_assert_eq!(&duplicates, &expected, "op {}", n);
+                    }
+                    Op::Evict(c) => {
+                        prop_assert_eq!(state.evict(*c), model.evict(*c), "op {}", n);
+                    }
+                    Op::Reserve(k) => state.reserve(*k),
+                }
+                prop_assert_eq!(state.len(), model.times.len(), "op {}", n);
+            }
+        }
     }
 }
