@@ -894,6 +894,45 @@ aggregations = [{{ column = "amt", function = "sum", window = "1h" }}]
     }
 
     #[test]
+    fn entities_let_go_with_their_tiles_leave_the_numbering_and_the_rest_keep_their_totals() {
+        let (mut q, _) = queries("10m", false);
+        // 10,000 one-off entities and one that stays, in the first tile.
+        let mut rows: Vec<Decoded> = (0..10_000)
+            .map(|u| row(&format!("once{u}"), "x", 1.0, 1))
+            .collect();
+        rows.push(row("stays", "a", 2.0, 2));
+        run(&mut q, &rows, SparkVersion::V3_4);
+        assert_eq!(q.entities.len(), 10_001);
+        // "stays" writes in later tiles; the watermark (max minus 10 minutes, applied from the
+        // next batch) moves to 12:05, then to 12:30, past the first two tiles.
+        run(&mut q, &[row("stays", "b", 3.0, 15)], SparkVersion::V3_4);
+        run(&mut q, &[row("stays", "c", 4.0, 40)], SparkVersion::V3_4);
+        let out = run(&mut q, &[row("stays", "d", 5.0, 41)], SparkVersion::V3_4);
+        assert_eq!(
+            out.aggregation.map(|a| a.num_rows_removed),
+            Some(10_002),
+            "the groups of the tiles at 12:00 and 12:10 leave"
+        );
+        assert_eq!(
+            q.entities.len(),
+            1,
+            "entities of evicted tiles are forgotten"
+        );
+        // The renumbered entity still finds its tile: its running total goes on.
+        let out = run(&mut q, &[row("stays", "e", 6.0, 42)], SparkVersion::V3_4);
+        assert_eq!(out.tile_writes.len(), 1);
+        assert_eq!(
+            out.tile_writes[0].key,
+            EntityKey(vec![crate::store::KeyPart::Str("stays".into())])
+        );
+        assert_eq!(
+            out.tile_writes[0].partials,
+            vec![Value::Float(15.0), Value::Int(3)],
+            "4 + 5 + 6 in the tile at 12:40"
+        );
+    }
+
+    #[test]
     fn the_watermark_is_the_previous_batches_max_minus_the_delay() {
         let (mut q, _) = queries("10m", false);
         let out = run(

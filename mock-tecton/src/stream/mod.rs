@@ -203,11 +203,10 @@ struct LiveGroup {
     /// Record buffers of applied micro-batches, reused by the next ones (a micro-batch of a
     /// 30 s trigger at 1k records/s reads megabytes).
     spare: Vec<Vec<TopicRecord>>,
-    /// Record buffers of applied micro-batches not emptied yet: a group may run on a thread of
-    /// its own, and the records are dropped on the thread that runs the source
-    /// ([`LiveGroup::release_spent`]), which allocated them. Freed there, their memory is
-    /// reused by the next records at once; freed on another thread, the allocator handed it
-    /// back late and the producer kept touching fresh pages.
+    /// Record buffers of applied micro-batches not emptied yet: a group may run on a
+    /// short-lived thread of its own, and the records are dropped on the thread that runs the
+    /// source ([`LiveGroup::release_spent`]), which lives on. Freed on the group's thread, their
+    /// memory came back to the allocator late and the producer kept touching fresh pages.
     spent: Vec<Vec<TopicRecord>>,
     /// The verdicts of the last micro-batch, their buffer reused.
     screen: microbatch::Screen,
