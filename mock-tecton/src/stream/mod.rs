@@ -6,6 +6,7 @@
 //! - `watermark`: Spark's event-time watermark and its late-row rules (3.4 and 3.3);
 //! - `microbatch`: one feature view's query: dedup, watermark, tiles, what a batch writes;
 //! - `progress`: Spark-shaped progress and the freshness histogram;
+//! - `pipeline`: a source's groups on threads of their own for a run fed in time order;
 //! - [`replay`]: micro-batches read from a file, for people and for checks.
 //!
 //! Each feature view reading a stream source is one streaming query, as in Tecton (one Spark job
@@ -16,6 +17,7 @@
 pub(crate) mod dedup;
 pub(crate) mod http;
 pub(crate) mod microbatch;
+mod pipeline;
 pub(crate) mod progress;
 pub mod replay;
 pub mod simulate;
@@ -203,10 +205,11 @@ struct LiveGroup {
     /// Record buffers of applied micro-batches, reused by the next ones (a micro-batch of a
     /// 30 s trigger at 1k records/s reads megabytes).
     spare: Vec<Vec<TopicRecord>>,
-    /// Record buffers of applied micro-batches not emptied yet: a group may run on a
-    /// short-lived thread of its own, and the records are dropped on the thread that runs the
-    /// source ([`LiveGroup::release_spent`]), which lives on. Freed on the group's thread, their
-    /// memory came back to the allocator late and the producer kept touching fresh pages.
+    /// Record buffers of applied micro-batches not emptied yet: a tick may run a group on a
+    /// short-lived thread of its own, and the records are then dropped on the thread that runs
+    /// the source ([`LiveGroup::release_spent`]), which lives on. Freed on the short-lived
+    /// thread, their memory came back to the allocator late and the producer kept touching
+    /// fresh pages. A [`pipeline`] group's thread lives for the run and drops them itself.
     spent: Vec<Vec<TopicRecord>>,
     /// The verdicts of the last micro-batch, their buffer reused.
     screen: microbatch::Screen,
@@ -261,7 +264,7 @@ impl Journal {
     }
 }
 
-/// One stream source's queries, their groups and the journal.
+/// One stream source's queries, their groups and what their runs left.
 #[derive(Debug)]
 struct SourceStream {
     source: usize,
@@ -270,9 +273,16 @@ struct SourceStream {
     reader: usize,
     queries: Vec<LiveQuery>,
     groups: Vec<LiveGroup>,
+    out: Outputs,
+}
+
+/// What a source keeps of its groups' runs: the journal, and how far the offline store holds
+/// the topic.
+#[derive(Debug, Default)]
+struct Outputs {
+    journal: Journal,
     /// Per partition: records before this offset are in the offline store.
     offline_next: Vec<u64>,
-    journal: Journal,
 }
 
 /// Unread records above which the groups of a source run their micro-batches on threads of
@@ -382,19 +392,7 @@ impl Streams {
     fn release_read(&self, topic: &Topic, readers: &[usize]) {
         let mut min: Vec<u64> = topic.end_offsets();
         for &r in readers {
-            let s = self.lock(r);
-            for g in &s.groups {
-                for (m, o) in min.iter_mut().zip(&g.offsets) {
-                    *m = (*m).min(*o);
-                }
-                // Partitions a query has not seen yet are unread.
-                for m in min.iter_mut().skip(g.offsets.len()) {
-                    *m = 0;
-                }
-            }
-            for (m, o) in min.iter_mut().zip(&s.offline_next) {
-                *m = (*m).min(*o);
-            }
+            self.lock(r).lower_to_unread(&mut min);
         }
         for (p, &o) in min.iter().enumerate() {
             topic.release(u32::try_from(p).unwrap_or(u32::MAX), o);
@@ -413,33 +411,6 @@ impl Streams {
                     .iter()
                     .filter_map(|q| q.pending.front().map(|p| p.visible_at));
                 batches.chain(writes).min()
-            })
-            .min()
-    }
-
-    /// A time before which nothing can be due, even if records are appended meanwhile: the
-    /// earliest of [`Streams::next_due`] and, for each query that has read everything, the first
-    /// time it could start a micro-batch. A simulation appends records up to it without running
-    /// the engine.
-    pub fn next_wake(&self) -> Option<i64> {
-        (0..self.sources.len())
-            .filter_map(|i| {
-                let mut s = self.lock(i);
-                let topic = &self.topics[s.topic];
-                let batches: Option<i64> = s
-                    .groups
-                    .iter_mut()
-                    .map(|g| {
-                        g.next_attempt_cached(topic)
-                            .unwrap_or_else(|| g.first_try())
-                    })
-                    .min();
-                let writes = s
-                    .queries
-                    .iter()
-                    .filter_map(|q| q.pending.front().map(|p| p.visible_at))
-                    .min();
-                batches.into_iter().chain(writes).min()
             })
             .min()
     }
@@ -537,12 +508,13 @@ impl Streams {
             })
             .collect();
         let recent_drops: Vec<Json> = s
+            .out
             .journal
             .entries
             .iter()
             .filter(|e| e.dropped.is_some())
             .rev()
-            .take(recent.max(1) * 10)
+            .take(recent.max(1).saturating_mul(10))
             .map(|e| e.to_json(repo))
             .collect();
         json!({
@@ -563,11 +535,11 @@ impl Streams {
     /// One source's journal: the newest `limit` per-event entries, oldest first.
     pub fn journal(&self, repo: &Repository, source: usize, limit: usize) -> Json {
         let s = self.lock(source);
-        let skip = s.journal.entries.len().saturating_sub(limit);
+        let skip = s.out.journal.entries.len().saturating_sub(limit);
         json!({
             "source": s.name,
-            "let_go": s.journal.let_go,
-            "entries": s.journal.entries.iter().skip(skip).map(|e| e.to_json(repo)).collect::<Vec<_>>(),
+            "let_go": s.out.journal.let_go,
+            "entries": s.out.journal.entries.iter().skip(skip).map(|e| e.to_json(repo)).collect::<Vec<_>>(),
         })
     }
 
@@ -779,8 +751,7 @@ impl SourceStream {
             reader,
             queries,
             groups,
-            offline_next: Vec::new(),
-            journal: Journal::default(),
+            out: Outputs::default(),
         }
     }
 
@@ -830,12 +801,14 @@ impl SourceStream {
                 let handles: Vec<_> = work
                     .map(|(g, mut m)| {
                         scope.spawn(move || {
-                            g.run_due(&mut m, state, topic, config, reader, now, wall)
+                            g.run_due(&mut m, state, topic, config, reader, now, i64::MAX, wall)
                         })
                     })
                     .collect();
                 let mut runs: Vec<GroupRun> = first
-                    .map(|(g, mut m)| g.run_due(&mut m, state, topic, config, reader, now, wall))
+                    .map(|(g, mut m)| {
+                        g.run_due(&mut m, state, topic, config, reader, now, i64::MAX, wall)
+                    })
                     .into_iter()
                     .collect();
                 runs.extend(
@@ -846,25 +819,72 @@ impl SourceStream {
                 runs
             })
         } else {
-            work.map(|(g, mut m)| g.run_due(&mut m, state, topic, config, reader, now, wall))
-                .collect()
+            work.map(|(g, mut m)| {
+                g.run_due(&mut m, state, topic, config, reader, now, i64::MAX, wall)
+            })
+            .collect()
         };
-        for (g, mut run) in (0..self.groups.len()).zip(runs) {
-            self.groups[g].release_spent();
-            self.journal.append(config.journal_events, &mut run.journal);
-            self.groups[g].journal = run.journal;
-            if config.offline {
-                for records in &run.batches {
-                    self.write_offline(state, records);
-                }
+        for (g, run) in self.groups.iter_mut().zip(runs) {
+            g.release_spent();
+            g.journal = self.out.take(state, config, self.source, self.reader, run);
+        }
+    }
+
+    /// Lowers `floor` (per partition) to the first offset this source still needs: what a
+    /// group has not read, or the offline store does not hold yet.
+    fn lower_to_unread(&self, floor: &mut [u64]) {
+        lower_to_unread(floor, self.groups.iter().map(|g| &g.offsets[..]), &self.out);
+    }
+}
+
+/// Lowers `floor` (per partition) to the first offset a source's groups (at `offsets`) and its
+/// offline store still need.
+fn lower_to_unread<'a>(floor: &mut [u64], offsets: impl Iterator<Item = &'a [u64]>, out: &Outputs) {
+    for offsets in offsets {
+        for (m, o) in floor.iter_mut().zip(offsets) {
+            *m = (*m).min(*o);
+        }
+        // Partitions a query has not seen yet are unread.
+        for m in floor.iter_mut().skip(offsets.len()) {
+            *m = 0;
+        }
+    }
+    for (m, o) in floor.iter_mut().zip(&out.offline_next) {
+        *m = (*m).min(*o);
+    }
+}
+
+impl Outputs {
+    /// Keeps what one group's run left: its journal entries after the source's, its
+    /// micro-batches' records in the offline store. Returns the run's journal buffer, emptied,
+    /// for the group's next run.
+    fn take(
+        &mut self,
+        state: &MockState,
+        config: &StreamConfig,
+        source: usize,
+        reader: usize,
+        mut run: GroupRun,
+    ) -> Journal {
+        self.journal.append(config.journal_events, &mut run.journal);
+        if config.offline {
+            for records in &run.batches {
+                self.write_offline(state, source, reader, records);
             }
         }
+        run.journal
     }
 
     /// The batch source of a stream holds every valid record, dropped or not: append each record
     /// once, when the first query reads it.
-    fn write_offline(&mut self, state: &MockState, records: &[TopicRecord]) {
-        let index = state.repo.push_sources.len() + self.source;
+    fn write_offline(
+        &mut self,
+        state: &MockState,
+        source: usize,
+        reader: usize,
+        records: &[TopicRecord],
+    ) {
+        let index = state.repo.push_sources.len() + source;
         for rec in records {
             let p = rec.partition as usize;
             if self.offline_next.len() <= p {
@@ -874,7 +894,7 @@ impl SourceStream {
                 continue;
             }
             self.offline_next[p] = rec.offset + 1;
-            if let Some(Ok(row)) = rec.decoded.get(self.reader) {
+            if let Some(Ok(row)) = rec.decoded.get(reader) {
                 let seq = state.record_seq.fetch_add(1, Ordering::Relaxed);
                 state.offline.append(
                     index,
@@ -938,19 +958,27 @@ impl LiveGroup {
     }
 
     /// [`LiveGroup::next_attempt`], skipping the partition scan when nothing is unread or the
-    /// answer is known.
-    fn next_attempt_cached(&mut self, topic: &Topic) -> Option<i64> {
+    /// answer is known. Records appended at or before `horizon` are all in the topic; later ones
+    /// may be arriving meanwhile (a [`pipeline`] feeds the topic while groups run), so only an
+    /// answer within the horizon is kept: one partition may show a later record before another
+    /// shows an earlier one.
+    fn next_attempt_cached(&mut self, topic: &Topic, horizon: i64) -> Option<i64> {
         if self.consumed >= topic.appended() {
             return None;
         }
         if self.next_try.is_none() {
-            self.next_try = self.next_attempt(topic);
+            let next = self.next_attempt(topic);
+            if next.is_none_or(|t| t > horizon) {
+                return next;
+            }
+            self.next_try = next;
         }
         self.next_try
     }
 
     /// Runs the group's micro-batches due by `now`, each after applying the writes completed by
-    /// its start, then applies the writes completed by `now`.
+    /// its start, then applies the writes completed by `now`. Every record appended at or before
+    /// `horizon` (at least `now`) is in the topic.
     #[allow(clippy::too_many_arguments)]
     fn run_due(
         &mut self,
@@ -960,6 +988,7 @@ impl LiveGroup {
         config: &StreamConfig,
         reader: usize,
         now: i64,
+        horizon: i64,
         wall: bool,
     ) -> GroupRun {
         let mut run = GroupRun {
@@ -970,7 +999,7 @@ impl LiveGroup {
         loop {
             // Writes of completed batches become servable first; when no batch is due any
             // more, that is everything visible by `now`.
-            let next = self.next_attempt_cached(topic);
+            let next = self.next_attempt_cached(topic, horizon);
             let apply_until = next.filter(|&t| t <= now).unwrap_or(now);
             for q in members.iter_mut() {
                 q.apply(
@@ -1015,11 +1044,11 @@ impl LiveGroup {
         }
     }
 
-    /// Drops the records of applied micro-batches, on the caller's thread (the source's), and
-    /// keeps two of their buffers for the next micro-batches.
+    /// Drops the records of applied micro-batches, on the caller's thread (one that lives on),
+    /// and keeps two of their buffers for the next micro-batches.
     fn release_spent(&mut self) {
         for mut records in self.spent.drain(..) {
-            records.clear();
+            topic::free(&mut records);
             if self.spare.len() < 2 {
                 self.spare.push(records);
             }

@@ -9,12 +9,14 @@
 //! HTTP path's cost, not the engine's. One seed drives every choice; the records are generated
 //! on a thread of their own, a few thousand ahead of the engine, in the same order as ever.
 //!
-//! The engine runs only when something can be due ([`super::Streams::next_wake`]): records that
-//! arrive before then are appended without a run, which changes nothing a micro-batch reads
-//! (it reads what was appended by its start). Two peers are timed in the same run on the first
-//! records, so speeds can be compared on a busy machine: generating the records alone, and
-//! applying them through the in-process ingest path ([`MockState::apply_events`]) when a push
-//! source has the stream source's schema.
+//! The engine runs once per 30 s of simulated time and catches up every micro-batch due by
+//! then: a micro-batch reads what was appended by its start, so when it runs changes nothing it
+//! reads. The source's groups run on threads of their own while the next records are appended
+//! (the stream engine's `pipeline` module), with the figures of a run tick by tick.
+//!
+//! Two peers are timed in the same run on the first records, so speeds can be compared on a
+//! busy machine: generating the records alone, and applying them through the in-process ingest
+//! path ([`MockState::apply_events`]) when a push source has the stream source's schema.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -340,6 +342,9 @@ impl Simulation {
                     .collect()
             })
             .unwrap_or_default();
+        let total = (self.rate * self.duration as f64 / SECOND as f64).round() as u64;
+        // Before the run: after it, the allocator is still giving back the run's gigabytes.
+        let peers = self.peers(repo, &source, &key_fields, total.min(PEER_EVENTS));
         let state = MockState::new(
             &Config::new(repo.clone())
                 .virtual_clock(self.start)
@@ -351,7 +356,6 @@ impl Simulation {
             .ok_or_else(|| SimError::NoTopic(source.topic.clone()))?;
         let readers = topic.readers().len();
         let partitions = u64::from(topic.partition_count());
-        let total = (self.rate * self.duration as f64 / SECOND as f64).round() as u64;
         if !source.deduplication_columns.is_empty() {
             // Every key stays held for the watermark delay: size the tables once.
             let held = if source.watermark_delay_threshold > 0 {
@@ -367,58 +371,69 @@ impl Simulation {
         let mut gen = Generator::new(self, &source, &key_fields);
         let began = Instant::now();
         let cpu_before = process_cpu();
-        let (mut peak_state, mut peak_topic) = (0u64, 0u64);
         // The engine runs once per chunk of virtual time: each group then runs every micro-batch
         // due by then, each reading what was appended by its own start, exactly as if it had
-        // run at that start. A chunk gives every group a full micro-batch to work on (so groups
-        // run side by side) and keeps the records read but not yet released few.
+        // run at that start. A chunk gives every group a full micro-batch to work on, and the
+        // groups run on threads of their own while the next chunk's records are appended.
         let chunk = SIM_CHUNK;
-        let mut next_run = self.start;
         let users = self.users;
-        std::thread::scope(|scope| {
-            // Records are generated on a thread of their own, a few thousand ahead, while this
-            // one appends them and runs the engine.
-            let (ready, arrived) = std::sync::mpsc::sync_channel::<Vec<Produced>>(2);
-            let (recycle, spare) = std::sync::mpsc::channel::<Vec<Produced>>();
-            scope.spawn(move || {
-                let mut i = 0;
-                while i < total {
-                    let mut handover = spare
-                        .try_recv()
-                        .unwrap_or_else(|_| Vec::with_capacity(HANDOVER));
-                    while i < total && handover.len() < HANDOVER {
-                        handover.push(Produced::new(gen.record(i, users), readers, partitions));
-                        i += 1;
+        let piped = state.streams.pipelined(&state, index, |pipe| {
+            let mut peak_topic = 0u64;
+            let mut next_run = self.start;
+            // A run at this time, waiting for the first record after it: a run may start
+            // once every record appended by its time is in the topic.
+            let mut due: Option<i64> = None;
+            std::thread::scope(|scope| {
+                // Records are generated on a thread of their own, a few thousand ahead, while
+                // this one appends them and feeds the engine.
+                let (ready, arrived) = std::sync::mpsc::sync_channel::<Vec<Produced>>(2);
+                let (recycle, spare) = std::sync::mpsc::channel::<Vec<Produced>>();
+                scope.spawn(move || {
+                    let mut i = 0;
+                    while i < total {
+                        let mut handover = spare
+                            .try_recv()
+                            .unwrap_or_else(|_| Vec::with_capacity(HANDOVER));
+                        while i < total && handover.len() < HANDOVER {
+                            handover.push(Produced::new(gen.record(i, users), readers, partitions));
+                            i += 1;
+                        }
+                        if ready.send(handover).is_err() {
+                            break;
+                        }
                     }
-                    if ready.send(handover).is_err() {
-                        break;
+                });
+                let mut done = 0u64;
+                for mut handover in arrived {
+                    for Produced {
+                        arrival,
+                        partition,
+                        decoded,
+                    } in handover.drain(..)
+                    {
+                        if let Some(at) = due.filter(|&at| arrival > at) {
+                            pipe.run(at);
+                            due = None;
+                            peak_topic = peak_topic.max(topic.held() as u64);
+                        }
+                        topic.append(partition, Bytes::new(), decoded, arrival, arrival, None);
+                        if arrival >= next_run {
+                            due = Some(arrival);
+                            next_run = arrival + chunk;
+                        }
                     }
+                    done += HANDOVER as u64;
+                    tick(done.min(total), total);
+                    // The generator may have finished and gone: its buffer is then just dropped.
+                    let _ = recycle.send(handover);
                 }
             });
-            let mut done = 0u64;
-            for mut handover in arrived {
-                for Produced {
-                    arrival,
-                    partition,
-                    decoded,
-                } in handover.drain(..)
-                {
-                    topic.append(partition, Bytes::new(), decoded, arrival, arrival, None);
-                    if arrival >= next_run {
-                        state.clock.set(arrival);
-                        state.run_streams();
-                        state.streams.release(topic);
-                        next_run = arrival + chunk;
-                        peak_state = peak_state.max(state.streams.totals(index).state_rows);
-                        peak_topic = peak_topic.max(topic.held() as u64);
-                    }
-                }
-                done += HANDOVER as u64;
-                tick(done.min(total), total);
-                // The generator may have finished and gone: its buffer is then just dropped.
-                let _ = recycle.send(handover);
+            if let Some(at) = due {
+                pipe.run(at);
             }
+            peak_topic
         });
+        let (peak_state, peak_topic) = (piped.peak_state_rows, piped.result);
         // Let the last triggers fire and the last writes land.
         let triggers = [
             crate::decisions::TIME_INTERVAL_TRIGGER,
@@ -470,11 +485,9 @@ impl Simulation {
             online_entities: views.iter().map(|&v| state.online.len(v) as u64).sum(),
             wall,
             cpu,
-            peers: Peers::default(),
+            peers,
         };
-        drop(state);
-        let peers = self.peers(repo, &source, &key_fields, total.min(PEER_EVENTS));
-        Ok(SimReport { peers, ..report })
+        Ok(report)
     }
 
     /// Times the peers on the first `events` records.
