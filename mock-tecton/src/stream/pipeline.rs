@@ -376,7 +376,7 @@ mod tests {
         #![proptest_config(ProptestConfig::with_cases(48))]
 
         /// The groups on threads of their own, fed while records are appended, leave exactly
-        /// what ticks at the same times leave.
+        /// what ticks at the same times leave (and so does the in-line fallback).
         #[test]
         fn a_pipeline_leaves_what_ticks_at_the_same_times_leave(
             records in prop::collection::vec(
@@ -387,9 +387,16 @@ mod tests {
             delay_s in prop::sample::select(vec![0i64, 10, 86_400]),
             overhead_ms in prop::sample::select(vec![0u64, 800]),
             row_cost_us in prop::sample::select(vec![0u64, 3_000]),
+            shared_topic in any::<bool>(),
         ) {
             let mut repo = Repository::demo();
             repo.stream_sources[0].watermark_delay_threshold = delay_s * SECOND;
+            if shared_topic {
+                // A second reader of the topic: the pipeline then runs in line.
+                let mut other = repo.stream_sources[0].clone();
+                other.name = "transactions_stream_2".to_owned();
+                repo.stream_sources.push(other);
+            }
             let chunk = chunk_ms * MS;
 
             let ticked = mock(&repo, overhead_ms, row_cost_us);
