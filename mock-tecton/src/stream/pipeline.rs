@@ -89,11 +89,11 @@ impl Streams {
         source: usize,
         feed: impl FnOnce(&mut Pipeline<'_>) -> R,
     ) -> Piped<R> {
-        let in_line = self.sources.get(source).is_none_or(|_| {
-            let s = self.lock(source);
-            self.topics[s.topic].readers().len() > 1
-        }) || !state.batch.is_empty();
-        if in_line {
+        // An unknown source runs in line too: its ticks find nothing to do.
+        let threaded = source < self.sources.len()
+            && self.topics[self.lock(source).topic].readers().len() == 1
+            && state.batch.is_empty();
+        if !threaded {
             let mut pipe = Pipeline {
                 state,
                 source,
@@ -204,10 +204,11 @@ impl Pipeline<'_> {
             None => {
                 state.clock.set(now);
                 state.run_streams();
-                if let Some(s) = state.streams.sources.get(self.source) {
-                    let topic = s.lock().unwrap_or_else(|p| p.into_inner()).topic;
-                    state.streams.release(&state.streams.topics[topic]);
-                }
+                let Some(s) = state.streams.sources.get(self.source) else {
+                    return;
+                };
+                let topic = s.lock().unwrap_or_else(|p| p.into_inner()).topic;
+                state.streams.release(&state.streams.topics[topic]);
                 state.streams.totals(self.source).state_rows
             }
             Some(lanes) => {
