@@ -394,9 +394,7 @@ impl Streams {
         for &r in readers {
             self.lock(r).lower_to_unread(&mut min);
         }
-        for (p, &o) in min.iter().enumerate() {
-            topic.release(u32::try_from(p).unwrap_or(u32::MAX), o);
-        }
+        topic.release_before(&min);
     }
 
     /// The earliest time a micro-batch or a completing write is due, if any.
@@ -755,10 +753,9 @@ impl SourceStream {
         }
     }
 
-    /// The keys a query holds, as Spark counts its own state: its aggregation groups and the
-    /// deduplication keys of its group.
+    /// [`LiveQuery::state_rows`], with the query's own group.
     fn state_rows(&self, q: &LiveQuery) -> usize {
-        q.query.aggregation_rows() + self.groups[q.group].dedup.len()
+        q.state_rows(&self.groups[q.group])
     }
 
     /// Freshness over every view's materialized events.
@@ -1121,6 +1118,12 @@ impl LiveGroup {
 }
 
 impl LiveQuery {
+    /// The keys the query holds, as Spark counts its own state: its aggregation groups and the
+    /// deduplication keys of its group.
+    fn state_rows(&self, group: &LiveGroup) -> usize {
+        self.query.aggregation_rows() + group.dedup.len()
+    }
+
     /// Keeps what a micro-batch did: its progress, its drops, and its accepted rows as writes
     /// that wait for `visible_at`.
     #[allow(clippy::too_many_arguments)]

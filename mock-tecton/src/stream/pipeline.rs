@@ -140,11 +140,7 @@ impl Streams {
                         // thread, which has time to spare: freeing them cost the busiest group
                         // an eighth of its time.
                         let spent = std::mem::take(&mut group.spent);
-                        let held = group.dedup.len() as u64;
-                        let state_rows = members
-                            .iter()
-                            .map(|q| q.query.aggregation_rows() as u64 + held)
-                            .sum();
+                        let state_rows = members.iter().map(|q| q.state_rows(group) as u64).sum();
                         let done = Done {
                             run,
                             offsets: group.offsets.clone(),
@@ -204,10 +200,10 @@ impl Pipeline<'_> {
             None => {
                 state.clock.set(now);
                 state.run_streams();
-                let Some(s) = state.streams.sources.get(self.source) else {
+                if self.source >= state.streams.sources.len() {
                     return;
-                };
-                let topic = s.lock().unwrap_or_else(|p| p.into_inner()).topic;
+                }
+                let topic = state.streams.lock(self.source).topic;
                 state.streams.release(&state.streams.topics[topic]);
                 state.streams.totals(self.source).state_rows
             }
@@ -260,9 +256,7 @@ impl Lanes<'_> {
                 self.taken += 1;
                 let mut floor = self.topic.end_offsets();
                 lower_to_unread(&mut floor, self.offsets.iter().map(|o| &o[..]), self.out);
-                for (p, &o) in floor.iter().enumerate() {
-                    self.topic.release(u32::try_from(p).unwrap_or(u32::MAX), o);
-                }
+                self.topic.release_before(&floor);
             }
         }
         peak

@@ -298,6 +298,13 @@ impl Topic {
         part.records.get(start).map(|r| r.appended_at)
     }
 
+    /// Lets go of each partition's records before its offset in `offsets` (partition order).
+    pub(crate) fn release_before(&self, offsets: &[u64]) {
+        for (p, &o) in offsets.iter().enumerate() {
+            self.release(u32::try_from(p).unwrap_or(u32::MAX), o);
+        }
+    }
+
     /// Lets go of the records of `partition` before `offset` (every reader has consumed them).
     pub fn release(&self, partition: u32, offset: u64) {
         let Some(part) = self.partition(partition) else {
